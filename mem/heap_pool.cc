@@ -1,0 +1,65 @@
+#include "mem/heap_pool.h"
+
+#include <sys/mman.h>
+
+#include "mem/log.h"
+#include "mem/page.h"
+
+namespace mnv {
+
+HeapPool::HeapPool(std::size_t heap_pages, std::size_t count, std::size_t keep_pages)
+    : heap_pages_(heap_pages), count_(count), keep_pages_(keep_pages) {
+  MNV_ASSERT(heap_pages >= 1 && count >= 1 && count <= UINT32_MAX);
+  segment_ = Segment::map(count * (heap_pages + 1));
+  if (!segment_) return;
+  free_ = std::make_unique<std::uint32_t[]>(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    ::mprotect(segment_.base() + i * slot_bytes() + heap_pages_ * kPageSize, kPageSize, PROT_NONE);
+    free_[i] = static_cast<std::uint32_t>(count - 1 - i);  // hand out slot 0 first
+  }
+  free_top_ = count;
+}
+
+std::size_t HeapPool::slot_bytes() const { return (heap_pages_ + 1) * kPageSize; }
+
+Heap* HeapPool::acquire() {
+  if (free_top_ == 0) return nullptr;
+  std::uint32_t i = free_[--free_top_];
+  return Heap::init(segment_.base() + i * slot_bytes(), heap_pages_);
+}
+
+void HeapPool::release(Heap* heap) {
+  std::size_t i = index_of(heap);
+  MNV_ASSERT(free_top_ < count_);
+  protect(heap, PROT_READ | PROT_WRITE);
+  std::size_t touched = heap->high_water_pages();
+  if (touched > keep_pages_) {
+    ::madvise(reinterpret_cast<char*>(heap) + keep_pages_ * kPageSize,
+              (touched - keep_pages_) * kPageSize, MADV_DONTNEED);
+  }
+  heap->reset();
+  free_[free_top_++] = static_cast<std::uint32_t>(i);
+}
+
+int HeapPool::protect(const Heap* heap, int prot) const {
+  return ::mprotect(const_cast<Heap*>(heap), heap_pages_ * kPageSize, prot);
+}
+
+std::size_t HeapPool::index_of(const Heap* heap) const {
+  MNV_ASSERT(owns(heap));
+  auto off = static_cast<std::size_t>(reinterpret_cast<const char*>(heap) - segment_.base());
+  MNV_ASSERT(off % slot_bytes() == 0);
+  return off / slot_bytes();
+}
+
+Heap* HeapPool::at(std::size_t index) const {
+  MNV_ASSERT(index < count_);
+  return reinterpret_cast<Heap*>(segment_.base() + index * slot_bytes());
+}
+
+bool HeapPool::owns(const void* p) const {
+  auto* c = static_cast<const char*>(p);
+  return segment_ && c >= segment_.base() && c < segment_.base() + segment_.bytes();
+}
+
+}  // namespace mnv

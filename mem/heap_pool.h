@@ -1,0 +1,54 @@
+// mem/heap_pool.h — address space for many micro-heaps, reserved once, handed out in O(1).
+//
+// One MAP_NORESERVE mapping holds `count` slots of `heap_pages` pages, each followed by a
+// PROT_NONE guard page, so running off the end of one heap traps instead of touching the next.
+// A heap costs memory only for the pages it touched; releasing a heap gives back every touched
+// page beyond the first `keep_pages` (madvise MADV_DONTNEED), so a closed or idle connection
+// does not keep its high-water mark resident.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "mem/heap.h"
+#include "mem/segment.h"
+
+namespace mnv {
+
+class HeapPool {
+ public:
+  // Reserves the address space; check ok() (errno says why when it is false).
+  HeapPool(std::size_t heap_pages, std::size_t count, std::size_t keep_pages = 1);
+  HeapPool(const HeapPool&) = delete;
+  HeapPool& operator=(const HeapPool&) = delete;
+
+  bool ok() const { return static_cast<bool>(segment_); }
+  // A fresh, empty heap, or nullptr when all `count` are in use.
+  Heap* acquire();
+  // Takes a heap back: its memory is forgotten and its touched pages returned to the OS.
+  void release(Heap* heap);
+
+  // mprotect() of the whole heap (one call); works while the heap is PROT_NONE.
+  int protect(const Heap* heap, int prot) const;
+  // Index of a heap's slot, stable for the pool's life.
+  std::size_t index_of(const Heap* heap) const;
+  Heap* at(std::size_t index) const;
+  bool owns(const void* p) const;
+
+  std::size_t heap_pages() const { return heap_pages_; }
+  std::size_t capacity() const { return count_; }
+  std::size_t in_use() const { return count_ - free_top_; }
+
+ private:
+  std::size_t slot_bytes() const;
+
+  Segment segment_;
+  std::size_t heap_pages_;
+  std::size_t count_;
+  std::size_t keep_pages_;
+  std::unique_ptr<std::uint32_t[]> free_;  // stack of free slot indices
+  std::size_t free_top_ = 0;
+};
+
+}  // namespace mnv

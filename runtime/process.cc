@@ -1,0 +1,104 @@
+#include "runtime/process.h"
+
+#include <new>
+
+namespace mnv {
+
+using Status = ThreadState::Status;
+
+Process* Process::create(Heap* heap) {
+  void* p = heap->allocate(sizeof(Process));
+  if (p == nullptr) return nullptr;
+  Process* proc = new (p) Process();
+  proc->heap_ = heap;
+  return proc;
+}
+
+void Process::destroy() {
+  MNV_ASSERT(!dispatching_);
+  Scope scope(this);
+  // Handlers do not run: reclaiming a process is not an error inside any of its threads.
+  while (ThreadState* t = all_.front()) {
+    t->finally_at = nullptr;
+    t->pending.for_each([](ThreadState* r) { List<ThreadState, QueueTag>::unlink(r); });
+    t->serving.for_each([](ThreadState* r) { List<ThreadState, QueueTag>::unlink(r); });
+    end_thread(t);
+  }
+  Heap* heap = heap_;
+  this->~Process();
+  heap->free(this);
+}
+
+void Process::adopt(ThreadState* t) {
+  MNV_ASSERT(t->status == Status::kCreated && t->process == nullptr);
+  MNV_ASSERT(heap_->contains(t));
+  t->process = this;
+  all_.push_back(t);
+  ++threads_;
+}
+
+ThreadRef Process::spawn(Thread&& thread, void* message) {
+  if (!thread) return nullptr;
+  ThreadState* t = thread.release();
+  adopt(t);
+  t->message = message;
+  t->has_message = message != nullptr;
+  play(t);
+  return t;
+}
+
+std::size_t Process::dispatch() {
+  MNV_ASSERT(!dispatching_);
+  dispatching_ = true;
+  Current saved = tl_current;
+  tl_current.process = this;
+  while (ThreadState* t = run_.pop_front()) {
+    t->status = Status::kRunning;
+    tl_current.thread = t;
+    t->resume_at.resume();  // t may have ended: do not touch it after this
+  }
+  tl_current = saved;
+  dispatching_ = false;
+  return threads_;
+}
+
+void Process::play(ThreadRef t) {
+  MNV_ASSERT(t->process == this);
+  if (t->status != Status::kCreated && t->status != Status::kPaused) return;
+  t->status = Status::kRunnable;
+  run_.push_back(t);
+}
+
+void Process::play_next(ThreadRef t) {
+  MNV_ASSERT(t->process == this);
+  if (t->status != Status::kCreated && t->status != Status::kPaused) return;
+  t->status = Status::kRunnable;
+  run_.push_front(t);
+}
+
+void Process::ready(ThreadRef t) {
+  MNV_ASSERT(t->process == this && t->status == Status::kBlocked);
+  blocked_.remove(t);
+  t->block = nullptr;
+  t->status = Status::kRunnable;
+  run_.push_back(t);
+}
+
+void Process::requeue(ThreadState* t) {
+  t->status = Status::kRunnable;
+  run_.push_back(t);
+}
+
+void Process::block(ThreadState* t, Block* b) {
+  t->status = Status::kBlocked;
+  t->block = b;
+  blocked_.push_back(t);
+}
+
+void Process::forget(ThreadState* t) {
+  List<ThreadState, QueueTag>::unlink(t);
+  all_.remove(t);
+  --threads_;
+}
+
+}  // namespace mnv

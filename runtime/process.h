@@ -1,0 +1,89 @@
+// runtime/process.h — micro-processes: a micro-heap and the micro-threads scheduled in it.
+//
+// A Process (the seed's struct vk_proc_local) lives inside its own micro-heap together with all of
+// its threads, so hiding the heap hides the whole process. It keeps its own run queue and blocked
+// queue: dispatch() runs every runnable thread, one after another, until each has blocked,
+// paused or ended; then control goes back to whoever dispatched it (the virtual kernel). The
+// kernel holds no pointers into the process while it is not running: it reads what the process
+// waits on after dispatch, and hands events back through ready().
+#pragma once
+
+#include <cstddef>
+
+#include "mem/heap.h"
+#include "runtime/intrusive_list.h"
+#include "runtime/thread.h"
+
+namespace mnv {
+
+class Process {
+ public:
+  // Builds a process inside `heap` (which it then owns). Null if the heap cannot hold it.
+  static Process* create(Heap* heap);
+  // Ends every thread without running handlers (the process is being reclaimed) and frees the
+  // process; the heap can then be reset or returned to its pool.
+  void destroy();
+
+  Heap& heap() const { return *heap_; }
+
+  // Makes this process current on this OS thread for a scope: micro-threads created inside the
+  // scope (by calling their coroutine function) get their frames from this process's heap.
+  class Scope {
+   public:
+    explicit Scope(Process* p) : saved_(tl_current) { tl_current = Current{p, nullptr}; }
+    ~Scope() { tl_current = saved_; }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    Current saved_;
+  };
+
+  // Adopts a new thread and plays it; `message` is what its first listen() returns.
+  // Null if `thread` is empty (its frame did not fit: heap().needed_pages() says what would).
+  ThreadRef spawn(Thread&& thread, void* message = nullptr);
+  // Builds fn(args...) in this process's heap and spawns it (usable from outside any process).
+  template <typename F, typename... Args>
+  ThreadRef start(F&& fn, Args&&... args) {
+    Scope scope(this);
+    return spawn(fn(std::forward<Args>(args)...));
+  }
+
+  // Runs until no thread is runnable. Returns the number of threads still alive.
+  std::size_t dispatch();
+
+  // Puts a created or paused thread on the run queue (the seed's vk_play); no-op if it is
+  // already runnable or running.
+  void play(ThreadRef t);
+  // Like play(), but it runs next (vk_call's target).
+  void play_next(ThreadRef t);
+  // A blocked thread's wait is over: it goes to the run queue.
+  void ready(ThreadRef t);
+
+  bool runnable() const { return !run_.empty(); }
+  std::size_t thread_count() const { return threads_; }
+  // Threads waiting on a Block, for the kernel to register with its poller after dispatch.
+  List<ThreadState, QueueTag>& blocked() { return blocked_; }
+
+  // Internal: used by the awaitables in exec.h, future.h and raise.h.
+  void adopt(ThreadState* t);
+  void requeue(ThreadState* t);  // yield: back of the run queue
+  void block(ThreadState* t, Block* b);
+  void forget(ThreadState* t);   // t has ended
+
+ private:
+  Process() = default;
+  Heap* heap_ = nullptr;
+  List<ThreadState, QueueTag> run_;
+  List<ThreadState, QueueTag> blocked_;
+  List<ThreadState, AllTag> all_;
+  std::size_t threads_ = 0;
+  bool dispatching_ = false;
+};
+
+inline Process& this_process() {
+  MNV_ASSERT(tl_current.process != nullptr);
+  return *tl_current.process;
+}
+
+}  // namespace mnv

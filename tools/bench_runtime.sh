@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# tools/bench_runtime.sh — the micro-thread benchmarks, pinned to one core (the last one).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cpu=$(( $(nproc) - 1 ))
+taskset -c "$cpu" bazel-bin/perf/runtime_bench --benchmark_repetitions="${REPS:-3}" \
+  --benchmark_report_aggregates_only=true "$@"
