@@ -1,5 +1,7 @@
 #include "mem/heap.h"
 
+#include <sys/mman.h>
+
 #include <cerrno>
 #include <new>
 
@@ -76,6 +78,16 @@ void Heap::reset() {
   needed_pages_ = 0;
   live_blocks_ = 0;
   for (auto& f : free_) f = nullptr;
+}
+
+std::size_t Heap::trim() {
+  std::size_t top = static_cast<std::size_t>(top_ - reinterpret_cast<char*>(this));
+  std::size_t keep = pages_for(top);
+  std::size_t touched = pages_for(high_water_);
+  high_water_ = top;
+  if (touched <= keep) return 0;
+  ::madvise(reinterpret_cast<char*>(this) + keep * kPageSize, (touched - keep) * kPageSize, MADV_DONTNEED);
+  return touched - keep;
 }
 
 void* Heap::allocate(std::size_t bytes) {

@@ -41,6 +41,9 @@ class Heap {
   static Heap* owner(const void* p);
   // Forgets every allocation (the process is being reclaimed); statistics restart.
   void reset();
+  // Gives the pages above `top` (touched earlier, unused now) back to the OS and lowers the
+  // high-water mark to `top`. Returns the number of pages released. One madvise() call.
+  std::size_t trim();
 
   bool contains(const void* p) const {
     auto a = reinterpret_cast<std::uintptr_t>(p);

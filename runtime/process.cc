@@ -2,6 +2,8 @@
 
 #include <new>
 
+#include "runtime/block.h"
+
 namespace mnv {
 
 using Status = ThreadState::Status;
@@ -55,6 +57,10 @@ std::size_t Process::dispatch() {
   while (ThreadState* t = run_.pop_front()) {
     t->status = Status::kRunning;
     tl_current.thread = t;
+    if (t->op != nullptr) {
+      // A blocked op is retried before its coroutine sees anything.
+      if (t->op->step() != Op::Step::kResume) continue;
+    }
     t->resume_at.resume();  // t may have ended: do not touch it after this
   }
   tl_current = saved;
@@ -79,7 +85,7 @@ void Process::play_next(ThreadRef t) {
 void Process::ready(ThreadRef t) {
   MNV_ASSERT(t->process == this && t->status == Status::kBlocked);
   blocked_.remove(t);
-  t->block = nullptr;
+  if (t->block != nullptr) cancel_kernel_timer(std::exchange(t->block->timer, 0));
   t->status = Status::kRunnable;
   run_.push_back(t);
 }
@@ -96,6 +102,7 @@ void Process::block(ThreadState* t, Block* b) {
 }
 
 void Process::forget(ThreadState* t) {
+  if (t->block != nullptr) cancel_kernel_timer(std::exchange(t->block->timer, 0));
   List<ThreadState, QueueTag>::unlink(t);
   all_.remove(t);
   --threads_;

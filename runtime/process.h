@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "mem/heap.h"
 #include "runtime/intrusive_list.h"
@@ -61,6 +62,9 @@ class Process {
   void ready(ThreadRef t);
 
   bool runnable() const { return !run_.empty(); }
+  // This process's number in its kernel's process table (0: not in a kernel).
+  std::uint32_t kernel_slot() const { return kernel_slot_; }
+  void set_kernel_slot(std::uint32_t slot) { kernel_slot_ = slot; }
   std::size_t thread_count() const { return threads_; }
   // Threads waiting on a Block, for the kernel to register with its poller after dispatch.
   List<ThreadState, QueueTag>& blocked() { return blocked_; }
@@ -78,6 +82,7 @@ class Process {
   List<ThreadState, QueueTag> blocked_;
   List<ThreadState, AllTag> all_;
   std::size_t threads_ = 0;
+  std::uint32_t kernel_slot_ = 0;
   bool dispatching_ = false;
 };
 

@@ -7,6 +7,7 @@
 #include "mem/heap.h"
 #include "mem/log.h"
 #include "mem/page.h"
+#include "runtime/block.h"
 #include "runtime/process.h"
 
 namespace mnv {
@@ -67,7 +68,9 @@ std::coroutine_handle<> ThreadState::raise(std::coroutine_handle<> at, const Err
 void ThreadState::raise_in(const Error& e) {
   MNV_ASSERT(status != Status::kRunning);
   List<ThreadState, QueueTag>::unlink(this);
+  if (block != nullptr) cancel_kernel_timer(std::exchange(block->timer, 0));
   block = nullptr;
+  op = nullptr;
   listening = false;
   error = e;
   if (!finally_at || in_finally) {

@@ -29,6 +29,7 @@ namespace mnv {
 class Process;
 class Socket;
 struct Block;
+struct Op;
 
 struct QueueTag {};  // run queue, blocked queue, or a callee's requester lists: one at a time
 struct AllTag {};    // the process's list of all its threads
@@ -58,6 +59,7 @@ struct ThreadState : Linked<QueueTag>, Linked<AllTag> {
   List<ThreadState, QueueTag> pending;  // requesters not yet listened to (FIFO)
   List<ThreadState, QueueTag> serving;  // requesters listened to, not yet responded
   Block* block = nullptr;               // what wait() blocks on
+  Op* op = nullptr;                     // a blocked op to retry on wake-up (runtime/block.h)
   Socket* socket = nullptr;             // default socket slot; children may share it
 
   // Records `e` for the coroutine `at` (suspended in a raise) and returns what runs next: the

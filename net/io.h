@@ -1,0 +1,341 @@
+// net/io.h — the blocking-style I/O ops (the seed's vk_read, vk_readline, vk_write...).
+//
+// Each op works on the thread's default socket, or on a named one passed first:
+//
+//   std::size_t n = co_await mnv::readline(buf, sizeof buf);   // default socket
+//   co_await mnv::write(other, buf, n);                        // a named socket
+//
+//   read(buf, n)        exactly n bytes, or fewer at EOF; returns the count
+//   readline(buf, n)    up to and including '\n', at most n bytes, or fewer at EOF
+//   write(buf, n)       buffers n bytes, sending when the ring fills (never polls first)
+//   printf(fmt, ...)    a formatted write
+//   flush()             until everything written has been sent
+//   readable()          until input is buffered (true) or the input has ended (false);
+//                       flushes pending output first and gives idle rings back
+//   writable()          until output can be accepted
+//   read_splice(from,n) moves n bytes (or to EOF) from socket `from`'s input to our output
+//   write_splice(to,n)  moves n bytes (or to EOF) from our input to socket `to`'s output
+//   tx_close()          flush, then end the output (shutdown(SHUT_WR), or EOF for a socket)
+//   accept(listener)    the next connection's fd (backs off on EMFILE/ENFILE; never spins)
+//   connect(sock, addr) non-blocking connect with the socket's deadline
+//   sleep_for(ns), sleep_until(ns)
+// and, without blocking: eof(), nodata(), clear(), hup(), hanged(), rx_close().
+//
+// Policy (the seed's "deductive" I/O): an op that can complete from the buffers completes
+// without suspending and without a syscall; output is sent when the ring fills, on flush(), or
+// when a read is about to block; nothing polls for writability before a write returned EAGAIN.
+// Errors (ECONNRESET, EPIPE, ETIMEDOUT from the socket's timeout_ns, ENOMEM) are raised into
+// the thread's finally handler; EOF is not an error.
+//
+// Each op's awaiter is itself the state machine (runtime/block.h's Op), so a call allocates
+// nothing, however many times it blocks.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <coroutine>
+#include <cstdarg>
+#include <cstddef>
+#include <cstdint>
+#include <source_location>
+
+#include "net/socket.h"
+#include "runtime/block.h"
+#include "runtime/process.h"
+#include "runtime/thread.h"
+
+namespace mnv {
+
+inline Socket& default_socket() {
+  Socket* s = this_thread().socket;
+  MNV_ASSERT(s != nullptr);
+  return *s;
+}
+
+// The common driver: Derived::attempt() tries the op without blocking and returns kDone,
+// kWait (with block_ filled in) or kError (with err_ set).
+template <typename Derived>
+class IoOp : public Op {
+ public:
+  enum class R { kDone, kWait, kError };
+
+  IoOp(Socket& s, std::source_location where) : s_(&s), where_(where) {}
+  ~IoOp() { unregister(); }
+  IoOp(const IoOp&) = delete;
+  IoOp& operator=(const IoOp&) = delete;
+
+  bool await_ready() noexcept { return (last_ = self().attempt()) == R::kDone; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
+    h_ = h;
+    ThreadState& t = this_thread();
+    t.resume_at = h;
+    if (last_ == R::kError) return t.raise(h, Error{.code = err_, .where = where_});
+    block(t);
+    return std::noop_coroutine();
+  }
+
+  Step step() override {
+    ThreadState& t = this_thread();
+    unregister();
+    R r;
+    if (block_.timed_out && !self().timeout_is_retry()) {
+      err_ = ETIMEDOUT;
+      r = R::kError;
+    } else {
+      r = self().attempt();
+    }
+    if (r == R::kDone) {
+      t.op = nullptr;
+      t.resume_at = h_;
+      return Step::kResume;
+    }
+    if (r == R::kError) {
+      t.op = nullptr;
+      bool ends = !t.finally_at || t.in_finally;
+      t.raise(h_, Error{.code = err_, .where = where_});
+      return ends ? Step::kEnded : Step::kResume;
+    }
+    block(t);
+    return Step::kBlocked;
+  }
+
+ protected:
+  Derived& self() { return static_cast<Derived&>(*this); }
+  bool timeout_is_retry() const { return false; }
+  // Sets err_ from the socket's sticky error.
+  R fail(int code) {
+    err_ = code;
+    return R::kError;
+  }
+  // Before waiting for input: send pending output (lazy flush), give idle rings back, and wait
+  // for output space too if the send would block.
+  R wait_for_input(Socket& s, Block& in) {
+    if (!s.tx.empty()) {
+      Block out;
+      Socket::Io io = s.drain(out);
+      if (io == Socket::Io::kError) return fail(s.error);
+      if (io == Socket::Io::kAgain && out.fd >= 0 && out.fd == in.fd) in.events |= out.events;
+    }
+    s.release_idle_rings();
+    block_.fd = in.fd;
+    block_.events = in.events;
+    return R::kWait;
+  }
+
+  Socket* s_;
+  std::source_location where_;
+  std::coroutine_handle<> h_;
+  Block block_;
+  std::int64_t deadline_ = 0;  // the op's deadline, fixed when it first blocks
+  std::int64_t retry_at_ = 0;  // a back-off wait (accept on EMFILE) instead of an fd
+  int err_ = 0;
+  R last_ = R::kDone;
+
+ private:
+  void block(ThreadState& t) {
+    if (deadline_ == 0 && s_->timeout_ns > 0) deadline_ = monotonic_ns() + s_->timeout_ns;
+    block_.deadline_ns = retry_at_ != 0 ? retry_at_ : deadline_;
+    block_.clear();
+    t.op = this;
+    t.process->block(&t, &block_);
+  }
+  void unregister() {
+    ThreadState* me = tl_current.thread;
+    for (Socket* s : {s_->rx_peer(), s_}) {
+      if (s == nullptr) continue;
+      if (s->data_waiter == me) s->data_waiter = nullptr;
+      if (s->space_waiter == me) s->space_waiter = nullptr;
+    }
+  }
+};
+
+class ReadOp : public IoOp<ReadOp> {
+ public:
+  ReadOp(Socket& s, void* buf, std::size_t n, std::source_location w)
+      : IoOp(s, w), buf_(static_cast<char*>(buf)), n_(n) {}
+  R attempt();
+  std::size_t await_resume() const noexcept { return got_; }
+
+ private:
+  char* buf_;
+  std::size_t n_;
+  std::size_t got_ = 0;
+};
+
+class ReadlineOp : public IoOp<ReadlineOp> {
+ public:
+  ReadlineOp(Socket& s, char* buf, std::size_t n, std::source_location w) : IoOp(s, w), buf_(buf), n_(n) {}
+  R attempt();
+  std::size_t await_resume() const noexcept { return got_; }
+
+ private:
+  char* buf_;
+  std::size_t n_;
+  std::size_t got_ = 0;
+};
+
+class WriteOp : public IoOp<WriteOp> {
+ public:
+  // `owned`: a micro-heap buffer holding the bytes, freed with the op (printf's long output).
+  // `error`: raise this instead of writing (printf could not get its buffer).
+  WriteOp(Socket& s, const void* buf, std::size_t n, std::source_location w, char* owned = nullptr, int error = 0)
+      : IoOp(s, w), buf_(static_cast<const char*>(buf)), n_(n), owned_(owned), error_(error) {}
+  ~WriteOp();
+  R attempt();
+  void await_resume() const noexcept {}
+
+ private:
+  const char* buf_;
+  std::size_t n_;
+  std::size_t done_ = 0;
+  char* owned_;
+  int error_;
+};
+
+class FlushOp : public IoOp<FlushOp> {
+ public:
+  FlushOp(Socket& s, bool close_after, std::source_location w) : IoOp(s, w), close_after_(close_after) {}
+  R attempt();
+  void await_resume() const noexcept {}
+
+ private:
+  bool close_after_;
+};
+
+class ReadableOp : public IoOp<ReadableOp> {
+ public:
+  ReadableOp(Socket& s, std::source_location w) : IoOp(s, w) {}
+  R attempt();
+  bool await_resume() const noexcept { return !s_->rx.empty(); }
+};
+
+class WritableOp : public IoOp<WritableOp> {
+ public:
+  WritableOp(Socket& s, std::source_location w) : IoOp(s, w) {}
+  R attempt();
+  void await_resume() const noexcept {}
+};
+
+class SpliceOp : public IoOp<SpliceOp> {
+ public:
+  SpliceOp(Socket& from, Socket& to, std::size_t n, std::source_location w) : IoOp(from, w), to_(&to), n_(n) {}
+  R attempt();
+  std::size_t await_resume() const noexcept { return moved_; }
+
+ private:
+  Socket* to_;
+  std::size_t n_;
+  std::size_t moved_ = 0;
+};
+
+class AcceptOp : public IoOp<AcceptOp> {
+ public:
+  AcceptOp(Socket& listener, sockaddr_storage* peer, socklen_t* len, std::source_location w)
+      : IoOp(listener, w), peer_(peer), len_(len) {}
+  R attempt();
+  bool timeout_is_retry() const { return retry_at_ != 0; }
+  // The accepted fd (non-blocking, close-on-exec, TCP_NODELAY).
+  int await_resume() const noexcept { return fd_; }
+
+ private:
+  sockaddr_storage* peer_;
+  socklen_t* len_;
+  int fd_ = -1;
+};
+
+class ConnectOp : public IoOp<ConnectOp> {
+ public:
+  ConnectOp(Socket& s, const sockaddr* addr, socklen_t len, std::source_location w);
+  R attempt();
+  void await_resume() const noexcept {}
+
+ private:
+  sockaddr_storage addr_;
+  socklen_t len_;
+  bool started_ = false;
+};
+
+class SleepOp : public IoOp<SleepOp> {
+ public:
+  SleepOp(Socket& dummy, std::int64_t until_ns, std::source_location w) : IoOp(dummy, w), until_(until_ns) {}
+  R attempt();
+  bool timeout_is_retry() const { return true; }
+  void await_resume() const noexcept {}
+
+ private:
+  std::int64_t until_;
+};
+
+// ---- the API -----------------------------------------------------------------------------
+
+using Where = std::source_location;
+
+[[nodiscard]] inline ReadOp read(Socket& s, void* buf, std::size_t n, Where w = Where::current()) {
+  return ReadOp(s, buf, n, w);
+}
+[[nodiscard]] inline ReadOp read(void* buf, std::size_t n, Where w = Where::current()) {
+  return ReadOp(default_socket(), buf, n, w);
+}
+[[nodiscard]] inline ReadlineOp readline(Socket& s, char* buf, std::size_t n, Where w = Where::current()) {
+  return ReadlineOp(s, buf, n, w);
+}
+[[nodiscard]] inline ReadlineOp readline(char* buf, std::size_t n, Where w = Where::current()) {
+  return ReadlineOp(default_socket(), buf, n, w);
+}
+[[nodiscard]] inline WriteOp write(Socket& s, const void* buf, std::size_t n, Where w = Where::current()) {
+  return WriteOp(s, buf, n, w);
+}
+[[nodiscard]] inline WriteOp write(const void* buf, std::size_t n, Where w = Where::current()) {
+  return WriteOp(default_socket(), buf, n, w);
+}
+// Formats into the send ring (or, when it does not fit, a temporary buffer in the micro-heap).
+[[nodiscard]] WriteOp vprintf(Socket& s, Where w, const char* fmt, va_list args);
+[[nodiscard]] WriteOp printf(Socket& s, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+[[nodiscard]] WriteOp printf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+[[nodiscard]] inline FlushOp flush(Socket& s, Where w = Where::current()) { return FlushOp(s, false, w); }
+[[nodiscard]] inline FlushOp flush(Where w = Where::current()) { return FlushOp(default_socket(), false, w); }
+[[nodiscard]] inline FlushOp tx_close(Socket& s, Where w = Where::current()) { return FlushOp(s, true, w); }
+[[nodiscard]] inline FlushOp tx_close(Where w = Where::current()) { return FlushOp(default_socket(), true, w); }
+[[nodiscard]] inline ReadableOp readable(Socket& s, Where w = Where::current()) { return ReadableOp(s, w); }
+[[nodiscard]] inline ReadableOp readable(Where w = Where::current()) { return ReadableOp(default_socket(), w); }
+[[nodiscard]] inline WritableOp writable(Socket& s, Where w = Where::current()) { return WritableOp(s, w); }
+[[nodiscard]] inline WritableOp writable(Where w = Where::current()) { return WritableOp(default_socket(), w); }
+[[nodiscard]] inline SpliceOp read_splice(Socket& from, std::size_t n, Where w = Where::current()) {
+  return SpliceOp(from, default_socket(), n, w);
+}
+[[nodiscard]] inline SpliceOp write_splice(Socket& to, std::size_t n, Where w = Where::current()) {
+  return SpliceOp(default_socket(), to, n, w);
+}
+[[nodiscard]] inline SpliceOp splice(Socket& from, Socket& to, std::size_t n, Where w = Where::current()) {
+  return SpliceOp(from, to, n, w);
+}
+[[nodiscard]] inline AcceptOp accept(Socket& listener, sockaddr_storage* peer = nullptr, socklen_t* len = nullptr,
+                                     Where w = Where::current()) {
+  return AcceptOp(listener, peer, len, w);
+}
+// Opens a non-blocking TCP socket in `s` (owned by the current process) and connects it;
+// ETIMEDOUT after s.timeout_ns, ECONNREFUSED etc. are raised.
+[[nodiscard]] inline ConnectOp connect(Socket& s, const sockaddr* addr, socklen_t len, Where w = Where::current()) {
+  return ConnectOp(s, addr, len, w);
+}
+[[nodiscard]] SleepOp sleep_until(std::int64_t monotonic_deadline_ns, Where w = Where::current());
+[[nodiscard]] SleepOp sleep_for(std::int64_t ns, Where w = Where::current());
+
+// Non-blocking state ops.
+inline bool eof(Socket& s) { return s.rx_eof; }
+inline bool eof() { return eof(default_socket()); }
+inline bool nodata(Socket& s) { return s.rx_eof && s.rx.empty(); }
+inline bool nodata() { return nodata(default_socket()); }
+inline void clear(Socket& s) { s.rx_eof = false; }
+inline void clear() { clear(default_socket()); }
+// Ends this socket's output towards a socket peer (its reader sees EOF once it has read all).
+void hup(Socket& s);
+inline void hup() { hup(default_socket()); }
+inline bool hanged(Socket& s) { return s.hung_up; }
+inline bool hanged() { return hanged(default_socket()); }
+// Stops reading: shutdown(SHUT_RD) on an fd; buffered input is dropped.
+void rx_close(Socket& s);
+inline void rx_close() { rx_close(default_socket()); }
+
+}  // namespace mnv

@@ -1,0 +1,144 @@
+#include "net/service.h"
+
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "mem/log.h"
+#include "net/io.h"
+#include "net/socket.h"
+#include "runtime/process.h"
+#include "runtime/raise.h"
+
+namespace mnv {
+
+bool make_address(const std::string& host, std::uint16_t port, sockaddr_storage* addr, socklen_t* len) {
+  std::memset(addr, 0, sizeof *addr);
+  auto* v4 = reinterpret_cast<sockaddr_in*>(addr);
+  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    *len = sizeof *v4;
+    return true;
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(addr);
+  std::string h = host;
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (::inet_pton(AF_INET6, h.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    *len = sizeof *v6;
+    return true;
+  }
+  return false;
+}
+
+namespace {
+
+Finally listener_error(Server* server) {
+  char buf[256];
+  log_line("mnv: listener on port %u stopped: %s", server->port(), error().describe(buf, sizeof buf));
+  co_return;
+}
+
+Thread listener(Server* server) {
+  co_await finally(listener_error(server));
+  Socket sock(server->listen_fd());
+  for (;;) {
+    sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int fd = co_await accept(sock, &peer, &len);
+    server->start_connection(fd, peer, len);
+  }
+}
+
+Thread connection(Server* server, int fd, sockaddr_storage peer, socklen_t len) {
+  Socket sock(fd);
+  sock.timeout_ns = server->config().timeout_ns;
+  this_thread().socket = &sock;
+  Accepted conn{server, fd, peer, len, server->config().message};
+  co_await server->config().handler(conn);
+  co_await flush();
+}
+
+}  // namespace
+
+Server::Server(Kernel& kernel, const ServerConfig& config)
+    : kernel_(kernel), config_(config), pool_(config.heap_pages, config.pool_size), listener_pool_(4, 1) {}
+
+Server::~Server() {
+  // The listener process is reclaimed by the kernel (which closes the listening fd).
+}
+
+std::unique_ptr<Server> Server::listen(Kernel& kernel, const ServerConfig& config, std::string* error) {
+  if (config.handler == nullptr) {
+    *error = "no handler";
+    return nullptr;
+  }
+  std::unique_ptr<Server> s(new Server(kernel, config));
+  if (!s->pool_.ok() || !s->listener_pool_.ok()) {
+    *error = std::string("cannot reserve the heap pool: ") + strerror(errno);
+    return nullptr;
+  }
+  sockaddr_storage addr;
+  socklen_t len;
+  if (!make_address(config.host, config.port, &addr, &len)) {
+    *error = "not a numeric IPv4 or IPv6 address: " + config.host;
+    return nullptr;
+  }
+  int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *error = std::string("socket: ") + strerror(errno);
+    return nullptr;
+  }
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (config.reuse_port) ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, config.backlog) != 0) {
+    *error = "bind/listen " + config.host + ":" + std::to_string(config.port) + ": " + strerror(errno);
+    ::close(fd);
+    return nullptr;
+  }
+  sockaddr_storage bound;
+  socklen_t blen = sizeof bound;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &blen);
+  s->port_ = ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
+                                              : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+  s->listen_fd_ = fd;
+  Process* p = kernel.new_process(s->listener_pool_);
+  if (p == nullptr) {
+    *error = "no room for the listener process";
+    ::close(fd);
+    return nullptr;
+  }
+  kernel.adopt_fd(fd, p);
+  kernel.mark_listener(p);
+  if (p->start(listener, s.get()) == nullptr) {
+    *error = "the listener thread does not fit its heap";
+    return nullptr;
+  }
+  return s;
+}
+
+void Server::start_connection(int fd, const sockaddr_storage& peer, socklen_t len) {
+  Process* p = kernel_.new_process(pool_);
+  if (p == nullptr) {
+    ++refused_;
+    std::int64_t now = monotonic_ns();
+    if (now - last_refusal_log_ > 1'000'000'000) {
+      log_line("mnv: server on port %u: all %zu connection heaps in use; refusing connections (%lu so far)",
+               port_, pool_.capacity(), static_cast<unsigned long>(refused_));
+      last_refusal_log_ = now;
+    }
+    ::close(fd);
+    return;
+  }
+  ++accepted_;
+  kernel_.adopt_fd(fd, p);
+  p->start(connection, this, fd, peer, len);  // if the frame does not fit, the process is reclaimed
+}
+
+}  // namespace mnv

@@ -1,0 +1,89 @@
+// net/service.h — services: a listening server that runs one micro-process per connection.
+//
+// The seed's vk_server/vk_service/vk_accepted. A Server binds (address, port, backlog), owns a
+// heap pool of `pool_size` micro-heaps of `heap_pages` pages each, and runs a listener thread
+// in a process of its own. Each accepted connection (non-blocking, TCP_NODELAY) gets a new
+// micro-process whose one thread owns a Socket on the fd as its default socket and runs the
+// handler:
+//
+//   mnv::Task<> echo(mnv::Accepted& conn) { ... co_await mnv::readline(buf, n); ... }
+//
+// When the handler returns, pending output is flushed and the connection closed; when its
+// thread ends any other way (an unhandled raise), the process is reclaimed with its fd.
+// A full pool refuses the connection (close, one log line per second) and everyone else keeps
+// being served; EMFILE/ENFILE on accept backs off (net/io.h).
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "mem/heap_pool.h"
+#include "runtime/kernel.h"
+#include "runtime/thread.h"
+
+namespace mnv {
+
+class Server;
+
+// What a connection's handler is given (the seed's vk_accepted).
+struct Accepted {
+  Server* server;
+  int fd;
+  sockaddr_storage peer;
+  socklen_t peer_len;
+  void* message;  // ServerConfig::message
+};
+
+using Handler = Task<> (*)(Accepted& conn);
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;  // 0: the OS picks a free port; see Server::port()
+  int backlog = 1024;
+  Handler handler = nullptr;
+  std::size_t heap_pages = 8;    // page budget of each connection's micro-heap
+  std::size_t pool_size = 1024;  // connections served at once
+  void* message = nullptr;       // handed to every handler in Accepted::message
+  std::int64_t timeout_ns = 0;   // per-op deadline on each connection's socket; 0 = none
+  bool reuse_port = false;       // SO_REUSEPORT (one listener per shard)
+};
+
+class Server {
+ public:
+  // Binds and listens, and starts the listener process in `kernel`. Null with *error set on
+  // failure (bad address, port in use, pool reservation).
+  static std::unique_ptr<Server> listen(Kernel& kernel, const ServerConfig& config, std::string* error);
+  ~Server();
+
+  const ServerConfig& config() const { return config_; }
+  std::uint16_t port() const { return port_; }
+  HeapPool& pool() { return pool_; }
+  std::uint64_t accepted() const { return accepted_; }
+  std::uint64_t refused() const { return refused_; }
+
+  // Internal: the listener thread hands each accepted fd here.
+  void start_connection(int fd, const sockaddr_storage& peer, socklen_t len);
+  int listen_fd() const { return listen_fd_; }
+
+ private:
+  Server(Kernel& kernel, const ServerConfig& config);
+  Kernel& kernel_;
+  ServerConfig config_;
+  HeapPool pool_;
+  HeapPool listener_pool_;
+  int listen_fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::uint64_t accepted_ = 0;
+  std::uint64_t refused_ = 0;
+  std::int64_t last_refusal_log_ = 0;
+};
+
+// Resolves a numeric IPv4/IPv6 host and port into addr; false if the host is not numeric.
+bool make_address(const std::string& host, std::uint16_t port, sockaddr_storage* addr, socklen_t* len);
+
+}  // namespace mnv

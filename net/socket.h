@@ -1,0 +1,82 @@
+// net/socket.h — a userland socket: a receive and a send vectoring, each bound to a pipe.
+//
+// A pipe end is either an fd (TCP, a pipe(2), a listening socket) or another Socket in the
+// same process (the seed's logical sockets between micro-threads): the same blocking ops work
+// over both. Between sockets the reader pulls straight from the writer's send ring, so data is
+// copied once; a reader or writer that must wait registers itself on the ring's socket and is
+// readied by the other side (no kernel involved).
+//
+// fill() and drain() are the two non-blocking steps every op in net/io.h is built from; they
+// report kAgain with the Block to wait on filled in, and never block themselves.
+#pragma once
+
+#include <cstdint>
+
+#include "net/vectoring.h"
+#include "runtime/block.h"
+#include "runtime/thread.h"
+
+namespace mnv {
+
+class Socket {
+ public:
+  enum class Io { kProgress, kAgain, kEof, kError };
+
+  Socket() = default;
+  // Both directions on one fd (TCP). The socket closes it when destroyed.
+  explicit Socket(int fd) { bind_fd(fd); }
+  ~Socket();
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+
+  void bind_fd(int fd) { rx_fd_ = tx_fd_ = fd; }
+  // Separate fds for each direction (e.g. the two ends of pipe(2)s).
+  void bind_fds(int rx_fd, int tx_fd) {
+    rx_fd_ = rx_fd;
+    tx_fd_ = tx_fd;
+  }
+  // Wires `from`'s output into `to`'s input (a one-way pipe between micro-threads).
+  static void pipe(Socket& from, Socket& to);
+
+  int rx_fd() const { return rx_fd_; }
+  int tx_fd() const { return tx_fd_; }
+  Socket* rx_peer() const { return rx_peer_; }
+  Socket* tx_peer() const { return tx_peer_; }
+  // Redirects output to another socket or fd (used to build pipelines).
+  void set_tx_peer(Socket* to);
+
+  // Reads whatever the rx pipe has into rx (never blocks). On kAgain, `b` says what to wait on.
+  Io fill(Block& b);
+  // Sends what tx holds into the tx pipe (never blocks). kProgress once tx is empty.
+  Io drain(Block& b);
+  // Wakes a thread of this process waiting for this socket's send ring to have data / space.
+  void wake_reader();
+  void wake_writer();
+  // Gives back both rings if they are empty (the thread is about to go idle).
+  void release_idle_rings() {
+    rx.release_if_empty();
+    tx.release_if_empty();
+  }
+
+  Vectoring rx;
+  Vectoring tx;
+  std::int64_t timeout_ns = 0;  // deadline for each blocking op on this socket; 0 = none
+  int error = 0;                // sticky error from the pipes (ECONNRESET, EPIPE...)
+  bool rx_eof = false;          // the input has ended (read returned 0, or the peer hung up)
+  bool hung_up = false;         // this socket's output has ended (hup() / tx_close())
+  bool rx_closed = false;
+  bool tx_closed = false;
+  ThreadRef data_waiter = nullptr;   // a reader waiting for tx (pulled by the peer) to get data
+  ThreadRef space_waiter = nullptr;  // a writer waiting for tx to drain into the peer
+
+ private:
+  int rx_fd_ = -1;
+  int tx_fd_ = -1;
+  Socket* rx_peer_ = nullptr;  // input is pulled from this socket's tx
+  Socket* tx_peer_ = nullptr;  // output is pulled by this socket
+};
+
+// Closes an fd owned by the current process: through the kernel if one runs, else close(2).
+void close_owned_fd(int fd);
+
+}  // namespace mnv

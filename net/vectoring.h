@@ -1,0 +1,66 @@
+// net/vectoring.h — a ring buffer exposed as one or two iovecs (the seed's vk_vectoring).
+//
+// The buffer lives in the owning process's micro-heap and is allocated on first use and given
+// back whenever the ring is empty and its thread goes idle (release_if_empty()), so an idle
+// connection holds no ring memory. Data and free space are each at most two contiguous pieces,
+// ready for readv/writev (or io_uring) without copying.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mnv {
+
+class Vectoring {
+ public:
+  // Ring capacities are chosen so capacity + the heap's 16-byte block header is a size class.
+  static constexpr std::uint32_t kDefaultCapacity = 4096 - 16;
+
+  explicit Vectoring(std::uint32_t capacity = kDefaultCapacity) : cap_(capacity) {}
+  ~Vectoring() { release(); }
+  Vectoring(const Vectoring&) = delete;
+  Vectoring& operator=(const Vectoring&) = delete;
+
+  // Allocates the buffer from the current process's heap if it has none; false on ENOMEM.
+  bool ensure();
+  // Frees the buffer if nothing is buffered.
+  void release_if_empty() {
+    if (len_ == 0) release();
+  }
+  bool allocated() const { return buf_ != nullptr; }
+
+  std::size_t size() const { return len_; }
+  std::size_t capacity() const { return cap_; }
+  std::size_t space() const { return cap_ - len_; }
+  bool empty() const { return len_ == 0; }
+  bool full() const { return len_ == cap_; }
+
+  // The buffered bytes, oldest first: fills out[0..n), returns n (0, 1 or 2).
+  int data_iov(iovec out[2]) const;
+  // The free space after the data: fills out[0..n), returns n. Requires allocated().
+  int space_iov(iovec out[2]) const;
+  // n bytes were written into the space / taken from the data.
+  void commit(std::size_t n);
+  void consume(std::size_t n);
+
+  // Copies up to n bytes out (and consumes them). Returns the count.
+  std::size_t read(void* dst, std::size_t n);
+  // Copies up to n bytes in. Returns the count. Requires allocated().
+  std::size_t write(const void* src, std::size_t n);
+  // Length of the first line within the first `limit` buffered bytes, newline included; 0 if
+  // there is no newline there.
+  std::size_t line_length(std::size_t limit) const;
+  // Moves up to n bytes from this ring into `to` (which must be allocated). Returns the count.
+  std::size_t move_to(Vectoring& to, std::size_t n);
+
+ private:
+  void release();
+  char* buf_ = nullptr;
+  std::uint32_t cap_;
+  std::uint32_t head_ = 0;  // index of the oldest byte
+  std::uint32_t len_ = 0;
+};
+
+}  // namespace mnv

@@ -1,0 +1,130 @@
+// runtime/kernel.h — the virtual kernel: one per shard (one OS thread).
+//
+// It owns, in its own kernel heap, the process table, the fd table, the run queue of processes
+// and the timers, plus one Poller. Its loop: dispatch every runnable process (each runs all its
+// runnable threads), flush what each process now blocks on into the fd table and the poller
+// (the seed's dirty fds), wait for events and deadlines, and turn them into runnable threads
+// (fresh fds). Processes never hold pointers into kernel memory; they know their slot number.
+//
+// Each fd a process uses is owned by that process: it is closed, and dropped from the poller,
+// when the process is reclaimed, whatever state its threads were in.
+//
+// SIGTERM/SIGINT (after install_signal_handlers()): listeners stop, in-flight processes get
+// `grace_ns` to finish, then everything is reclaimed and run() returns 0. SIGPIPE is ignored.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+#include "mem/heap_pool.h"
+#include "mem/kernel_heap.h"
+#include "runtime/block.h"
+#include "runtime/poller.h"
+#include "runtime/process.h"
+#include "runtime/timer_heap.h"
+
+namespace mnv {
+
+struct KernelConfig {
+  PollerKind poller = PollerKind::kIoUring;
+  std::size_t max_fds = 1 << 16;
+  std::size_t max_processes = 1 << 16;
+  std::size_t max_timers = 1 << 16;
+  std::int64_t grace_ns = 5'000'000'000;       // SIGTERM: time in-flight work gets to finish
+  std::int64_t trim_interval_ns = 1'000'000'000;  // idle processes give back unused heap pages
+  bool exit_when_idle = false;  // run() returns once no process is left (tests, clients)
+};
+
+class Kernel {
+ public:
+  // Null (with one log line) if the kernel heap, the tables or the poller cannot be set up.
+  static std::unique_ptr<Kernel> create(const KernelConfig& config);
+  ~Kernel();
+  Kernel(const Kernel&) = delete;
+  Kernel& operator=(const Kernel&) = delete;
+
+  // The kernel running on this OS thread (inside run(), or while one of its processes runs).
+  static Kernel* current();
+
+  // A new, empty micro-process on a heap from `pool`; null when the pool or the process table
+  // is full. Threads are added with Process::start/spawn; it is dispatched on the next turn.
+  Process* new_process(HeapPool& pool);
+  // Builds fn(args...) in a new process and runs it; null if no process could be made or the
+  // thread's frame did not fit.
+  template <typename F, typename... Args>
+  Process* start(HeapPool& pool, F&& fn, Args&&... args) {
+    Process* p = new_process(pool);
+    if (p == nullptr) return nullptr;
+    if (p->start(std::forward<F>(fn), std::forward<Args>(args)...) == nullptr) return nullptr;
+    return p;
+  }
+
+  // `fd` now belongs to process `p` (the current one if null).
+  void adopt_fd(int fd, Process* p = nullptr);
+  // Drops fd from the poller and the fd table, then closes it.
+  void close_fd(int fd);
+  // Marks `p` as a listener: on shutdown it is reclaimed first.
+  void mark_listener(Process* p);
+
+  // Runs until stop() (or a signal) and every process has ended or the grace period passed.
+  // Returns 0.
+  int run();
+  // Begins shutdown (from this OS thread; signals use the handlers below).
+  void stop();
+  // Asks for shutdown from any OS thread (wakes the kernel).
+  void request_stop();
+  bool stopping() const { return stopping_; }
+
+  // SIGTERM/SIGINT stop every kernel; SIGPIPE is ignored. Idempotent.
+  static void install_signal_handlers();
+
+  PollerKind poller_kind() const { return poller_->kind(); }
+  std::size_t process_count() const { return live_; }
+  std::int64_t now_ns() const { return now_; }
+  std::uint64_t turns() const { return turns_; }
+
+  // Internal (runtime/block.h).
+  void cancel_timer(std::uint32_t timer) { timers_.cancel(timer); }
+
+ private:
+  struct Slot;
+  struct FdEntry;
+  explicit Kernel(const KernelConfig& config);
+  bool init();
+  void enqueue(std::uint32_t slot);
+  void dispatch(std::uint32_t slot);
+  void flush(std::uint32_t slot);
+  void reclaim(std::uint32_t slot);
+  void on_fd_event(int fd, std::uint32_t events);
+  void on_timer(std::uint64_t cookie);
+  void trim_idle();
+  void begin_shutdown();
+  void own(int fd, std::uint32_t slot);
+  void disown(int fd);
+
+  KernelConfig config_;
+  KernelHeap heap_;
+  TimerHeap timers_;
+  std::unique_ptr<Poller> poller_;
+  Slot* slots_ = nullptr;
+  FdEntry* fds_ = nullptr;
+  std::uint32_t* runq_ = nullptr;   // ring of slot numbers; each slot queued at most once
+  std::size_t runq_head_ = 0;
+  std::size_t runq_len_ = 0;
+  std::uint32_t free_slot_ = 0;      // free list through Slot::next_free (0 = none; slots are 1-based)
+  std::uint32_t slots_used_ = 0;     // slots 1..slots_used_ have been handed out at least once
+  std::uint64_t trim_turn_ = 0;      // loop turn of the previous trim pass
+  std::size_t live_ = 0;
+  std::int64_t now_ = 0;
+  std::int64_t next_trim_ = 0;
+  std::int64_t stop_deadline_ = 0;
+  std::uint64_t turns_ = 0;
+  std::uint64_t dispatches_ = 0;
+  bool stopping_ = false;
+  std::atomic<bool> stop_requested_{false};
+};
+
+}  // namespace mnv

@@ -1,0 +1,85 @@
+#include "runtime/timer_heap.h"
+
+#include "mem/log.h"
+
+namespace mnv {
+
+TimerHeap::TimerHeap(KernelHeap& heap, std::size_t capacity) : capacity_(capacity) {
+  MNV_ASSERT(capacity >= 1 && capacity < UINT32_MAX);
+  entries_ = static_cast<Entry*>(heap.heap().allocate(sizeof(Entry) * capacity));
+  slots_ = static_cast<Slot*>(heap.heap().allocate(sizeof(Slot) * (capacity + 1)));
+  if (entries_ == nullptr || slots_ == nullptr) {
+    heap.heap().free(entries_);
+    heap.heap().free(slots_);
+    entries_ = nullptr;
+    return;
+  }
+  for (std::size_t i = 1; i <= capacity; ++i) {
+    slots_[i] = Slot{0, static_cast<std::uint32_t>(i < capacity ? i + 1 : 0), false};
+  }
+  free_head_ = 1;
+}
+
+TimerHeap::Id TimerHeap::add(std::int64_t deadline_ns, std::uint64_t cookie) {
+  if (free_head_ == 0) return kNone;
+  Id id = free_head_;
+  free_head_ = slots_[id].pos;
+  slots_[id].cookie = cookie;
+  slots_[id].live = true;
+  place(size_, Entry{deadline_ns, id});
+  sift_up(size_++);
+  return id;
+}
+
+void TimerHeap::cancel(Id id) {
+  if (id == kNone) return;
+  MNV_ASSERT(id <= capacity_ && slots_[id].live);
+  remove_at(slots_[id].pos);
+}
+
+void TimerHeap::remove_at(std::size_t pos) {
+  MNV_ASSERT(pos < size_);
+  Id id = entries_[pos].id;
+  slots_[id].live = false;
+  slots_[id].pos = free_head_;
+  free_head_ = id;
+  --size_;
+  if (pos == size_) return;
+  Entry last = entries_[size_];
+  place(pos, last);
+  if (pos > 0 && entries_[(pos - 1) / 4].deadline > last.deadline) {
+    sift_up(pos);
+  } else {
+    sift_down(pos);
+  }
+}
+
+void TimerHeap::sift_up(std::size_t pos) {
+  Entry e = entries_[pos];
+  while (pos > 0) {
+    std::size_t parent = (pos - 1) / 4;
+    if (entries_[parent].deadline <= e.deadline) break;
+    place(pos, entries_[parent]);
+    pos = parent;
+  }
+  place(pos, e);
+}
+
+void TimerHeap::sift_down(std::size_t pos) {
+  Entry e = entries_[pos];
+  for (;;) {
+    std::size_t first = pos * 4 + 1;
+    if (first >= size_) break;
+    std::size_t best = first;
+    std::size_t end = first + 4 < size_ ? first + 4 : size_;
+    for (std::size_t c = first + 1; c < end; ++c) {
+      if (entries_[c].deadline < entries_[best].deadline) best = c;
+    }
+    if (entries_[best].deadline >= e.deadline) break;
+    place(pos, entries_[best]);
+    pos = best;
+  }
+  place(pos, e);
+}
+
+}  // namespace mnv

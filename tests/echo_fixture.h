@@ -1,0 +1,158 @@
+// tests/echo_fixture.h — an echo server (or any handler) on a kernel in a background thread,
+// and small blocking loopback clients with bounded timeouts, for the integration tests.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "apps/echo/echo_service.h"
+#include "net/service.h"
+#include "runtime/kernel.h"
+#include "runtime/poller.h"
+
+namespace mnv::testing {
+
+// Runs a Server with `config` on its own kernel thread until stop().
+class ServerThread {
+ public:
+  ServerThread(PollerKind poller, ServerConfig config) {
+    std::promise<std::uint16_t> port;
+    auto ready = port.get_future();
+    thread_ = std::thread([this, poller, config, &port] {
+      KernelConfig kc;
+      kc.poller = poller;
+      kc.max_fds = 4096;
+      kc.max_processes = config.pool_size + 8;
+      kc.grace_ns = 100'000'000;
+      kernel_ = Kernel::create(kc);
+      std::string error;
+      server_ = Server::listen(*kernel_, config, &error);
+      if (server_ == nullptr) {
+        port.set_value(0);
+        return;
+      }
+      kind_ = kernel_->poller_kind();
+      port.set_value(server_->port());
+      kernel_->run();
+    });
+    port_ = ready.get();
+  }
+  ~ServerThread() { stop(); }
+  void stop() {
+    if (!thread_.joinable()) return;
+    if (kernel_ != nullptr) kernel_->request_stop();
+    thread_.join();
+  }
+  std::uint16_t port() const { return port_; }
+  PollerKind kind() const { return kind_; }
+  Server* server() const { return server_.get(); }
+
+ private:
+  std::thread thread_;
+  std::unique_ptr<Kernel> kernel_;
+  std::unique_ptr<Server> server_;
+  std::uint16_t port_ = 0;
+  PollerKind kind_ = PollerKind::kEpoll;
+};
+
+inline ServerConfig echo_config(std::size_t pool = 256) {
+  ServerConfig c;
+  c.handler = echo::serve;
+  c.pool_size = pool;
+  c.heap_pages = 8;
+  return c;
+}
+
+// A blocking client socket with 5 s send/receive timeouts (so a broken server fails the test
+// instead of hanging it).
+class Client {
+ public:
+  explicit Client(std::uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~Client() { close(); }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  bool connected() const { return connected_; }
+  int fd() const { return fd_; }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  bool send(const std::string& s) {
+    std::size_t off = 0;
+    while (off < s.size()) {
+      ssize_t n = ::send(fd_, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      off += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+  // Reads exactly n bytes (fewer on EOF/timeout).
+  std::string recv_n(std::size_t n) {
+    std::string out;
+    char buf[65536];
+    while (out.size() < n) {
+      ssize_t r = ::recv(fd_, buf, std::min(sizeof buf, n - out.size()), 0);
+      if (r <= 0) break;
+      out.append(buf, static_cast<std::size_t>(r));
+    }
+    return out;
+  }
+  // Reads one line (up to '\n'), or what came before EOF/timeout.
+  std::string recv_line() {
+    std::string out;
+    char c;
+    while (::recv(fd_, &c, 1, 0) == 1) {
+      out.push_back(c);
+      if (c == '\n') break;
+    }
+    return out;
+  }
+  // Reads until EOF (or timeout).
+  std::string recv_all() {
+    std::string out;
+    char buf[65536];
+    for (;;) {
+      ssize_t r = ::recv(fd_, buf, sizeof buf, 0);
+      if (r <= 0) break;
+      out.append(buf, static_cast<std::size_t>(r));
+    }
+    return out;
+  }
+  // True if the server closed the connection (EOF) within the timeout.
+  bool sees_eof() {
+    char c;
+    return ::recv(fd_, &c, 1, 0) == 0;
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+inline std::string kind_name(const ::testing::TestParamInfo<PollerKind>& info) {
+  return poller_name(info.param);
+}
+
+}  // namespace mnv::testing
