@@ -9,10 +9,13 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include "mem/heap.h"
 #include "mem/log.h"
+#include "runtime/future.h"
 #include "runtime/kernel.h"
+#include "runtime/raise.h"
 
 namespace mnv {
 
@@ -281,6 +284,39 @@ WriteOp printf(const char* fmt, ...) {
     ~End() { va_end(a); }
   } end{args};
   return vprintf(default_socket(), Where::current(), fmt, args);
+}
+
+namespace {
+void destroy_socket(void* p) {
+  auto* s = static_cast<Socket*>(p);
+  s->~Socket();
+  Heap::owner(s)->free(s);
+}
+}  // namespace
+
+Task<ThreadRef> pipeline(Thread child, void* message) {
+  Socket& parent = default_socket();
+  co_await flush(parent);
+  void* mem = this_process().heap().allocate(sizeof(Socket));
+  if (mem == nullptr || !child) {
+    if (mem != nullptr) Heap::owner(mem)->free(mem);
+    co_await raise(ENOMEM);
+    co_return nullptr;
+  }
+  auto* cs = new (mem) Socket();
+  Socket* old_peer = parent.tx_peer();
+  parent.set_tx_peer(cs);
+  if (old_peer != nullptr) {
+    cs->set_tx_peer(old_peer);
+    cs->data_waiter = std::exchange(parent.data_waiter, nullptr);  // its reader now pulls from cs
+  } else {
+    cs->borrow_tx_fd(parent.tx_fd());
+  }
+  ThreadState* t = child.get();
+  t->socket = cs;
+  t->on_end = destroy_socket;
+  t->on_end_arg = cs;
+  co_return co_await spawn(std::move(child), message);
 }
 
 void hup(Socket& s) {

@@ -70,7 +70,7 @@ class IoOp : public Op {
     h_ = h;
     ThreadState& t = this_thread();
     t.resume_at = h;
-    if (last_ == R::kError) return t.raise(h, Error{.code = err_, .where = where_});
+    if (last_ == R::kError) return t.raise(h, error_value());
     block(t);
     return std::noop_coroutine();
   }
@@ -93,7 +93,7 @@ class IoOp : public Op {
     if (r == R::kError) {
       t.op = nullptr;
       bool ends = !t.finally_at || t.in_finally;
-      t.raise(h_, Error{.code = err_, .where = where_});
+      t.raise(h_, error_value());
       return ends ? Step::kEnded : Step::kResume;
     }
     block(t);
@@ -104,6 +104,11 @@ class IoOp : public Op {
   Derived& self() { return static_cast<Derived&>(*this); }
   bool timeout_is_retry() const { return false; }
   // Sets err_ from the socket's sticky error.
+  Error error_value() const {
+    Error e{.code = err_, .where = where_};
+    if (err_ == ENOMEM) e.needed_pages = this_process().heap().needed_pages();
+    return e;
+  }
   R fail(int code) {
     err_ = code;
     return R::kError;
@@ -131,9 +136,11 @@ class IoOp : public Op {
   std::int64_t retry_at_ = 0;  // a back-off wait (accept on EMFILE) instead of an fd
   int err_ = 0;
   R last_ = R::kDone;
+  Socket* waited_on_ = nullptr;  // the socket whose waiter slot this op may occupy
 
  private:
   void block(ThreadState& t) {
+    waited_on_ = s_->rx_peer();
     if (deadline_ == 0 && s_->timeout_ns > 0) deadline_ = monotonic_ns() + s_->timeout_ns;
     block_.deadline_ns = retry_at_ != 0 ? retry_at_ : deadline_;
     block_.clear();
@@ -142,7 +149,7 @@ class IoOp : public Op {
   }
   void unregister() {
     ThreadState* me = tl_current.thread;
-    for (Socket* s : {s_->rx_peer(), s_}) {
+    for (Socket* s : {waited_on_, s_->rx_peer(), s_}) {
       if (s == nullptr) continue;
       if (s->data_waiter == me) s->data_waiter = nullptr;
       if (s->space_waiter == me) s->space_waiter = nullptr;
@@ -321,6 +328,13 @@ using Where = std::source_location;
 }
 [[nodiscard]] SleepOp sleep_until(std::int64_t monotonic_deadline_ns, Where w = Where::current());
 [[nodiscard]] SleepOp sleep_for(std::int64_t ns, Where w = Where::current());
+
+// Spawns `child` as a pipeline child (the seed's vk_begin_pipeline): pending output is flushed,
+// then what this thread writes goes to the child's input, and the child's output goes where
+// this thread's output went. The child's socket lives in the heap and is freed when it ends.
+// The parent hup()s to end the child's input, and must outlive the child when the output is
+// an fd it owns. Raises ENOMEM if the child's socket does not fit.
+Task<ThreadRef> pipeline(Thread child, void* message = nullptr);
 
 // Non-blocking state ops.
 inline bool eof(Socket& s) { return s.rx_eof; }

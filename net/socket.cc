@@ -41,7 +41,7 @@ Socket::~Socket() {
     ready_if_blocked(rx_peer_->data_waiter);
   }
   close_owned_fd(rx_fd_);
-  if (tx_fd_ != rx_fd_) close_owned_fd(tx_fd_);
+  if (tx_fd_ != rx_fd_ && owns_tx_fd_) close_owned_fd(tx_fd_);
 }
 
 void Socket::pipe(Socket& from, Socket& to) {

@@ -42,8 +42,13 @@ class Socket {
   int tx_fd() const { return tx_fd_; }
   Socket* rx_peer() const { return rx_peer_; }
   Socket* tx_peer() const { return tx_peer_; }
-  // Redirects output to another socket or fd (used to build pipelines).
+  // Redirects output to another socket (used to build pipelines).
   void set_tx_peer(Socket* to);
+  // Sends output to an fd that another socket owns (and closes).
+  void borrow_tx_fd(int fd) {
+    tx_fd_ = fd;
+    owns_tx_fd_ = false;
+  }
 
   // Reads whatever the rx pipe has into rx (never blocks). On kAgain, `b` says what to wait on.
   Io fill(Block& b);
@@ -74,6 +79,7 @@ class Socket {
   int tx_fd_ = -1;
   Socket* rx_peer_ = nullptr;  // input is pulled from this socket's tx
   Socket* tx_peer_ = nullptr;  // output is pulled by this socket
+  bool owns_tx_fd_ = true;
 };
 
 // Closes an fd owned by the current process: through the kernel if one runs, else close(2).

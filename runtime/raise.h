@@ -22,6 +22,7 @@
 // a faulted frame is never resumed.
 #pragma once
 
+#include <cerrno>
 #include <coroutine>
 #include <source_location>
 #include <utility>
@@ -40,8 +41,11 @@ struct RaiseAwaiter {
 };
 
 // Raises `code` (an errno value) in the current thread.
+// ENOMEM also records the page budget the current process's heap would have needed.
 [[nodiscard]] inline RaiseAwaiter raise(int code, std::source_location where = std::source_location::current()) {
-  return RaiseAwaiter{Error{.code = code, .where = where}};
+  Error e{.code = code, .where = where};
+  if (code == ENOMEM && tl_current.process != nullptr) e.needed_pages = tl_current.process->heap().needed_pages();
+  return RaiseAwaiter{e};
 }
 
 // The error being handled (valid in the finally handler, and after lower()).

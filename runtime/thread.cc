@@ -47,9 +47,12 @@ void end_thread(ThreadState* t) {
   while (ThreadState* r = t->serving.pop_front()) r->raise_in(gone);
   std::coroutine_handle<> body = t->body;
   std::coroutine_handle<> handler = t->finally_frame;
+  void (*on_end)(void*) = t->on_end;
+  void* on_end_arg = t->on_end_arg;
   if (t->process != nullptr) t->process->forget(t);
   if (handler) handler.destroy();
   body.destroy();  // t itself lives in this frame
+  if (on_end != nullptr) on_end(on_end_arg);
 }
 
 std::coroutine_handle<> ThreadState::raise(std::coroutine_handle<> at, const Error& e) {

@@ -61,6 +61,8 @@ struct ThreadState : Linked<QueueTag>, Linked<AllTag> {
   Block* block = nullptr;               // what wait() blocks on
   Op* op = nullptr;                     // a blocked op to retry on wake-up (runtime/block.h)
   Socket* socket = nullptr;             // default socket slot; children may share it
+  void (*on_end)(void*) = nullptr;      // runs after the thread's frames are freed (e.g. frees
+  void* on_end_arg = nullptr;           // a pipeline child's own socket)
 
   // Records `e` for the coroutine `at` (suspended in a raise) and returns what runs next: the
   // finally handler, or nothing once the thread has been ended (no handler, or a raise inside it).

@@ -16,7 +16,10 @@ Task<> serve(Accepted& conn) {
       break;
     }
     std::size_t n = co_await readline(line, kMaxLine);
-    if (n > 0) co_await printf("Line %zu: %.*s", i, static_cast<int>(n), line);
+    if (n > 0) {
+      co_await printf("Line %zu: ", i);
+      co_await write(line, n);
+    }
     Heap::owner(line)->free(line);
     if (n == 0) break;
   }

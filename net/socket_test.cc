@@ -1,0 +1,163 @@
+// Unit tests for vectorings and for sockets piped between micro-threads of one process
+// (no fds, no kernel): blocking on full and empty rings, EOF by hup, splice, pipeline children.
+#include "net/socket.h"
+
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <string>
+
+#include "net/io.h"
+#include "net/vectoring.h"
+#include "runtime/exec.h"
+#include "runtime/future.h"
+#include "runtime/raise.h"
+#include "runtime/test_process.h"
+
+namespace mnv {
+namespace {
+
+Thread vectoring_checks(bool* ok) {
+  Vectoring v(16);
+  EXPECT_TRUE(v.ensure());
+  EXPECT_EQ(v.write("0123456789", 10), 10u);
+  char out[16];
+  EXPECT_EQ(v.read(out, 8), 8u);
+  EXPECT_EQ(v.write("abcdefghij\nXYZ", 14), 14u);  // wraps around the end of the buffer
+  EXPECT_EQ(v.size(), 16u);
+  EXPECT_TRUE(v.full());
+  iovec iov[2];
+  EXPECT_EQ(v.data_iov(iov), 2);
+  EXPECT_EQ(iov[0].iov_len + iov[1].iov_len, 16u);
+  EXPECT_EQ(v.line_length(16), 13u);  // "89abcdefghij\n" spans the wrap
+  EXPECT_EQ(v.line_length(5), 0u);
+  Vectoring w(8);
+  EXPECT_TRUE(w.ensure());
+  EXPECT_EQ(v.move_to(w, 100), 8u);  // limited by w's space
+  EXPECT_EQ(w.read(out, 8), 8u);
+  EXPECT_EQ(std::string(out, 8), "89abcdef");
+  v.consume(v.size());
+  v.release_if_empty();
+  EXPECT_FALSE(v.allocated());
+  *ok = true;
+  co_return;
+}
+
+TEST(VectoringTest, WrapsAndExposesTwoIovecs) {
+  TestProcess p;
+  bool ok = false;
+  p->start(vectoring_checks, &ok);
+  p->dispatch();
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(p.heap->allocation_count(), 1u);  // ring buffers freed with their vectorings
+}
+
+Thread writer(Socket* out, int lines) {
+  for (int i = 0; i < lines; ++i) {
+    co_await printf(*out, "line %d of a pipe between two micro-threads\n", i);
+  }
+  co_await flush(*out);
+  hup(*out);
+}
+
+Thread reader(Socket* in, std::string* got, int* lines) {
+  char buf[128];
+  for (;;) {
+    std::size_t n = co_await readline(*in, buf, sizeof buf);
+    if (n == 0) break;
+    got->append(buf, n);
+    ++*lines;
+  }
+  EXPECT_TRUE(nodata(*in));
+}
+
+struct Pair {
+  Socket a, b;
+  Pair() { Socket::pipe(a, b); }
+};
+
+Thread owner_of_pair(int lines, std::string* got, int* count) {
+  Pair pair;  // both sockets in this thread's frame
+  co_await spawn(writer(&pair.a, lines));
+  co_await spawn(reader(&pair.b, got, count));
+  while (!nodata(pair.b) || !hanged(pair.a)) co_await yield();
+}
+
+TEST(SocketPipeTest, ThreadsExchangeLinesThroughRingsThatFillUp) {
+  TestProcess p(64);
+  std::string got;
+  int count = 0;
+  p->start(owner_of_pair, 1000, &got, &count);  // ~45 KB: the 4 KB rings fill many times
+  EXPECT_EQ(p->dispatch(), 0u);
+  EXPECT_EQ(count, 1000);
+  std::string expect;
+  for (int i = 0; i < 1000; ++i) expect += "line " + std::to_string(i) + " of a pipe between two micro-threads\n";
+  EXPECT_EQ(got, expect);
+  EXPECT_EQ(p.heap->allocation_count(), 1u);
+}
+
+Thread splicer(Socket* from, Socket* to, std::size_t* moved) {
+  *moved = co_await splice(*from, *to, 1'000'000);  // to EOF
+  co_await flush(*to);
+  hup(*to);
+}
+
+Thread splice_chain(std::string* got, std::size_t* moved) {
+  Pair first, second;  // writer -> first.a => first.b -splice-> second.a => second.b -> reader
+  int lines = 0;
+  co_await spawn(writer(&first.a, 500));
+  co_await spawn(splicer(&first.b, &second.a, moved));
+  co_await spawn(reader(&second.b, got, &lines));
+  while (!nodata(second.b)) co_await yield();
+}
+
+TEST(SocketPipeTest, SpliceMovesEverythingToEof) {
+  TestProcess p(64);
+  std::string got;
+  std::size_t moved = 0;
+  p->start(splice_chain, &got, &moved);
+  EXPECT_EQ(p->dispatch(), 0u);
+  std::string expect;
+  for (int i = 0; i < 500; ++i) expect += "line " + std::to_string(i) + " of a pipe between two micro-threads\n";
+  EXPECT_EQ(got, expect);
+  EXPECT_EQ(moved, expect.size());
+}
+
+// A pipeline child: upper-cases its input onto its output.
+Thread upcase() {
+  char buf[256];
+  for (;;) {
+    std::size_t n = co_await read(buf, sizeof buf);
+    if (n == 0) break;
+    for (std::size_t i = 0; i < n; ++i) buf[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(buf[i])));
+    co_await write(buf, n);
+  }
+  co_await flush();
+  hup();
+}
+
+Thread pipeline_parent(std::string* got) {
+  Pair out;  // the parent's output goes to out.b, read by a collector
+  this_thread().socket = &out.a;
+  int lines = 0;
+  co_await spawn(reader(&out.b, got, &lines));
+  co_await write("before the pipeline\n", 20);
+  ThreadRef child = co_await pipeline(upcase());
+  EXPECT_NE(child, nullptr);
+  co_await write("after the pipeline\n", 19);
+  co_await flush();
+  hup();
+  while (!nodata(out.b)) co_await yield();
+}
+
+TEST(SocketPipeTest, PipelineChildFiltersTheParentsOutput) {
+  TestProcess p(64);
+  std::string got;
+  p->start(pipeline_parent, &got);
+  EXPECT_EQ(p->dispatch(), 0u);
+  EXPECT_EQ(got, "before the pipeline\nAFTER THE PIPELINE\n");
+  EXPECT_EQ(p.heap->allocation_count(), 1u);  // the child's socket was freed with it
+}
+
+}  // namespace
+}  // namespace mnv

@@ -1,0 +1,98 @@
+// runtime/poller_uring.h — the io_uring poller: one multishot poll per fd, one io_uring_enter per
+// wait().
+//
+// Why io_uring: a registered fd costs nothing per loop turn (the multishot poll stays armed in the
+// kernel), and registrations, removals and the wait itself go down in a single system call.
+//
+// How it keeps the Poller contract (runtime/poller.h):
+//  * interest() and forget() only record changes; wait() turns them into SQEs and submits them
+//    with the wait. Between forget(fd) and that wait() the kernel's poll still holds the old file,
+//    so a closed socket is only released (FIN sent) at the next wait().
+//  * Every CQE carries the fd and a per-fd generation; forget() bumps the generation, so CQEs of
+//    an old registration (already in the CQ, or the -ECANCELED one of its removal) are dropped
+//    even when the fd number is reused and registered again at once.
+//  * A multishot poll that ends (CQE without IORING_CQE_F_MORE, e.g. after a CQ overflow) is armed
+//    again at the next wait() while someone is interested in the fd.
+//  * wake() writes an eventfd that has its own multishot poll; wait() drains it.
+//
+// The ring is set up with SINGLE_ISSUER | DEFER_TASKRUN when the kernel accepts them (6.1+), so
+// the thread that creates the poller must be the only one to call interest/forget/wait; wake() is
+// the one call that any thread may make.
+#pragma once
+
+#include <liburing.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "runtime/poller.h"
+
+namespace mnv {
+
+struct IoUringOptions {
+  unsigned sq_entries = 0;    // 0: derived from max_fds
+  unsigned cq_entries = 0;    // 0: derived from max_fds; at least sq_entries
+  bool defer_taskrun = true;  // try SINGLE_ISSUER | DEFER_TASKRUN first
+};
+
+class IoUringPoller final : public Poller {
+ public:
+  // Null with errno set when io_uring cannot be used: the setup call's own error (EPERM when
+  // kernel.io_uring_disabled or seccomp forbid it, ENOSYS on old kernels), or EOPNOTSUPP when
+  // the kernel lacks IORING_FEAT_EXT_ARG (5.11) or multishot poll (5.13).
+  static std::unique_ptr<IoUringPoller> create(std::size_t max_fds,
+                                               const IoUringOptions& options = IoUringOptions());
+  ~IoUringPoller() override;
+  IoUringPoller(const IoUringPoller&) = delete;
+  IoUringPoller& operator=(const IoUringPoller&) = delete;
+
+  PollerKind kind() const override { return PollerKind::kIoUring; }
+  void interest(int fd, std::uint32_t events) override;
+  void forget(int fd) override;
+  int wait(std::int64_t timeout_ns, PollEvent* out, int max) override;
+  void wake() override;
+
+  // Whether the kernel took SINGLE_ISSUER | DEFER_TASKRUN.
+  bool defer_taskrun() const { return defer_taskrun_; }
+  // Multishot polls armed again after they ended on their own (diagnostics and tests).
+  std::uint64_t rearms() const { return rearms_; }
+
+ private:
+  struct FdState {
+    std::uint32_t gen = 0;        // generation of the current registration
+    std::uint32_t stale_gen = 0;  // registration to remove, when remove_pending
+    std::uint32_t interest = 0;   // last events passed to interest()
+    std::int32_t out_slot = 0;    // index in wait()'s out, valid when out_seq == wait_seq_
+    std::uint64_t out_seq = 0;
+    bool live = false;            // a multishot poll for gen is submitted and has not ended
+    bool add_pending = false;     // a multishot poll for gen waits to be submitted
+    bool remove_pending = false;  // a poll remove for stale_gen waits to be submitted
+    bool dirty = false;           // fd is in dirty_
+  };
+
+  IoUringPoller(std::size_t max_fds, int wake_fd);
+  int setup(unsigned sq_entries, unsigned cq_entries, bool try_defer_taskrun);
+  FdState& state(int fd);
+  void mark_dirty(int fd, FdState& s);
+  io_uring_sqe* prep_wake_poll();
+  int flush_changes();
+  int enter(std::int64_t timeout_ns);
+  int reap(PollEvent* out, int max, bool* woke);
+  bool handle(const io_uring_cqe* cqe, PollEvent* out, int max, int* n, bool* woke);
+  void drain_wake();
+
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  bool defer_taskrun_ = false;
+  int wake_fd_;
+  bool wake_add_pending_ = false;
+  std::size_t max_fds_;
+  std::unique_ptr<FdState[]> fds_;  // max_fds_ entries
+  std::unique_ptr<int[]> dirty_;    // fds with changes to submit, each at most once
+  std::size_t dirty_count_ = 0;
+  std::uint64_t wait_seq_ = 0;
+  std::uint64_t rearms_ = 0;
+};
+
+}  // namespace mnv

@@ -1,0 +1,166 @@
+// Tests of the apps/echo binary as a real process: the seed's echo behaviour against a golden
+// transcript, a clean exit 0 on SIGTERM with connections open, and EMFILE on accept backing off
+// (not spinning) and recovering, for each poller.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "runtime/poller.h"
+#include "tests/echo_fixture.h"
+
+namespace mnv::testing {
+namespace {
+
+std::string runfile(const std::string& path) {
+  const char* dir = std::getenv("TEST_SRCDIR");
+  return std::string(dir != nullptr ? dir : ".") + "/mnvkd/" + path;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// The echo binary as a child process; its port is read from its first stdout line.
+class EchoProcess {
+ public:
+  EchoProcess(const std::string& poller, rlim_t max_files = 0) {
+    int out[2];
+    EXPECT_EQ(::pipe(out), 0);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], STDOUT_FILENO);
+      ::close(out[0]);
+      ::close(out[1]);
+      if (max_files != 0) {
+        rlimit r{max_files, max_files};
+        ::setrlimit(RLIMIT_NOFILE, &r);
+      }
+      std::string bin = runfile("apps/echo/echo");
+      std::string flag = "--poller=" + poller;
+      ::execl(bin.c_str(), bin.c_str(), flag.c_str(), "--grace_ms=200", static_cast<char*>(nullptr));
+      std::_Exit(127);
+    }
+    ::close(out[1]);
+    FILE* f = ::fdopen(out[0], "r");
+    char line[256] = {};
+    if (std::fgets(line, sizeof line, f) != nullptr) {
+      unsigned p = 0;
+      if (std::sscanf(line, "listening on 127.0.0.1:%u", &p) == 1) port_ = static_cast<std::uint16_t>(p);
+    }
+    std::fclose(f);
+  }
+  ~EchoProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  // Sends SIGTERM and returns the exit status (or -1).
+  int terminate() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  // utime + stime in clock ticks.
+  long cpu_ticks() const {
+    std::string stat = slurp("/proc/" + std::to_string(pid_) + "/stat");
+    std::istringstream in(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i) {
+      if (i == 14) utime = std::atol(field.c_str());
+      if (i == 15) stime = std::atol(field.c_str());
+    }
+    return utime + stime;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+class EchoBinaryTest : public ::testing::TestWithParam<PollerKind> {};
+
+TEST_P(EchoBinaryTest, GoldenTranscript) {
+  EchoProcess echo(poller_name(GetParam()));
+  ASSERT_NE(echo.port(), 0);
+  Client c(echo.port());
+  ASSERT_TRUE(c.send(slurp(runfile("tests/golden/echo.in"))));
+  ::shutdown(c.fd(), SHUT_WR);
+  EXPECT_EQ(c.recv_all(), slurp(runfile("tests/golden/echo.out")));
+}
+
+TEST_P(EchoBinaryTest, SigtermExitsZeroWithConnectionsOpen) {
+  EchoProcess echo(poller_name(GetParam()));
+  ASSERT_NE(echo.port(), 0);
+  Client idle(echo.port());
+  Client busy(echo.port());
+  ASSERT_TRUE(busy.send("x\n"));
+  ASSERT_EQ(busy.recv_line(), "Line 0: x\n");
+  EXPECT_EQ(echo.terminate(), 0);
+  EXPECT_TRUE(idle.sees_eof());
+}
+
+TEST_P(EchoBinaryTest, EmfileOnAcceptBacksOffAndRecovers) {
+  EchoProcess echo(poller_name(GetParam()), /*max_files=*/32);
+  ASSERT_NE(echo.port(), 0);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 40; ++i) clients.push_back(std::make_unique<Client>(echo.port()));
+  // Every client gets in the kernel's accept queue; the server can hold only some of them.
+  std::size_t served = 0;
+  for (auto& c : clients) {
+    ASSERT_TRUE(c->send("hi\n"));
+  }
+  timeval quick{0, 300'000};
+  for (auto& c : clients) {
+    ::setsockopt(c->fd(), SOL_SOCKET, SO_RCVTIMEO, &quick, sizeof quick);
+    if (c->recv_line() == "Line 0: hi\n") ++served;
+  }
+  EXPECT_GT(served, 10u);
+  EXPECT_LT(served, 40u);
+  // While out of descriptors the server must not spin on its readable listener.
+  long before = echo.cpu_ticks();
+  timeval wait{0, 500'000};
+  ::setsockopt(clients.back()->fd(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  clients.back()->recv_line();  // nothing comes: it is still queued
+  long used = echo.cpu_ticks() - before;
+  EXPECT_LT(used, sysconf(_SC_CLK_TCK) / 4) << "server burned CPU while at EMFILE";
+  // Closing the served ones frees descriptors: the queued clients are then served too.
+  std::size_t freed = 0;
+  std::vector<std::unique_ptr<Client>> waiting;
+  for (auto& c : clients) {
+    if (freed < served) {
+      c->close();
+      ++freed;
+    }
+  }
+  timeval patient{5, 0};
+  std::size_t late = 0;
+  for (std::size_t i = served; i < clients.size(); ++i) {
+    ::setsockopt(clients[i]->fd(), SOL_SOCKET, SO_RCVTIMEO, &patient, sizeof patient);
+    if (clients[i]->recv_line() == "Line 0: hi\n") ++late;
+  }
+  EXPECT_EQ(late, clients.size() - served);
+}
+
+INSTANTIATE_TEST_SUITE_P(Pollers, EchoBinaryTest,
+                         ::testing::Values(PollerKind::kIoUring, PollerKind::kEpoll, PollerKind::kPoll), kind_name);
+
+}  // namespace
+}  // namespace mnv::testing

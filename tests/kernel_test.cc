@@ -1,0 +1,210 @@
+// Integration tests of the virtual kernel with micro-thread clients on real loopback sockets,
+// once per poller: timers (sleep, op deadlines, cancellation), non-blocking connect with a
+// deadline against a listener whose accept queue is full, EOF and error paths, process reclaim.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <vector>
+
+#include "net/io.h"
+#include "net/service.h"
+#include "runtime/kernel.h"
+#include "runtime/raise.h"
+#include "tests/echo_fixture.h"
+
+namespace mnv::testing {
+namespace {
+
+class KernelTest : public ::testing::TestWithParam<PollerKind> {
+ protected:
+  std::unique_ptr<Kernel> make_kernel() {
+    KernelConfig kc;
+    kc.poller = GetParam();
+    kc.max_fds = 4096;
+    kc.max_processes = 256;
+    kc.exit_when_idle = true;
+    return Kernel::create(kc);
+  }
+  HeapPool pool_{16, 64};
+};
+
+Thread sleeper(std::int64_t ns, std::int64_t* slept) {
+  std::int64_t start = monotonic_ns();
+  co_await sleep_for(ns);
+  *slept = monotonic_ns() - start;
+}
+
+TEST_P(KernelTest, SleepWakesAfterItsDeadlineAndNotBefore) {
+  auto k = make_kernel();
+  std::int64_t a = 0, b = 0;
+  k->start(pool_, sleeper, std::int64_t{30'000'000}, &a);
+  k->start(pool_, sleeper, std::int64_t{5'000'000}, &b);
+  EXPECT_EQ(k->run(), 0);
+  EXPECT_GE(a, 30'000'000);
+  EXPECT_GE(b, 5'000'000);
+  EXPECT_LT(b, a);
+  EXPECT_EQ(k->process_count(), 0u);
+}
+
+Finally record(Error* e) {
+  *e = error();
+  co_return;
+}
+
+// Connects to `port`, sets a read deadline, reads: the server never writes.
+Thread reads_with_deadline(std::uint16_t port, Error* e, std::int64_t* waited) {
+  co_await finally(record(e));
+  Socket s;
+  s.timeout_ns = 50'000'000;
+  sockaddr_storage a;
+  socklen_t len;
+  make_address("127.0.0.1", port, &a, &len);
+  co_await connect(s, reinterpret_cast<sockaddr*>(&a), len);
+  char buf[16];
+  std::int64_t start = monotonic_ns();
+  *waited = -1;
+  co_await read(s, buf, sizeof buf);
+  *waited = monotonic_ns() - start;  // not reached: the read raises ETIMEDOUT
+}
+
+// A server handler that reads and never answers.
+Task<> silent(Accepted&) {
+  char buf[64];
+  while (co_await read(buf, sizeof buf) > 0) {
+  }
+}
+
+TEST_P(KernelTest, ReadDeadlineRaisesEtimedout) {
+  ServerConfig sc;
+  sc.handler = silent;
+  ServerThread server(GetParam(), sc);
+  auto k = make_kernel();
+  Error e;
+  std::int64_t waited = 0;
+  std::int64_t start = monotonic_ns();
+  k->start(pool_, reads_with_deadline, server.port(), &e, &waited);
+  k->run();
+  EXPECT_EQ(e.code, ETIMEDOUT);
+  EXPECT_EQ(waited, -1);
+  EXPECT_GE(monotonic_ns() - start, 50'000'000);
+}
+
+// Many ops with deadlines that complete first: every timer is cancelled, none fires later.
+Thread echoes_with_deadlines(std::uint16_t port, int rounds, int* done) {
+  Socket s;
+  s.timeout_ns = 5'000'000'000;
+  sockaddr_storage a;
+  socklen_t len;
+  make_address("127.0.0.1", port, &a, &len);
+  co_await connect(s, reinterpret_cast<sockaddr*>(&a), len);
+  char buf[64];
+  for (int i = 0; i < rounds; ++i) {
+    co_await write(s, "ping\n", 5);
+    std::size_t n = co_await readline(s, buf, sizeof buf);
+    if (n > 0) ++*done;
+  }
+}
+
+TEST_P(KernelTest, CompletedOpsCancelTheirTimers) {
+  ServerThread server(GetParam(), echo_config());
+  auto k = make_kernel();
+  int done = 0;
+  for (int i = 0; i < 10; ++i) k->start(pool_, echoes_with_deadlines, server.port(), 100, &done);
+  std::int64_t start = monotonic_ns();
+  k->run();
+  EXPECT_EQ(done, 1000);
+  EXPECT_LT(monotonic_ns() - start, 4'000'000'000);  // nobody waited for a 5 s deadline
+}
+
+Thread connects_with_deadline(const sockaddr_storage* a, socklen_t len, Error* e) {
+  co_await finally(record(e));
+  Socket s;
+  s.timeout_ns = 100'000'000;
+  co_await connect(s, reinterpret_cast<const sockaddr*>(a), len);
+}
+
+TEST_P(KernelTest, ConnectToAFullAcceptQueueTimesOut) {
+  // A listener that never accepts, with a backlog of 0: once its queue is full, loopback drops
+  // new SYNs, so a connect can only time out.
+  int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage a;
+  socklen_t len;
+  make_address("127.0.0.1", 0, &a, &len);
+  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), len), 0);
+  ASSERT_EQ(::listen(l, 0), 0);
+  ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
+  std::vector<int> fillers;
+  for (int i = 0; i < 8; ++i) {
+    int f = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    ::connect(f, reinterpret_cast<sockaddr*>(&a), len);
+    fillers.push_back(f);
+  }
+  auto k = make_kernel();
+  Error e;
+  k->start(pool_, connects_with_deadline, &a, len, &e);
+  k->run();
+  EXPECT_EQ(e.code, ETIMEDOUT);
+  for (int f : fillers) ::close(f);
+  ::close(l);
+}
+
+Thread connects_refused(std::uint16_t port, Error* e) {
+  co_await finally(record(e));
+  Socket s;
+  sockaddr_storage a;
+  socklen_t len;
+  make_address("127.0.0.1", port, &a, &len);
+  co_await connect(s, reinterpret_cast<sockaddr*>(&a), len);
+}
+
+TEST_P(KernelTest, ConnectRefusedRaisesEconnrefused) {
+  int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage a;
+  socklen_t len;
+  make_address("127.0.0.1", 0, &a, &len);
+  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), len), 0);
+  ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
+  std::uint16_t port = ntohs(reinterpret_cast<sockaddr_in*>(&a)->sin_port);
+  ::close(l);  // bound once, now nobody listens there
+  auto k = make_kernel();
+  Error e;
+  k->start(pool_, connects_refused, port, &e);
+  k->run();
+  EXPECT_EQ(e.code, ECONNREFUSED);
+}
+
+Thread stops_kernel() {
+  co_await sleep_for(1'000'000);
+  Kernel::current()->stop();
+}
+
+Thread sleeps_long(bool* finished) {
+  co_await sleep_for(60'000'000'000);
+  *finished = true;
+}
+
+TEST_P(KernelTest, StopReclaimsEverythingAfterTheGracePeriod) {
+  KernelConfig kc;
+  kc.poller = GetParam();
+  kc.grace_ns = 20'000'000;
+  auto k = Kernel::create(kc);
+  bool finished = false;
+  k->start(pool_, sleeps_long, &finished);
+  k->start(pool_, stops_kernel);
+  std::int64_t start = monotonic_ns();
+  EXPECT_EQ(k->run(), 0);
+  EXPECT_LT(monotonic_ns() - start, 5'000'000'000);
+  EXPECT_FALSE(finished);
+  EXPECT_EQ(k->process_count(), 0u);
+  EXPECT_EQ(pool_.in_use(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Pollers, KernelTest,
+                         ::testing::Values(PollerKind::kIoUring, PollerKind::kEpoll, PollerKind::kPoll), kind_name);
+
+}  // namespace
+}  // namespace mnv::testing
