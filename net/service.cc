@@ -55,7 +55,20 @@ Thread listener(Server* server) {
   }
 }
 
+// A connection's default finally handler: resets, broken pipes and timeouts are routine at
+// scale and end the connection quietly; anything else is logged once. Handlers may register
+// their own.
+Finally connection_error(int fd) {
+  int code = error().code;
+  if (code != ECONNRESET && code != EPIPE && code != ETIMEDOUT && code != ENOTCONN) {
+    char buf[256];
+    log_line("mnv: connection fd %d ended: %s", fd, error().describe(buf, sizeof buf));
+  }
+  co_return;
+}
+
 Thread connection(Server* server, int fd, sockaddr_storage peer, socklen_t len) {
+  co_await finally(connection_error(fd));
   Socket sock(fd);
   sock.timeout_ns = server->config().timeout_ns;
   this_thread().socket = &sock;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/block.h"
 #include "runtime/exec.h"
 #include "runtime/future.h"
 #include "runtime/process.h"
@@ -141,7 +142,8 @@ Thread blocker(Block* b, int* woke) {
 TEST(ThreadTest, WaitBlocksUntilTheKernelReadiesTheThread) {
   TestProcess p;
   int woke = 0;
-  auto* block = reinterpret_cast<Block*>(0x1000);  // opaque to the process; only passed along
+  Block real;  // what a socket would block on; no kernel here, so nothing arms it
+  Block* block = &real;
   ThreadRef t = p->start(blocker, block, &woke);
   EXPECT_EQ(p->dispatch(), 1u);
   EXPECT_EQ(woke, 0);

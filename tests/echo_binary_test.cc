@@ -118,6 +118,9 @@ TEST_P(EchoBinaryTest, SigtermExitsZeroWithConnectionsOpen) {
 }
 
 TEST_P(EchoBinaryTest, EmfileOnAcceptBacksOffAndRecovers) {
+#ifdef MNV_SANITIZER
+  GTEST_SKIP() << "the sanitizer runtimes themselves need descriptors; they misreport at EMFILE";
+#endif
   EchoProcess echo(poller_name(GetParam()), /*max_files=*/32);
   ASSERT_NE(echo.port(), 0);
   std::vector<std::unique_ptr<Client>> clients;
