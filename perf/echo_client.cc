@@ -158,14 +158,7 @@ class Engine {
     budget_ = budget;
     completed_ = 0;
     hist_->reset();
-    // Idle connections (count mode) pick up work from the budget.
-    if (count_mode_) {
-      std::int64_t t = now_ns();
-      for (int i = 0; i < n_ && budget_ > 0; ++i) {
-        Conn& c = conns_[static_cast<std::size_t>(i)];
-        if (c.state == kActive && c.answered && !c.busy) send_line(i, t);
-      }
-    }
+    if (count_mode_) kick_idle();  // idle connections pick up work from the budget
   }
   void end_measuring() { measuring_ = false; }
 
@@ -178,11 +171,6 @@ class Engine {
   }
   std::uint64_t completed() const { return completed_; }
   std::int64_t budget() const { return budget_; }
-  std::uint64_t outstanding_tagged() const {
-    std::uint64_t k = 0;
-    for (const Conn& c : conns_) k += (c.state == kActive && c.busy && c.tagged) ? 1 : 0;
-    return k;
-  }
   const LatencyHistogram& histogram() const { return *hist_; }
   std::uint64_t mismatches() const { return mismatches_; }
   std::uint64_t conn_errors() const { return conn_errors_; }
@@ -216,6 +204,21 @@ class Engine {
     if (c.state != kUnstarted && !c.answered) --opening_;
     c.state = kFailed;
     ++failed_;
+    if (measuring_ && count_mode_ && c.busy && c.tagged) {
+      // Its measured line is lost: hand it to a connection that is still healthy and idle, so a
+      // count-mode run still measures exactly `messages` lines.
+      c.busy = false;
+      ++budget_;
+      kick_idle();
+    }
+  }
+
+  void kick_idle() {
+    std::int64_t t = now_ns();
+    for (int i = 0; i < n_ && budget_ > 0; ++i) {
+      Conn& c = conns_[static_cast<std::size_t>(i)];
+      if (c.state == kActive && c.answered && !c.busy) send_line(i, t);
+    }
   }
 
   void start_connections() {

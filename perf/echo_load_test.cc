@@ -275,6 +275,87 @@ TEST(EchoClientTest, WrongReplyIsAnError) {
   EXPECT_NE(r.first_error.find("wrong prefix"), std::string::npos) << r.first_error;
 }
 
+// A thread-per-connection echo server for `conns` connections; the first one it accepts is closed
+// after `close_first_after` replies.
+class ThreadedEchoServer {
+ public:
+  ThreadedEchoServer(int conns, int close_first_after) {
+    lfd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(lfd_, 64) != 0 ||
+        getsockname(lfd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this, conns, close_first_after] {
+      for (int k = 0; k < conns; ++k) {
+        struct pollfd p = {lfd_, POLLIN, 0};
+        if (poll(&p, 1, 10000) != 1) return;
+        int fd = accept(lfd_, nullptr, nullptr);
+        if (fd < 0) return;
+        workers_[k] = std::thread(serve, fd, k == 0 ? close_first_after : -1);
+      }
+    });
+  }
+  ~ThreadedEchoServer() {
+    if (acceptor_.joinable()) acceptor_.join();
+    for (std::thread& t : workers_) {
+      if (t.joinable()) t.join();
+    }
+    if (lfd_ >= 0) close(lfd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  static void serve(int fd, int close_after) {
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    std::string in;
+    char buf[4096];
+    for (std::uint64_t n = 0; close_after < 0 || n < static_cast<std::uint64_t>(close_after);) {
+      std::size_t nl = in.find('\n');
+      if (nl == std::string::npos) {
+        ssize_t k = read(fd, buf, sizeof buf);
+        if (k <= 0) break;
+        in.append(buf, static_cast<std::size_t>(k));
+        continue;
+      }
+      if (!send_all(fd, "Line " + std::to_string(n++) + ": " + in.substr(0, nl + 1))) break;
+      in.erase(0, nl + 1);
+    }
+    close(fd);
+  }
+
+  int lfd_ = -1;
+  int port_ = 0;
+  std::thread acceptor_;
+  std::thread workers_[8];
+};
+
+TEST(EchoClientTest, CountModeReplacesLinesLostWithAConnection) {
+  ThreadedEchoServer server(/*conns=*/4, /*close_first_after=*/20);
+  ASSERT_GT(server.port(), 0);
+  LoadOptions opt;
+  opt.port = server.port();
+  opt.connections = 4;
+  opt.warmup_s = 0;
+  opt.messages = 400;
+  opt.timeout_s = 20;
+  LoadResult r = run_load(opt);
+  EXPECT_EQ(r.messages, 400u);  // exactly the count, though one connection was closed under it
+  EXPECT_EQ(r.conn_errors, 1u) << r.first_error;
+  EXPECT_EQ(r.mismatches, 0u);
+  EXPECT_EQ(r.timeouts, 0u);
+  EXPECT_EQ(r.connections_ok, 3);
+  EXPECT_NE(r.first_error.find("closed by the server"), std::string::npos) << r.first_error;
+}
+
 TEST(LatencyHistogramTest, SmallValuesAreExact) {
   LatencyHistogram h;
   for (std::uint64_t v = 1; v <= 100; ++v) h.record(v);
