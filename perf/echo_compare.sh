@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# perf/echo_compare.sh — the echo benchmark, side by side, in one run.
+#
+# Builds with --config=opt, then for each server — the plain-epoll baseline
+# (//perf:epoll_echo_server) and, when //apps/echo builds, our echo with --poller=io_uring, epoll
+# and poll — starts a fresh instance pinned to the last core (port 0; the port is read from its
+# first stdout line "listening on HOST:PORT", no sleeps), and runs from core 0:
+#   * echo_load: CONNS ping-pong connections, one line outstanding each, for each size in SIZES;
+#   * idle_memory: IDLE_CONNS connections answered once and held idle (server VmRSS delta).
+# Prints two markdown tables on stdout (progress goes to stderr). Every process it starts is
+# stopped on exit.
+#
+# On a 2-core machine the client does about as much kernel work per message as the server, so
+# msgs/s can be bounded by the client (see the client CPU % column); the server's CPU time per
+# message (utime+stime from /proc/PID/stat over the measured window) is the figure to compare.
+#
+# Environment overrides (defaults in brackets):
+#   DURATION_S [5]  WARMUP_S [1]  CONNS [1000]  SIZES ["64 512"]  IDLE_CONNS [10000]
+#   IDLE_SIZE [64]  POLLERS ["io_uring epoll poll"]  ECHO_ARGS [] (extra flags for apps/echo)
+#   REPS [1] (rounds of load runs; the table shows each server's median round by server CPU)
+#   SKIP_BUILD [0]  (1: use what is built)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+DURATION_S=${DURATION_S:-5}
+WARMUP_S=${WARMUP_S:-1}
+CONNS=${CONNS:-1000}
+SIZES=${SIZES:-"64 512"}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+IDLE_SIZE=${IDLE_SIZE:-64}
+POLLERS=${POLLERS:-"io_uring epoll poll"}
+ECHO_ARGS=${ECHO_ARGS:-}
+SKIP_BUILD=${SKIP_BUILD:-0}
+REPS=${REPS:-1}
+
+say() { printf 'echo_compare: %s\n' "$*" >&2; }
+
+# --- build -------------------------------------------------------------------------------------
+have_echo=0
+if [ "$SKIP_BUILD" != 1 ]; then
+  say "building (--config=opt)"
+  bazel build --config=opt //perf:epoll_echo_server //perf:echo_load //perf:idle_memory >&2
+  if [ -f apps/echo/BUILD.bazel ] || [ -f apps/echo/BUILD ]; then
+    if bazel build --config=opt //apps/echo >&2; then
+      have_echo=1
+    else
+      say "//apps/echo does not build; comparing the baseline only"
+    fi
+  fi
+fi
+BIN="$(bazel info --config=opt bazel-bin 2>/dev/null)"
+if [ "$SKIP_BUILD" = 1 ] && [ -x "$BIN/apps/echo/echo" ]; then have_echo=1; fi
+[ "$have_echo" = 1 ] && [ ! -x "$BIN/apps/echo/echo" ] && have_echo=0
+
+# name|binary|extra flags
+SERVERS=("epoll baseline|$BIN/perf/epoll_echo_server|")
+if [ "$have_echo" = 1 ]; then
+  for p in $POLLERS; do SERVERS+=("echo $p|$BIN/apps/echo/echo|--poller=$p $ECHO_ARGS"); done
+fi
+
+# --- machine setup -----------------------------------------------------------------------------
+ncpu=$(nproc)
+SERVER_CPU=$((ncpu - 1))
+CLIENT_CPU=0
+[ "$ncpu" -lt 2 ] && say "warning: one CPU: server and client share it"
+
+# Descriptors for IDLE_CONNS connections on each side (children raise soft to hard themselves).
+need=$((IDLE_CONNS + 1024))
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
+  ulimit -Hn "$need" 2>/dev/null || say "warning: cannot raise the descriptor limit to $need (hard limit $hard; run as root)"
+fi
+ulimit -Sn "$(ulimit -Hn)"
+
+TMP="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Starts server $1 (binary $2, flags $3) pinned to SERVER_CPU; sets SERVER_PID and SERVER_PORT.
+SERVER_PID=""
+SERVER_PORT=""
+nstarted=0
+start_server() {
+  local name=$1 bin=$2 flags=$3 fifo fd line
+  nstarted=$((nstarted + 1))
+  fifo="$TMP/out.$nstarted"
+  mkfifo "$fifo"
+  # shellcheck disable=SC2086  # flags are words
+  taskset -c "$SERVER_CPU" "$bin" --host=127.0.0.1 --port=0 $flags >"$fifo" 2>"$TMP/err.$nstarted" &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  exec {fd}<"$fifo"
+  if ! IFS= read -r -t 30 -u "$fd" line || [[ "$line" != "listening on "* ]]; then
+    say "$name did not say 'listening on HOST:PORT' (got: '${line:-}'); its stderr:"
+    cat "$TMP/err.$nstarted" >&2 || true
+    exec {fd}<&-
+    stop_server
+    return 1
+  fi
+  SERVER_PORT=${line##*:}
+  cat <&"$fd" >/dev/null &  # keep draining its stdout
+  PIDS+=("$!")
+  exec {fd}<&-
+}
+
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+}
+
+# Runs a client pinned to CLIENT_CPU in the background (so a signal stops the script at once) and
+# leaves its stdout in CLIENT_OUT; the human line goes to stderr.
+CLIENT_OUT=""
+run_client() {
+  local pid
+  taskset -c "$CLIENT_CPU" "$@" >"$TMP/client.out" &
+  pid=$!
+  PIDS+=("$pid")
+  wait "$pid" || true
+  CLIENT_OUT=$(cat "$TMP/client.out")
+  head -n 1 <<<"$CLIENT_OUT" >&2
+}
+
+# kv LINE KEY: the value of KEY=... in a RESULT line.
+kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && a != "na" && b != "na" && b + 0 > 0) printf "%.2fx", a / b; else printf "—" }'; }
+fix() { awk -v a="$1" -v d="$2" 'BEGIN { if (a == "" || a == "na") printf "—"; else printf "%.*f", d, a }'; }
+
+declare -A LOAD IDLE
+
+# --- runs --------------------------------------------------------------------------------------
+# Rounds interleave the servers, so slow spells of this shared machine hit them alike.
+for ((rep = 1; rep <= REPS; rep++)); do
+  for entry in "${SERVERS[@]}"; do
+    IFS='|' read -r name bin flags <<<"$entry"
+    for size in $SIZES; do
+      start_server "$name" "$bin" "$flags" || { LOAD["$name|$size|$rep"]="failed"; continue; }
+      say "round $rep/$REPS: $name, $size-byte lines: port $SERVER_PORT, pid $SERVER_PID"
+      run_client "$BIN/perf/echo_load" --port="$SERVER_PORT" --server_pid="$SERVER_PID" \
+        --conns="$CONNS" --size="$size" --warmup_s="$WARMUP_S" --duration_s="$DURATION_S"
+      LOAD["$name|$size|$rep"]=$(grep '^RESULT ' <<<"$CLIENT_OUT" || echo failed)
+      stop_server
+    done
+  done
+done
+for entry in "${SERVERS[@]}"; do
+  IFS='|' read -r name bin flags <<<"$entry"
+  start_server "$name" "$bin" "$flags" || { IDLE["$name"]="failed"; continue; }
+  say "$name, $IDLE_CONNS idle connections: port $SERVER_PORT, pid $SERVER_PID"
+  run_client "$BIN/perf/idle_memory" --port="$SERVER_PORT" --server_pid="$SERVER_PID" \
+    --conns="$IDLE_CONNS" --size="$IDLE_SIZE"
+  IDLE["$name"]=$(grep '^RESULT ' <<<"$CLIENT_OUT" || echo failed)
+  stop_server
+done
+
+# Of the rounds, the one with the median msgs per server-CPU-second.
+for entry in "${SERVERS[@]}"; do
+  name="${entry%%|*}"
+  for size in $SIZES; do
+    pick=$(for ((rep = 1; rep <= REPS; rep++)); do
+             r="${LOAD["$name|$size|$rep"]}"
+             if [ "$r" != failed ]; then echo "$(kv "$r" msgs_per_server_cpu_s) $rep"; fi
+           done | sort -g | awk '{ v[NR] = $2 } END { if (NR > 0) print v[int((NR + 1) / 2)] }')
+    LOAD["$name|$size"]="${LOAD["$name|$size|${pick:-1}"]}"
+  done
+done
+
+# --- report ------------------------------------------------------------------------------------
+base="${SERVERS[0]%%|*}"
+echo "## Echo ping-pong ($(date -u +%Y-%m-%d), $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(uname -r), $ncpu CPUs)"
+echo
+echo "Command: \`perf/echo_compare.sh\` (DURATION_S=$DURATION_S WARMUP_S=$WARMUP_S CONNS=$CONNS SIZES=\"$SIZES\" REPS=$REPS);"
+echo "server pinned to CPU $SERVER_CPU, echo_load to CPU $CLIENT_CPU. Ratios are against the $base,"
+echo "same message size: CPU ratio = msgs per server-CPU-second / the baseline's (higher is better)."
+if [ "$REPS" -gt 1 ]; then echo "Each row is that server's median of $REPS interleaved rounds by msgs per server-CPU-second."; fi
+echo
+echo "| server | msg size | msgs/s | server CPU µs/msg | msgs per server-CPU-s | ratio vs baseline (CPU) | ratio vs baseline (msgs/s) | p50 µs | p99 µs | server CPU % | client CPU % | errors |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+for entry in "${SERVERS[@]}"; do
+  name="${entry%%|*}"
+  for size in $SIZES; do
+    r="${LOAD["$name|$size"]:-failed}"
+    b="${LOAD["$base|$size"]:-failed}"
+    if [ "$r" = failed ]; then
+      echo "| $name | $size | failed | | | | | | | | | |"
+      continue
+    fi
+    echo "| $name | $size | $(fix "$(kv "$r" msgs_per_s)" 0) | $(fix "$(kv "$r" server_cpu_us_per_msg)" 2) |" \
+         "$(fix "$(kv "$r" msgs_per_server_cpu_s)" 0) |" \
+         "$(ratio "$(kv "$r" msgs_per_server_cpu_s)" "$(kv "$b" msgs_per_server_cpu_s)") |" \
+         "$(ratio "$(kv "$r" msgs_per_s)" "$(kv "$b" msgs_per_s)") |" \
+         "$(fix "$(kv "$r" p50_us)" 0) | $(fix "$(kv "$r" p99_us)" 0) | $(kv "$r" server_cpu_pct) | $(kv "$r" client_cpu_pct) |" \
+         "$(kv "$r" errors) |"
+  done
+done
+echo
+echo "## Memory per idle connection"
+echo
+echo "Command: \`perf/echo_compare.sh\` (IDLE_CONNS=$IDLE_CONNS, one $IDLE_SIZE-byte line answered on each,"
+echo "then idle): server VmRSS with every connection idle minus before the first, per connection."
+echo
+echo "| server | idle conns | RSS before KiB | RSS after KiB | KiB per idle conn | ratio vs baseline | errors |"
+echo "|---|---|---|---|---|---|---|"
+for entry in "${SERVERS[@]}"; do
+  name="${entry%%|*}"
+  r="${IDLE["$name"]:-failed}"
+  if [ "$r" = failed ]; then
+    echo "| $name | $IDLE_CONNS | failed | | | | |"
+    continue
+  fi
+  echo "| $name | $(kv "$r" conns_ok) | $(kv "$r" rss_before_kib) | $(kv "$r" rss_after_kib) |" \
+       "$(fix "$(kv "$r" kib_per_conn)" 2) | $(ratio "$(kv "$r" kib_per_conn)" "$(kv "${IDLE["$base"]:-}" kib_per_conn)") |" \
+       "$(kv "$r" errors) |"
+done
