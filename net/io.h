@@ -31,6 +31,7 @@
 // nothing, however many times it blocks.
 #pragma once
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -78,6 +79,7 @@ class IoOp : public Op {
   Step step() override {
     ThreadState& t = this_thread();
     unregister();
+    if (block_.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) s_->rx_drained = false;
     R r;
     if (block_.timed_out && !self().timeout_is_retry()) {
       err_ = ETIMEDOUT;

@@ -87,11 +87,17 @@ Socket::Io Socket::fill(Block& b) {
     rx_eof = true;
     return Io::kEof;
   }
+  if (rx_drained) {
+    b.fd = rx_fd_;
+    b.events = POLLIN | POLLRDHUP;
+    return Io::kAgain;
+  }
   iovec v[2];
   int k = rx.space_iov(v);
   for (;;) {
     ssize_t n = ::readv(rx_fd_, v, k);
     if (n > 0) {
+      rx_drained = static_cast<std::size_t>(n) < rx.space();
       rx.commit(static_cast<std::size_t>(n));
       return Io::kProgress;
     }

@@ -71,6 +71,11 @@ class Socket {
   bool hung_up = false;         // this socket's output has ended (hup() / tx_close())
   bool rx_closed = false;
   bool tx_closed = false;
+  // The last read from the rx fd came back short, so the fd had nothing more: the next fill()
+  // waits for readiness without another read(2) that would only say EAGAIN. (A stream socket
+  // returns short only when its queue is empty; new data after that raises a new event in every
+  // backend.) Cleared by a readiness event.
+  bool rx_drained = false;
   ThreadRef data_waiter = nullptr;   // a reader waiting for tx (pulled by the peer) to get data
   ThreadRef space_waiter = nullptr;  // a writer waiting for tx to drain into the peer
 

@@ -638,6 +638,12 @@ IdleResult run_idle(const IdleOptions& opt) {
   bool in_time = e.loop([&](std::int64_t) { return e.all_answered(); }, deadline, deadline);
   r.setup_s = static_cast<double>(now_ns() - t0) / 1e9;
   r.connections_ok = e.healthy();
+  if (opt.server_pid > 0 && !read_proc_rss_kib(opt.server_pid, &r.rss_fresh_kib)) r.rss_fresh_kib = -1;
+  // An idle connection is one that stays idle: servers may give memory back after a while.
+  if (opt.settle_s > 0) {
+    timespec ts{static_cast<time_t>(opt.settle_s), static_cast<long>((opt.settle_s - static_cast<time_t>(opt.settle_s)) * 1e9)};
+    nanosleep(&ts, nullptr);
+  }
   if (opt.server_pid > 0 && !read_proc_rss_kib(opt.server_pid, &r.rss_after_kib)) r.rss_after_kib = -1;
   r.errors = e.mismatches() + e.conn_errors();
   r.first_error = e.first_error();
@@ -676,8 +682,9 @@ std::string result_line(const IdleOptions& opt, const IdleResult& r) {
   std::string s = fmt("RESULT mode=idle conns=%d size=%d conns_ok=%d errors=%llu setup_s=%.3f", opt.connections,
                       opt.msg_size, r.connections_ok, static_cast<unsigned long long>(r.errors), r.setup_s);
   if (r.rss_before_kib >= 0 && r.rss_after_kib >= 0) {
-    s += fmt(" rss_before_kib=%lld rss_after_kib=%lld kib_per_conn=%.2f", static_cast<long long>(r.rss_before_kib),
-             static_cast<long long>(r.rss_after_kib), r.kib_per_conn);
+    s += fmt(" rss_before_kib=%lld rss_fresh_kib=%lld rss_after_kib=%lld kib_per_conn=%.2f settle_s=%.1f",
+             static_cast<long long>(r.rss_before_kib), static_cast<long long>(r.rss_fresh_kib),
+             static_cast<long long>(r.rss_after_kib), r.kib_per_conn, opt.settle_s);
   } else {
     s += " rss_before_kib=na rss_after_kib=na kib_per_conn=na";
   }
@@ -704,8 +711,10 @@ std::string summary_line(const IdleOptions& opt, const IdleResult& r) {
   std::string s = fmt("idle_memory %s:%d: %d of %d connections idle after %.2f s; %llu errors", opt.host.c_str(),
                       opt.port, r.connections_ok, opt.connections, r.setup_s, static_cast<unsigned long long>(r.errors));
   if (r.rss_before_kib >= 0 && r.rss_after_kib >= 0) {
-    s += fmt("; server RSS %lld KiB -> %lld KiB: %.2f KiB per idle connection", static_cast<long long>(r.rss_before_kib),
-             static_cast<long long>(r.rss_after_kib), r.kib_per_conn);
+    s += fmt("; server RSS %lld KiB -> %lld KiB (%lld KiB when just answered), after %.1f s idle: %.2f KiB per idle "
+             "connection",
+             static_cast<long long>(r.rss_before_kib), static_cast<long long>(r.rss_after_kib),
+             static_cast<long long>(r.rss_fresh_kib), opt.settle_s, r.kib_per_conn);
   }
   if (!r.first_error.empty()) s += " (first error: " + r.first_error + ")";
   return s;

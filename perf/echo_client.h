@@ -62,6 +62,7 @@ struct IdleOptions {
   double timeout_s = 60.0;
   int server_pid = 0;  // > 0: measure its RSS before connecting and with every connection idle
   int max_connecting = 64;
+  double settle_s = 2.0;  // how long the connections stay idle before RSS is read
 };
 
 struct IdleResult {
@@ -69,7 +70,8 @@ struct IdleResult {
   std::uint64_t errors = 0;
   std::string first_error;
   std::int64_t rss_before_kib = -1;  // VmRSS before the first connection; -1 if not measured
-  std::int64_t rss_after_kib = -1;   // VmRSS with every connection idle
+  std::int64_t rss_fresh_kib = -1;   // VmRSS right after the last connection was answered
+  std::int64_t rss_after_kib = -1;   // VmRSS with every connection idle for settle_s
   double kib_per_conn = 0;           // (after - before) / connections_ok
   double setup_s = 0;                // time to open and answer every connection
 };

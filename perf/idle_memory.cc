@@ -30,6 +30,7 @@ ABSL_FLAG(int, size, 64, "bytes of the one line sent on each connection, the '\\
 ABSL_FLAG(double, timeout_s, 60.0, "hard bound on opening every connection");
 ABSL_FLAG(int, server_pid, 0, "the server's pid (required for the RSS figures)");
 ABSL_FLAG(int, max_connecting, 64, "connections opening at once");
+ABSL_FLAG(double, settle_s, 2.0, "seconds every connection stays idle before the server's RSS is read");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
   opt.timeout_s = absl::GetFlag(FLAGS_timeout_s);
   opt.server_pid = absl::GetFlag(FLAGS_server_pid);
   opt.max_connecting = absl::GetFlag(FLAGS_max_connecting);
+  opt.settle_s = absl::GetFlag(FLAGS_settle_s);
   if (opt.port <= 0 || opt.port > 65535) {
     fprintf(stderr, "idle_memory: --port is required (1..65535)\n");
     return 2;

@@ -59,6 +59,8 @@ struct Kernel::FdEntry {
   std::uint32_t owner;    // slot, 0 = none
   std::uint32_t wanted;   // events registered with the poller
   std::uint32_t scratch;  // wanted, being recomputed by flush()
+  std::uint32_t pending;  // events reported while no thread waited for them (edge-triggered
+                          // pollers report them once): the next waiter is readied at once
   std::int32_t next;      // the owner's fd list
   std::int32_t prev;
 };
@@ -180,7 +182,7 @@ void Kernel::disown(int fd) {
     s.fd_head = e.next;
   }
   if (e.next >= 0) fds_[e.next].prev = e.prev;
-  e = FdEntry{0, e.wanted, 0, -1, -1};
+  e = FdEntry{0, e.wanted, 0, 0, -1, -1};
 }
 
 void Kernel::adopt_fd(int fd, Process* p) {
@@ -228,8 +230,17 @@ void Kernel::flush(std::uint32_t slot) {
     Block* b = t->block;
     if (b == nullptr) return;
     if (b->fd >= 0) {
-      if (fds_[b->fd].owner != slot) own(b->fd, slot);
-      fds_[b->fd].scratch |= b->events;
+      FdEntry& e = fds_[b->fd];
+      if (e.owner != slot) own(b->fd, slot);
+      std::uint32_t hit = e.pending & (b->events | POLLERR | POLLHUP);
+      if (hit != 0) {  // it already happened
+        b->revents = e.pending;
+        e.pending &= ~b->events;
+        s.proc->ready(t);
+        enqueue(slot);
+        return;
+      }
+      e.scratch |= b->events;
     }
     if (b->deadline_ns != 0 && b->timer == 0 && !b->timed_out) {
       auto offset = static_cast<std::uint64_t>(reinterpret_cast<char*>(t) - reinterpret_cast<char*>(s.heap));
@@ -272,16 +283,17 @@ void Kernel::on_fd_event(int fd, std::uint32_t events) {
   std::uint32_t slot = fds_[fd].owner;
   if (slot == 0) return;
   Process* p = slots_[slot].proc;
-  bool woke = false;
+  std::uint32_t taken = 0;
   p->blocked().for_each([&](ThreadState* t) {
     Block* b = t->block;
     if (b == nullptr || b->fd != fd) return;
     if ((events & (b->events | POLLERR | POLLHUP)) == 0) return;
     b->revents = events;
     p->ready(t);
-    woke = true;
+    taken |= b->events;
   });
-  if (woke) enqueue(slot);
+  fds_[fd].pending |= events & ~taken;
+  if (taken != 0) enqueue(slot);
 }
 
 void Kernel::on_timer(std::uint64_t cookie) {
