@@ -34,14 +34,20 @@ constexpr int kMaxBatch = 1024;                        // epoll events taken per
 std::unique_ptr<EpollPoller> EpollPoller::create(std::size_t max_fds) {
   MNV_ASSERT(max_fds > 0 && max_fds <= static_cast<std::size_t>(INT_MAX));
   std::unique_ptr<EpollPoller> poller(new EpollPoller(max_fds));
+  auto fail = [&poller] {
+    int err = errno;
+    poller.reset();  // closes what was opened
+    errno = err;
+    return nullptr;
+  };
   poller->epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (poller->epfd_ < 0) return nullptr;
+  if (poller->epfd_ < 0) return fail();
   poller->wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (poller->wake_fd_ < 0) return nullptr;
+  if (poller->wake_fd_ < 0) return fail();
   epoll_event e{};
   e.events = EPOLLIN;  // level-triggered: wait() drains it
   e.data.u64 = kWakeKey;
-  if (::epoll_ctl(poller->epfd_, EPOLL_CTL_ADD, poller->wake_fd_, &e) != 0) return nullptr;
+  if (::epoll_ctl(poller->epfd_, EPOLL_CTL_ADD, poller->wake_fd_, &e) != 0) return fail();
   return poller;
 }
 
