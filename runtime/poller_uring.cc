@@ -80,15 +80,15 @@ int IoUringPoller::setup(unsigned sq_entries, unsigned cq_entries, bool try_defe
   io_uring_params params{};
   int r = -EINVAL;
   if (try_defer_taskrun) {
-    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
-                   IORING_SETUP_DEFER_TASKRUN;
+    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL |
+                   IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
     params.cq_entries = cq_entries;
     r = io_uring_queue_init_params(sq_entries, &ring_, &params);
     defer_taskrun_ = r == 0;
   }
   if (r == -EINVAL) {  // a kernel before 6.1 rejects the flags it does not know
     params = io_uring_params{};
-    params.flags = IORING_SETUP_CQSIZE;
+    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
     params.cq_entries = cq_entries;
     r = io_uring_queue_init_params(sq_entries, &ring_, &params);
   }
