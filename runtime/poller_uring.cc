@@ -273,7 +273,11 @@ int IoUringPoller::reap(PollEvent* out, int max, bool* woke) {
 int IoUringPoller::wait(std::int64_t timeout_ns, PollEvent* out, int max) {
   MNV_ASSERT(max > 0 && timeout_ns >= -1);
   ++wait_seq_;
-  std::int64_t deadline = timeout_ns > 0 ? now_ns() + timeout_ns : 0;
+  std::int64_t deadline = 0;
+  if (timeout_ns > 0) {  // saturating: callers pass "far away" as a huge timeout
+    std::int64_t start = now_ns();
+    deadline = timeout_ns > INT64_MAX - start ? INT64_MAX : start + timeout_ns;
+  }
   std::int64_t left = timeout_ns;
   for (;;) {
     int r = flush_changes();
