@@ -34,14 +34,20 @@ constexpr int kMaxBatch = 1024;                        // epoll events taken per
 std::unique_ptr<EpollPoller> EpollPoller::create(std::size_t max_fds) {
   MNV_ASSERT(max_fds > 0 && max_fds <= static_cast<std::size_t>(INT_MAX));
   std::unique_ptr<EpollPoller> poller(new EpollPoller(max_fds));
+  auto fail = [&poller] {
+    int err = errno;
+    poller.reset();  // closes what was opened
+    errno = err;
+    return nullptr;
+  };
   poller->epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (poller->epfd_ < 0) return nullptr;
+  if (poller->epfd_ < 0) return fail();
   poller->wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (poller->wake_fd_ < 0) return nullptr;
+  if (poller->wake_fd_ < 0) return fail();
   epoll_event e{};
   e.events = EPOLLIN;  // level-triggered: wait() drains it
   e.data.u64 = kWakeKey;
-  if (::epoll_ctl(poller->epfd_, EPOLL_CTL_ADD, poller->wake_fd_, &e) != 0) return nullptr;
+  if (::epoll_ctl(poller->epfd_, EPOLL_CTL_ADD, poller->wake_fd_, &e) != 0) return fail();
   return poller;
 }
 
@@ -151,10 +157,14 @@ int EpollPoller::wait(std::int64_t timeout_ns, PollEvent* out, int max) {
 }
 
 void EpollPoller::wake() {
+  // Async-signal-safe (the kernel wakes pollers from its SIGTERM handler): one write(2), and
+  // errno is left as the interrupted code had it.
+  int saved_errno = errno;
   std::uint64_t one = 1;
   ssize_t r = ::write(wake_fd_, &one, sizeof(one));
   // EAGAIN: the counter is saturated, so a wake is pending anyway.
   MNV_ASSERT(r == sizeof(one) || (r < 0 && errno == EAGAIN));
+  errno = saved_errno;
 }
 
 }  // namespace mnv

@@ -113,10 +113,14 @@ int PollPoller::wait(std::int64_t timeout_ns, PollEvent* out, int max) {
 }
 
 void PollPoller::wake() {
+  // Async-signal-safe (the kernel wakes pollers from its SIGTERM handler): one write(2), and
+  // errno is left as the interrupted code had it.
+  int saved_errno = errno;
   std::uint64_t one = 1;
   ssize_t r = ::write(wake_fd_, &one, sizeof(one));
   // EAGAIN: the counter is saturated, so a wake is pending anyway.
   MNV_ASSERT(r == sizeof(one) || (r < 0 && errno == EAGAIN));
+  errno = saved_errno;
 }
 
 }  // namespace mnv

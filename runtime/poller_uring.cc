@@ -80,15 +80,15 @@ int IoUringPoller::setup(unsigned sq_entries, unsigned cq_entries, bool try_defe
   io_uring_params params{};
   int r = -EINVAL;
   if (try_defer_taskrun) {
-    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
-                   IORING_SETUP_DEFER_TASKRUN;
+    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL |
+                   IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
     params.cq_entries = cq_entries;
     r = io_uring_queue_init_params(sq_entries, &ring_, &params);
     defer_taskrun_ = r == 0;
   }
   if (r == -EINVAL) {  // a kernel before 6.1 rejects the flags it does not know
     params = io_uring_params{};
-    params.flags = IORING_SETUP_CQSIZE;
+    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
     params.cq_entries = cq_entries;
     r = io_uring_queue_init_params(sq_entries, &ring_, &params);
   }
@@ -273,7 +273,11 @@ int IoUringPoller::reap(PollEvent* out, int max, bool* woke) {
 int IoUringPoller::wait(std::int64_t timeout_ns, PollEvent* out, int max) {
   MNV_ASSERT(max > 0 && timeout_ns >= -1);
   ++wait_seq_;
-  std::int64_t deadline = timeout_ns > 0 ? now_ns() + timeout_ns : 0;
+  std::int64_t deadline = 0;
+  if (timeout_ns > 0) {  // saturating: callers pass "far away" as a huge timeout
+    std::int64_t start = now_ns();
+    deadline = timeout_ns > INT64_MAX - start ? INT64_MAX : start + timeout_ns;
+  }
   std::int64_t left = timeout_ns;
   for (;;) {
     int r = flush_changes();
@@ -292,10 +296,14 @@ int IoUringPoller::wait(std::int64_t timeout_ns, PollEvent* out, int max) {
 }
 
 void IoUringPoller::wake() {
+  // Async-signal-safe (the kernel wakes pollers from its SIGTERM handler): one write(2), and
+  // errno is left as the interrupted code had it.
+  int saved_errno = errno;
   std::uint64_t one = 1;
   ssize_t r = ::write(wake_fd_, &one, sizeof(one));
   // EAGAIN: the counter is saturated, so a wake is pending anyway.
   MNV_ASSERT(r == sizeof(one) || (r < 0 && errno == EAGAIN));
+  errno = saved_errno;
 }
 
 }  // namespace mnv

@@ -18,6 +18,11 @@
 // The ring is set up with SINGLE_ISSUER | DEFER_TASKRUN when the kernel accepts them (6.1+), so
 // the thread that creates the poller must be the only one to call interest/forget/wait; wake() is
 // the one call that any thread may make.
+//
+// Closing a ring makes the kernel's exit work queue task work, with a signal-like notification,
+// to every thread that submitted to it: that thread's next non-restartable blocking call
+// (epoll_wait) may fail once with EINTR after the poller is destroyed. The Poller contract
+// already returns EINTR to the caller, which retries.
 #pragma once
 
 #include <liburing.h>
