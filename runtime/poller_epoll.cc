@@ -72,13 +72,18 @@ EpollPoller::FdState& EpollPoller::state(int fd) {
 void EpollPoller::interest(int fd, std::uint32_t events) {
   MNV_ASSERT((events & ~kInterestBits) == 0);
   FdState& s = state(fd);
-  // Registered once for everything; later changes (0 included) need nothing from epoll.
-  if (events == 0 || s.registered || s.failed_slot >= 0) return;
+  // Input edges are watched from the first interest until forget(); output edges only while
+  // someone waits for them: a writable socket would otherwise raise an edge at every ACK.
+  if (s.failed_slot >= 0) return;
+  bool out = (events & POLLOUT) != 0;
+  if (s.registered && out == s.out) return;
+  if (!s.registered && events == 0) return;
   epoll_event e{};
-  e.events = EPOLLET | EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+  e.events = EPOLLET | EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0u);
   e.data.u64 = static_cast<std::uint64_t>(fd);
-  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &e) == 0) {
+  if (::epoll_ctl(epfd_, s.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &e) == 0) {
     s.registered = true;
+    s.out = out;
     return;
   }
   MNV_ASSERT(failed_count_ < static_cast<int>(max_fds_));
@@ -102,6 +107,7 @@ void EpollPoller::forget(int fd) {
     int r = ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     MNV_ASSERT(r == 0);
     s.registered = false;
+    s.out = false;
   }
   if (s.failed_slot >= 0) remove_failed(fd, s);
 }

@@ -1,8 +1,11 @@
 // runtime/poller_epoll.h — the epoll poller: the fallback when io_uring is unavailable.
 //
-// Each fd is added once, edge-triggered, for EPOLLIN | EPOLLOUT | EPOLLRDHUP on its first nonzero
-// interest() (the kernel only blocks after EAGAIN, so edges are enough) and deleted by forget(),
-// before the caller closes it; epoll_ctl is synchronous, so no event of the old file can follow.
+// Each fd is added once, edge-triggered, for EPOLLIN | EPOLLRDHUP on its first nonzero interest()
+// (the kernel only blocks after EAGAIN, so edges are enough; it keeps the edges nobody waited for)
+// and deleted by forget(), before the caller closes it; epoll_ctl is synchronous, so no event of
+// the old file can follow. EPOLLOUT is added (EPOLL_CTL_MOD) only while the interest includes it
+// and removed after: a writable socket with EPOLLOUT registered raises an edge at every ACK, which
+// measured as a large share of the kernel time in the echo benchmark.
 // An fd that epoll refuses (EPERM for a regular file, ENOSPC past max_user_watches) is reported
 // once as POLLERR by the next wait(), so whatever waits on it retries and sees its own result.
 // wake() writes an eventfd that is in the epoll set too. Timeouts are in nanoseconds with
@@ -36,6 +39,7 @@ class EpollPoller final : public Poller {
  private:
   struct FdState {
     bool registered = false;
+    bool out = false;  // EPOLLOUT is in the registration
     std::int32_t failed_slot = -1;  // index in failed_ while a refused add waits to be reported
   };
 
