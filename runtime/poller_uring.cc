@@ -28,7 +28,7 @@ std::uint32_t gen_of(std::uint64_t data) { return static_cast<std::uint32_t>(dat
 int fd_of(std::uint64_t data) { return static_cast<int>(static_cast<std::uint32_t>(data)); }
 
 // What every fd is registered for, once: the kernel only blocks after EAGAIN (edge-triggered use).
-constexpr unsigned kPollMask = POLLIN | POLLOUT | POLLRDHUP;
+constexpr unsigned kInputMask = POLLIN | POLLRDHUP;  // watched while registered; POLLOUT on demand
 constexpr std::uint32_t kInterestBits = POLLIN | POLLOUT | POLLRDHUP;
 constexpr std::uint32_t kReported = POLLIN | POLLOUT | POLLRDHUP | POLLERR | POLLHUP;
 
@@ -124,9 +124,18 @@ void IoUringPoller::interest(int fd, std::uint32_t events) {
   MNV_ASSERT((events & ~kInterestBits) == 0);
   FdState& s = state(fd);
   s.interest = events;
-  // Registered once for everything; later changes (0 included) need nothing from the ring.
-  if (events != 0 && !s.live && !s.add_pending) {
+  std::uint32_t mask = kInputMask | (events & POLLOUT);
+  if (!s.live && !s.add_pending) {
+    if (events == 0) return;
     s.add_pending = true;
+    s.mask = mask;
+    mark_dirty(fd, s);
+    return;
+  }
+  if (mask == s.mask) return;
+  s.mask = mask;
+  if (s.live) {  // (a pending add just picks up the new mask)
+    s.update_pending = true;
     mark_dirty(fd, s);
   }
 }
@@ -142,6 +151,7 @@ void IoUringPoller::forget(int fd) {
   }
   s.live = false;
   s.add_pending = false;  // an add never submitted needs no removal
+  s.update_pending = false;
   s.interest = 0;
   s.gen = (s.gen + 1) & kGenMask;  // from here on, CQEs of the old registration are stale
 }
@@ -180,9 +190,17 @@ int IoUringPoller::flush_changes() {
       io_uring_sqe_set_data64(sqe, user_data(kTagIgnore, 0, 0));
       s.remove_pending = false;
     }
+    if (s.update_pending && s.live) {
+      // Fails with ENOENT if the poll ended meanwhile; its last CQE then re-arms with `mask`.
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+      std::uint64_t data = user_data(kTagFd, s.gen, fd);
+      io_uring_prep_poll_update(sqe, data, data, s.mask, IORING_POLL_UPDATE_EVENTS | IORING_POLL_ADD_MULTI);
+      io_uring_sqe_set_data64(sqe, user_data(kTagIgnore, 0, 0));
+    }
+    s.update_pending = false;
     if (s.add_pending) {
       io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-      io_uring_prep_poll_multishot(sqe, fd, kPollMask);
+      io_uring_prep_poll_multishot(sqe, fd, s.mask);
       io_uring_sqe_set_data64(sqe, user_data(kTagFd, s.gen, fd));
       s.add_pending = false;
       s.live = true;
@@ -247,6 +265,7 @@ bool IoUringPoller::handle(const io_uring_cqe* cqe, PollEvent* out, int max, int
   }
   if (!more) {  // the multishot poll ended
     s.live = false;
+    s.update_pending = false;
     if (s.interest != 0) {
       s.add_pending = true;
       mark_dirty(fd, s);

@@ -14,6 +14,9 @@
 //  * A multishot poll that ends (CQE without IORING_CQE_F_MORE, e.g. after a CQ overflow) is armed
 //    again at the next wait() while someone is interested in the fd.
 //  * wake() writes an eventfd that has its own multishot poll; wait() drains it.
+//  * The poll watches POLLIN | POLLRDHUP from the first interest until forget(), and POLLOUT only
+//    while the interest includes it (a poll update changes the mask): a writable socket watched
+//    for POLLOUT would post a CQE at every ACK.
 //
 // The ring is set up with SINGLE_ISSUER | DEFER_TASKRUN when the kernel accepts them (6.1+), so
 // the thread that creates the poller must be the only one to call interest/forget/wait; wake() is
@@ -74,6 +77,8 @@ class IoUringPoller final : public Poller {
     bool add_pending = false;     // a multishot poll for gen waits to be submitted
     bool remove_pending = false;  // a poll remove for stale_gen waits to be submitted
     bool dirty = false;           // fd is in dirty_
+    bool update_pending = false;  // the live poll's mask must change to `mask`
+    std::uint32_t mask = 0;       // events the live (or pending) poll watches
   };
 
   IoUringPoller(std::size_t max_fds, int wake_fd);
