@@ -178,11 +178,12 @@ class Reader {
     return line != 0 ? line : node.source().begin.line;
   }
 
-  // "FILE: line N: dotted.key = VALUE", or "FILE: line N: [dotted.key]" for a table.
+  // "FILE: line N: dotted.key = VALUE", or "FILE: line N: [dotted.key]" for a table header.
   std::string where(std::string_view dotted, const toml::key& key, const toml::node& node) const {
     std::string out(source_);
     out += ": line " + std::to_string(line_of(key, node)) + ": ";
-    if (node.is_table()) return out + "[" + std::string(dotted) + "]";
+    const auto* table = node.as_table();
+    if (table != nullptr && !table->is_inline()) return out + "[" + std::string(dotted) + "]";
     return out + std::string(dotted) + " = " + render(node);
   }
 
