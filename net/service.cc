@@ -51,6 +51,8 @@ Thread listener(Server* server) {
     sockaddr_storage peer;
     socklen_t len = sizeof peer;
     int fd = co_await accept(sock, &peer, &len);
+    const ServerConfig& c = server->config();
+    if (c.on_accept != nullptr && c.on_accept(*server, fd, peer, len, c.on_accept_ctx)) continue;
     server->start_connection(fd, peer, len);
   }
 }
@@ -67,7 +69,14 @@ Finally connection_error(int fd) {
   co_return;
 }
 
+// Counts the connection as ended however its thread ends (its frame is destroyed either way).
+struct ActiveGuard {
+  Server* server;
+  ~ActiveGuard() { server->connection_ended(); }
+};
+
 Thread connection(Server* server, int fd, sockaddr_storage peer, socklen_t len) {
+  ActiveGuard guard{server};
   co_await finally(connection_error(fd));
   Socket sock(fd);
   sock.timeout_ns = server->config().timeout_ns;
@@ -151,7 +160,10 @@ void Server::start_connection(int fd, const sockaddr_storage& peer, socklen_t le
   }
   ++accepted_;
   kernel_.adopt_fd(fd, p);
-  p->start(connection, this, fd, peer, len);  // if the frame does not fit, the process is reclaimed
+  active_.fetch_add(1, std::memory_order_relaxed);
+  if (p->start(connection, this, fd, peer, len) == nullptr) {
+    active_.fetch_sub(1, std::memory_order_relaxed);  // the frame did not fit: reclaimed with its fd
+  }
 }
 
 }  // namespace mnv

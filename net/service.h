@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -40,6 +41,9 @@ struct Accepted {
 };
 
 using Handler = Task<> (*)(Accepted& conn);
+// Sees each accepted fd before it is served here; returning true means it took the fd (e.g.
+// handed it to another shard).
+using AcceptHook = bool (*)(Server& server, int fd, const sockaddr_storage& peer, socklen_t len, void* ctx);
 
 struct ServerConfig {
   std::string host = "127.0.0.1";
@@ -51,6 +55,8 @@ struct ServerConfig {
   void* message = nullptr;       // handed to every handler in Accepted::message
   std::int64_t timeout_ns = 0;   // per-op deadline on each connection's socket; 0 = none
   bool reuse_port = false;       // SO_REUSEPORT (one listener per shard)
+  AcceptHook on_accept = nullptr;
+  void* on_accept_ctx = nullptr;
 };
 
 class Server {
@@ -65,9 +71,14 @@ class Server {
   HeapPool& pool() { return pool_; }
   std::uint64_t accepted() const { return accepted_; }
   std::uint64_t refused() const { return refused_; }
+  // Connections being served now (readable from other threads, e.g. for balancing).
+  long active() const { return active_.load(std::memory_order_relaxed); }
 
-  // Internal: the listener thread hands each accepted fd here.
+  // Serves an accepted fd in a new micro-process here (the listener calls it; so may a shard
+  // that was handed the fd). A full pool refuses it.
   void start_connection(int fd, const sockaddr_storage& peer, socklen_t len);
+  // Internal: a connection's thread ended.
+  void connection_ended() { active_.fetch_sub(1, std::memory_order_relaxed); }
   int listen_fd() const { return listen_fd_; }
 
  private:
@@ -80,6 +91,7 @@ class Server {
   std::uint16_t port_ = 0;
   std::uint64_t accepted_ = 0;
   std::uint64_t refused_ = 0;
+  std::atomic<long> active_{0};
   std::int64_t last_refusal_log_ = 0;
 };
 

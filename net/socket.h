@@ -74,8 +74,11 @@ class Socket {
   // The last read from the rx fd came back short, so the fd had nothing more: the next fill()
   // waits for readiness without another read(2) that would only say EAGAIN. (A stream socket
   // returns short only when its queue is empty; new data after that raises a new event in every
-  // backend.) Cleared by a readiness event.
+  // backend.) Cleared by a readiness event. Not used once the peer is known to have shut down
+  // (POLLRDHUP seen): a short read may then have consumed the FIN, whose edge was already
+  // reported, and only another read can say EOF.
   bool rx_drained = false;
+  bool rx_peer_done = false;
   ThreadRef data_waiter = nullptr;   // a reader waiting for tx (pulled by the peer) to get data
   ThreadRef space_waiter = nullptr;  // a writer waiting for tx to drain into the peer
 

@@ -159,6 +159,13 @@ Process* Kernel::new_process(HeapPool& pool) {
 
 void Kernel::mark_listener(Process* p) { slots_[p->kernel_slot()].listener = true; }
 
+void Kernel::ready_thread(ThreadRef t) {
+  std::uint32_t slot = t->process->kernel_slot();
+  MNV_ASSERT(slot != 0 && slots_[slot].proc == t->process);
+  t->process->ready(t);
+  enqueue(slot);
+}
+
 void Kernel::own(int fd, std::uint32_t slot) {
   MNV_ASSERT(fd >= 0 && static_cast<std::size_t>(fd) < config_.max_fds);
   FdEntry& e = fds_[fd];
@@ -346,6 +353,7 @@ int Kernel::run() {
     if (g_stop_requested.load(std::memory_order_relaxed) || stop_requested_.load(std::memory_order_acquire)) {
       begin_shutdown();
     }
+    if (hooks_.on_turn != nullptr) hooks_.on_turn(hooks_.ctx);
     while (runq_len_ > 0) {
       std::uint32_t slot = runq_[runq_head_];
       runq_head_ = (runq_head_ + 1) % (config_.max_processes + 1);
@@ -358,8 +366,17 @@ int Kernel::run() {
     if (next_trim_ < deadline) deadline = next_trim_;
     if (stopping_ && stop_deadline_ < deadline) deadline = stop_deadline_;
     std::int64_t timeout = deadline - now_;
-    if (timeout < 0) timeout = 0;
+    if (timeout < 0 || runq_len_ > 0) timeout = 0;
+    bool slept = false;
+    if (hooks_.before_wait != nullptr) {
+      if (!hooks_.before_wait(hooks_.ctx, timeout != 0)) {
+        timeout = 0;
+      } else {
+        slept = timeout != 0;
+      }
+    }
     int n = poller_->wait(timeout, events, kMaxEvents);
+    if (slept && hooks_.after_sleep != nullptr) hooks_.after_sleep(hooks_.ctx);
     now_ = monotonic_ns();
     for (int i = 0; i < n; ++i) on_fd_event(events[i].fd, events[i].events);
     timers_.expire(now_, [this](std::uint64_t cookie) { on_timer(cookie); });

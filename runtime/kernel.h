@@ -38,6 +38,18 @@ struct KernelConfig {
   bool exit_when_idle = false;  // run() returns once no process is left (tests, clients)
 };
 
+// Hooks for the layer above the kernel (shard/), called on the kernel's own thread.
+struct KernelHooks {
+  void* ctx = nullptr;
+  // Every loop turn, before runnable processes are dispatched (e.g. drain cross-shard mail).
+  void (*on_turn)(void* ctx) = nullptr;
+  // Before the poller wait. `will_block`: the wait would sleep. Return false to not sleep
+  // (work arrived). Called also when not blocking, so staged work can be published.
+  bool (*before_wait)(void* ctx, bool will_block) = nullptr;
+  // After a wait for which before_wait returned true with will_block.
+  void (*after_sleep)(void* ctx) = nullptr;
+};
+
 class Kernel {
  public:
   // Null (with one log line) if the kernel heap, the tables or the poller cannot be set up.
@@ -68,6 +80,11 @@ class Kernel {
   void close_fd(int fd);
   // Marks `p` as a listener: on shutdown it is reclaimed first.
   void mark_listener(Process* p);
+  // Readies a blocked thread of one of this kernel's processes (from hook code, e.g. a reply
+  // from another shard).
+  void ready_thread(ThreadRef t);
+  void set_hooks(const KernelHooks& hooks) { hooks_ = hooks; }
+  Poller& poller() { return *poller_; }
 
   // Runs until stop() (or a signal) and every process has ended or the grace period passed.
   // Returns 0.
@@ -106,6 +123,7 @@ class Kernel {
   void disown(int fd);
 
   KernelConfig config_;
+  KernelHooks hooks_;
   KernelHeap heap_;
   TimerHeap timers_;
   std::unique_ptr<Poller> poller_;

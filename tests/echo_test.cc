@@ -78,6 +78,20 @@ TEST_P(EchoTest, HalfCloseGetsAllRepliesThenEof) {
   EXPECT_EQ(c.recv_all(), reply(0, "a\n") + reply(1, "b\n") + reply(2, "no newline at the end"));
 }
 
+// Data and FIN arriving together at a connection already waiting for input: one readiness edge
+// covers both, and a short read may consume the FIN too, so EOF must still be noticed.
+TEST_P(EchoTest, DataAndFinInOneEdgeStillEndTheConnection) {
+  ServerThread s(GetParam(), echo_config());
+  for (int i = 0; i < 200; ++i) {
+    Client c(s.port());
+    ASSERT_TRUE(c.send("first\n"));
+    ASSERT_EQ(c.recv_line(), reply(0, "first\n"));  // the server now waits for input
+    ASSERT_TRUE(c.send("a\nlast"));
+    ::shutdown(c.fd(), SHUT_WR);
+    ASSERT_EQ(c.recv_all(), reply(1, "a\n") + reply(2, "last")) << "iteration " << i;
+  }
+}
+
 TEST_P(EchoTest, PeerResetMidWriteLeavesOthersServed) {
   ServerThread s(GetParam(), echo_config());
   Client other(s.port());

@@ -1,13 +1,22 @@
-// apps/echo — the seed's echo service on the mnvkd runtime.
+// apps/echo — the seed's echo service on the mnvkd runtime, one shard per chosen core.
 //
-//   bazel run //apps/echo -- --port=8080 --poller=epoll
+//   bazel run //apps/echo -- --port=8080 --shards=2 --poller=epoll
+//   bazel run //apps/echo -- --config=shard/sample_affinity.toml
 //
 // The first line on stdout is "listening on HOST:PORT" with the bound port (--port=0 picks a
-// free one), so scripts and tests can find it. SIGTERM/SIGINT stop it cleanly (exit 0).
+// free one), so scripts and tests can find it. Every shard listens on that port with
+// SO_REUSEPORT (--balance=reuseport, the default), or hands each accepted connection to the
+// least-loaded shard through the mailboxes (--balance=handoff). SIGTERM/SIGINT stop it cleanly
+// (exit 0) and it prints, per shard, how many connections it served. A bad flag or config file
+// is reported with the key, value and line, and the exit status is 2, before any shard starts.
 #include <sys/resource.h>
 
+#include <atomic>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -15,58 +24,151 @@
 #include "apps/echo/echo_service.h"
 #include "net/service.h"
 #include "runtime/kernel.h"
+#include "shard/affinity_flags.h"
+#include "shard/shard.h"
+#include "shard/topology.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "address to listen on (numeric IPv4 or IPv6)");
 ABSL_FLAG(int, port, 0, "port to listen on; 0 picks a free one");
-ABSL_FLAG(std::string, poller, "io_uring", "io_uring, epoll or poll");
-ABSL_FLAG(int, heap_pages, 8, "page budget of each connection's micro-heap");
-ABSL_FLAG(int, pool_size, 16384, "connections served at once");
-ABSL_FLAG(int, grace_ms, 2000, "on SIGTERM, time in-flight connections get to finish");
+ABSL_FLAG(int, heap_pages, 0, "page budget of each connection's micro-heap; 0: from --config (default 8)");
+ABSL_FLAG(int, pool_size, 0, "connections each shard serves at once; 0: from --config (default 16384)");
+ABSL_FLAG(int, grace_ms, -1, "on SIGTERM, time in-flight connections get to finish; -1: from --config");
+ABSL_FLAG(std::string, balance, "reuseport", "reuseport (kernel hash) or handoff (least-loaded shard)");
+
+namespace {
+
+constexpr std::uint32_t kHandoff = 1;  // post kind: an accepted fd for the receiving shard
+
+struct HandoffMessage {
+  int fd;
+  socklen_t len;
+  unsigned char peer[sizeof(sockaddr_in6)];
+};
+static_assert(sizeof(HandoffMessage) <= mnv::kShardPayload);
+
+struct Echo {
+  mnv::ServerConfig config;
+  bool handoff = false;
+  std::vector<std::unique_ptr<mnv::Server>> servers;  // servers[k] lives on shard k
+  std::atomic<std::uint16_t> port{0};
+  explicit Echo(std::size_t shards) : servers(shards) {}
+};
+
+Echo* g_echo = nullptr;
+
+// Handoff balancing: serve here unless another shard has fewer connections in progress.
+bool route(mnv::Server& server, int fd, const sockaddr_storage& peer, socklen_t len, void* ctx) {
+  auto here = reinterpret_cast<std::size_t>(ctx);
+  std::size_t best = here;
+  long least = server.active();
+  for (std::size_t k = 0; k < g_echo->servers.size(); ++k) {
+    long load = g_echo->servers[k]->active();
+    if (load < least) {
+      least = load;
+      best = k;
+    }
+  }
+  if (best == here) return false;  // the caller serves it
+  HandoffMessage m{fd, len, {}};
+  std::memcpy(m.peer, &peer, len < sizeof m.peer ? len : sizeof m.peer);
+  return mnv::Shard::current()->post(best, kHandoff, &m, sizeof m);  // ring full: serve it here
+}
+
+void on_handoff(const mnv::ShardMessage& msg, void* ctx) {
+  HandoffMessage m;
+  std::memcpy(&m, msg.payload, sizeof m);
+  sockaddr_storage peer{};
+  std::memcpy(&peer, m.peer, m.len < sizeof m.peer ? m.len : sizeof m.peer);
+  g_echo->servers[reinterpret_cast<std::size_t>(ctx)]->start_connection(m.fd, peer, m.len);
+}
+
+bool init_shard(mnv::Shard& shard, std::string* error) {
+  Echo& echo = *g_echo;
+  mnv::ServerConfig c = echo.config;
+  c.reuse_port = true;
+  if (shard.index() > 0) c.port = echo.port.load();
+  void* ctx = reinterpret_cast<void*>(shard.index());
+  if (echo.handoff) {
+    c.on_accept = route;
+    c.on_accept_ctx = ctx;
+    shard.on_post(kHandoff, on_handoff, ctx);
+  }
+  auto server = mnv::Server::listen(shard.kernel(), c, error);
+  if (server == nullptr) return false;
+  if (shard.index() == 0) echo.port = server->port();
+  echo.servers[shard.index()] = std::move(server);
+  return true;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("the seed's echo service: each line is answered with \"Line N: <line>\"");
   absl::ParseCommandLine(argc, argv);
 
-  mnv::KernelConfig kc;
-  if (!mnv::parse_poller(absl::GetFlag(FLAGS_poller).c_str(), &kc.poller)) {
-    std::fprintf(stderr, "echo: --poller=%s: must be io_uring, epoll or poll\n", absl::GetFlag(FLAGS_poller).c_str());
-    return 2;
-  }
-  int port = absl::GetFlag(FLAGS_port);
-  int heap_pages = absl::GetFlag(FLAGS_heap_pages);
-  int pool_size = absl::GetFlag(FLAGS_pool_size);
-  if (port < 0 || port > 65535 || heap_pages < 1 || pool_size < 1) {
-    std::fprintf(stderr, "echo: --port must be 0..65535, --heap_pages and --pool_size at least 1\n");
-    return 2;
-  }
   // Serve as many connections as the hard limit on open files allows.
   rlimit nofile{};
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
     nofile.rlim_cur = nofile.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &nofile);
   }
-  kc.max_fds = nofile.rlim_cur > 1'048'576 ? 1'048'576 : (nofile.rlim_cur < 1024 ? 1024 : nofile.rlim_cur);
-  kc.grace_ns = static_cast<std::int64_t>(absl::GetFlag(FLAGS_grace_ms)) * 1'000'000;
-  kc.max_processes = static_cast<std::size_t>(pool_size) + 16;
-  auto kernel = mnv::Kernel::create(kc);
-  if (kernel == nullptr) return 1;
 
-  mnv::ServerConfig sc;
-  sc.host = absl::GetFlag(FLAGS_host);
-  sc.port = static_cast<std::uint16_t>(port);
-  sc.handler = mnv::echo::serve;
-  sc.heap_pages = static_cast<std::size_t>(heap_pages);
-  sc.pool_size = static_cast<std::size_t>(pool_size);
   std::string error;
-  auto server = mnv::Server::listen(*kernel, sc, &error);
-  if (server == nullptr) {
+  auto topology = mnv::Topology::discover(&error);
+  if (topology == nullptr) {
+    std::fprintf(stderr, "echo: %s\n", error.c_str());
+    return 2;
+  }
+  mnv::AffinityOverrides app;
+  if (absl::GetFlag(FLAGS_heap_pages) != 0) app.heap_pages = absl::GetFlag(FLAGS_heap_pages);
+  if (absl::GetFlag(FLAGS_pool_size) != 0) app.pool_size = absl::GetFlag(FLAGS_pool_size);
+  if (absl::GetFlag(FLAGS_grace_ms) >= 0) app.grace_ms = absl::GetFlag(FLAGS_grace_ms);
+  mnv::AffinityConfig affinity;
+  if (!mnv::load_affinity_from_flags(*topology, app, &affinity, &error)) {
+    std::fprintf(stderr, "echo: %s\n", error.c_str());
+    return 2;
+  }
+  int port = absl::GetFlag(FLAGS_port);
+  std::string balance = absl::GetFlag(FLAGS_balance);
+  if (port < 0 || port > 65535) {
+    std::fprintf(stderr, "echo: --port=%d: must be 0..65535\n", port);
+    return 2;
+  }
+  if (balance != "reuseport" && balance != "handoff") {
+    std::fprintf(stderr, "echo: --balance=%s: must be reuseport or handoff\n", balance.c_str());
+    return 2;
+  }
+
+  Echo echo(static_cast<std::size_t>(affinity.shards));
+  g_echo = &echo;
+  echo.handoff = balance == "handoff";
+  echo.config.host = absl::GetFlag(FLAGS_host);
+  echo.config.port = static_cast<std::uint16_t>(port);
+  echo.config.handler = mnv::echo::serve;
+  echo.config.heap_pages = affinity.heap_pages;
+  echo.config.pool_size = affinity.pool_size;
+
+  mnv::Kernel::install_signal_handlers();
+  mnv::ShardSetOptions options;
+  options.affinity = affinity;
+  options.init = init_shard;
+  auto shards = mnv::ShardSet::start(*topology, options, &error);
+  if (shards == nullptr) {
     std::fprintf(stderr, "echo: %s\n", error.c_str());
     return 1;
   }
-  std::printf("listening on %s:%u\n", sc.host.c_str(), server->port());
+  std::printf("listening on %s:%u\n", echo.config.host.c_str(), echo.port.load());
   std::fflush(stdout);
-  std::fprintf(stderr, "echo: poller %s, %d heap pages per connection, up to %d connections\n",
-               mnv::poller_name(kernel->poller_kind()), heap_pages, pool_size);
-  mnv::Kernel::install_signal_handlers();
-  return kernel->run();
+  std::string cpus;
+  for (int c : affinity.cpus) cpus += (cpus.empty() ? "" : ",") + std::to_string(c);
+  std::fprintf(stderr, "echo: %d shard(s) on CPU %s, poller %s, balance %s, %zu heap pages per connection\n",
+               affinity.shards, cpus.c_str(), mnv::poller_name(affinity.poller), balance.c_str(), affinity.heap_pages);
+  int rc = shards->wait();
+  for (std::size_t k = 0; k < echo.servers.size(); ++k) {
+    if (echo.servers[k] != nullptr) {
+      std::fprintf(stderr, "echo: shard %zu served %lu connections\n", k,
+                   static_cast<unsigned long>(echo.servers[k]->accepted()));
+    }
+  }
+  return rc;
 }

@@ -1,0 +1,70 @@
+// shard/cross_call.h — a micro-thread calls a handler on another shard and waits for the reply.
+//
+//   Request req{...};
+//   ShardMessage reply = co_await mnv::cross_call(target, kKind, &req, sizeof req, 5'000'000);
+//
+// The request is copied into a 64-byte message (payload at most kShardPayload bytes: never a
+// pointer into this shard's micro-heap), staged on the mailbox ring to `target`, and published at
+// the end of the loop turn; the thread blocks like it blocks on I/O, and is readied when the
+// reply comes back through the reverse ring. Errors are raised: ETIMEDOUT after `timeout_ns`
+// (0: no deadline; a late reply is dropped), ENOSYS when the target has no handler for the kind,
+// ENOBUFS when kMaxCalls calls are already in flight from this shard, EINVAL for a bad shard or
+// payload. A full ring is back-pressure: the call waits in this shard's backlog (still under its
+// deadline) until the ring has room; nothing is dropped.
+#pragma once
+
+#include <cerrno>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <source_location>
+
+#include "runtime/block.h"
+#include "runtime/thread.h"
+#include "shard/mailbox.h"
+
+namespace mnv {
+
+class CrossCallOp : public Op {
+ public:
+  CrossCallOp(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len, std::int64_t timeout_ns,
+              std::source_location where);
+  ~CrossCallOp();
+  CrossCallOp(const CrossCallOp&) = delete;
+  CrossCallOp& operator=(const CrossCallOp&) = delete;
+
+  bool await_ready() noexcept { return done_ && error_ == 0; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept;
+  Step step() override;
+  // The reply (its payload as the handler wrote it); zeroed after an error that was lowered.
+  ShardMessage await_resume() const noexcept { return reply_; }
+
+  // Called by the shard when the reply arrives.
+  void complete(const ShardMessage& reply, int error) {
+    reply_ = reply;
+    error_ = error;
+    done_ = true;
+    call_ = 0;
+  }
+
+ private:
+  std::coroutine_handle<> raise_now(ThreadState& t, int code);
+  std::size_t to_;
+  ShardMessage request_{};
+  ShardMessage reply_{};
+  std::int64_t timeout_ns_;
+  std::source_location where_;
+  std::coroutine_handle<> h_;
+  Block block_;
+  std::uint32_t call_ = 0;
+  int error_ = 0;
+  bool done_ = false;
+};
+
+[[nodiscard]] inline CrossCallOp cross_call(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len,
+                                            std::int64_t timeout_ns = 0,
+                                            std::source_location where = std::source_location::current()) {
+  return CrossCallOp(to, kind, payload, len, timeout_ns, where);
+}
+
+}  // namespace mnv

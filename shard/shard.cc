@@ -1,0 +1,370 @@
+#include "shard/shard.h"
+
+#include <pthread.h>
+#include <sys/resource.h>
+
+#include <cstring>
+
+#include "mem/log.h"
+#include "runtime/process.h"
+#include "runtime/raise.h"
+#include "shard/cross_call.h"
+
+namespace mnv {
+
+namespace {
+constinit thread_local Shard* tl_shard = nullptr;
+constexpr std::uint32_t kCallBits = 12;  // call id = gen << 12 | index (kMaxCalls = 4096)
+static_assert((1u << kCallBits) == Shard::kMaxCalls);
+}  // namespace
+
+Shard* Shard::current() { return tl_shard; }
+
+Shard::Shard(ShardSet* set, std::size_t index, int cpu)
+    : set_(set),
+      index_(index),
+      cpu_(cpu),
+      calls_(kMaxCalls + 1),
+      requests_(kMaxCalls),
+      request_to_(kMaxCalls),
+      outbox_(set->options().mailbox_capacity * (set->options().affinity.shards + 1)) {
+  // Free list of call slots 1..kMaxCalls-1 (slot 0 is "no call").
+  for (std::uint32_t i = 1; i < kMaxCalls; ++i) calls_[i].next_free = i + 1 < kMaxCalls ? i + 1 : 0;
+  free_call_ = 1;
+}
+
+void Shard::handle(std::uint32_t kind, CrossHandler fn, void* ctx) {
+  MNV_ASSERT(kind < kMaxKinds);
+  handlers_[kind].call = fn;
+  handlers_[kind].ctx = ctx;
+}
+
+void Shard::on_post(std::uint32_t kind, PostHandler fn, void* ctx) {
+  MNV_ASSERT(kind < kMaxKinds);
+  handlers_[kind].post = fn;
+  handlers_[kind].ctx = ctx;
+}
+
+bool Shard::post(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len) {
+  MNV_ASSERT(to < set_->size() && to != index_ && kind < kMaxKinds && len <= kShardPayload);
+  ShardMessage m{};
+  m.kind = kind | kPostBit;
+  std::memcpy(m.payload, payload, len);
+  return set_->mailboxes().send(index_, to, m);
+}
+
+std::uint32_t Shard::begin_call(ThreadRef caller, CrossCallOp* op, std::size_t to, const ShardMessage& request) {
+  if (free_call_ == 0) return 0;
+  std::uint32_t i = free_call_;
+  Call& c = calls_[i];
+  free_call_ = c.next_free;
+  c.caller = caller;
+  c.op = op;
+  c.to = static_cast<std::uint32_t>(to);
+  c.live = true;
+  c.gen = (c.gen + 1) & ((1u << (32 - kCallBits)) - 1);
+  ShardMessage m = request;
+  m.id = (std::uint64_t{c.gen} << kCallBits) | i;
+  ++stats_.calls;
+  if (backlog_len_ == 0 && set_->mailboxes().send(index_, to, m)) {
+    c.sent = true;
+  } else {
+    // Back-pressure: the ring is full; the call waits here (within its deadline) for room.
+    c.sent = false;
+    std::size_t slot = (backlog_head_ + backlog_len_) % requests_.size();
+    requests_[slot] = m;
+    request_to_[slot] = to;
+    ++backlog_len_;
+    ++stats_.backlogged;
+  }
+  return static_cast<std::uint32_t>(m.id & ((1u << kCallBits) - 1)) | (c.gen << kCallBits);
+}
+
+void Shard::cancel_call(std::uint32_t call) {
+  std::uint32_t i = call & ((1u << kCallBits) - 1);
+  Call& c = calls_[i];
+  if (!c.live || c.gen != call >> kCallBits) return;
+  c.live = false;  // a late reply finds it dead; a backlogged request is still sent, its reply dropped
+  c.next_free = free_call_;
+  free_call_ = i;
+}
+
+bool Shard::run_local(const ShardMessage& request, ShardMessage* reply) {
+  std::uint32_t kind = request.kind;
+  if (kind >= kMaxKinds || handlers_[kind].call == nullptr) return false;
+  *reply = ShardMessage{};
+  reply->kind = kind | kReplyBit;
+  reply->id = request.id;
+  handlers_[kind].call(request, reply, handlers_[kind].ctx);
+  ++stats_.requests_served;
+  return true;
+}
+
+void Shard::deliver(const ShardMessage& m) {
+  Mailboxes& mail = set_->mailboxes();
+  if (m.kind & kReplyBit) {
+    std::uint32_t i = static_cast<std::uint32_t>(m.id & ((1u << kCallBits) - 1));
+    std::uint32_t gen = static_cast<std::uint32_t>(m.id >> kCallBits);
+    if (i == 0 || i >= kMaxCalls) return;
+    Call& c = calls_[i];
+    if (!c.live || c.gen != gen) return;  // timed out meanwhile: dropped
+    ++stats_.replies;
+    c.op->complete(m, (m.kind & kNoHandlerBit) ? ENOSYS : 0);
+    kernel_->ready_thread(c.caller);
+    c.live = false;
+    c.next_free = free_call_;
+    free_call_ = i;
+    return;
+  }
+  if (m.kind & kPostBit) {
+    std::uint32_t kind = m.kind & ~kPostBit;
+    if (kind < kMaxKinds && handlers_[kind].post != nullptr) handlers_[kind].post(m, handlers_[kind].ctx);
+    return;
+  }
+  ShardMessage reply{};
+  if (!run_local(m, &reply)) {
+    reply.kind = m.kind | kReplyBit | kNoHandlerBit;
+    reply.id = m.id;
+  }
+  if (outbox_len_ == 0 && mail.send(index_, m.from, reply)) return;
+  MNV_ASSERT(outbox_len_ < outbox_.size());
+  reply.from = m.from;  // while queued here: the requester it goes back to
+  outbox_[(outbox_head_ + outbox_len_++) % outbox_.size()] = reply;
+}
+
+void Shard::retry_backlog() {
+  Mailboxes& mail = set_->mailboxes();
+  while (outbox_len_ > 0) {
+    const ShardMessage& r = outbox_[outbox_head_];
+    if (!mail.send(index_, r.from, r)) break;  // send() stamps our index as the sender
+    outbox_head_ = (outbox_head_ + 1) % outbox_.size();
+    --outbox_len_;
+  }
+  while (backlog_len_ > 0) {
+    ShardMessage& m = requests_[backlog_head_];
+    std::size_t to = request_to_[backlog_head_];
+    if (!mail.send(index_, to, m)) break;
+    std::uint32_t i = static_cast<std::uint32_t>(m.id & ((1u << kCallBits) - 1));
+    if (calls_[i].live) calls_[i].sent = true;
+    backlog_head_ = (backlog_head_ + 1) % requests_.size();
+    --backlog_len_;
+  }
+}
+
+void Shard::on_turn() {
+  Mailboxes& mail = set_->mailboxes();
+  ShardMessage batch[32];
+  // Bounded per turn, and not while replies are backed up (the senders then wait: back-pressure).
+  for (int rounds = 0; rounds < 8 && outbox_len_ < outbox_.size() / 2; ++rounds) {
+    std::size_t n = mail.receive(index_, batch, 32);
+    for (std::size_t k = 0; k < n; ++k) deliver(batch[k]);
+    if (n < 32) break;
+  }
+  retry_backlog();
+}
+
+bool Shard::before_wait(bool will_block) {
+  Mailboxes& mail = set_->mailboxes();
+  mail.flush(index_);
+  if (!will_block) return true;
+  if (backlog_len_ > 0 || outbox_len_ > 0) return false;  // keep retrying until the rings drain
+  mail.prepare_sleep(index_);
+  if (mail.has_messages(index_)) {
+    mail.cancel_sleep(index_);
+    return false;
+  }
+  return true;
+}
+
+void Shard::run(const Topology& topology) {
+  char name[16];
+  std::snprintf(name, sizeof name, "shard-%zu", index_);
+  ::pthread_setname_np(::pthread_self(), name);
+  std::string error;
+  if (!topology.pin_current_thread(cpu_, &error)) {
+    set_->report(index_, false, "shard " + std::to_string(index_) + ": " + error);
+    return;
+  }
+  KernelConfig kc;
+  const AffinityConfig& a = set_->options().affinity;
+  kc.poller = a.poller;
+  kc.grace_ns = a.grace_ms * 1'000'000;
+  kc.max_processes = a.pool_size + 64;
+  kc.max_fds = set_->options().max_fds;
+  if (kc.max_fds == 0) {
+    rlimit r{};
+    ::getrlimit(RLIMIT_NOFILE, &r);
+    kc.max_fds = r.rlim_cur > 1'048'576 ? 1'048'576 : (r.rlim_cur < 1024 ? 1024 : r.rlim_cur);
+  }
+  kernel_ = Kernel::create(kc);
+  if (kernel_ == nullptr) {
+    set_->report(index_, false, "shard " + std::to_string(index_) + ": the kernel could not be created");
+    return;
+  }
+  tl_shard = this;
+  KernelHooks hooks;
+  hooks.ctx = this;
+  hooks.on_turn = [](void* s) { static_cast<Shard*>(s)->on_turn(); };
+  hooks.before_wait = [](void* s, bool block) { return static_cast<Shard*>(s)->before_wait(block); };
+  hooks.after_sleep = [](void* s) {
+    auto* shard = static_cast<Shard*>(s);
+    shard->set_->mailboxes().wake_done(shard->index_);
+  };
+  kernel_->set_hooks(hooks);
+  set_->mailboxes().set_waker(index_, [](void* p) { static_cast<Poller*>(p)->wake(); }, &kernel_->poller());
+
+  {  // shard order: wait for the previous shard's init
+    std::unique_lock<std::mutex> lock(set_->mu_);
+    set_->cv_.wait(lock, [&] { return set_->failed_ || set_->started_ == index_; });
+    if (set_->failed_) {
+      lock.unlock();
+      tl_shard = nullptr;
+      kernel_.reset();
+      return;
+    }
+  }
+  bool ok = true;
+  if (set_->options().init) ok = set_->options().init(*this, &error);
+  set_->report(index_, ok, ok ? "" : "shard " + std::to_string(index_) + ": " + error);
+  {
+    std::unique_lock<std::mutex> lock(set_->mu_);
+    set_->cv_.wait(lock, [&] { return set_->failed_ || set_->go_; });
+    if (set_->failed_) ok = false;
+  }
+  if (ok) kernel_->run();
+  kernel_.reset();
+  tl_shard = nullptr;
+}
+
+ShardSet::ShardSet(ShardSetOptions options)
+    : options_(std::move(options)),
+      mailboxes_(static_cast<std::size_t>(options_.affinity.shards), options_.mailbox_capacity) {}
+
+void ShardSet::report(std::size_t index, bool ok, const std::string& error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!ok) {
+    if (!failed_) error_ = error;
+    failed_ = true;
+    for (auto& s : shards_) {
+      if (s->kernel_ != nullptr && s->index_ != index) s->kernel_->request_stop();
+    }
+  } else {
+    ++started_;
+    if (started_ == shards_.size()) go_ = true;
+  }
+  cv_.notify_all();
+}
+
+std::unique_ptr<ShardSet> ShardSet::start(const Topology& topology, ShardSetOptions options, std::string* error) {
+  MNV_ASSERT(options.affinity.shards >= 1 &&
+             options.affinity.cpus.size() == static_cast<std::size_t>(options.affinity.shards));
+  std::unique_ptr<ShardSet> set(new ShardSet(std::move(options)));
+  for (int i = 0; i < set->options_.affinity.shards; ++i) {
+    set->shards_.push_back(std::unique_ptr<Shard>(new Shard(set.get(), static_cast<std::size_t>(i),
+                                                            set->options_.affinity.cpus[static_cast<std::size_t>(i)])));
+  }
+  for (auto& s : set->shards_) {
+    Shard* shard = s.get();
+    set->threads_.emplace_back([shard, &topology] { shard->run(topology); });
+  }
+  {
+    std::unique_lock<std::mutex> lock(set->mu_);
+    set->cv_.wait(lock, [&] { return set->failed_ || set->go_; });
+    if (!set->failed_) return set;
+    *error = set->error_;
+  }
+  for (auto& t : set->threads_) t.join();
+  set->threads_.clear();
+  return nullptr;
+}
+
+void ShardSet::request_stop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& s : shards_) {
+    if (s->kernel_ != nullptr) s->kernel_->request_stop();
+  }
+}
+
+int ShardSet::wait() {
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  return 0;
+}
+
+ShardSet::~ShardSet() {
+  if (!threads_.empty()) {
+    request_stop();
+    wait();
+  }
+}
+
+// ---- CrossCallOp ------------------------------------------------------------------------------
+
+CrossCallOp::CrossCallOp(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len,
+                         std::int64_t timeout_ns, std::source_location where)
+    : to_(to), timeout_ns_(timeout_ns), where_(where) {
+  request_.kind = kind;
+  if (len <= kShardPayload && payload != nullptr) std::memcpy(request_.payload, payload, len);
+  Shard* shard = Shard::current();
+  if (shard == nullptr || to >= shard->set().size() || kind >= Shard::kMaxKinds || len > kShardPayload) {
+    error_ = EINVAL;
+    done_ = true;
+    return;
+  }
+  if (to == shard->index()) {  // a call to oneself runs the handler now
+    if (!shard->run_local(request_, &reply_)) error_ = ENOSYS;
+    done_ = true;
+  }
+}
+
+CrossCallOp::~CrossCallOp() {
+  if (call_ != 0) {
+    if (Shard* shard = Shard::current()) shard->cancel_call(call_);
+  }
+}
+
+std::coroutine_handle<> CrossCallOp::raise_now(ThreadState& t, int code) {
+  reply_ = ShardMessage{};
+  return t.raise(h_, Error{.code = code, .where = where_});
+}
+
+std::coroutine_handle<> CrossCallOp::await_suspend(std::coroutine_handle<> h) noexcept {
+  h_ = h;
+  ThreadState& t = this_thread();
+  t.resume_at = h;
+  if (done_) return raise_now(t, error_);
+  Shard& shard = *Shard::current();
+  call_ = shard.begin_call(&t, this, to_, request_);
+  if (call_ == 0) return raise_now(t, ENOBUFS);
+  block_ = Block{};
+  if (timeout_ns_ > 0) block_.deadline_ns = monotonic_ns() + timeout_ns_;
+  t.op = this;
+  t.process->block(&t, &block_);
+  return std::noop_coroutine();
+}
+
+Op::Step CrossCallOp::step() {
+  ThreadState& t = this_thread();
+  int code = 0;
+  if (done_) {
+    code = error_;
+  } else if (block_.timed_out) {
+    Shard::current()->cancel_call(call_);
+    call_ = 0;
+    code = ETIMEDOUT;
+  } else {  // spurious: keep waiting
+    block_.clear();
+    t.process->block(&t, &block_);
+    return Step::kBlocked;
+  }
+  t.op = nullptr;
+  if (code == 0) {
+    t.resume_at = h_;
+    return Step::kResume;
+  }
+  bool ends = !t.finally_at || t.in_finally;
+  raise_now(t, code);
+  return ends ? Step::kEnded : Step::kResume;
+}
+
+}  // namespace mnv

@@ -1,0 +1,158 @@
+// shard/shard.h — shards: one virtual kernel per chosen core, pinned, and the calls between them.
+//
+// A ShardSet starts one OS thread per shard (named "shard-K", visible in /proc/PID/task/*/comm),
+// pins it to its CPU (shard/topology.h), and runs a Kernel on it. Everything a shard owns — its
+// kernel, kernel heap, heap pools, io_uring ring — is created and touched only by its own
+// thread; shards share nothing but the Mailboxes (shard/mailbox.h), drained by the kernel's loop
+// hooks each turn and published once per turn, with a sleeping shard woken through its poller.
+//
+// Start-up is ordered and all-or-nothing: shard K runs its `init` after shard K-1's returned (so
+// shard 0 can bind port 0 and the others SO_REUSEPORT the same port); if any shard fails to pin,
+// create its kernel or init, every shard is stopped and start() returns the reason.
+//
+// Cross-shard calls: a handler registered for a message kind runs on the target shard's thread,
+// outside any micro-thread, and must not block; a micro-thread calls it with
+// `co_await cross_call(shard, kind, payload, deadline)` (shard/cross_call.h).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/kernel.h"
+#include "shard/affinity_config.h"
+#include "shard/mailbox.h"
+#include "shard/topology.h"
+
+namespace mnv {
+
+class ShardSet;
+class CrossCallOp;
+
+// Runs on the target shard's kernel thread: fills *reply (kind and id are set by the shard).
+using CrossHandler = void (*)(const ShardMessage& request, ShardMessage* reply, void* ctx);
+// Runs on the target shard's kernel thread for a one-way message posted to it.
+using PostHandler = void (*)(const ShardMessage& message, void* ctx);
+
+class Shard {
+ public:
+  static constexpr std::uint32_t kReplyBit = 0x8000'0000u;
+  static constexpr std::uint32_t kNoHandlerBit = 0x4000'0000u;  // in a reply: nobody handles it
+  static constexpr std::uint32_t kPostBit = 0x2000'0000u;       // a one-way message
+  static constexpr std::size_t kMaxKinds = 64;
+  static constexpr std::size_t kMaxCalls = 4096;  // cross-shard calls in flight from one shard
+
+  // The shard whose kernel thread this is (null outside shard threads).
+  static Shard* current();
+
+  std::size_t index() const { return index_; }
+  int cpu() const { return cpu_; }
+  Kernel& kernel() const { return *kernel_; }
+  ShardSet& set() const { return *set_; }
+
+  // Registers what this shard runs for requests / posts of `kind` (< kMaxKinds).
+  void handle(std::uint32_t kind, CrossHandler fn, void* ctx);
+  void on_post(std::uint32_t kind, PostHandler fn, void* ctx);
+  // Sends a one-way message of `kind` to shard `to`; published at the end of this loop turn.
+  // False if the ring is full (the caller keeps the work).
+  bool post(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len);
+
+  // Internal, for CrossCallOp: registers a call (0 when kMaxCalls are in flight) and stages it.
+  std::uint32_t begin_call(ThreadRef caller, CrossCallOp* op, std::size_t to, const ShardMessage& request);
+  void cancel_call(std::uint32_t call);
+  // Internal: runs a request of this shard's own handlers synchronously (a call to oneself).
+  bool run_local(const ShardMessage& request, ShardMessage* reply);
+
+  struct Stats {
+    std::uint64_t calls = 0, replies = 0, requests_served = 0, backlogged = 0;
+  };
+  const Stats& stats() const { return stats_; }
+
+ private:
+  friend class ShardSet;
+  struct Call {
+    ThreadRef caller;
+    CrossCallOp* op;
+    std::uint32_t gen;
+    std::uint32_t next_free;
+    std::uint32_t to;
+    bool live;
+    bool sent;
+  };
+  Shard(ShardSet* set, std::size_t index, int cpu);
+  void run(const Topology& topology);  // the thread's body
+  void on_turn();
+  bool before_wait(bool will_block);
+  void deliver(const ShardMessage& m);
+  void retry_backlog();
+
+  ShardSet* set_;
+  std::size_t index_;
+  int cpu_;
+  std::unique_ptr<Kernel> kernel_;
+  struct Handler {
+    CrossHandler call = nullptr;
+    PostHandler post = nullptr;
+    void* ctx = nullptr;
+  };
+  Handler handlers_[kMaxKinds];
+  std::vector<Call> calls_;               // fixed size kMaxCalls + 1; [0] unused
+  std::uint32_t free_call_ = 0;
+  std::vector<ShardMessage> requests_;    // calls whose send was refused (FIFO ring)
+  std::vector<std::size_t> request_to_;
+  std::size_t backlog_head_ = 0, backlog_len_ = 0;
+  std::vector<ShardMessage> outbox_;      // replies whose send was refused (FIFO ring)
+  std::size_t outbox_head_ = 0, outbox_len_ = 0;
+  Stats stats_;
+};
+
+struct ShardSetOptions {
+  AffinityConfig affinity;             // shard count, CPUs, poller, grace
+  std::size_t mailbox_capacity = 1024;  // messages per ring (power of two)
+  std::size_t max_fds = 0;              // per kernel; 0: from RLIMIT_NOFILE
+  // Runs on each shard's thread in shard order before its kernel runs; false (with *error)
+  // aborts the whole start.
+  std::function<bool(Shard&, std::string*)> init;
+};
+
+class ShardSet {
+ public:
+  // Starts every shard; null with *error when any shard cannot start (the others are stopped).
+  static std::unique_ptr<ShardSet> start(const Topology& topology, ShardSetOptions options, std::string* error);
+  ~ShardSet();
+
+  // Blocks until every shard's kernel returned (SIGTERM/SIGINT, or request_stop()); returns 0.
+  int wait();
+  // Asks every shard to stop (any thread).
+  void request_stop();
+
+  std::size_t size() const { return shards_.size(); }
+  Shard& shard(std::size_t i) const { return *shards_[i]; }
+  Mailboxes& mailboxes() { return mailboxes_; }
+  const ShardSetOptions& options() const { return options_; }
+
+ private:
+  friend class Shard;
+  ShardSet(ShardSetOptions options);
+  void report(std::size_t index, bool ok, const std::string& error);
+
+  ShardSetOptions options_;
+  Mailboxes mailboxes_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::size_t started_ = 0;   // shards whose init returned
+  bool failed_ = false;
+  bool go_ = false;           // every shard started: run the kernels
+  std::string error_;
+};
+
+}  // namespace mnv

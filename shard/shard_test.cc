@@ -1,0 +1,302 @@
+// Tests of pinned shards: each shard thread is pinned and named, cross-shard calls with and
+// without deadlines (both outcomes), waking a sleeping shard, back-pressure on a full ring, a
+// shard that fails to start stopping the others, and SO_REUSEPORT spreading connections.
+#include "shard/shard.h"
+
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "net/io.h"
+#include "net/service.h"
+#include "runtime/raise.h"
+#include "shard/cross_call.h"
+#include "tests/echo_fixture.h"
+
+namespace mnv {
+namespace {
+
+AffinityConfig two_shards(const Topology& topo, std::size_t pool = 256) {
+  AffinityConfig a;
+  std::vector<int> cpus;
+  for (int c : topo.allowed()) cpus.push_back(c);
+  a.shards = cpus.size() >= 2 ? 2 : 1;
+  a.cpus.assign(cpus.begin(), cpus.begin() + a.shards);
+  a.poller = PollerKind::kIoUring;
+  a.grace_ms = 100;
+  a.pool_size = pool;
+  return a;
+}
+
+std::unique_ptr<Topology> topology() {
+  std::string error;
+  auto t = Topology::discover(&error);
+  EXPECT_NE(t, nullptr) << error;
+  return t;
+}
+
+TEST(ShardTest, EachShardThreadIsPinnedAndNamed) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shards(*topo);
+  static std::atomic<int> checked{0};
+  checked = 0;
+  o.init = [](Shard& s, std::string* error) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    EXPECT_EQ(::sched_getaffinity(0, sizeof set, &set), 0);
+    EXPECT_EQ(CPU_COUNT(&set), 1);
+    EXPECT_TRUE(CPU_ISSET(s.cpu(), &set));
+    char name[32] = {};
+    ::pthread_getname_np(::pthread_self(), name, sizeof name);
+    EXPECT_EQ(std::string(name), "shard-" + std::to_string(s.index()));
+    std::ifstream comm("/proc/self/task/" + std::to_string(::gettid()) + "/comm");
+    std::string c;
+    std::getline(comm, c);
+    EXPECT_EQ(c, "shard-" + std::to_string(s.index()));
+    ++checked;
+    return true;
+  };
+  std::string error;
+  auto set = ShardSet::start(*topo, o, &error);
+  ASSERT_NE(set, nullptr) << error;
+  set->request_stop();
+  EXPECT_EQ(set->wait(), 0);
+  EXPECT_EQ(checked.load(), o.affinity.shards);
+}
+
+TEST(ShardTest, AShardThatFailsToStartStopsTheOthers) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shards(*topo);
+  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
+  o.init = [](Shard& s, std::string* error) {
+    if (s.index() == 1) {
+      *error = "cannot bind";
+      return false;
+    }
+    return true;
+  };
+  std::string error;
+  auto set = ShardSet::start(*topo, o, &error);
+  EXPECT_EQ(set, nullptr);
+  EXPECT_EQ(error, "shard 1: cannot bind");
+}
+
+constexpr std::uint32_t kDouble = 1;
+constexpr std::uint32_t kUnknown = 2;
+
+void double_it(const ShardMessage& req, ShardMessage* reply, void*) {
+  std::uint64_t v;
+  std::memcpy(&v, req.payload, sizeof v);
+  v *= 2;
+  std::memcpy(reply->payload, &v, sizeof v);
+}
+
+struct CallResults {
+  std::atomic<int> ok{0}, wrong{0}, timed_out{0}, no_handler{0};
+  std::atomic<bool> done{false};
+};
+
+Finally note(CallResults* r) {
+  for (;;) {
+    if (error().code == ETIMEDOUT) ++r->timed_out;
+    if (error().code == ENOSYS) ++r->no_handler;
+    co_await lower();
+  }
+}
+
+Thread caller(std::size_t to, std::uint64_t from, int count, std::int64_t timeout_ns, CallResults* r) {
+  co_await finally(note(r));
+  for (int i = 0; i < count; ++i) {
+    std::uint64_t v = from + static_cast<std::uint64_t>(i);
+    ShardMessage reply = co_await cross_call(to, kDouble, &v, sizeof v, timeout_ns);
+    std::uint64_t got;
+    std::memcpy(&got, reply.payload, sizeof got);
+    if (got == 2 * v) {
+      ++r->ok;
+    } else if (!(r->timed_out > 0)) {
+      ++r->wrong;
+    }
+  }
+  ShardMessage none = co_await cross_call(to, kUnknown, nullptr, 0, timeout_ns);
+  (void)none;
+  r->done = true;
+  Shard::current()->set().request_stop();
+}
+
+TEST(ShardTest, CrossShardCallsRoundTripAndWakeASleepingShard) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shards(*topo);
+  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
+  static HeapPool* pool;
+  HeapPool p(16, 64);
+  pool = &p;
+  static CallResults results;
+  results.ok = 0;
+  results.wrong = 0;
+  results.done = false;
+  results.no_handler = 0;
+  o.init = [](Shard& s, std::string*) {
+    if (s.index() == 1) s.handle(kDouble, double_it, nullptr);
+    if (s.index() == 0) s.kernel().start(*pool, caller, std::size_t{1}, std::uint64_t{1000}, 10000, std::int64_t{5'000'000'000}, &results);
+    return true;
+  };
+  std::string error;
+  auto set = ShardSet::start(*topo, o, &error);
+  ASSERT_NE(set, nullptr) << error;
+  set->wait();
+  EXPECT_TRUE(results.done);
+  EXPECT_EQ(results.ok, 10000);
+  EXPECT_EQ(results.wrong, 0);
+  EXPECT_EQ(results.no_handler, 1);  // ENOSYS raised for a kind nobody handles
+  // Shard 1 had nothing else to do: it slept between calls and had to be woken.
+  EXPECT_GT(set->mailboxes().stats(0).wakeups, 0u);
+}
+
+// A micro-thread on shard 1 keeps its shard busy (never yields to the kernel) for a while.
+Thread hog(std::int64_t ns) {
+  std::int64_t end = monotonic_ns() + ns;
+  while (monotonic_ns() < end) {
+  }
+  co_return;
+}
+
+void start_hog(const ShardMessage&, void*) {
+  static HeapPool hog_pool(4, 4);
+  Shard::current()->kernel().start(hog_pool, hog, std::int64_t{300'000'000});
+}
+
+Thread late_caller(CallResults* r) {
+  co_await finally(note(r));
+  Shard::current()->post(1, 3, nullptr, 0);  // shard 1 starts hogging once it reads this
+  co_await sleep_for(20'000'000);
+  std::uint64_t v = 7;
+  co_await cross_call(1, kDouble, &v, sizeof v, 50'000'000);  // shard 1 is busy: times out
+  ShardMessage reply = co_await cross_call(1, kDouble, &v, sizeof v, 5'000'000'000);  // answered later
+  std::uint64_t got;
+  std::memcpy(&got, reply.payload, sizeof got);
+  if (got == 14) ++r->ok;
+  r->done = true;
+  Shard::current()->set().request_stop();
+}
+
+TEST(ShardTest, CrossShardCallDeadlineRaisesEtimedoutAndLateRepliesAreDropped) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shards(*topo);
+  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
+  static HeapPool* pool;
+  HeapPool p(16, 64);
+  pool = &p;
+  static CallResults results;
+  results.ok = 0;
+  results.timed_out = 0;
+  results.done = false;
+  o.init = [](Shard& s, std::string*) {
+    if (s.index() == 1) {
+      s.handle(kDouble, double_it, nullptr);
+      s.on_post(3, start_hog, nullptr);
+    }
+    if (s.index() == 0) s.kernel().start(*pool, late_caller, &results);
+    return true;
+  };
+  std::string error;
+  auto set = ShardSet::start(*topo, o, &error);
+  ASSERT_NE(set, nullptr) << error;
+  set->wait();
+  EXPECT_TRUE(results.done);
+  EXPECT_EQ(results.timed_out, 1);
+  EXPECT_EQ(results.ok, 1);  // the second call got its own reply, not the first call's late one
+}
+
+TEST(ShardTest, AFullRingMakesCallersWaitAndLosesNothing) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shards(*topo);
+  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
+  o.mailbox_capacity = 4;  // tiny rings: 200 concurrent callers overflow them at once
+  static HeapPool* pool;
+  HeapPool p(16, 256);
+  pool = &p;
+  static CallResults results;
+  results.ok = 0;
+  results.wrong = 0;
+  static std::atomic<int> finished;
+  finished = 0;
+  o.init = [](Shard& s, std::string*) {
+    if (s.index() == 1) s.handle(kDouble, double_it, nullptr);
+    if (s.index() == 0) {
+      for (int i = 0; i < 200; ++i) {
+        s.kernel().start(*pool, [](int k) -> Thread {
+          for (int j = 0; j < 50; ++j) {
+            std::uint64_t v = static_cast<std::uint64_t>(k * 1000 + j);
+            ShardMessage reply = co_await cross_call(1, kDouble, &v, sizeof v, 10'000'000'000);
+            std::uint64_t got;
+            std::memcpy(&got, reply.payload, sizeof got);
+            if (got == 2 * v) ++results.ok; else ++results.wrong;
+          }
+          if (++finished == 200) Shard::current()->set().request_stop();
+        }, i);
+      }
+    }
+    return true;
+  };
+  std::string error;
+  auto set = ShardSet::start(*topo, o, &error);
+  ASSERT_NE(set, nullptr) << error;
+  set->wait();
+  EXPECT_EQ(results.ok, 200 * 50);
+  EXPECT_EQ(results.wrong, 0);
+  EXPECT_GT(set->shard(0).stats().backlogged, 0u);  // the ring was full and callers waited
+}
+
+TEST(ShardTest, ReuseportSpreadsConnectionsOverShards) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shards(*topo, 2048);
+  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
+  static std::unique_ptr<Server> servers[2];
+  static std::atomic<std::uint16_t> port{0};
+  port = 0;
+  o.init = [](Shard& s, std::string* error) {
+    ServerConfig c = testing::echo_config(2048);
+    c.reuse_port = true;
+    c.port = s.index() == 0 ? 0 : port.load();
+    servers[s.index()] = Server::listen(s.kernel(), c, error);
+    if (servers[s.index()] == nullptr) return false;
+    port = servers[s.index()]->port();
+    return true;
+  };
+  std::string error;
+  auto set = ShardSet::start(*topo, o, &error);
+  ASSERT_NE(set, nullptr) << error;
+  std::vector<std::unique_ptr<testing::Client>> clients;
+  for (int i = 0; i < 1000; ++i) {
+    clients.push_back(std::make_unique<testing::Client>(port.load()));
+    ASSERT_TRUE(clients.back()->send("c" + std::to_string(i) + "\n"));
+  }
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(clients[i]->recv_line(), "Line 0: c" + std::to_string(i) + "\n");
+  std::uint64_t a = servers[0]->accepted(), b = servers[1]->accepted();
+  EXPECT_EQ(a + b, 1000u);
+  EXPECT_GT(a, 0u);
+  EXPECT_GT(b, 0u);
+  std::printf("reuseport balance over 1000 connections: shard 0 %lu, shard 1 %lu\n", static_cast<unsigned long>(a),
+              static_cast<unsigned long>(b));
+  clients.clear();
+  set->request_stop();
+  set->wait();
+  servers[0].reset();
+  servers[1].reset();
+}
+
+}  // namespace
+}  // namespace mnv
