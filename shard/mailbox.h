@@ -98,7 +98,8 @@ class Mailboxes {
   std::size_t shards() const { return shards_; }
   std::size_t capacity_per_ring() const { return capacity_; }
 
-  // Registers how to wake `shard` when it sleeps. Call before the shards' threads run.
+  // Registers how to wake `shard` when it sleeps. Call before the shards' threads run; a shard
+  // that uses prepare_sleep() must have one.
   void set_waker(std::size_t shard, Waker fn, void* ctx);
 
   // ---- Sender side: shard `from`'s thread. ----

@@ -12,8 +12,9 @@
 //    (alignas(64)), so the producer's stores never invalidate the line the consumer writes, and
 //    vice versa;
 //  * each side keeps a private, cached copy of the other side's index and reloads it only when
-//    the cached value says "full" (producer) or "empty" (consumer), so in steady state a side
-//    touches the other side's line once per batch, not once per message;
+//    the cached value says "full" (producer) or "empty" / "fewer than the batch asked for"
+//    (consumer), so in steady state a side touches the other side's line once per batch, not
+//    once per message;
 //  * publication is batched: the producer stages any number of messages (try_stage) and makes
 //    them visible with one release store (publish); the consumer reads and consumes a batch
 //    (readable/peek/consume or pop_batch) and hands the slots back with one release store
@@ -85,6 +86,7 @@ class SpscRing {
   // seq_cst for a caller whose next step is a seq_cst load that must not pass this store.
   void publish(std::memory_order order = std::memory_order_release) {
     tail_.store(prod_.tail, order);
+    prod_.published = prod_.tail;
   }
 
   // try_stage + publish.
@@ -95,7 +97,7 @@ class SpscRing {
   }
 
   // Messages staged since the last publish().
-  std::size_t unpublished() const { return prod_.tail - tail_.load(std::memory_order_relaxed); }
+  std::size_t unpublished() const { return prod_.tail - prod_.published; }
 
   // ---- Consumer side: one thread only. ----
 
@@ -174,9 +176,11 @@ class SpscRing {
   // Published read index: stored by the consumer, loaded by the producer.
   alignas(kCacheLine) std::atomic<std::size_t> head_{0};
 
-  // Producer-private: next slot to write, and the last read index it saw.
+  // Producer-private: next slot to write, the last write index it published, and the last read
+  // index it saw.
   struct alignas(kCacheLine) Producer {
     std::size_t tail = 0;
+    std::size_t published = 0;
     std::size_t head_cache = 0;
   } prod_;
 
