@@ -35,7 +35,7 @@ std::string slurp(const std::string& path) {
 // The echo binary as a child process; its port is read from its first stdout line.
 class EchoProcess {
  public:
-  EchoProcess(const std::string& poller, rlim_t max_files = 0) {
+  EchoProcess(const std::string& poller, rlim_t max_files = 0, const char* extra = "--shards=auto") {
     int out[2];
     EXPECT_EQ(::pipe(out), 0);
     pid_ = ::fork();
@@ -49,7 +49,7 @@ class EchoProcess {
       }
       std::string bin = runfile("apps/echo/echo");
       std::string flag = "--poller=" + poller;
-      ::execl(bin.c_str(), bin.c_str(), flag.c_str(), "--grace_ms=200", static_cast<char*>(nullptr));
+      ::execl(bin.c_str(), bin.c_str(), flag.c_str(), "--grace_ms=200", extra, static_cast<char*>(nullptr));
       std::_Exit(127);
     }
     ::close(out[1]);
@@ -121,7 +121,8 @@ TEST_P(EchoBinaryTest, EmfileOnAcceptBacksOffAndRecovers) {
 #ifdef MNV_SANITIZER
   GTEST_SKIP() << "the sanitizer runtimes themselves need descriptors; they misreport at EMFILE";
 #endif
-  EchoProcess echo(poller_name(GetParam()), /*max_files=*/32);
+  // One shard: one accept queue, so the connections served first are the first ones made.
+  EchoProcess echo(poller_name(GetParam()), /*max_files=*/32, "--shards=1");
   ASSERT_NE(echo.port(), 0);
   std::vector<std::unique_ptr<Client>> clients;
   for (int i = 0; i < 40; ++i) clients.push_back(std::make_unique<Client>(echo.port()));
@@ -160,6 +161,58 @@ TEST_P(EchoBinaryTest, EmfileOnAcceptBacksOffAndRecovers) {
     if (clients[i]->recv_line() == "Line 0: hi\n") ++late;
   }
   EXPECT_EQ(late, clients.size() - served);
+}
+
+// Runs the echo binary with `args`, returns its exit status and what it wrote to stderr.
+int run_echo(const std::string& args, std::string* err) {
+  std::string cmd = runfile("apps/echo/echo") + " " + args + " 2>&1 >/dev/null";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p) != nullptr) *err += buf;
+  int status = ::pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(EchoConfigTest, EachBadValueIsNamedAndExitsTwoBeforeAnyShardStarts) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string dir = tmp != nullptr ? tmp : "/tmp";
+  struct Case {
+    std::string args;
+    std::string expect;
+  } cases[] = {
+      {"--shards=0", "--shards=0"},
+      {"--shards=9999", "--shards=9999"},
+      {"--shards=64", "more shards than CPUs"},
+      {"--cpuset=9999", "--cpuset=9999"},
+      {"--cpuset=0-x", "--cpuset=0-x"},
+      {"--poller=kqueue", "--poller=kqueue"},
+      {"--isolation=maybe", "--isolation=maybe"},
+      {"--balance=random", "--balance=random"},
+  };
+  for (const Case& c : cases) {
+    std::string err;
+    EXPECT_EQ(run_echo(c.args, &err), 2) << c.args;
+    EXPECT_NE(err.find(c.expect), std::string::npos) << c.args << ": " << err;
+    EXPECT_EQ(err.find("listening"), std::string::npos);
+  }
+  std::string file = dir + "/bad_affinity.toml";
+  {
+    std::ofstream f(file);
+    f << "shards = 1\npoller = \"epoll\"\nunknown_key = 3\n";
+  }
+  std::string err;
+  EXPECT_EQ(run_echo("--config=" + file, &err), 2);
+  EXPECT_NE(err.find("line 3"), std::string::npos) << err;
+  EXPECT_NE(err.find("unknown_key"), std::string::npos) << err;
+  {
+    std::ofstream f(file);
+    f << "shards = \"two\"\n";
+  }
+  err.clear();
+  EXPECT_EQ(run_echo("--config=" + file, &err), 2);
+  EXPECT_NE(err.find("line 1"), std::string::npos) << err;
+  EXPECT_NE(err.find("two"), std::string::npos) << err;
+  std::remove(file.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(Pollers, EchoBinaryTest,
