@@ -7,14 +7,14 @@
 
 namespace mnv {
 
-HeapPool::HeapPool(std::size_t heap_pages, std::size_t count, std::size_t keep_pages)
+HeapPool::HeapPool(std::size_t heap_pages, std::size_t count, std::size_t keep_pages, bool guard_pages)
     : heap_pages_(heap_pages), count_(count), keep_pages_(keep_pages) {
   MNV_ASSERT(heap_pages >= 1 && count >= 1 && count <= UINT32_MAX);
   segment_ = Segment::map(count * (heap_pages + 1));
   if (!segment_) return;
   free_ = std::make_unique<std::uint32_t[]>(count);
   for (std::size_t i = 0; i < count; ++i) {
-    ::mprotect(segment_.base() + i * slot_bytes() + heap_pages_ * kPageSize, kPageSize, PROT_NONE);
+    if (guard_pages) ::mprotect(segment_.base() + i * slot_bytes() + heap_pages_ * kPageSize, kPageSize, PROT_NONE);
     free_[i] = static_cast<std::uint32_t>(count - 1 - i);  // hand out slot 0 first
   }
   free_top_ = count;

@@ -1,7 +1,9 @@
 // mem/heap_pool.h — address space for many micro-heaps, reserved once, handed out in O(1).
 //
-// One MAP_NORESERVE mapping holds `count` slots of `heap_pages` pages, each followed by a
-// PROT_NONE guard page, so running off the end of one heap traps instead of touching the next.
+// One MAP_NORESERVE mapping holds `count` slots of `heap_pages` pages, each followed by a guard
+// page. With `guard_pages` the guard is PROT_NONE, so running off the end of one heap traps
+// instead of touching the next; that costs two kernel VMAs per heap (vm.max_map_count is 65530
+// by default), so large pools leave it off and rely on isolation (a non-running heap is PROT_NONE).
 // A heap costs memory only for the pages it touched; releasing a heap gives back every touched
 // page beyond the first `keep_pages` (madvise MADV_DONTNEED), so a closed or idle connection
 // does not keep its high-water mark resident.
@@ -19,7 +21,7 @@ namespace mnv {
 class HeapPool {
  public:
   // Reserves the address space; check ok() (errno says why when it is false).
-  HeapPool(std::size_t heap_pages, std::size_t count, std::size_t keep_pages = 1);
+  HeapPool(std::size_t heap_pages, std::size_t count, std::size_t keep_pages = 1, bool guard_pages = false);
   HeapPool(const HeapPool&) = delete;
   HeapPool& operator=(const HeapPool&) = delete;
 

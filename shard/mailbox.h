@@ -62,8 +62,9 @@ namespace mnv {
 // Bytes of inline payload in a ShardMessage.
 inline constexpr std::size_t kShardPayload = 48;
 
-// One cross-shard message: a cache line, copied by value.
-struct alignas(kCacheLine) ShardMessage {
+// One cross-shard message: a cache line, copied by value. Not declared over-aligned (the rings
+// align their slots): micro-thread frames are 16-byte aligned, and a message lives in them.
+struct ShardMessage {
   std::uint32_t kind;                    // opcode, defined by the sender and receiver
   std::uint32_t from;                    // source shard; send() fills it in
   std::uint64_t id;                      // sequence or correlation id

@@ -49,7 +49,7 @@ bool Shard::post(std::size_t to, std::uint32_t kind, const void* payload, std::s
   MNV_ASSERT(to < set_->size() && to != index_ && kind < kMaxKinds && len <= kShardPayload);
   ShardMessage m{};
   m.kind = kind | kPostBit;
-  std::memcpy(m.payload, payload, len);
+  if (len > 0) std::memcpy(m.payload, payload, len);
   return set_->mailboxes().send(index_, to, m);
 }
 
