@@ -2,14 +2,17 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 
 #include "mem/log.h"
 #include "mem/page.h"
+#include "runtime/trap.h"
 
 namespace mnv {
 
@@ -51,8 +54,16 @@ struct Kernel::Slot {
   std::int32_t fd_head;     // first fd it owns, -1 none
   std::uint32_t next_free;  // free list
   std::uint64_t last_turn;  // loop turn of its last dispatch
+  Supervisor supervisor;
+  void* supervisor_ctx;
+  std::uint32_t fired_head;  // fired timers not yet delivered (index + 1 into fired_)
+  std::uint32_t fd_count;
+  std::uint32_t top_pages;      // heap pages below its top after the last dispatch
+  std::uint32_t touched_pages;  // heap pages touched (high-water) after the last dispatch
   bool queued;
   bool listener;
+  bool fresh;   // some fd it owns has undelivered events
+  bool open;    // its heap is accessible (isolation modes)
 };
 
 struct Kernel::FdEntry {
@@ -61,21 +72,104 @@ struct Kernel::FdEntry {
   std::uint32_t scratch;  // wanted, being recomputed by flush()
   std::uint32_t pending;  // events reported while no thread waited for them (edge-triggered
                           // pollers report them once): the next waiter is readied at once
+  std::uint32_t fresh;    // events reported since the owner's last dispatch, not yet delivered
   std::int32_t next;      // the owner's fd list
   std::int32_t prev;
 };
 
 Kernel* Kernel::current() { return tl_kernel; }
 
+const char* isolation_mode_name(IsolationMode mode) {
+  switch (mode) {
+    case IsolationMode::kOff: return "off";
+    case IsolationMode::kMprotect: return "mprotect";
+    case IsolationMode::kStrict: return "strict";
+    case IsolationMode::kPkeys: return "pkeys";
+  }
+  return "?";
+}
+
+bool Kernel::isolation_available(IsolationMode mode, std::string* why) {
+  if (mode != IsolationMode::kPkeys) return true;
+  int key = ::pkey_alloc(0, 0);
+  if (key < 0) {
+    *why = std::string("pkeys isolation is not available here: pkey_alloc: ") + std::strerror(errno) +
+           (errno == ENOSPC || errno == EINVAL || errno == ENOSYS ? " (the CPU or kernel has no memory protection keys)" : "");
+    return false;
+  }
+  ::pkey_free(key);
+  return true;
+}
+
+Kernel::Gate::Gate(Kernel* k) : k_(k), opened_(false) {
+  if (k_ != nullptr && k_->in_process_ && k_->config_.isolation >= IsolationMode::kStrict) {
+    k_->protect_kernel(false);
+    opened_ = true;
+  }
+}
+
+Kernel::Gate::~Gate() {
+  if (opened_) k_->protect_kernel(true);
+}
+
+void Kernel::protect_kernel(bool hide) {
+  ++protect_calls_;
+  if (config_.isolation == IsolationMode::kPkeys) {
+    ::pkey_set(pkey_, hide ? PKEY_DISABLE_ACCESS : 0);
+  } else {
+    heap_.protect(hide ? PROT_NONE : PROT_READ | PROT_WRITE);
+  }
+}
+
+void Kernel::cancel_timer(std::uint32_t timer) {
+  Gate gate(this);
+  timers_.cancel(timer);
+}
+
+void Kernel::close_heap(std::uint32_t slot) {
+  Slot& s = slots_[slot];
+  if (!s.open) return;
+  s.pool->protect(s.heap, PROT_NONE);
+  ++protect_calls_;
+  s.open = false;
+  for (int i = 0; i < open_count_; ++i) {
+    if (open_[i] == slot) {
+      open_[i] = open_[--open_count_];
+      break;
+    }
+  }
+}
+
+void Kernel::open_process(std::uint32_t slot) {
+  if (config_.isolation == IsolationMode::kOff) return;
+  Slot& s = slots_[slot];
+  // Lazily: only the heap being entered stays open; a process that runs again keeps it open.
+  for (int i = open_count_ - 1; i >= 0; --i) {
+    if (open_[i] != slot) close_heap(open_[i]);
+  }
+  if (s.open) return;
+  s.pool->protect(s.heap, PROT_READ | PROT_WRITE);
+  ++protect_calls_;
+  s.open = true;
+  open_[open_count_++] = slot;
+}
+
 Kernel::Kernel(const KernelConfig& config)
     : config_(config),
       heap_(pages_for((sizeof(Slot) * (config.max_processes + 1) + sizeof(FdEntry) * config.max_fds +
-                       sizeof(std::uint32_t) * (config.max_processes + 1) + 40 * config.max_timers) * 13 / 10) +
+                       sizeof(std::uint32_t) * (config.max_processes + 1) + (40 + sizeof(Fired)) * config.max_timers) * 13 / 10) +
             16),
       timers_(heap_, config.max_timers) {}
 
 std::unique_ptr<Kernel> Kernel::create(const KernelConfig& config) {
   check_page_size();
+  std::string why;
+  if (!isolation_available(config.isolation, &why)) {
+    log_line("mnv: %s", why.c_str());
+    errno = ENOTSUP;
+    return nullptr;
+  }
+  install_trap_handlers();  // traps in micro-threads become EFAULT (runtime/trap.h)
   std::unique_ptr<Kernel> k(new Kernel(config));
   if (!k->init()) return nullptr;
   return k;
@@ -94,6 +188,18 @@ bool Kernel::init() {
   if (slots_ == nullptr || fds_ == nullptr || runq_ == nullptr) {
     log_line("mnv: kernel tables do not fit the kernel heap");
     return false;
+  }
+  fired_ = static_cast<Fired*>(heap_.heap().allocate(sizeof(Fired) * config_.max_timers));
+  if (fired_ == nullptr) {
+    log_line("mnv: kernel tables do not fit the kernel heap");
+    return false;
+  }
+  if (config_.isolation == IsolationMode::kPkeys) {
+    pkey_ = ::pkey_alloc(0, 0);
+    if (pkey_ < 0 || ::pkey_mprotect(heap_.segment().base(), heap_.segment().bytes(), PROT_READ | PROT_WRITE, pkey_) != 0) {
+      log_line("mnv: pkeys: %s", std::strerror(errno));
+      return false;
+    }
   }
   poller_ = Poller::create(config_.poller, config_.max_fds);
   if (poller_ == nullptr) {
@@ -133,6 +239,7 @@ void Kernel::install_signal_handlers() {
 }
 
 Process* Kernel::new_process(HeapPool& pool) {
+  Gate gate(this);
   // Returned slots are reused first; fresh ones are taken in order, so untouched table pages
   // stay untouched.
   std::uint32_t slot = free_slot_;
@@ -151,17 +258,33 @@ Process* Kernel::new_process(HeapPool& pool) {
     return nullptr;
   }
   p->set_kernel_slot(slot);
-  slots_[slot] = Slot{p, heap, &pool, -1, 0, turns_, false, false};
+  slots_[slot] = Slot{p, heap, &pool, -1, 0, turns_, nullptr, nullptr, 0, 0, 1, 1, false, false, false, false};
+  if (config_.isolation != IsolationMode::kOff) {
+    // A fresh heap is accessible: whoever creates the process builds its first thread now.
+    if (open_count_ == kMaxOpen) close_heap(open_[0]);
+    slots_[slot].open = true;
+    open_[open_count_++] = slot;
+  }
   ++live_;
   enqueue(slot);
   return p;
 }
 
-void Kernel::mark_listener(Process* p) { slots_[p->kernel_slot()].listener = true; }
+void Kernel::mark_listener(Process* p) {
+  Gate gate(this);
+  slots_[p->kernel_slot()].listener = true;
+}
 
-void Kernel::ready_thread(ThreadRef t) {
-  std::uint32_t slot = t->process->kernel_slot();
-  MNV_ASSERT(slot != 0 && slots_[slot].proc == t->process);
+void Kernel::set_supervisor(Process* p, Supervisor fn, void* ctx) {
+  Gate gate(this);
+  Slot& s = slots_[p->kernel_slot()];
+  s.supervisor = fn;
+  s.supervisor_ctx = ctx;
+}
+
+void Kernel::ready_thread(std::uint32_t slot, ThreadRef t) {
+  MNV_ASSERT(slot != 0 && slot <= slots_used_ && slots_[slot].proc != nullptr);
+  open_process(slot);
   t->process->ready(t);
   enqueue(slot);
 }
@@ -172,6 +295,7 @@ void Kernel::own(int fd, std::uint32_t slot) {
   if (e.owner == slot) return;
   if (e.owner != 0) disown(fd);
   Slot& s = slots_[slot];
+  ++s.fd_count;
   e.owner = slot;
   e.prev = -1;
   e.next = s.fd_head;
@@ -189,20 +313,29 @@ void Kernel::disown(int fd) {
     s.fd_head = e.next;
   }
   if (e.next >= 0) fds_[e.next].prev = e.prev;
-  e = FdEntry{0, e.wanted, 0, 0, -1, -1};
+  e = FdEntry{0, e.wanted, 0, 0, 0, -1, -1};
+  if (s.fd_count > 0) --s.fd_count;
 }
 
-void Kernel::adopt_fd(int fd, Process* p) {
+bool Kernel::adopt_fd(int fd, Process* p) {
+  Gate gate(this);
   if (p == nullptr) p = &this_process();
   MNV_ASSERT(p->kernel_slot() != 0);
   if (fd < 0 || static_cast<std::size_t>(fd) >= config_.max_fds) {
     panic("mnv: fd %d beyond the kernel's fd table (%zu): raise max_fds", fd, config_.max_fds);
   }
+  Slot& s = slots_[p->kernel_slot()];
+  if (config_.max_fds_per_process != 0 && fds_[fd].owner != p->kernel_slot() &&
+      s.fd_count >= config_.max_fds_per_process) {
+    return false;
+  }
   own(fd, p->kernel_slot());
+  return true;
 }
 
 void Kernel::close_fd(int fd) {
   if (fd < 0) return;
+  Gate gate(this);
   if (static_cast<std::size_t>(fd) < config_.max_fds) {
     disown(fd);
     fds_[fd].wanted = 0;
@@ -223,11 +356,63 @@ void Kernel::dispatch(std::uint32_t slot) {
   Slot& s = slots_[slot];
   s.queued = false;
   if (s.proc == nullptr) return;
+  open_process(slot);
+  deliver(slot);
+  bool hide = config_.isolation >= IsolationMode::kStrict;
+  if (hide) protect_kernel(true);
+  in_process_ = true;
   s.proc->dispatch();
+  in_process_ = false;
+  if (hide) protect_kernel(false);
   s.last_turn = turns_;
   ++dispatches_;
   flush(slot);
+  s.top_pages = static_cast<std::uint32_t>(pages_for(s.heap->top_bytes()));
+  s.touched_pages = static_cast<std::uint32_t>(s.heap->high_water_pages());
+  if (s.proc->faulted() || (s.proc->thread_count() == 0 && s.proc->death().code != 0)) {
+    if (s.supervisor != nullptr) s.supervisor(s.supervisor_ctx, slot, s.proc->death());
+    reclaim(slot);
+    return;
+  }
   if (s.proc->thread_count() == 0) reclaim(slot);
+}
+
+void Kernel::deliver(std::uint32_t slot) {
+  Slot& s = slots_[slot];
+  // Deadlines that passed: a timer that fired for a wait that has since ended is stale.
+  while (s.fired_head != 0) {
+    Fired& f = fired_[s.fired_head - 1];
+    std::uint32_t index = s.fired_head - 1;
+    s.fired_head = f.next;
+    auto* t = reinterpret_cast<ThreadState*>(reinterpret_cast<char*>(s.heap) + (f.cookie & kOffsetMask));
+    if (t->status == ThreadState::Status::kBlocked && t->block != nullptr && t->block->timer == f.id) {
+      t->block->timer = 0;
+      t->block->timed_out = true;
+      s.proc->ready(t);
+    }
+    f.next = fired_free_;
+    fired_free_ = index + 1;
+  }
+  if (!s.fresh) return;
+  s.fresh = false;
+  for (std::int32_t fd = s.fd_head; fd >= 0; fd = fds_[fd].next) fds_[fd].scratch = 0;
+  // Readiness since the last dispatch (the seed's fresh fds): ready every thread waiting for it;
+  // what nobody waited for is kept as pending (edge-triggered pollers report it once).
+  s.proc->blocked().for_each([&](ThreadState* t) {
+    Block* b = t->block;
+    if (b == nullptr || b->fd < 0) return;
+    FdEntry& e = fds_[b->fd];
+    if (e.owner != slot || (e.fresh & (b->events | POLLERR | POLLHUP)) == 0) return;
+    b->revents = e.fresh;
+    e.scratch |= b->events;  // taken
+    s.proc->ready(t);
+  });
+  for (std::int32_t fd = s.fd_head; fd >= 0; fd = fds_[fd].next) {
+    FdEntry& e = fds_[fd];
+    e.pending |= e.fresh & ~e.scratch;
+    e.fresh = 0;
+    e.scratch = 0;
+  }
 }
 
 void Kernel::flush(std::uint32_t slot) {
@@ -274,9 +459,25 @@ void Kernel::reclaim(std::uint32_t slot) {
   MNV_ASSERT(s.proc != nullptr);
   Kernel* saved = tl_kernel;
   tl_kernel = this;
+  open_process(slot);
   s.proc->destroy();  // ends every thread; their sockets close their fds through close_fd()
   while (s.fd_head >= 0) close_fd(s.fd_head);
-  s.pool->release(s.heap);
+  while (s.fired_head != 0) {  // deadlines nobody will see
+    std::uint32_t index = s.fired_head - 1;
+    s.fired_head = fired_[index].next;
+    fired_[index].next = fired_free_;
+    fired_free_ = index + 1;
+  }
+  if (s.open) {
+    s.open = false;
+    for (int i = 0; i < open_count_; ++i) {
+      if (open_[i] == slot) {
+        open_[i] = open_[--open_count_];
+        break;
+      }
+    }
+  }
+  s.pool->release(s.heap);  // (release makes the heap accessible again for its next owner)
   s.proc = nullptr;
   s.listener = false;
   s.next_free = free_slot_;
@@ -289,29 +490,27 @@ void Kernel::on_fd_event(int fd, std::uint32_t events) {
   if (fd < 0 || static_cast<std::size_t>(fd) >= config_.max_fds) return;
   std::uint32_t slot = fds_[fd].owner;
   if (slot == 0) return;
-  Process* p = slots_[slot].proc;
-  std::uint32_t taken = 0;
-  p->blocked().for_each([&](ThreadState* t) {
-    Block* b = t->block;
-    if (b == nullptr || b->fd != fd) return;
-    if ((events & (b->events | POLLERR | POLLHUP)) == 0) return;
-    b->revents = events;
-    p->ready(t);
-    taken |= b->events;
-  });
-  fds_[fd].pending |= events & ~taken;
-  if (taken != 0) enqueue(slot);
+  // Recorded here and delivered when the process is next dispatched (its heap may be hidden
+  // now): the kernel touches no process memory outside a dispatch.
+  fds_[fd].fresh |= events;
+  slots_[slot].fresh = true;
+  enqueue(slot);
 }
 
-void Kernel::on_timer(std::uint64_t cookie) {
+void Kernel::on_timer(std::uint64_t cookie, std::uint32_t id) {
   auto slot = static_cast<std::uint32_t>(cookie >> kSlotShift);
   Slot& s = slots_[slot];
   MNV_ASSERT(s.proc != nullptr);
-  auto* t = reinterpret_cast<ThreadState*>(reinterpret_cast<char*>(s.heap) + (cookie & kOffsetMask));
-  MNV_ASSERT(t->block != nullptr && t->status == ThreadState::Status::kBlocked);
-  t->block->timer = 0;
-  t->block->timed_out = true;
-  s.proc->ready(t);
+  std::uint32_t index;
+  if (fired_free_ != 0) {
+    index = fired_free_ - 1;
+    fired_free_ = fired_[index].next;
+  } else {
+    MNV_ASSERT(fired_used_ < config_.max_timers);
+    index = fired_used_++;
+  }
+  fired_[index] = Fired{cookie, id, s.fired_head};
+  s.fired_head = index + 1;
   enqueue(slot);
 }
 
@@ -320,7 +519,14 @@ void Kernel::trim_idle() {
   // above its top (freed rings and frames), so an idle connection keeps only what it holds.
   for (std::uint32_t slot = 1; slot <= slots_used_; ++slot) {
     Slot& s = slots_[slot];
-    if (s.proc != nullptr && s.last_turn < trim_turn_) s.heap->trim();
+    if (s.proc == nullptr || s.last_turn >= trim_turn_ || s.touched_pages <= s.top_pages) continue;
+    if (s.open || config_.isolation == IsolationMode::kOff) {
+      s.heap->trim();
+    } else {  // hidden: madvise needs no access; the heap's own high-water mark catches up later
+      ::madvise(reinterpret_cast<char*>(s.heap) + std::size_t{s.top_pages} * kPageSize,
+                std::size_t{s.touched_pages - s.top_pages} * kPageSize, MADV_DONTNEED);
+    }
+    s.touched_pages = s.top_pages;
   }
   trim_turn_ = turns_;
 }
@@ -379,7 +585,7 @@ int Kernel::run() {
     if (slept && hooks_.after_sleep != nullptr) hooks_.after_sleep(hooks_.ctx);
     now_ = monotonic_ns();
     for (int i = 0; i < n; ++i) on_fd_event(events[i].fd, events[i].events);
-    timers_.expire(now_, [this](std::uint64_t cookie) { on_timer(cookie); });
+    timers_.expire(now_, [this](std::uint64_t cookie, std::uint32_t id) { on_timer(cookie, id); });
     if (now_ >= next_trim_) {
       trim_idle();
       next_trim_ = now_ + config_.trim_interval_ns;

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <utility>
 
 #include "mem/heap_pool.h"
@@ -28,8 +29,26 @@
 
 namespace mnv {
 
+// How much of memory a running micro-process can see (DESIGN.md §3 "Isolation and traps").
+//  off       all heaps always accessible (traps are still contained)
+//  mprotect  a micro-heap is PROT_NONE whenever its process is not running (lazily: a process
+//            that runs again next keeps its heap open; at most a few heaps are open at once)
+//  strict    mprotect, and the kernel heap is PROT_NONE while a process runs; the few kernel
+//            calls a process makes (closing or adopting an fd, starting a process, cancelling a
+//            timer) open it for their duration
+//  pkeys     memory protection keys instead of mprotect for the kernel heap; refused where the
+//            CPU or kernel lacks them
+enum class IsolationMode { kOff, kMprotect, kStrict, kPkeys };
+const char* isolation_mode_name(IsolationMode mode);
+
+// Told when a process dies of a trap or of an error no handler took (ENOMEM...), before it is
+// reclaimed. Runs on the kernel's thread, outside any process.
+using Supervisor = void (*)(void* ctx, std::uint32_t slot, const Error& death);
+
 struct KernelConfig {
   PollerKind poller = PollerKind::kIoUring;
+  IsolationMode isolation = IsolationMode::kOff;
+  std::size_t max_fds_per_process = 0;  // 0: no cap (else adopting more raises EMFILE)
   std::size_t max_fds = 1 << 16;
   std::size_t max_processes = 1 << 16;
   std::size_t max_timers = 1 << 16;
@@ -52,8 +71,11 @@ struct KernelHooks {
 
 class Kernel {
  public:
-  // Null (with one log line) if the kernel heap, the tables or the poller cannot be set up.
+  // Null (with one log line) if the kernel heap, the tables or the poller cannot be set up, or
+  // the isolation mode is not available here.
   static std::unique_ptr<Kernel> create(const KernelConfig& config);
+  // Whether `mode` can be used on this machine; false with *why if not.
+  static bool isolation_available(IsolationMode mode, std::string* why);
   ~Kernel();
   Kernel(const Kernel&) = delete;
   Kernel& operator=(const Kernel&) = delete;
@@ -74,15 +96,18 @@ class Kernel {
     return p;
   }
 
-  // `fd` now belongs to process `p` (the current one if null).
-  void adopt_fd(int fd, Process* p = nullptr);
+  // `fd` now belongs to process `p` (the current one if null). False (nothing changed) when the
+  // process already holds max_fds_per_process fds.
+  bool adopt_fd(int fd, Process* p = nullptr);
+  // Names who is told when `p` dies of a trap or an unhandled error.
+  void set_supervisor(Process* p, Supervisor fn, void* ctx);
   // Drops fd from the poller and the fd table, then closes it.
   void close_fd(int fd);
   // Marks `p` as a listener: on shutdown it is reclaimed first.
   void mark_listener(Process* p);
-  // Readies a blocked thread of one of this kernel's processes (from hook code, e.g. a reply
-  // from another shard).
-  void ready_thread(ThreadRef t);
+  // Readies a blocked thread of the process in `slot` (from hook code, e.g. a reply from
+  // another shard; open_process(slot) first if it writes into the process).
+  void ready_thread(std::uint32_t slot, ThreadRef t);
   void set_hooks(const KernelHooks& hooks) { hooks_ = hooks; }
   Poller& poller() { return *poller_; }
 
@@ -99,12 +124,33 @@ class Kernel {
   static void install_signal_handlers();
 
   PollerKind poller_kind() const { return poller_->kind(); }
+  IsolationMode isolation() const { return config_.isolation; }
+  // Makes `slot`'s heap accessible (isolation modes) — for code that must reach into a
+  // process outside its dispatch, e.g. a cross-shard reply.
+  void open_process(std::uint32_t slot);
+  // Counters for benchmarks and tests.
+  std::uint64_t protect_calls() const { return protect_calls_; }
+  // The kernel's own tables (for tests that check strict isolation hides them).
+  const void* tables() const { return fds_; }
   std::size_t process_count() const { return live_; }
   std::int64_t now_ns() const { return now_; }
   std::uint64_t turns() const { return turns_; }
 
   // Internal (runtime/block.h).
-  void cancel_timer(std::uint32_t timer) { timers_.cancel(timer); }
+  void cancel_timer(std::uint32_t timer);
+
+  // Opens the kernel heap for a kernel call made from inside a process in strict mode.
+  class Gate {
+   public:
+    explicit Gate(Kernel* k);
+    ~Gate();
+    Gate(const Gate&) = delete;
+    Gate& operator=(const Gate&) = delete;
+
+   private:
+    Kernel* k_;
+    bool opened_;
+  };
 
  private:
   struct Slot;
@@ -116,7 +162,10 @@ class Kernel {
   void flush(std::uint32_t slot);
   void reclaim(std::uint32_t slot);
   void on_fd_event(int fd, std::uint32_t events);
-  void on_timer(std::uint64_t cookie);
+  void on_timer(std::uint64_t cookie, std::uint32_t id);
+  void deliver(std::uint32_t slot);
+  void close_heap(std::uint32_t slot);
+  void protect_kernel(bool hide);
   void trim_idle();
   void begin_shutdown();
   void own(int fd, std::uint32_t slot);
@@ -135,6 +184,22 @@ class Kernel {
   std::uint32_t free_slot_ = 0;      // free list through Slot::next_free (0 = none; slots are 1-based)
   std::uint32_t slots_used_ = 0;     // slots 1..slots_used_ have been handed out at least once
   std::uint64_t trim_turn_ = 0;      // loop turn of the previous trim pass
+  // Isolation: heaps currently accessible (at most kMaxOpen; normally the one running).
+  static constexpr int kMaxOpen = 8;
+  std::uint32_t open_[kMaxOpen] = {};
+  int open_count_ = 0;
+  bool in_process_ = false;          // a process is running (strict: the kernel heap is hidden)
+  std::uint64_t protect_calls_ = 0;
+  // Fired timers waiting for their process's dispatch: a pool linked per slot.
+  struct Fired {
+    std::uint64_t cookie;
+    std::uint32_t id;
+    std::uint32_t next;  // index + 1; 0 = end
+  };
+  Fired* fired_ = nullptr;
+  std::uint32_t fired_free_ = 0;     // index + 1 of the first free entry
+  std::uint32_t fired_used_ = 0;     // entries handed out at least once
+  int pkey_ = -1;
   std::size_t live_ = 0;
   std::int64_t now_ = 0;
   std::int64_t next_trim_ = 0;

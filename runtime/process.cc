@@ -1,8 +1,10 @@
 #include "runtime/process.h"
 
+#include <cerrno>
 #include <new>
 
 #include "runtime/block.h"
+#include "runtime/trap.h"
 
 namespace mnv {
 
@@ -53,8 +55,28 @@ std::size_t Process::dispatch() {
   MNV_ASSERT(!dispatching_);
   dispatching_ = true;
   Current saved = tl_current;
+  TrapPoint trap;
+  TrapPoint* saved_trap = tl_trap_point;
   tl_current.process = this;
+  ThreadState* volatile faulted_thread = nullptr;
+  if (sigsetjmp(trap.env, 0) != 0) {
+    // A thread trapped (runtime/trap.h). Its frame is never resumed: its finally handler runs
+    // with EFAULT; nothing else of this process runs; the kernel then reclaims the process.
+    ThreadState* t = tl_current.thread;
+    faulted_ = true;
+    faulted_thread = t;
+    Error e{.code = EFAULT, .signo = trap.signo, .address = trap.address};
+    note_death(e);
+    t->status = Status::kPaused;
+    t->op = nullptr;
+    if (t->in_finally) t->finally_at = nullptr;  // trapped inside its handler: not resumed either
+    t->in_finally = false;
+    tl_current.thread = nullptr;
+    t->raise_in(e);
+  }
+  tl_trap_point = &trap;
   while (ThreadState* t = run_.pop_front()) {
+    if (faulted_ && t != faulted_thread) continue;  // the process is going away
     t->status = Status::kRunning;
     tl_current.thread = t;
     if (t->op != nullptr) {
@@ -63,6 +85,7 @@ std::size_t Process::dispatch() {
     }
     t->resume_at.resume();  // t may have ended: do not touch it after this
   }
+  tl_trap_point = saved_trap;
   tl_current = saved;
   dispatching_ = false;
   return threads_;

@@ -62,6 +62,14 @@ class Process {
   void ready(ThreadRef t);
 
   bool runnable() const { return !run_.empty(); }
+  // A thread of this process trapped (runtime/trap.h): the kernel reclaims the whole process.
+  bool faulted() const { return faulted_; }
+  // Why the process died, if it did: the trap, or the error that ended its last thread with no
+  // handler (e.g. ENOMEM). code == 0 otherwise.
+  const Error& death() const { return death_; }
+  void note_death(const Error& e) {
+    if (death_.code == 0 || e.signo != 0) death_ = e;
+  }
   // This process's number in its kernel's process table (0: not in a kernel).
   std::uint32_t kernel_slot() const { return kernel_slot_; }
   void set_kernel_slot(std::uint32_t slot) { kernel_slot_ = slot; }
@@ -83,7 +91,9 @@ class Process {
   List<ThreadState, AllTag> all_;
   std::size_t threads_ = 0;
   std::uint32_t kernel_slot_ = 0;
+  Error death_;
   bool dispatching_ = false;
+  bool faulted_ = false;
 };
 
 inline Process& this_process() {

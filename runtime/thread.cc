@@ -59,6 +59,7 @@ std::coroutine_handle<> ThreadState::raise(std::coroutine_handle<> at, const Err
   error = e;
   if (!finally_at || in_finally) {
     log_thread_end(this, in_finally ? "(raise inside its finally handler)" : "(no finally handler)");
+    if (process != nullptr) process->note_death(error);
     end_thread(this);
     return std::noop_coroutine();
   }
@@ -78,6 +79,7 @@ void ThreadState::raise_in(const Error& e) {
   error = e;
   if (!finally_at || in_finally) {
     log_thread_end(this, "(no finally handler)");
+    if (process != nullptr) process->note_death(error);
     end_thread(this);
     return;
   }

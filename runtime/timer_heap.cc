@@ -5,7 +5,7 @@
 namespace mnv {
 
 TimerHeap::TimerHeap(KernelHeap& heap, std::size_t capacity) : capacity_(capacity) {
-  MNV_ASSERT(capacity >= 1 && capacity < UINT32_MAX);
+  MNV_ASSERT(capacity >= 1 && capacity < (std::size_t{1} << kIndexBits));
   entries_ = static_cast<Entry*>(heap.heap().allocate(sizeof(Entry) * capacity));
   slots_ = static_cast<Slot*>(heap.heap().allocate(sizeof(Slot) * (capacity + 1)));
   if (entries_ == nullptr || slots_ == nullptr) {
@@ -15,34 +15,38 @@ TimerHeap::TimerHeap(KernelHeap& heap, std::size_t capacity) : capacity_(capacit
     return;
   }
   for (std::size_t i = 1; i <= capacity; ++i) {
-    slots_[i] = Slot{0, static_cast<std::uint32_t>(i < capacity ? i + 1 : 0), false};
+    slots_[i] = Slot{0, static_cast<std::uint32_t>(i < capacity ? i + 1 : 0), 1, false};
   }
   free_head_ = 1;
 }
 
 TimerHeap::Id TimerHeap::add(std::int64_t deadline_ns, std::uint64_t cookie) {
   if (free_head_ == 0) return kNone;
-  Id id = free_head_;
-  free_head_ = slots_[id].pos;
-  slots_[id].cookie = cookie;
-  slots_[id].live = true;
-  place(size_, Entry{deadline_ns, id});
+  std::uint32_t index = free_head_;
+  free_head_ = slots_[index].pos;
+  slots_[index].cookie = cookie;
+  slots_[index].live = true;
+  slots_[index].gen = (slots_[index].gen + 1) & ((1u << (32 - kIndexBits)) - 1);
+  if (slots_[index].gen == 0) slots_[index].gen = 1;  // an id is never kNone
+  place(size_, Entry{deadline_ns, index});
   sift_up(size_++);
-  return id;
+  return make_id(index);
 }
 
 void TimerHeap::cancel(Id id) {
   if (id == kNone) return;
-  MNV_ASSERT(id <= capacity_ && slots_[id].live);
-  remove_at(slots_[id].pos);
+  std::uint32_t index = id & ((1u << kIndexBits) - 1);
+  MNV_ASSERT(index >= 1 && index <= capacity_);
+  if (!slots_[index].live || make_id(index) != id) return;
+  remove_at(slots_[index].pos);
 }
 
 void TimerHeap::remove_at(std::size_t pos) {
   MNV_ASSERT(pos < size_);
-  Id id = entries_[pos].id;
-  slots_[id].live = false;
-  slots_[id].pos = free_head_;
-  free_head_ = id;
+  std::uint32_t index = entries_[pos].index;
+  slots_[index].live = false;
+  slots_[index].pos = free_head_;
+  free_head_ = index;
   --size_;
   if (pos == size_) return;
   Entry last = entries_[size_];

@@ -27,18 +27,22 @@ class TimerHeap {
 
   // Adds a timer; kNone when full.
   Id add(std::int64_t deadline_ns, std::uint64_t cookie);
-  // Cancels a live timer (kNone is ignored).
+  // Cancels a live timer. kNone, and the id of a timer that already fired or was cancelled (ids
+  // carry a generation, so a reused slot is never hit), are ignored.
   void cancel(Id id);
   // Earliest deadline, or kNever.
   std::int64_t next_deadline() const { return size_ == 0 ? kNever : entries_[0].deadline; }
-  // Removes every timer due at `now_ns` (deadline <= now), earliest first, calling fire(cookie).
+  // Removes every timer due at `now_ns` (deadline <= now), earliest first, calling
+  // fire(cookie, id).
   template <typename F>
   std::size_t expire(std::int64_t now_ns, F&& fire) {
     std::size_t n = 0;
     while (size_ > 0 && entries_[0].deadline <= now_ns) {
-      std::uint64_t cookie = slots_[entries_[0].id].cookie;
+      std::uint32_t index = entries_[0].index;
+      std::uint64_t cookie = slots_[index].cookie;
+      Id id = make_id(index);
       remove_at(0);
-      fire(cookie);
+      fire(cookie, id);
       ++n;
     }
     return n;
@@ -47,21 +51,24 @@ class TimerHeap {
   std::size_t capacity() const { return capacity_; }
 
  private:
+  static constexpr int kIndexBits = 20;  // capacity < 2^20; the rest of an id is a generation
   struct Entry {
     std::int64_t deadline;
-    Id id;
+    std::uint32_t index;  // into slots_
   };
   struct Slot {
     std::uint64_t cookie;
     std::uint32_t pos;   // index in entries_, or the next free slot while free
+    std::uint32_t gen;
     bool live;
   };
+  Id make_id(std::uint32_t index) const { return (slots_[index].gen << kIndexBits) | index; }
   void remove_at(std::size_t pos);
   void sift_up(std::size_t pos);
   void sift_down(std::size_t pos);
   void place(std::size_t pos, Entry e) {
     entries_[pos] = e;
-    slots_[e.id].pos = static_cast<std::uint32_t>(pos);
+    slots_[e.index].pos = static_cast<std::uint32_t>(pos);
   }
 
   Entry* entries_ = nullptr;

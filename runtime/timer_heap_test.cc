@@ -18,7 +18,7 @@ TEST(TimerHeapTest, ExpiresInDeadlineOrder) {
   for (int d : {50, 10, 40, 20, 30}) ASSERT_NE(t.add(d, d), TimerHeap::kNone);
   EXPECT_EQ(t.next_deadline(), 10);
   std::vector<std::uint64_t> fired;
-  EXPECT_EQ(t.expire(35, [&](std::uint64_t c) { fired.push_back(c); }), 3u);
+  EXPECT_EQ(t.expire(35, [&](std::uint64_t c, TimerHeap::Id) { fired.push_back(c); }), 3u);
   EXPECT_EQ(fired, (std::vector<std::uint64_t>{10, 20, 30}));
   EXPECT_EQ(t.next_deadline(), 40);
 }
@@ -32,9 +32,14 @@ TEST(TimerHeapTest, CancelAndCapacity) {
   t.cancel(c);
   EXPECT_EQ(t.size(), 1u);
   EXPECT_EQ(t.next_deadline(), 2);
-  EXPECT_NE(t.add(0, 9), TimerHeap::kNone);  // a freed id is reused
+  t.cancel(a);  // cancelling twice is harmless
+  auto d = t.add(0, 9);
+  EXPECT_NE(d, TimerHeap::kNone);  // a freed slot is reused, under a new id
+  EXPECT_NE(d, a);
+  t.cancel(a);  // the old id does not cancel the new timer
+  EXPECT_EQ(t.size(), 2u);
   std::vector<std::uint64_t> fired;
-  t.expire(100, [&](std::uint64_t c) { fired.push_back(c); });
+  t.expire(100, [&](std::uint64_t c, TimerHeap::Id) { fired.push_back(c); });
   EXPECT_EQ(fired, (std::vector<std::uint64_t>{9, 2}));
   (void)b;
   EXPECT_EQ(t.next_deadline(), TimerHeap::kNever);
@@ -70,7 +75,7 @@ TEST(TimerHeapTest, MatchesAReferenceModel) {
       live.erase(it);
     } else {
       now += static_cast<std::int64_t>(rng() % 50);
-      t.expire(now, [&](std::uint64_t c) {
+      t.expire(now, [&](std::uint64_t c, TimerHeap::Id) {
         ASSERT_TRUE(live.count(c));
         ASSERT_LE(live[c].second, now);
         live.erase(c);

@@ -8,6 +8,7 @@
 #include "mem/log.h"
 #include "runtime/process.h"
 #include "runtime/raise.h"
+#include "runtime/trap.h"
 #include "shard/cross_call.h"
 
 namespace mnv {
@@ -60,6 +61,7 @@ std::uint32_t Shard::begin_call(ThreadRef caller, CrossCallOp* op, std::size_t t
   free_call_ = c.next_free;
   c.caller = caller;
   c.op = op;
+  c.slot = caller->process->kernel_slot();
   c.to = static_cast<std::uint32_t>(to);
   c.live = true;
   c.gen = (c.gen + 1) & ((1u << (32 - kCallBits)) - 1);
@@ -109,8 +111,9 @@ void Shard::deliver(const ShardMessage& m) {
     Call& c = calls_[i];
     if (!c.live || c.gen != gen) return;  // timed out meanwhile: dropped
     ++stats_.replies;
+    kernel_->open_process(c.slot);
     c.op->complete(m, (m.kind & kNoHandlerBit) ? ENOSYS : 0);
-    kernel_->ready_thread(c.caller);
+    kernel_->ready_thread(c.slot, c.caller);
     c.live = false;
     c.next_free = free_call_;
     free_call_ = i;
@@ -188,6 +191,12 @@ void Shard::run(const Topology& topology) {
   KernelConfig kc;
   const AffinityConfig& a = set_->options().affinity;
   kc.poller = a.poller;
+  switch (a.isolation) {
+    case Isolation::kOff: kc.isolation = IsolationMode::kOff; break;
+    case Isolation::kMprotect: kc.isolation = IsolationMode::kMprotect; break;
+    case Isolation::kStrict: kc.isolation = IsolationMode::kStrict; break;
+    case Isolation::kPkeys: kc.isolation = IsolationMode::kPkeys; break;
+  }
   kc.grace_ns = a.grace_ms * 1'000'000;
   kc.max_processes = a.pool_size + 64;
   kc.max_fds = set_->options().max_fds;
@@ -201,6 +210,7 @@ void Shard::run(const Topology& topology) {
     set_->report(index_, false, "shard " + std::to_string(index_) + ": the kernel could not be created");
     return;
   }
+  install_trap_handlers();  // this thread's alternate signal stack
   tl_shard = this;
   KernelHooks hooks;
   hooks.ctx = this;

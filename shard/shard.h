@@ -80,6 +80,7 @@ class Shard {
   struct Call {
     ThreadRef caller;
     CrossCallOp* op;
+    std::uint32_t slot;  // the caller's process (its heap may be hidden when the reply comes)
     std::uint32_t gen;
     std::uint32_t next_free;
     std::uint32_t to;
