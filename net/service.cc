@@ -62,7 +62,10 @@ Thread listener(Server* server) {
 // their own.
 Finally connection_error(int fd) {
   int code = error().code;
-  if (code != ECONNRESET && code != EPIPE && code != ETIMEDOUT && code != ENOTCONN) {
+  if (code == EFAULT || code == ENOMEM) this_process().note_death(error());
+  // Traps and exhaustion are reported by the server, the process's supervisor.
+  if (code != ECONNRESET && code != EPIPE && code != ETIMEDOUT && code != ENOTCONN && code != EFAULT &&
+      code != ENOMEM) {
     char buf[256];
     log_line("mnv: connection fd %d ended: %s", fd, error().describe(buf, sizeof buf));
   }
@@ -145,6 +148,14 @@ std::unique_ptr<Server> Server::listen(Kernel& kernel, const ServerConfig& confi
   return s;
 }
 
+void Server::connection_died(void* server, std::uint32_t slot, const Error& death) {
+  auto* s = static_cast<Server*>(server);
+  std::uint64_t n = s->deaths_.fetch_add(1, std::memory_order_relaxed) + 1;
+  char buf[256];
+  log_line("mnv: server on port %u: connection process %u died and was reclaimed: %s (%lu deaths so far)", s->port_,
+           slot, death.describe(buf, sizeof buf), static_cast<unsigned long>(n));
+}
+
 void Server::start_connection(int fd, const sockaddr_storage& peer, socklen_t len) {
   Process* p = kernel_.new_process(pool_);
   if (p == nullptr) {
@@ -161,6 +172,7 @@ void Server::start_connection(int fd, const sockaddr_storage& peer, socklen_t le
   ++accepted_;
   kernel_.adopt_fd(fd, p);
   active_.fetch_add(1, std::memory_order_relaxed);
+  kernel_.set_supervisor(p, connection_died, this);
   if (p->start(connection, this, fd, peer, len) == nullptr) {
     active_.fetch_sub(1, std::memory_order_relaxed);  // the frame did not fit: reclaimed with its fd
   }

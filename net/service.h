@@ -71,14 +71,17 @@ class Server {
   HeapPool& pool() { return pool_; }
   std::uint64_t accepted() const { return accepted_; }
   std::uint64_t refused() const { return refused_; }
+  // Connection processes that died of a trap or an error no handler took.
+  std::uint64_t deaths() const { return deaths_.load(std::memory_order_relaxed); }
   // Connections being served now (readable from other threads, e.g. for balancing).
   long active() const { return active_.load(std::memory_order_relaxed); }
 
   // Serves an accepted fd in a new micro-process here (the listener calls it; so may a shard
   // that was handed the fd). A full pool refuses it.
   void start_connection(int fd, const sockaddr_storage& peer, socklen_t len);
-  // Internal: a connection's thread ended.
+  // Internal: a connection's thread ended; a connection's process died (its supervisor).
   void connection_ended() { active_.fetch_sub(1, std::memory_order_relaxed); }
+  static void connection_died(void* server, std::uint32_t slot, const Error& death);
   int listen_fd() const { return listen_fd_; }
 
  private:
@@ -91,6 +94,7 @@ class Server {
   std::uint16_t port_ = 0;
   std::uint64_t accepted_ = 0;
   std::uint64_t refused_ = 0;
+  std::atomic<std::uint64_t> deaths_{0};
   std::atomic<long> active_{0};
   std::int64_t last_refusal_log_ = 0;
 };

@@ -261,7 +261,9 @@ Process* Kernel::new_process(HeapPool& pool) {
   slots_[slot] = Slot{p, heap, &pool, -1, 0, turns_, nullptr, nullptr, 0, 0, 1, 1, false, false, false, false};
   if (config_.isolation != IsolationMode::kOff) {
     // A fresh heap is accessible: whoever creates the process builds its first thread now.
-    if (open_count_ == kMaxOpen) close_heap(open_[0]);
+    // Heaps opened this way before it are done with (their first thread is built): close one,
+    // never the heap of the process that is running.
+    if (open_count_ == kMaxOpen) close_heap(open_[0] != running_slot_ ? open_[0] : open_[1]);
     slots_[slot].open = true;
     open_[open_count_++] = slot;
   }
@@ -359,9 +361,12 @@ void Kernel::dispatch(std::uint32_t slot) {
   open_process(slot);
   deliver(slot);
   bool hide = config_.isolation >= IsolationMode::kStrict;
+  Process* p = s.proc;  // read before the kernel heap (which holds `s`) is hidden
   if (hide) protect_kernel(true);
   in_process_ = true;
-  s.proc->dispatch();
+  running_slot_ = slot;
+  p->dispatch();
+  running_slot_ = 0;
   in_process_ = false;
   if (hide) protect_kernel(false);
   s.last_turn = turns_;

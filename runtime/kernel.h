@@ -189,6 +189,7 @@ class Kernel {
   std::uint32_t open_[kMaxOpen] = {};
   int open_count_ = 0;
   bool in_process_ = false;          // a process is running (strict: the kernel heap is hidden)
+  std::uint32_t running_slot_ = 0;   // that process
   std::uint64_t protect_calls_ = 0;
   // Fired timers waiting for their process's dispatch: a pool linked per slot.
   struct Fired {

@@ -25,12 +25,13 @@ namespace mnv::testing {
 // Runs a Server with `config` on its own kernel thread until stop().
 class ServerThread {
  public:
-  ServerThread(PollerKind poller, ServerConfig config) {
+  ServerThread(PollerKind poller, ServerConfig config, IsolationMode isolation = IsolationMode::kOff) {
     std::promise<std::uint16_t> port;
     auto ready = port.get_future();
-    thread_ = std::thread([this, poller, config, &port] {
+    thread_ = std::thread([this, poller, config, isolation, &port] {
       KernelConfig kc;
       kc.poller = poller;
+      kc.isolation = isolation;
       kc.max_fds = 4096;
       kc.max_processes = config.pool_size + 8;
       kc.grace_ns = 100'000'000;

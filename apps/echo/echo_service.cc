@@ -1,11 +1,37 @@
 #include "apps/echo/echo_service.h"
 
 #include <cerrno>
+#include <cstring>
+
+#include "mem/page.h"
 
 #include "net/io.h"
 #include "runtime/raise.h"
 
 namespace mnv::echo {
+
+bool g_fault_injection = false;
+
+namespace {
+
+// Real faults, hidden from the compiler's and UBSan's view so they happen at run time.
+__attribute__((noinline, no_sanitize("undefined"))) void null_dereference() {
+  volatile int* p = nullptr;
+  *p = 1;
+}
+
+__attribute__((noinline, no_sanitize("undefined"))) int divide_by_zero() {
+  volatile int zero = 0;
+  volatile int one = 1;
+  return one / zero;
+}
+
+bool is(const char* line, std::size_t n, const char* word) {
+  std::size_t w = std::strlen(word);
+  return (n == w || (n == w + 1 && line[w] == '\n')) && std::memcmp(line, word, w) == 0;
+}
+
+}  // namespace
 
 Task<> serve(Accepted& conn) {
   for (std::size_t i = 0;; ++i) {
@@ -16,6 +42,15 @@ Task<> serve(Accepted& conn) {
       break;
     }
     std::size_t n = co_await readline(line, kMaxLine);
+    if (g_fault_injection && n > 0 && line[0] == '!') {
+      if (is(line, n, "!segv")) null_dereference();
+      if (is(line, n, "!fpe")) divide_by_zero();
+      if (is(line, n, "!oom")) {
+        while (this_process().heap().allocate(kPageSize) != nullptr) {
+        }
+        co_await raise(ENOMEM);
+      }
+    }
     if (n > 0) {
       co_await printf("Line %zu: ", i);
       co_await write(line, n);

@@ -12,6 +12,11 @@ namespace mnv::echo {
 
 inline constexpr std::size_t kMaxLine = 8191;
 
+// Chaos testing from outside the process (off by default; apps/echo --fault_injection): a line
+// "!segv", "!fpe" or "!oom" makes that connection's handler dereference a null pointer, divide
+// an integer by zero, or exhaust its micro-heap, so containment can be shown on a live server.
+extern bool g_fault_injection;
+
 Task<> serve(Accepted& conn);
 
 }  // namespace mnv::echo

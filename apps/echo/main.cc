@@ -34,6 +34,8 @@ ABSL_FLAG(int, heap_pages, 0, "page budget of each connection's micro-heap; 0: f
 ABSL_FLAG(int, pool_size, 0, "connections each shard serves at once; 0: from --config (default 16384)");
 ABSL_FLAG(int, grace_ms, -1, "on SIGTERM, time in-flight connections get to finish; -1: from --config");
 ABSL_FLAG(std::string, balance, "reuseport", "reuseport (kernel hash) or handoff (least-loaded shard)");
+ABSL_FLAG(bool, fault_injection, false,
+          "chaos testing: a line !segv, !fpe or !oom makes that connection's handler fault");
 
 namespace {
 
@@ -139,6 +141,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  mnv::echo::g_fault_injection = absl::GetFlag(FLAGS_fault_injection);
   Echo echo(static_cast<std::size_t>(affinity.shards));
   g_echo = &echo;
   echo.handoff = balance == "handoff";
@@ -161,13 +164,17 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   std::string cpus;
   for (int c : affinity.cpus) cpus += (cpus.empty() ? "" : ",") + std::to_string(c);
-  std::fprintf(stderr, "echo: %d shard(s) on CPU %s, poller %s, balance %s, %zu heap pages per connection\n",
-               affinity.shards, cpus.c_str(), mnv::poller_name(affinity.poller), balance.c_str(), affinity.heap_pages);
+  std::fprintf(stderr,
+               "echo: %d shard(s) on CPU %s, poller %s, isolation %s, balance %s, %zu heap pages per connection%s\n",
+               affinity.shards, cpus.c_str(), mnv::poller_name(affinity.poller),
+               mnv::isolation_name(affinity.isolation), balance.c_str(), affinity.heap_pages,
+               mnv::echo::g_fault_injection ? ", fault injection on" : "");
   int rc = shards->wait();
   for (std::size_t k = 0; k < echo.servers.size(); ++k) {
     if (echo.servers[k] != nullptr) {
-      std::fprintf(stderr, "echo: shard %zu served %lu connections\n", k,
-                   static_cast<unsigned long>(echo.servers[k]->accepted()));
+      std::fprintf(stderr, "echo: shard %zu served %lu connections (%lu died of a trap or an unhandled error)\n", k,
+                   static_cast<unsigned long>(echo.servers[k]->accepted()),
+                   static_cast<unsigned long>(echo.servers[k]->deaths()));
     }
   }
   return rc;
