@@ -353,7 +353,10 @@ TEST(EchoClientTest, CountModeReplacesLinesLostWithAConnection) {
   EXPECT_EQ(r.mismatches, 0u);
   EXPECT_EQ(r.timeouts, 0u);
   EXPECT_EQ(r.connections_ok, 3);
-  EXPECT_NE(r.first_error.find("closed by the server"), std::string::npos) << r.first_error;
+  // A close with unread data may reach the client as a reset instead of an EOF.
+  EXPECT_TRUE(r.first_error.find("closed by the server") != std::string::npos ||
+              r.first_error.find("reset by peer") != std::string::npos)
+      << r.first_error;
 }
 
 TEST(LatencyHistogramTest, SmallValuesAreExact) {

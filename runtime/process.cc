@@ -68,6 +68,7 @@ std::size_t Process::dispatch() {
     Error e{.code = EFAULT, .signo = trap.signo, .address = trap.address};
     note_death(e);
     t->status = Status::kPaused;
+    t->trapped = true;
     t->op = nullptr;
     if (t->in_finally) t->finally_at = nullptr;  // trapped inside its handler: not resumed either
     t->in_finally = false;

@@ -49,8 +49,10 @@ void end_thread(ThreadState* t) {
   std::coroutine_handle<> handler = t->finally_frame;
   void (*on_end)(void*) = t->on_end;
   void* on_end_arg = t->on_end_arg;
+  bool trapped = t->trapped;
   if (t->process != nullptr) t->process->forget(t);
   if (handler) handler.destroy();
+  if (trapped) return;  // reclaimed with its whole process: fds by the kernel, memory with the heap
   body.destroy();  // t itself lives in this frame
   if (on_end != nullptr) on_end(on_end_arg);
 }

@@ -52,6 +52,8 @@ struct ThreadState : Linked<QueueTag>, Linked<AllTag> {
   Error error;
   Status status = Status::kCreated;
   bool in_finally = false;
+  bool trapped = false;  // a hardware trap stopped it mid-run: its frame is never resumed, nor
+                         // destroyed (it is not at a suspension point); the heap goes with the process
   bool listening = false;
   bool has_message = false;
   void* message = nullptr;  // spawn message (inbox), or this thread's outgoing request
