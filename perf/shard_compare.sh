@@ -1,0 +1,292 @@
+#!/usr/bin/env bash
+# perf/shard_compare.sh — one shard against two, and the cross-shard mailboxes, in one run.
+#
+# Builds with --config=opt (//apps/echo, //perf:echo_load, //perf:mailbox_bench), then:
+#
+#   1. Echo ping-pong (perf/echo_load: CONNS connections, one SIZE-byte line outstanding each,
+#      WARMUP_S of warm-up, then DURATION_S measured) against a fresh apps/echo for each of
+#        * 1 shard            server pinned to the last CPU, echo_load to CPU 0 (as
+#                             perf/echo_compare.sh does);
+#        * 2 shards reuseport the kernel's SO_REUSEPORT hash spreads connections;
+#        * 2 shards handoff   the accepting shard hands each connection to the least-loaded one;
+#      the 2-shard servers run on CPU 0 and the last CPU, and echo_load runs on those same CPUs
+#      (TWO_SHARD_CPUS): on a 2-CPU machine the client competes with the server for both.
+#      REPS rounds, interleaved (1, 2 reuseport, 2 handoff, 1, ...) so slow spells of a shared
+#      machine hit every configuration alike; each column is the median of its rounds. Server CPU
+#      is utime+stime of the whole server process (every shard thread) over the measured window
+#      (echo_load --server_pid). The connection balance comes from the lines the server prints
+#      on SIGTERM ("echo: shard K served N connections").
+#   2. Cross-shard mailboxes: perf/mailbox_bench MAILBOX_REPS times (two busy-polling threads on
+#      the first two CPUs); medians of the Mailboxes round trip p50/p99 and of the one-way
+#      batched throughput.
+#
+# Prints markdown tables on stdout (progress goes to stderr). Every process it starts is stopped
+# on exit. About 2 minutes with the defaults on a 2-CPU machine, after the build.
+#
+# Environment overrides (defaults in brackets):
+#   DURATION_S [4]  WARMUP_S [1]  CONNS [1000]  SIZE [64]  REPS [3]  POLLER [io_uring]
+#   MAX_CONNECTING [64] (echo_load --max_connecting: connections opening at once)
+#   TWO_SHARD_CPUS [0,LAST] (cpuset of the 2-shard server, and of echo_load in that case)
+#   ECHO_ARGS [] (extra flags for apps/echo)  MAILBOX_REPS [3]  MAILBOX_ARGS [] (for mailbox_bench)
+#   SKIP_BUILD [0]  (1: use what is built)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+DURATION_S=${DURATION_S:-4}
+WARMUP_S=${WARMUP_S:-1}
+CONNS=${CONNS:-1000}
+SIZE=${SIZE:-64}
+REPS=${REPS:-3}
+POLLER=${POLLER:-io_uring}
+MAX_CONNECTING=${MAX_CONNECTING:-64}
+ECHO_ARGS=${ECHO_ARGS:-}
+MAILBOX_REPS=${MAILBOX_REPS:-3}
+MAILBOX_ARGS=${MAILBOX_ARGS:-}
+SKIP_BUILD=${SKIP_BUILD:-0}
+
+say() { printf 'shard_compare: %s\n' "$*" >&2; }
+
+# --- build -------------------------------------------------------------------------------------
+if [ "$SKIP_BUILD" != 1 ]; then
+  say "building (--config=opt)"
+  bazel build --config=opt //apps/echo //perf:echo_load //perf:mailbox_bench >&2
+fi
+BIN="$(bazel info --config=opt bazel-bin 2>/dev/null)"
+for b in apps/echo/echo perf/echo_load perf/mailbox_bench; do
+  [ -x "$BIN/$b" ] || { say "$BIN/$b is not built (run without SKIP_BUILD=1)"; exit 1; }
+done
+
+# --- machine setup -----------------------------------------------------------------------------
+ncpu=$(nproc)
+LAST_CPU=$((ncpu - 1))
+ONE_SHARD_CPU=$LAST_CPU
+ONE_CLIENT_CPU=0
+TWO_SHARD_CPUS=${TWO_SHARD_CPUS:-0,$LAST_CPU}
+if [ "$ncpu" -lt 2 ]; then
+  say "needs 2 CPUs (this machine has $ncpu)"
+  exit 1
+fi
+
+# Descriptors for CONNS connections on each side (children raise soft to hard themselves).
+need=$((CONNS + 1024))
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
+  ulimit -Hn "$need" 2>/dev/null || say "warning: cannot raise the descriptor limit to $need (hard limit $hard; run as root)"
+fi
+ulimit -Sn "$(ulimit -Hn)"
+
+TMP="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_server NAME CPUS FLAGS: apps/echo pinned to CPUS (taskset); sets SERVER_PID, SERVER_PORT
+# and SERVER_ERR (its stderr file). The port is read from its first stdout line through a fifo.
+SERVER_PID=""
+SERVER_PORT=""
+SERVER_ERR=""
+nstarted=0
+start_server() {
+  local name=$1 cpus=$2 flags=$3 fifo fd line
+  nstarted=$((nstarted + 1))
+  fifo="$TMP/out.$nstarted"
+  SERVER_ERR="$TMP/err.$nstarted"
+  mkfifo "$fifo"
+  # shellcheck disable=SC2086  # flags are words
+  taskset -c "$cpus" "$BIN/apps/echo/echo" --host=127.0.0.1 --port=0 $flags >"$fifo" 2>"$SERVER_ERR" &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  exec {fd}<"$fifo"
+  if ! IFS= read -r -t 30 -u "$fd" line || [[ "$line" != "listening on "* ]]; then
+    say "$name did not say 'listening on HOST:PORT' (got: '${line:-}'); its stderr:"
+    cat "$SERVER_ERR" >&2 || true
+    exec {fd}<&-
+    stop_server
+    return 1
+  fi
+  SERVER_PORT=${line##*:}
+  cat <&"$fd" >/dev/null &  # keep draining its stdout
+  PIDS+=("$!")
+  exec {fd}<&-
+}
+
+# SIGTERM, then wait: the server prints "echo: shard K served N connections" and exits 0.
+SERVER_RC=0
+stop_server() {
+  kill -TERM "$SERVER_PID" 2>/dev/null || true
+  SERVER_RC=0
+  wait "$SERVER_PID" 2>/dev/null || SERVER_RC=$?
+}
+
+# run_pinned CPUS CMD...: runs CMD pinned to CPUS in the background (so a signal stops the script
+# at once), leaves its stdout in RUN_OUT; its first line goes to stderr.
+RUN_OUT=""
+run_pinned() {
+  local cpus=$1 pid
+  shift
+  taskset -c "$cpus" "$@" >"$TMP/run.out" &
+  pid=$!
+  PIDS+=("$pid")
+  wait "$pid" || true
+  RUN_OUT=$(cat "$TMP/run.out")
+  head -n 1 <<<"$RUN_OUT" >&2
+}
+
+# kv LINE KEY: the value of KEY=... in a RESULT line.
+kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+fix() { awk -v a="$1" -v d="$2" 'BEGIN { if (a == "" || a == "na") printf "—"; else printf "%.*f", d, a }'; }
+# median of the numbers on stdin (blank and "na" lines skipped); empty if none.
+median() {
+  grep -E '^-?[0-9.]+(e[-+]?[0-9]+)?$' | sort -g |
+    awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+# spread of the numbers on stdin: "max/min" as a ratio, or empty.
+spread() {
+  grep -E '^-?[0-9.]+(e[-+]?[0-9]+)?$' | sort -g |
+    awk '{ v[NR] = $1 } END { if (NR > 1 && v[1] > 0) printf "%.2f", v[NR] / v[1] }'
+}
+# balance ERRFILE: "N0/N1/..." and the max/mean ratio, from the server's SIGTERM lines.
+balance() {
+  sed -n 's/^echo: shard \([0-9]*\) served \([0-9]*\) connections$/\1 \2/p' "$1" | sort -n |
+    awk '{ n[NR] = $2; s += $2; if ($2 > m) m = $2 }
+         END { if (NR == 0) { print "? ?"; exit }
+               split_ = n[1]; for (i = 2; i <= NR; i++) split_ = split_ "/" n[i]
+               printf "%s %s\n", split_, (s > 0 ? sprintf("%.3f", m / (s / NR)) : "?") }'
+}
+
+# --- echo: 1 shard vs 2 ------------------------------------------------------------------------
+# name|server cpus|client cpus|flags
+CONFIGS=(
+  "1 shard|$ONE_SHARD_CPU|$ONE_CLIENT_CPU|--shards=1 --cpuset=$ONE_SHARD_CPU --balance=reuseport"
+  "2 shards, reuseport|$TWO_SHARD_CPUS|$TWO_SHARD_CPUS|--shards=2 --cpuset=$TWO_SHARD_CPUS --balance=reuseport"
+  "2 shards, handoff|$TWO_SHARD_CPUS|$TWO_SHARD_CPUS|--shards=2 --cpuset=$TWO_SHARD_CPUS --balance=handoff"
+)
+declare -A LOAD BAL
+for ((rep = 1; rep <= REPS; rep++)); do
+  for entry in "${CONFIGS[@]}"; do
+    IFS='|' read -r name scpus ccpus flags <<<"$entry"
+    key="$name|$rep"
+    if ! start_server "$name" "$scpus" "--poller=$POLLER $flags $ECHO_ARGS"; then
+      LOAD["$key"]=failed
+      BAL["$key"]="? ?"
+      continue
+    fi
+    say "round $rep/$REPS: $name (server CPUs $scpus, client CPUs $ccpus): port $SERVER_PORT, pid $SERVER_PID"
+    run_pinned "$ccpus" "$BIN/perf/echo_load" --port="$SERVER_PORT" --server_pid="$SERVER_PID" \
+      --conns="$CONNS" --size="$SIZE" --warmup_s="$WARMUP_S" --duration_s="$DURATION_S" \
+      --max_connecting="$MAX_CONNECTING"
+    LOAD["$key"]=$(grep '^RESULT ' <<<"$RUN_OUT" || echo failed)
+    stop_server
+    BAL["$key"]=$(balance "$SERVER_ERR")
+    [ "$SERVER_RC" = 0 ] || say "warning: $name exited $SERVER_RC on SIGTERM"
+    say "  served per shard: ${BAL["$key"]% *} (max/mean ${BAL["$key"]#* })"
+  done
+done
+
+# --- mailboxes ---------------------------------------------------------------------------------
+MB=()
+for ((rep = 1; rep <= MAILBOX_REPS; rep++)); do
+  say "mailbox_bench $rep/$MAILBOX_REPS"
+  # shellcheck disable=SC2086  # MAILBOX_ARGS are words
+  run_pinned "0-$LAST_CPU" "$BIN/perf/mailbox_bench" $MAILBOX_ARGS
+  r=$(grep '^RESULT ' <<<"$RUN_OUT" || echo failed)
+  MB+=("$r")
+  [ "$r" = failed ] || say "  round trip p50 $(kv "$r" rt_p50_ns) ns, p99 $(kv "$r" rt_p99_ns) ns; batch 16: $(kv "$r" batch16_msgs_per_s) msgs/s"
+done
+
+# --- report ------------------------------------------------------------------------------------
+# col NAME KEY: the values of KEY over NAME's rounds, one a line.
+col() {
+  local r rep
+  for ((rep = 1; rep <= REPS; rep++)); do
+    r="${LOAD["$1|$rep"]}"
+    [ "$r" = failed ] || kv "$r" "$2"
+  done
+}
+noisy=()
+echo "## Echo on 1 shard vs 2 ($(date -u +%Y-%m-%d), $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(uname -r), $ncpu CPUs)"
+echo
+echo "Command: \`perf/shard_compare.sh\` (DURATION_S=$DURATION_S WARMUP_S=$WARMUP_S CONNS=$CONNS SIZE=$SIZE"
+echo "REPS=$REPS POLLER=$POLLER MAX_CONNECTING=$MAX_CONNECTING${ECHO_ARGS:+ ECHO_ARGS=\"$ECHO_ARGS\"}): echo_load ping-pong, one $SIZE-byte"
+echo "line outstanding per connection. 1 shard: server pinned to CPU $ONE_SHARD_CPU, echo_load to CPU $ONE_CLIENT_CPU."
+echo "2 shards: the server's shards on CPUs $TWO_SHARD_CPUS, echo_load on the same CPUs."
+if [ "$ncpu" = 2 ]; then
+  echo "**This machine has only 2 CPUs: with 2 shards the load client competes with the server for"
+  echo "both, so the 2-shard msgs/s is not a scaling figure.**"
+fi
+echo "Server CPU is the whole process (every shard thread) over the measured window. Each column is"
+echo "the median of $REPS interleaved rounds; \"msgs/s spread\" is max/min over the rounds. Balance:"
+echo "connections served per shard in each round (the server's SIGTERM lines) and the median max/mean"
+echo "ratio (1.00 = even). echo_load opens at most $MAX_CONNECTING connections at a time."
+echo
+echo "| configuration | msgs/s | msgs/s spread | server CPU µs/msg | server CPU % | client CPU % | p50 µs | p99 µs | served per shard (each round) | max/mean | errors |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+for entry in "${CONFIGS[@]}"; do
+  name="${entry%%|*}"
+  splits=""
+  ratios=""
+  for ((rep = 1; rep <= REPS; rep++)); do
+    b="${BAL["$name|$rep"]}"
+    splits+="${splits:+, }${b% *}"
+    ratios+="${b#* }"$'\n'
+  done
+  nok=$(col "$name" msgs_per_s | grep -c . || true)
+  if [ "$nok" = 0 ]; then
+    echo "| $name | failed | | | | | | | $splits | | |"
+    continue
+  fi
+  sp=$(col "$name" msgs_per_s | spread)
+  if [ -n "$sp" ] && awk -v s="$sp" 'BEGIN { exit !(s > 1.25) }'; then noisy+=("$name (msgs/s max/min $sp)"); fi
+  errs=$(col "$name" errors | awk '{ s += $1 } END { print s + 0 }')
+  echo "| $name | $(fix "$(col "$name" msgs_per_s | median)" 0) | ${sp:-—} |" \
+       "$(fix "$(col "$name" server_cpu_us_per_msg | median)" 2) | $(fix "$(col "$name" server_cpu_pct | median)" 0) |" \
+       "$(fix "$(col "$name" client_cpu_pct | median)" 0) |" \
+       "$(fix "$(col "$name" p50_us | median)" 0) | $(fix "$(col "$name" p99_us | median)" 0) |" \
+       "$splits | $(fix "$(median <<<"$ratios")" 2) | $errs$([ "$nok" -lt "$REPS" ] && echo " ($((REPS - nok)) rounds failed)") |"
+done
+if [ "${#noisy[@]}" -gt 0 ]; then
+  echo
+    joined=$(IFS=';'; echo "${noisy[*]}")
+  echo "Noisy: the rounds of ${joined//;/; } differ by more than 25% (a shared machine); compare medians with care."
+fi
+
+echo
+echo "## Cross-shard mailboxes"
+echo
+echo "Command: \`perf/shard_compare.sh\` (MAILBOX_REPS=$MAILBOX_REPS${MAILBOX_ARGS:+ MAILBOX_ARGS=\"$MAILBOX_ARGS\"}): \`perf/mailbox_bench\`,"
+mb_ok=()
+for r in "${MB[@]}"; do [ "$r" = failed ] || mb_ok+=("$r"); done
+if [ "${#mb_ok[@]}" -eq 0 ]; then
+  echo "no run produced a RESULT line (fewer than 2 usable CPUs, or a failure)."
+  exit 0
+fi
+echo "two busy-polling threads on CPUs $(kv "${mb_ok[0]}" cpu_a) and $(kv "${mb_ok[0]}" cpu_b); median of ${#mb_ok[@]} runs, each run's"
+echo "value in the last column. Round trip: send+flush, then receive, through Mailboxes (the bare"
+echo "SpscRing pair for comparison); one-way: messages sent in batches with one flush per batch, the"
+echo "receiver draining up to 64 per call. Targets (DESIGN.md §4): round trip ≤ 1 µs; ≥ 10M msgs/s"
+echo "per pair, batched."
+echo
+mbcol() { local r; for r in "${mb_ok[@]}"; do kv "$r" "$1"; done; }
+mbrow() {  # label KEY decimals unit-scale
+  local vals each
+  vals=$(mbcol "$2" | awk -v s="$4" '{ print $1 / s }')
+  each=$(awk -v d="$3" '{ printf "%s%.*f", (NR > 1 ? ", " : ""), d, $1 }' <<<"$vals")
+  echo "| $1 | $(fix "$(median <<<"$vals")" "$3") | $each |"
+}
+echo "| measure | median | runs |"
+echo "|---|---|---|"
+mbrow "round trip p50 (ns), Mailboxes" rt_p50_ns 0 1
+mbrow "round trip p99 (ns), Mailboxes" rt_p99_ns 0 1
+mbrow "round trip p99.9 (ns), Mailboxes" rt_p999_ns 0 1
+mbrow "round trip p50 (ns), bare SpscRing" ring_rt_p50_ns 0 1
+for k in $(tr ' ' '\n' <<<"${mb_ok[0]}" | sed -n 's/^batch\([0-9]*\)_msgs_per_s=.*/\1/p'); do
+  mbrow "one-way, batch $k (M msgs/s)" "batch${k}_msgs_per_s" 2 1e6
+done
