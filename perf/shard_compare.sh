@@ -27,7 +27,10 @@
 #   DURATION_S [4]  WARMUP_S [1]  CONNS [1000]  SIZE [64]  REPS [3]  POLLER [io_uring]
 #   MAX_CONNECTING [64] (echo_load --max_connecting: connections opening at once)
 #   TWO_SHARD_CPUS [0,LAST] (cpuset of the 2-shard server, and of echo_load in that case)
-#   ECHO_ARGS [] (extra flags for apps/echo)  MAILBOX_REPS [3]  MAILBOX_ARGS [] (for mailbox_bench)
+#   ECHO_ARGS [] (extra flags for apps/echo)  MAILBOX_REPS [3]
+#   MAILBOX_ARGS ["--round_trips=300000 --messages=10000000"] (flags for mailbox_bench; its own
+#     defaults, 1M round trips and 30M messages, take ~10 s a run idle and far longer when the
+#     machine is busy: set MAILBOX_ARGS= to use them)  MAILBOX_TIMEOUT_S [60] (per run)
 #   SKIP_BUILD [0]  (1: use what is built)
 set -euo pipefail
 
@@ -43,10 +46,11 @@ POLLER=${POLLER:-io_uring}
 MAX_CONNECTING=${MAX_CONNECTING:-64}
 ECHO_ARGS=${ECHO_ARGS:-}
 MAILBOX_REPS=${MAILBOX_REPS:-3}
-MAILBOX_ARGS=${MAILBOX_ARGS:-}
+MAILBOX_TIMEOUT_S=${MAILBOX_TIMEOUT_S:-60}
+MAILBOX_ARGS=${MAILBOX_ARGS---round_trips=300000 --messages=10000000}
 SKIP_BUILD=${SKIP_BUILD:-0}
 
-say() { printf 'shard_compare: %s\n' "$*" >&2; }
+say() { printf 'shard_compare: [%3ds] %s\n' "$SECONDS" "$*" >&2; }
 
 # --- build -------------------------------------------------------------------------------------
 if [ "$SKIP_BUILD" != 1 ]; then
@@ -196,9 +200,10 @@ MB=()
 for ((rep = 1; rep <= MAILBOX_REPS; rep++)); do
   say "mailbox_bench $rep/$MAILBOX_REPS"
   # shellcheck disable=SC2086  # MAILBOX_ARGS are words
-  run_pinned "0-$LAST_CPU" "$BIN/perf/mailbox_bench" $MAILBOX_ARGS
+  run_pinned "0-$LAST_CPU" timeout "$MAILBOX_TIMEOUT_S" "$BIN/perf/mailbox_bench" $MAILBOX_ARGS
   r=$(grep '^RESULT ' <<<"$RUN_OUT" || echo failed)
   MB+=("$r")
+  [ "$r" != failed ] || say "  no RESULT line (over MAILBOX_TIMEOUT_S=$MAILBOX_TIMEOUT_S s, or a failure)"
   [ "$r" = failed ] || say "  round trip p50 $(kv "$r" rt_p50_ns) ns, p99 $(kv "$r" rt_p99_ns) ns; batch 16: $(kv "$r" batch16_msgs_per_s) msgs/s"
 done
 
