@@ -28,9 +28,9 @@
 #   MAX_CONNECTING [64] (echo_load --max_connecting: connections opening at once)
 #   TWO_SHARD_CPUS [0,LAST] (cpuset of the 2-shard server, and of echo_load in that case)
 #   ECHO_ARGS [] (extra flags for apps/echo)  MAILBOX_REPS [3]
-#   MAILBOX_ARGS ["--round_trips=300000 --messages=10000000"] (flags for mailbox_bench; its own
+#   MAILBOX_ARGS ["--round_trips=300000 --messages=5000000"] (flags for mailbox_bench; its own
 #     defaults, 1M round trips and 30M messages, take ~10 s a run idle and far longer when the
-#     machine is busy: set MAILBOX_ARGS= to use them)  MAILBOX_TIMEOUT_S [60] (per run)
+#     machine is busy: set MAILBOX_ARGS= to use them)  MAILBOX_TIMEOUT_S [40] (per run)
 #   SKIP_BUILD [0]  (1: use what is built)
 set -euo pipefail
 
@@ -46,8 +46,8 @@ POLLER=${POLLER:-io_uring}
 MAX_CONNECTING=${MAX_CONNECTING:-64}
 ECHO_ARGS=${ECHO_ARGS:-}
 MAILBOX_REPS=${MAILBOX_REPS:-3}
-MAILBOX_TIMEOUT_S=${MAILBOX_TIMEOUT_S:-60}
-MAILBOX_ARGS=${MAILBOX_ARGS---round_trips=300000 --messages=10000000}
+MAILBOX_TIMEOUT_S=${MAILBOX_TIMEOUT_S:-40}
+MAILBOX_ARGS=${MAILBOX_ARGS---round_trips=300000 --messages=5000000}
 SKIP_BUILD=${SKIP_BUILD:-0}
 
 say() { printf 'shard_compare: [%3ds] %s\n' "$SECONDS" "$*" >&2; }
