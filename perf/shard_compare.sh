@@ -295,3 +295,15 @@ mbrow "round trip p50 (ns), bare SpscRing" ring_rt_p50_ns 0 1
 for k in $(tr ' ' '\n' <<<"${mb_ok[0]}" | sed -n 's/^batch\([0-9]*\)_msgs_per_s=.*/\1/p'); do
   mbrow "one-way, batch $k (M msgs/s)" "batch${k}_msgs_per_s" 2 1e6
 done
+mbnoisy=()
+for k in rt_p50_ns batch16_msgs_per_s; do
+  sp=$(mbcol "$k" | spread)
+  if [ -n "$sp" ] && awk -v s="$sp" 'BEGIN { exit !(s > 1.25) }'; then mbnoisy+=("$k max/min $sp"); fi
+done
+if [ "${#mbnoisy[@]}" -gt 0 ]; then
+  joined=$(IFS=';'; echo "${mbnoisy[*]}")
+  echo
+  echo "Noisy: the runs differ by more than 25% (${joined//;/; })."
+  echo "Two busy-polling threads need both CPUs to themselves, so anything else running on a shared"
+  echo "machine shows here first."
+fi
