@@ -15,7 +15,8 @@
 #      machine hit every configuration alike; each column is the median of its rounds. Server CPU
 #      is utime+stime of the whole server process (every shard thread) over the measured window
 #      (echo_load --server_pid). The connection balance comes from the lines the server prints
-#      on SIGTERM ("echo: shard K served N connections").
+#      on SIGTERM ("echo: shard K served N connections", followed by "(M died of a trap or an
+#      unhandled error)" in later versions; those deaths are counted in the errors column).
 #   2. Cross-shard mailboxes: perf/mailbox_bench MAILBOX_REPS times (two busy-polling threads on
 #      the first two CPUs); medians of the Mailboxes round trip p50/p99 and of the one-way
 #      batched throughput.
@@ -122,7 +123,7 @@ start_server() {
   exec {fd}<&-
 }
 
-# SIGTERM, then wait: the server prints "echo: shard K served N connections" and exits 0.
+# SIGTERM, then wait: the server prints "echo: shard K served N connections ..." and exits 0.
 SERVER_RC=0
 stop_server() {
   kill -TERM "$SERVER_PID" 2>/dev/null || true
@@ -157,13 +158,16 @@ spread() {
   grep -E '^-?[0-9.]+(e[-+]?[0-9]+)?$' | sort -g |
     awk '{ v[NR] = $1 } END { if (NR > 1 && v[1] > 0) printf "%.2f", v[NR] / v[1] }'
 }
-# balance ERRFILE: "N0/N1/..." and the max/mean ratio, from the server's SIGTERM lines.
+# balance ERRFILE: "N0/N1/... RATIO DIED" from the server's SIGTERM lines: connections served
+# per shard, the max/mean ratio, and the connections that died of a trap or an unhandled error
+# (0 where the server does not say).
 balance() {
-  sed -n 's/^echo: shard \([0-9]*\) served \([0-9]*\) connections$/\1 \2/p' "$1" | sort -n |
-    awk '{ n[NR] = $2; s += $2; if ($2 > m) m = $2 }
-         END { if (NR == 0) { print "? ?"; exit }
+  sed -n 's/^echo: shard \([0-9]*\) served \([0-9]*\) connections\( (\([0-9]*\) died.*\)\{0,1\}$/\1 \2 \4/p' "$1" |
+    sort -n |
+    awk '{ n[NR] = $2; s += $2; d += $3; if ($2 > m) m = $2 }
+         END { if (NR == 0) { print "? ? 0"; exit }
                split_ = n[1]; for (i = 2; i <= NR; i++) split_ = split_ "/" n[i]
-               printf "%s %s\n", split_, (s > 0 ? sprintf("%.3f", m / (s / NR)) : "?") }'
+               printf "%s %s %d\n", split_, (s > 0 ? sprintf("%.3f", m / (s / NR)) : "?"), d }'
 }
 
 # --- echo: 1 shard vs 2 ------------------------------------------------------------------------
@@ -180,7 +184,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
     key="$name|$rep"
     if ! start_server "$name" "$scpus" "--poller=$POLLER $flags $ECHO_ARGS"; then
       LOAD["$key"]=failed
-      BAL["$key"]="? ?"
+      BAL["$key"]="? ? 0"
       continue
     fi
     say "round $rep/$REPS: $name (server CPUs $scpus, client CPUs $ccpus): port $SERVER_PORT, pid $SERVER_PID"
@@ -191,7 +195,8 @@ for ((rep = 1; rep <= REPS; rep++)); do
     stop_server
     BAL["$key"]=$(balance "$SERVER_ERR")
     [ "$SERVER_RC" = 0 ] || say "warning: $name exited $SERVER_RC on SIGTERM"
-    say "  served per shard: ${BAL["$key"]% *} (max/mean ${BAL["$key"]#* })"
+    read -r split ratio died <<<"${BAL["$key"]}"
+    say "  served per shard: $split (max/mean $ratio; $died died)"
   done
 done
 
@@ -232,16 +237,18 @@ echo "the median of $REPS interleaved rounds; \"msgs/s spread\" is max/min over 
 echo "connections served per shard in each round (the server's SIGTERM lines) and the median max/mean"
 echo "ratio (1.00 = even). echo_load opens at most $MAX_CONNECTING connections at a time."
 echo
-echo "| configuration | msgs/s | msgs/s spread | server CPU µs/msg | server CPU % | client CPU % | p50 µs | p99 µs | served per shard (each round) | max/mean | errors |"
+echo "| configuration | msgs/s | msgs/s spread | server CPU µs/msg | server CPU % | client CPU % | p50 µs | p99 µs | served per shard (each round) | max/mean | errors (client; all rounds) |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for entry in "${CONFIGS[@]}"; do
   name="${entry%%|*}"
   splits=""
   ratios=""
+  deaths=0
   for ((rep = 1; rep <= REPS; rep++)); do
-    b="${BAL["$name|$rep"]}"
-    splits+="${splits:+, }${b% *}"
-    ratios+="${b#* }"$'\n'
+    read -r split ratio died <<<"${BAL["$name|$rep"]}"
+    splits+="${splits:+, }$split"
+    ratios+="$ratio"$'\n'
+    deaths=$((deaths + died))
   done
   nok=$(col "$name" msgs_per_s | grep -c . || true)
   if [ "$nok" = 0 ]; then
@@ -255,11 +262,11 @@ for entry in "${CONFIGS[@]}"; do
        "$(fix "$(col "$name" server_cpu_us_per_msg | median)" 2) | $(fix "$(col "$name" server_cpu_pct | median)" 0) |" \
        "$(fix "$(col "$name" client_cpu_pct | median)" 0) |" \
        "$(fix "$(col "$name" p50_us | median)" 0) | $(fix "$(col "$name" p99_us | median)" 0) |" \
-       "$splits | $(fix "$(median <<<"$ratios")" 2) | $errs$([ "$nok" -lt "$REPS" ] && echo " ($((REPS - nok)) rounds failed)") |"
+       "$splits | $(fix "$(median <<<"$ratios")" 2) | $errs$([ "$deaths" -gt 0 ] && echo " (+$deaths connections died in the server)")$([ "$nok" -lt "$REPS" ] && echo " ($((REPS - nok)) rounds failed)") |"
 done
 if [ "${#noisy[@]}" -gt 0 ]; then
   echo
-    joined=$(IFS=';'; echo "${noisy[*]}")
+  joined=$(IFS=';'; echo "${noisy[*]}")
   echo "Noisy: the rounds of ${joined//;/; } differ by more than 25% (a shared machine); compare medians with care."
 fi
 
