@@ -2,19 +2,46 @@
 
 #include <sys/mman.h>
 
+#include <cerrno>
+#include <cstdio>
+
 #include "mem/log.h"
 #include "mem/page.h"
 
 namespace mnv {
 
-HeapPool::HeapPool(std::size_t heap_pages, std::size_t count, std::size_t keep_pages, bool guard_pages)
-    : heap_pages_(heap_pages), count_(count), keep_pages_(keep_pages) {
+namespace {
+// vm.max_map_count minus the VMAs the process already has.
+std::size_t vmas_left() {
+  std::size_t limit = 65530, used = 0;
+  if (FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+    if (std::fscanf(f, "%zu", &limit) != 1) limit = 65530;
+    std::fclose(f);
+  }
+  if (FILE* f = std::fopen("/proc/self/maps", "r")) {
+    for (int c; (c = std::fgetc(f)) != EOF;) used += c == '\n';
+    std::fclose(f);
+  }
+  return limit > used ? limit - used : 0;
+}
+}  // namespace
+
+HeapPool::HeapPool(std::size_t heap_pages, std::size_t count, std::size_t keep_pages, Guards guards)
+    : heap_pages_(heap_pages), count_(count), keep_pages_(keep_pages), guards_(guards) {
   MNV_ASSERT(heap_pages >= 1 && count >= 1 && count <= UINT32_MAX);
+  if (guards != Guards::kNone && 2 * count + 1024 > vmas_left()) {
+    log_line("mnv: a pool of %zu guarded heaps needs %zu kernel VMAs; only %zu are left under vm.max_map_count: "
+             "lower the pool size or raise vm.max_map_count", count, 2 * count, vmas_left());
+    errno = ENOMEM;
+    return;
+  }
   segment_ = Segment::map(count * (heap_pages + 1));
   if (!segment_) return;
   free_ = std::make_unique<std::uint32_t[]>(count);
   for (std::size_t i = 0; i < count; ++i) {
-    if (guard_pages) ::mprotect(segment_.base() + i * slot_bytes() + heap_pages_ * kPageSize, kPageSize, PROT_NONE);
+    char* heap = segment_.base() + i * slot_bytes();
+    if (guards == Guards::kTrap) ::mprotect(heap + heap_pages_ * kPageSize, kPageSize, PROT_NONE);
+    if (guards == Guards::kSeparate) ::mprotect(heap + heap_pages_ * kPageSize, kPageSize, PROT_READ);
     free_[i] = static_cast<std::uint32_t>(count - 1 - i);  // hand out slot 0 first
   }
   free_top_ = count;

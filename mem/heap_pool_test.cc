@@ -72,7 +72,7 @@ TEST(HeapPoolTest, ProtectHidesTheWholeHeapInOneCall) {
 }
 
 TEST(HeapPoolTest, GuardPageFollowsEachHeap) {
-  HeapPool pool(2, 2, 1, /*guard_pages=*/true);
+  HeapPool pool(2, 2, 1, HeapPool::Guards::kTrap);
   Heap* h = pool.acquire();
   char* past_end = reinterpret_cast<char*>(h) + 2 * kPageSize;
   EXPECT_DEATH({ *reinterpret_cast<volatile char*>(past_end) = 1; }, "");

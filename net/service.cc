@@ -92,7 +92,12 @@ Thread connection(Server* server, int fd, sockaddr_storage peer, socklen_t len) 
 }  // namespace
 
 Server::Server(Kernel& kernel, const ServerConfig& config)
-    : kernel_(kernel), config_(config), pool_(config.heap_pages, config.pool_size), listener_pool_(4, 1) {}
+    : kernel_(kernel),
+      config_(config),
+      // With isolation each heap is its own kernel VMA, so protecting it is cheap (mem/heap_pool.h).
+      pool_(config.heap_pages, config.pool_size, 1,
+            kernel.isolation() == IsolationMode::kOff ? HeapPool::Guards::kNone : HeapPool::Guards::kSeparate),
+      listener_pool_(4, 1) {}
 
 Server::~Server() {
   // The listener process is reclaimed by the kernel (which closes the listening fd).

@@ -17,6 +17,7 @@
 # Environment overrides (defaults in brackets):
 #   DURATION_S [5]  WARMUP_S [1]  CONNS [1000]  SIZES ["64 512"]  IDLE_CONNS [10000]
 #   IDLE_SIZE [64]  POLLERS ["io_uring epoll poll"]  ECHO_ARGS [] (extra flags for apps/echo)
+#   ISOLATIONS ["off"] (apps/echo --isolation modes to compare, e.g. "off mprotect strict")
 #   REPS [1] (rounds of load runs; the table shows each server's median round by server CPU)
 #   SKIP_BUILD [0]  (1: use what is built)
 set -euo pipefail
@@ -31,6 +32,7 @@ SIZES=${SIZES:-"64 512"}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_SIZE=${IDLE_SIZE:-64}
 POLLERS=${POLLERS:-"io_uring epoll poll"}
+ISOLATIONS=${ISOLATIONS:-off}
 ECHO_ARGS=${ECHO_ARGS:-}
 SKIP_BUILD=${SKIP_BUILD:-0}
 REPS=${REPS:-1}
@@ -57,7 +59,13 @@ if [ "$SKIP_BUILD" = 1 ] && [ -x "$BIN/apps/echo/echo" ]; then have_echo=1; fi
 # name|binary|extra flags
 SERVERS=("epoll baseline|$BIN/perf/epoll_echo_server|")
 if [ "$have_echo" = 1 ]; then
-  for p in $POLLERS; do SERVERS+=("echo $p|$BIN/apps/echo/echo|--poller=$p $ECHO_ARGS"); done
+  for p in $POLLERS; do
+    for iso in $ISOLATIONS; do
+      label="echo $p"
+      [ "$iso" != off ] && label="echo $p $iso"
+      SERVERS+=("$label|$BIN/apps/echo/echo|--poller=$p --isolation=$iso --pool_size=$((IDLE_CONNS + 1024)) $ECHO_ARGS")
+    done
+  done
 fi
 
 # --- machine setup -----------------------------------------------------------------------------

@@ -14,16 +14,22 @@ TimerHeap::TimerHeap(KernelHeap& heap, std::size_t capacity) : capacity_(capacit
     entries_ = nullptr;
     return;
   }
-  for (std::size_t i = 1; i <= capacity; ++i) {
-    slots_[i] = Slot{0, static_cast<std::uint32_t>(i < capacity ? i + 1 : 0), 1, false};
-  }
-  free_head_ = 1;
+  // Slots are handed out in order and only then touched (free_head_ == 0: take the next unused),
+  // so a large capacity costs no memory until used.
+  free_head_ = 0;
+  unused_ = 1;
 }
 
 TimerHeap::Id TimerHeap::add(std::int64_t deadline_ns, std::uint64_t cookie) {
-  if (free_head_ == 0) return kNone;
-  std::uint32_t index = free_head_;
-  free_head_ = slots_[index].pos;
+  std::uint32_t index;
+  if (free_head_ != 0) {
+    index = free_head_;
+    free_head_ = slots_[index].pos;
+  } else {
+    if (unused_ > capacity_) return kNone;
+    index = unused_++;
+    slots_[index].gen = 0;
+  }
   slots_[index].cookie = cookie;
   slots_[index].live = true;
   slots_[index].gen = (slots_[index].gen + 1) & ((1u << (32 - kIndexBits)) - 1);

@@ -75,7 +75,8 @@ class TimerHeap {
   Slot* slots_ = nullptr;  // slots_[0] unused: id 0 is kNone
   std::size_t capacity_ = 0;
   std::size_t size_ = 0;
-  std::uint32_t free_head_ = 0;  // 0: no free slot
+  std::uint32_t free_head_ = 0;  // 0: no freed slot
+  std::uint32_t unused_ = 1;     // slots from here on have never been used
 };
 
 }  // namespace mnv

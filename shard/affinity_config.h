@@ -15,7 +15,7 @@
 //   grace_ms = 2000        # SIGTERM grace period, 0..3600000
 //   [service]
 //   heap_pages = 8         # pages per micro-heap, 1..65536
-//   pool_size = 16384      # micro-heaps (connections) per shard, 1..16777216
+//   pool_size = 8192      # micro-heaps (connections) per shard, 1..16777216
 //   [shard.0]              # optional: pin shard 0 to CPU 2 (must be in the cpuset)
 //   cpu = 2
 //
@@ -56,7 +56,7 @@ struct AffinityConfig {
   Isolation isolation = Isolation::kOff;
   std::int64_t grace_ms = 2000;
   std::size_t heap_pages = 8;
-  std::size_t pool_size = 16384;
+  std::size_t pool_size = 8192;
 };
 
 // The config as read, checked for syntax, keys, types and ranges but not yet against the machine.
@@ -75,7 +75,7 @@ struct AffinitySpec {
   std::string grace_ms_at;
   std::int64_t heap_pages = 8;
   std::string heap_pages_at;
-  std::int64_t pool_size = 16384;
+  std::int64_t pool_size = 8192;
   std::string pool_size_at;
   struct ShardCpu {
     int shard;

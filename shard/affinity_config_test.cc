@@ -114,7 +114,7 @@ TEST(AffinityConfigTest, EmptyFileGivesTheDefaults) {
   EXPECT_EQ(c.isolation, Isolation::kOff);
   EXPECT_EQ(c.grace_ms, 2000);
   EXPECT_EQ(c.heap_pages, 8u);
-  EXPECT_EQ(c.pool_size, 16384u);
+  EXPECT_EQ(c.pool_size, 8192u);
 }
 
 TEST(AffinityConfigTest, NoFileAtAllGivesTheDefaults) {
@@ -396,7 +396,7 @@ TEST(AffinityConfigTest, SampleFileParsesAndFitsThisMachine) {
   EXPECT_EQ(c.isolation, Isolation::kOff);
   EXPECT_EQ(c.grace_ms, 2000);
   EXPECT_EQ(c.heap_pages, 8u);
-  EXPECT_EQ(c.pool_size, 16384u);
+  EXPECT_EQ(c.pool_size, 8192u);
 }
 
 TEST(AffinityConfigTest, IsolationNames) {

@@ -24,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 
 mkfifo "$out/stdout"
-taskset -c "$server_cpu" bazel-bin/apps/echo/echo --poller="$POLLER" >"$out/stdout" 2>"$out/stderr" &
+taskset -c "$server_cpu" bazel-bin/apps/echo/echo --config=shard/sample_affinity.toml --poller="$POLLER" >"$out/stdout" 2>"$out/stderr" &
 server_pid=$!
 exec 3<"$out/stdout"
 read -r first <&3

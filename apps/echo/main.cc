@@ -31,7 +31,7 @@
 ABSL_FLAG(std::string, host, "127.0.0.1", "address to listen on (numeric IPv4 or IPv6)");
 ABSL_FLAG(int, port, 0, "port to listen on; 0 picks a free one");
 ABSL_FLAG(int, heap_pages, 0, "page budget of each connection's micro-heap; 0: from --config (default 8)");
-ABSL_FLAG(int, pool_size, 0, "connections each shard serves at once; 0: from --config (default 16384)");
+ABSL_FLAG(int, pool_size, 0, "connections each shard serves at once; 0: from --config (default 8192)");
 ABSL_FLAG(int, grace_ms, -1, "on SIGTERM, time in-flight connections get to finish; -1: from --config");
 ABSL_FLAG(std::string, balance, "reuseport", "reuseport (kernel hash) or handoff (least-loaded shard)");
 ABSL_FLAG(bool, fault_injection, false,
