@@ -309,11 +309,15 @@ void Kernel::on_timer(std::uint64_t cookie) {
 }
 
 void Kernel::trim_idle() {
-  // A process that has not run since the previous pass is idle: its heap gives back the pages
-  // above its top (freed rings and frames), so an idle connection keeps only what it holds.
+  // A process that has not run since the previous pass is idle: it gives back what it kept
+  // for while it was busy (its sockets' rings), then its heap returns the pages above its top,
+  // so an idle connection keeps only what it holds.
   for (std::uint32_t slot = 1; slot <= slots_used_; ++slot) {
     Slot& s = slots_[slot];
-    if (s.proc != nullptr && s.last_turn < trim_turn_) s.heap->trim();
+    if (s.proc != nullptr && s.last_turn < trim_turn_) {
+      s.proc->release_idle();
+      s.heap->trim();
+    }
   }
   trim_turn_ = turns_;
 }
