@@ -54,8 +54,6 @@ class Heap {
   std::size_t bytes() const;
   // Bytes of blocks currently allocated (including headers).
   std::size_t used_bytes() const { return used_; }
-  // Offset of `top` from the heap's start: everything above it is free.
-  std::size_t top_bytes() const { return static_cast<std::size_t>(top_ - reinterpret_cast<const char*>(this)); }
   // Highest offset `top` has reached since init/reset: what the heap has touched.
   std::size_t high_water_bytes() const { return high_water_; }
   std::size_t high_water_pages() const;

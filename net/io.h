@@ -11,7 +11,7 @@
 //   printf(fmt, ...)    a formatted write
 //   flush()             until everything written has been sent
 //   readable()          until input is buffered (true) or the input has ended (false);
-//                       flushes pending output first and gives idle rings back
+//                       flushes pending output first; rings go back once the process idles
 //   writable()          until output can be accepted
 //   read_splice(from,n) moves n bytes (or to EOF) from socket `from`'s input to our output
 //   write_splice(to,n)  moves n bytes (or to EOF) from our input to socket `to`'s output
@@ -62,7 +62,9 @@ class IoOp : public Op {
   enum class R { kDone, kWait, kError };
 
   IoOp(Socket& s, std::source_location where) : s_(&s), where_(where) {}
-  ~IoOp() { unregister(); }
+  ~IoOp() {
+    if (h_) unregister();  // an op that never suspended never took a waiter slot
+  }
   IoOp(const IoOp&) = delete;
   IoOp& operator=(const IoOp&) = delete;
 
@@ -116,8 +118,8 @@ class IoOp : public Op {
     err_ = code;
     return R::kError;
   }
-  // Before waiting for input: send pending output (lazy flush), give idle rings back, and wait
-  // for output space too if the send would block.
+  // Before waiting for input: send pending output (lazy flush), let the rings go once the
+  // process idles, and wait for output space too if the send would block.
   R wait_for_input(Socket& s, Block& in) {
     if (!s.tx.empty()) {
       Block out;
@@ -125,7 +127,7 @@ class IoOp : public Op {
       if (io == Socket::Io::kError) return fail(s.error);
       if (io == Socket::Io::kAgain && out.fd >= 0 && out.fd == in.fd) in.events |= out.events;
     }
-    s.release_idle_rings();
+    s.keep_rings_until_idle();
     block_.fd = in.fd;
     block_.events = in.events;
     return R::kWait;

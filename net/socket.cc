@@ -57,6 +57,11 @@ void Socket::set_tx_peer(Socket* to) {
   if (to != nullptr) to->rx_peer_ = this;
 }
 
+void Socket::on_idle(IdleHook* h) {
+  auto* s = static_cast<Socket*>(h);
+  s->release_idle_rings();
+}
+
 void Socket::wake_reader() { ready_if_blocked(data_waiter); }
 void Socket::wake_writer() { ready_if_blocked(space_waiter); }
 

@@ -14,17 +14,18 @@
 
 #include "net/vectoring.h"
 #include "runtime/block.h"
+#include "runtime/process.h"
 #include "runtime/thread.h"
 
 namespace mnv {
 
-class Socket {
+class Socket : IdleHook {
  public:
   enum class Io { kProgress, kAgain, kEof, kError };
 
-  Socket() = default;
+  Socket() : IdleHook(&Socket::on_idle) {}
   // Both directions on one fd (TCP). The socket closes it when destroyed.
-  explicit Socket(int fd) { bind_fd(fd); }
+  explicit Socket(int fd) : Socket() { bind_fd(fd); }
   ~Socket();
   Socket(const Socket&) = delete;
   Socket& operator=(const Socket&) = delete;
@@ -57,10 +58,17 @@ class Socket {
   // Wakes a thread of this process waiting for this socket's send ring to have data / space.
   void wake_reader();
   void wake_writer();
-  // Gives back both rings if they are empty (the thread is about to go idle).
+  // Gives back both rings if they are empty (the input has ended).
   void release_idle_rings() {
     rx.release_if_empty();
     tx.release_if_empty();
+  }
+  // The thread is about to wait for input. Its rings stay allocated while the process is busy
+  // (a connection that is answering messages would otherwise free and allocate them again for
+  // every message); the kernel's trim pass gives them back, when empty, once the process has
+  // been idle for a while (Process::release_idle()).
+  void keep_rings_until_idle() {
+    if (rx.allocated() || tx.allocated()) this_process().release_when_idle(this);
   }
 
   Vectoring rx;
@@ -88,6 +96,8 @@ class Socket {
   Socket* rx_peer_ = nullptr;  // input is pulled from this socket's tx
   Socket* tx_peer_ = nullptr;  // output is pulled by this socket
   bool owns_tx_fd_ = true;
+
+  static void on_idle(IdleHook* h);
 };
 
 // Closes an fd owned by the current process: through the kernel if one runs, else close(2).

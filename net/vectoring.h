@@ -1,8 +1,9 @@
 // net/vectoring.h — a ring buffer exposed as one or two iovecs (the seed's vk_vectoring).
 //
-// The buffer lives in the owning process's micro-heap and is allocated on first use and given
-// back whenever the ring is empty and its thread goes idle (release_if_empty()), so an idle
-// connection holds no ring memory. Data and free space are each at most two contiguous pieces,
+// The buffer lives in the owning process's micro-heap and is allocated on first use; a socket
+// keeps it while its process is busy and gives it back (release_if_empty()) once the process has
+// gone idle (the kernel's trim pass, see Socket::keep_rings_until_idle()), so an idle connection
+// holds no ring memory. Data and free space are each at most two contiguous pieces,
 // ready for readv/writev (or io_uring) without copying.
 #pragma once
 

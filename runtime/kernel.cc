@@ -58,12 +58,11 @@ struct Kernel::Slot {
   void* supervisor_ctx;
   std::uint32_t fired_head;  // fired timers not yet delivered (index + 1 into fired_)
   std::uint32_t fd_count;
-  std::uint32_t top_pages;      // heap pages below its top after the last dispatch
-  std::uint32_t touched_pages;  // heap pages touched (high-water) after the last dispatch
   bool queued;
   bool listener;
   bool fresh;   // some fd it owns has undelivered events
   bool open;    // its heap is accessible (isolation modes)
+  bool trimmed; // idle, and already trimmed since it last ran
 };
 
 struct Kernel::FdEntry {
@@ -258,7 +257,7 @@ Process* Kernel::new_process(HeapPool& pool) {
     return nullptr;
   }
   p->set_kernel_slot(slot);
-  slots_[slot] = Slot{p, heap, &pool, -1, 0, turns_, nullptr, nullptr, 0, 0, 1, 1, false, false, false, false};
+  slots_[slot] = Slot{p, heap, &pool, -1, 0, turns_, nullptr, nullptr, 0, 0, false, false, false, false, false};
   if (config_.isolation != IsolationMode::kOff) {
     // A fresh heap is accessible: whoever creates the process builds its first thread now.
     // Heaps opened this way before it are done with (their first thread is built): close one,
@@ -370,10 +369,9 @@ void Kernel::dispatch(std::uint32_t slot) {
   in_process_ = false;
   if (hide) protect_kernel(false);
   s.last_turn = turns_;
+  s.trimmed = false;
   ++dispatches_;
   flush(slot);
-  s.top_pages = static_cast<std::uint32_t>(pages_for(s.heap->top_bytes()));
-  s.touched_pages = static_cast<std::uint32_t>(s.heap->high_water_pages());
   if (s.proc->faulted() || (s.proc->thread_count() == 0 && s.proc->death().code != 0)) {
     if (s.supervisor != nullptr) s.supervisor(s.supervisor_ctx, slot, s.proc->death());
     reclaim(slot);
@@ -520,18 +518,16 @@ void Kernel::on_timer(std::uint64_t cookie, std::uint32_t id) {
 }
 
 void Kernel::trim_idle() {
-  // A process that has not run since the previous pass is idle: its heap gives back the pages
-  // above its top (freed rings and frames), so an idle connection keeps only what it holds.
+  // A process that has not run since the previous pass is idle: it gives back what it kept
+  // for while it was busy (its sockets' rings), then its heap returns the pages above its top,
+  // so an idle connection keeps only what it holds.
   for (std::uint32_t slot = 1; slot <= slots_used_; ++slot) {
     Slot& s = slots_[slot];
-    if (s.proc == nullptr || s.last_turn >= trim_turn_ || s.touched_pages <= s.top_pages) continue;
-    if (s.open || config_.isolation == IsolationMode::kOff) {
-      s.heap->trim();
-    } else {  // hidden: madvise needs no access; the heap's own high-water mark catches up later
-      ::madvise(reinterpret_cast<char*>(s.heap) + std::size_t{s.top_pages} * kPageSize,
-                std::size_t{s.touched_pages - s.top_pages} * kPageSize, MADV_DONTNEED);
-    }
-    s.touched_pages = s.top_pages;
+    if (s.proc == nullptr || s.last_turn >= trim_turn_ || s.trimmed) continue;
+    open_process(slot);  // (isolation: once per idle period, not per pass)
+    s.proc->release_idle();
+    s.heap->trim();
+    s.trimmed = true;  // until it runs again
   }
   trim_turn_ = turns_;
 }

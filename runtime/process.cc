@@ -28,9 +28,15 @@ void Process::destroy() {
     t->serving.for_each([](ThreadState* r) { List<ThreadState, QueueTag>::unlink(r); });
     end_thread(t);
   }
+  while (idle_.pop_front() != nullptr) {  // hooks that outlive their threads stay unlinked
+  }
   Heap* heap = heap_;
   this->~Process();
   heap->free(this);
+}
+
+void Process::release_idle() {
+  while (IdleHook* h = idle_.pop_front()) h->release(h);
 }
 
 void Process::adopt(ThreadState* t) {

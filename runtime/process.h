@@ -17,6 +17,23 @@
 
 namespace mnv {
 
+struct IdleTag {};
+
+// Memory a thread keeps while its process is busy and can give back once the process goes idle
+// (a socket's ring buffers: allocating them for every message and freeing them whenever the
+// thread blocks costs more than it saves while the connection is active). The owner registers
+// the hook with Process::release_when_idle(); the kernel's periodic trim pass calls
+// Process::release_idle() on every process that has not run since its previous pass, which runs
+// each hook once (and unregisters it) before the heap gives its free pages back. A hook must be
+// unlinked (List<IdleHook, IdleTag>::unlink) before its memory is freed.
+struct IdleHook : Linked<IdleTag> {
+  explicit IdleHook(void (*fn)(IdleHook*)) : release(fn) {}
+  ~IdleHook() { List<IdleHook, IdleTag>::unlink(this); }
+  IdleHook(const IdleHook&) = delete;
+  IdleHook& operator=(const IdleHook&) = delete;
+  void (*release)(IdleHook*);
+};
+
 class Process {
  public:
   // Builds a process inside `heap` (which it then owns). Null if the heap cannot hold it.
@@ -49,6 +66,14 @@ class Process {
     Scope scope(this);
     return spawn(fn(std::forward<Args>(args)...));
   }
+
+  // Registers `h` to run at the next release_idle() (no-op if it already is registered).
+  void release_when_idle(IdleHook* h) {
+    if (!List<IdleHook, IdleTag>::is_linked(h)) idle_.push_back(h);
+  }
+  // The process is idle: runs and unregisters every registered hook. Called by the kernel
+  // (outside dispatch) before it trims the heap.
+  void release_idle();
 
   // Runs until no thread is runnable. Returns the number of threads still alive.
   std::size_t dispatch();
@@ -89,6 +114,7 @@ class Process {
   List<ThreadState, QueueTag> run_;
   List<ThreadState, QueueTag> blocked_;
   List<ThreadState, AllTag> all_;
+  List<IdleHook, IdleTag> idle_;
   std::size_t threads_ = 0;
   std::uint32_t kernel_slot_ = 0;
   Error death_;

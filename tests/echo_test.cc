@@ -70,6 +70,19 @@ TEST_P(EchoTest, LinesLongerThanTheRingAreAnsweredWhole) {
   EXPECT_EQ(c.recv_n(e1.size() + e2.size()), e1 + e2);
 }
 
+TEST_P(EchoTest, LinesArrivingInPiecesAreAnsweredWhole) {
+  ServerThread s(GetParam(), echo_config());
+  Client c(s.port());
+  // A whole line and the start of the next in one segment, the rest of it later: the first is
+  // answered from the receive ring, the second once its newline has arrived.
+  ASSERT_TRUE(c.send("whole\npart"));
+  EXPECT_EQ(c.recv_line(), reply(0, "whole\n"));
+  ::usleep(20'000);
+  ASSERT_TRUE(c.send("ial\nnext\n"));
+  EXPECT_EQ(c.recv_line(), reply(1, "partial\n"));
+  EXPECT_EQ(c.recv_line(), reply(2, "next\n"));
+}
+
 TEST_P(EchoTest, HalfCloseGetsAllRepliesThenEof) {
   ServerThread s(GetParam(), echo_config());
   Client c(s.port());

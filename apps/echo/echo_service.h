@@ -1,9 +1,11 @@
 // apps/echo/echo_service.h — the seed's echo service as a connection handler.
 //
 // Each line is answered with "Line N: <line>", N counting from 0 per connection; a line of up
-// to 8191 bytes is answered whole (the seed's 8 KiB buffer). As in the seed, the line buffers
-// are allocated from the micro-heap for each line and freed after it, so an idle connection
-// holds none of them.
+// to 8191 bytes is answered whole (the seed's 8 KiB buffer), a longer one in 8191-byte pieces.
+// A line that is already whole in the socket's receive ring is moved straight into the send
+// ring; only a line that is still arriving (or longer than the ring) is read into a line buffer,
+// allocated from the micro-heap for that line and freed after it as in the seed, so an idle
+// connection holds none.
 #pragma once
 
 #include "net/service.h"
