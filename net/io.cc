@@ -210,7 +210,10 @@ ConnectOp::R ConnectOp::attempt() {
     started_ = true;
     int fd = ::socket(addr_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return fail(errno);
-    if (Kernel* k = Kernel::current()) k->adopt_fd(fd);
+    if (Kernel* k = Kernel::current(); k != nullptr && !k->adopt_fd(fd)) {
+      ::close(fd);
+      return fail(EMFILE);  // this process's fd quota (KernelConfig::max_fds_per_process)
+    }
     s.bind_fd(fd);
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

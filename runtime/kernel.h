@@ -130,6 +130,8 @@ class Kernel {
   void open_process(std::uint32_t slot);
   // Counters for benchmarks and tests.
   std::uint64_t protect_calls() const { return protect_calls_; }
+  // The kernel heap's segment (to bind it to a NUMA node).
+  const Segment& heap_segment() const { return heap_.segment(); }
   // The kernel's own tables (for tests that check strict isolation hides them).
   const void* tables() const { return fds_; }
   std::size_t process_count() const { return live_; }

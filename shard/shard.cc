@@ -210,6 +210,13 @@ void Shard::run(const Topology& topology) {
     set_->report(index_, false, "shard " + std::to_string(index_) + ": the kernel could not be created");
     return;
   }
+  // The kernel heap on this CPU's NUMA node. (Heap pools are created and first touched on this
+  // pinned thread too, so the default local policy already places their pages on it.)
+  const Segment& kseg = kernel_->heap_segment();
+  std::string bind_error;
+  if (topology.bind_memory(kseg.base(), kseg.bytes(), topology.numa_node_of(cpu_), &bind_error) == MemBind::kFailed) {
+    log_line("mnv: shard %zu: kernel heap not bound to its NUMA node: %s", index_, bind_error.c_str());
+  }
   install_trap_handlers();  // this thread's alternate signal stack
   tl_shard = this;
   KernelHooks hooks;

@@ -203,6 +203,34 @@ TEST_P(KernelTest, StopReclaimsEverythingAfterTheGracePeriod) {
   EXPECT_EQ(pool_.in_use(), 0u);
 }
 
+Thread opens_sockets(std::uint16_t port, int* opened, Error* e) {
+  co_await finally(record(e));
+  Socket a, b, c;
+  sockaddr_storage addr;
+  socklen_t len;
+  make_address("127.0.0.1", port, &addr, &len);
+  for (Socket* s : {&a, &b, &c}) {
+    co_await connect(*s, reinterpret_cast<sockaddr*>(&addr), len);
+    ++*opened;
+  }
+}
+
+TEST_P(KernelTest, AProcessFdQuotaRaisesEmfile) {
+  ServerThread server(GetParam(), echo_config());
+  KernelConfig kc;
+  kc.poller = GetParam();
+  kc.exit_when_idle = true;
+  kc.max_fds_per_process = 2;
+  auto k = Kernel::create(kc);
+  int opened = 0;
+  Error e;
+  k->start(pool_, opens_sockets, server.port(), &opened, &e);
+  k->run();
+  EXPECT_EQ(opened, 2);
+  EXPECT_EQ(e.code, EMFILE);
+  EXPECT_EQ(k->process_count(), 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Pollers, KernelTest,
                          ::testing::Values(PollerKind::kIoUring, PollerKind::kEpoll, PollerKind::kPoll), kind_name);
 
