@@ -162,8 +162,11 @@ TEST(ShardTest, CrossShardCallsRoundTripAndWakeASleepingShard) {
   EXPECT_GT(set->mailboxes().stats(0).wakeups, 0u);
 }
 
+std::atomic<bool> g_hogging{false};
+
 // A micro-thread on shard 1 keeps its shard busy (never yields to the kernel) for a while.
 Thread hog(std::int64_t ns) {
+  g_hogging = true;
   std::int64_t end = monotonic_ns() + ns;
   while (monotonic_ns() < end) {
   }
@@ -178,7 +181,7 @@ void start_hog(const ShardMessage&, void*) {
 Thread late_caller(CallResults* r) {
   co_await finally(note(r));
   Shard::current()->post(1, 3, nullptr, 0);  // shard 1 starts hogging once it reads this
-  co_await sleep_for(20'000'000);
+  while (!g_hogging) co_await sleep_for(1'000'000);  // until it has started
   std::uint64_t v = 7;
   co_await cross_call(1, kDouble, &v, sizeof v, 50'000'000);  // shard 1 is busy: times out
   ShardMessage reply = co_await cross_call(1, kDouble, &v, sizeof v, 5'000'000'000);  // answered later
@@ -201,6 +204,7 @@ TEST(ShardTest, CrossShardCallDeadlineRaisesEtimedoutAndLateRepliesAreDropped) {
   results.ok = 0;
   results.timed_out = 0;
   results.done = false;
+  g_hogging = false;
   o.init = [](Shard& s, std::string*) {
     if (s.index() == 1) {
       s.handle(kDouble, double_it, nullptr);
