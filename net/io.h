@@ -82,6 +82,7 @@ class IoOp : public Op {
     ThreadState& t = this_thread();
     unregister();
     if (block_.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) s_->rx_drained = false;
+    if (block_.revents & (POLLRDHUP | POLLHUP | POLLERR)) s_->rx_hup = true;
     R r;
     if (block_.timed_out && !self().timeout_is_retry()) {
       err_ = ETIMEDOUT;

@@ -102,7 +102,7 @@ Socket::Io Socket::fill(Block& b) {
   for (;;) {
     ssize_t n = ::readv(rx_fd_, v, k);
     if (n > 0) {
-      rx_drained = static_cast<std::size_t>(n) < rx.space();
+      rx_drained = static_cast<std::size_t>(n) < rx.space() && !rx_hup;
       rx.commit(static_cast<std::size_t>(n));
       return Io::kProgress;
     }

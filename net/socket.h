@@ -82,8 +82,11 @@ class Socket : IdleHook {
   // The last read from the rx fd came back short, so the fd had nothing more: the next fill()
   // waits for readiness without another read(2) that would only say EAGAIN. (A stream socket
   // returns short only when its queue is empty; new data after that raises a new event in every
-  // backend.) Cleared by a readiness event.
+  // backend.) Cleared by a readiness event. Never set once the peer's hang-up was reported
+  // (rx_hup): an end of input that came with the data raises no new event, so the read that
+  // returns 0 must still be made.
   bool rx_drained = false;
+  bool rx_hup = false;  // POLLRDHUP, POLLHUP or POLLERR was reported for the rx fd
   ThreadRef data_waiter = nullptr;   // a reader waiting for tx (pulled by the peer) to get data
   ThreadRef space_waiter = nullptr;  // a writer waiting for tx to drain into the peer
 

@@ -91,6 +91,21 @@ TEST_P(EchoTest, HalfCloseGetsAllRepliesThenEof) {
   EXPECT_EQ(c.recv_all(), reply(0, "a\n") + reply(1, "b\n") + reply(2, "no newline at the end"));
 }
 
+TEST_P(EchoTest, EndOfInputThatArrivesWithTheDataIsSeen) {
+  // The last bytes and the FIN often arrive together and raise one edge-triggered event; the
+  // server reads the bytes (a short read) and must still make the read that returns 0.
+  ServerThread s(GetParam(), echo_config());
+  for (int i = 0; i < 40; ++i) {
+    Client c(s.port());
+    ASSERT_TRUE(c.connected());
+    ASSERT_TRUE(c.send("x\n"));
+    ASSERT_EQ(c.recv_line(), reply(0, "x\n"));  // the server now waits on readiness
+    ASSERT_TRUE(c.send("tail"));
+    ::shutdown(c.fd(), SHUT_WR);
+    ASSERT_EQ(c.recv_all(), reply(1, "tail")) << "connection " << i;
+  }
+}
+
 TEST_P(EchoTest, PeerResetMidWriteLeavesOthersServed) {
   ServerThread s(GetParam(), echo_config());
   Client other(s.port());
