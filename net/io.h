@@ -125,6 +125,7 @@ class IoOp : public Op {
       Block out;
       Socket::Io io = s.drain(out);
       if (io == Socket::Io::kError) return fail(s.error);
+      // (kInFlight: the send goes on by itself; a failure is reported as POLLERR on the fd.)
       if (io == Socket::Io::kAgain && out.fd >= 0 && out.fd == in.fd) in.events |= out.events;
     }
     s.keep_rings_until_idle();

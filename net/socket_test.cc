@@ -43,6 +43,37 @@ Thread vectoring_checks(bool* ok) {
   co_return;
 }
 
+Thread pinned_ring_checks(bool* ok) {
+  Vectoring v(16);
+  EXPECT_TRUE(v.ensure());
+  EXPECT_EQ(v.write("abcd", 4), 4u);
+  v.pin();  // as while the OS receives into the free space after "abcd"
+  iovec before[2];
+  EXPECT_EQ(v.space_iov(before), 1);
+  char out[4];
+  EXPECT_EQ(v.read(out, 4), 4u);  // empty now: unpinned, the data would move back to the start
+  iovec after[2];
+  EXPECT_EQ(v.space_iov(after), 2);
+  EXPECT_EQ(after[0].iov_base, before[0].iov_base);  // the free space did not move
+  v.release_if_empty();
+  EXPECT_TRUE(v.allocated());  // pinned: kept although empty
+  v.commit(3);                 // what the OS received lands after the old data
+  EXPECT_EQ(v.read(out, 4), 3u);
+  v.unpin();
+  v.release_if_empty();
+  EXPECT_FALSE(v.allocated());
+  *ok = true;
+  co_return;
+}
+
+TEST(VectoringTest, APinnedRingStaysAllocatedAndItsFreeSpaceStaysPut) {
+  TestProcess p;
+  bool ok = false;
+  p->start(pinned_ring_checks, &ok);
+  p->dispatch();
+  EXPECT_TRUE(ok);
+}
+
 TEST(VectoringTest, WrapsAndExposesTwoIovecs) {
   TestProcess p;
   bool ok = false;

@@ -56,7 +56,7 @@ void Vectoring::consume(std::size_t n) {
   head_ += static_cast<std::uint32_t>(n);
   if (head_ >= cap_) head_ -= cap_;
   len_ -= static_cast<std::uint32_t>(n);
-  if (len_ == 0) head_ = 0;  // keep data contiguous when possible
+  if (len_ == 0 && !pinned_) head_ = 0;  // keep data contiguous when possible
 }
 
 std::size_t Vectoring::read(void* dst, std::size_t n) {

@@ -26,11 +26,17 @@ class Vectoring {
 
   // Allocates the buffer from the current process's heap if it has none; false on ENOMEM.
   bool ensure();
-  // Frees the buffer if nothing is buffered.
+  // Frees the buffer if nothing is buffered and it is not pinned.
   void release_if_empty() {
-    if (len_ == 0) release();
+    if (len_ == 0 && !pinned_) release();
   }
   bool allocated() const { return buf_ != nullptr; }
+  // While pinned (the OS is receiving into the free space or sending the data, see
+  // Socket::fill/drain), the buffer is not released when empty and the data does not move back to
+  // the start of the buffer when it empties, so the free space after it stays where it was.
+  void pin() { pinned_ = true; }
+  void unpin() { pinned_ = false; }
+  bool pinned() const { return pinned_; }
 
   std::size_t size() const { return len_; }
   std::size_t capacity() const { return cap_; }
@@ -62,6 +68,7 @@ class Vectoring {
   std::uint32_t cap_;
   std::uint32_t head_ = 0;  // index of the oldest byte
   std::uint32_t len_ = 0;
+  bool pinned_ = false;
 };
 
 }  // namespace mnv

@@ -100,6 +100,7 @@ bool Kernel::init() {
     log_line("mnv: no poller could be created: errno %d", errno);
     return false;
   }
+  if (config_.completion_io) completion_io_ = poller_->completion_io();
   for (auto& p : g_pollers) {
     Poller* expected = nullptr;
     if (p.compare_exchange_strong(expected, poller_.get())) break;
