@@ -117,6 +117,9 @@ class Socket : IdleHook {
   bool tx_completion() const { return completion() && owns_tx_fd_ && tx_fd_ == rx_fd_; }
   void not_a_socket();
   void cancel_transfers();
+  // Takes the finished send's result: the sent bytes leave tx. False (with `error` set) if it
+  // failed.
+  bool settle_send();
 
   CompletionIo* cio_ = nullptr;  // completion-mode I/O (runtime/completion_io.h), or null
   Transfers xfer_;               // its receive into rx's free space and send of tx's data; a

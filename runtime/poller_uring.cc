@@ -467,7 +467,7 @@ void IoUringPoller::refresh(int fd, FdState& s) {
 }
 
 // An SQE for a transfer, now: a full SQ is submitted first (without waiting).
-io_uring_sqe* IoUringPoller::next_sqe() {
+inline io_uring_sqe* IoUringPoller::next_sqe() {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   while (sqe == nullptr) {
     int r = io_uring_submit(&ring_);
@@ -477,9 +477,10 @@ io_uring_sqe* IoUringPoller::next_sqe() {
   return sqe;
 }
 
-void IoUringPoller::start_transfer(int fd, FdState& s, Transfers* x, Transfer& t) {
-  MNV_ASSERT(completion_ && !t.busy());
-  MNV_ASSERT(s.xfer == nullptr || s.xfer == x);
+// Marks t in flight with the fd's next sequence number; an fd's first transfer makes its
+// readiness watch exact.
+inline void IoUringPoller::start_transfer(int fd, FdState& s, Transfers* x, Transfer& t) {
+  MNV_ASSERT(!t.busy() && (s.xfer == nullptr || s.xfer == x));
   s.xfer = x;
   s.exact = true;
   s.seq = (s.seq + 1) & kSeqMask;
@@ -506,10 +507,8 @@ void IoUringPoller::send(int fd, Transfers* x, const iovec* iov, int n) {
   FdState& s = state(fd);
   Transfer& t = x->tx;
   start_transfer(fd, s, x, t);
-  for (int i = 0; i < n; ++i) {
-    MNV_ASSERT(iov[i].iov_len > 0 && iov[i].iov_len <= INT32_MAX);
-    t.iov[i] = iov[i];
-  }
+  t.iov[0] = iov[0];
+  if (n == 2) t.iov[1] = iov[1];
   t.count = static_cast<std::uint8_t>(n);
   t.index = 0;
   t.offset = 0;
