@@ -29,7 +29,8 @@ ReadOp::R ReadOp::attempt() {
       case Socket::Io::kProgress: continue;
       case Socket::Io::kEof: return R::kDone;
       case Socket::Io::kError: return fail(s.error);
-      case Socket::Io::kAgain: return wait_for_input(s, in);
+      case Socket::Io::kAgain:
+      case Socket::Io::kInFlight: return wait_for_input(s, in);  // (fill() never says kInFlight)
     }
   }
 }
@@ -50,7 +51,8 @@ ReadlineOp::R ReadlineOp::attempt() {
       case Socket::Io::kProgress: continue;
       case Socket::Io::kEof: return R::kDone;
       case Socket::Io::kError: return fail(s.error);
-      case Socket::Io::kAgain: return wait_for_input(s, in);
+      case Socket::Io::kAgain:
+      case Socket::Io::kInFlight: return wait_for_input(s, in);  // (fill() never says kInFlight)
     }
   }
 }
@@ -71,6 +73,9 @@ WriteOp::R WriteOp::attempt() {
     if (done_ == n_) return R::kDone;
     switch (s.drain(block_)) {
       case Socket::Io::kProgress: continue;
+      case Socket::Io::kInFlight:
+        if (!s.tx.full()) continue;  // a finished send made room
+        return R::kWait;
       case Socket::Io::kAgain: return R::kWait;
       case Socket::Io::kEof:
       case Socket::Io::kError: return fail(s.error);
@@ -81,7 +86,8 @@ WriteOp::R WriteOp::attempt() {
 FlushOp::R FlushOp::attempt() {
   Socket& s = *s_;
   switch (s.drain(block_)) {
-    case Socket::Io::kAgain: return R::kWait;
+    case Socket::Io::kAgain:
+    case Socket::Io::kInFlight: return R::kWait;
     case Socket::Io::kEof:
     case Socket::Io::kError: return fail(s.error);
     case Socket::Io::kProgress: break;
@@ -98,7 +104,8 @@ ReadableOp::R ReadableOp::attempt() {
     case Socket::Io::kProgress: return s.rx.empty() ? R::kWait : R::kDone;
     case Socket::Io::kEof: s.release_idle_rings(); return R::kDone;
     case Socket::Io::kError: return fail(s.error);
-    case Socket::Io::kAgain: return wait_for_input(s, in);
+    case Socket::Io::kAgain:
+    case Socket::Io::kInFlight: return wait_for_input(s, in);
   }
   return R::kDone;
 }
@@ -117,6 +124,7 @@ WritableOp::R WritableOp::attempt() {
   }
   switch (s.drain(block_)) {
     case Socket::Io::kProgress: return R::kDone;
+    case Socket::Io::kInFlight: return s.tx.full() ? R::kWait : R::kDone;
     case Socket::Io::kAgain: return R::kWait;
     default: return fail(s.error);
   }
@@ -135,6 +143,9 @@ SpliceOp::R SpliceOp::attempt() {
     if (to.tx.full()) {
       switch (to.drain(block_)) {
         case Socket::Io::kProgress: continue;
+        case Socket::Io::kInFlight:
+          if (!to.tx.full()) continue;  // a finished send made room
+          return R::kWait;
         case Socket::Io::kAgain: return R::kWait;
         default: return fail(to.error);
       }
@@ -145,6 +156,7 @@ SpliceOp::R SpliceOp::attempt() {
       case Socket::Io::kEof: return R::kDone;
       case Socket::Io::kError: return fail(from.error);
       case Socket::Io::kAgain:
+      case Socket::Io::kInFlight:
         block_.fd = in.fd;
         block_.events = in.events;
         return R::kWait;

@@ -19,7 +19,8 @@
 //   accept(listener)    the next connection's fd (backs off on EMFILE/ENFILE; never spins)
 //   connect(sock, addr) non-blocking connect with the socket's deadline
 //   sleep_for(ns), sleep_until(ns)
-// and, without blocking: eof(), nodata(), clear(), hup(), hanged(), rx_close().
+// and, without blocking: eof(), nodata(), clear(), hup(), hanged(), rx_close(), and the
+// all-or-nothing shortcuts try_write() and try_splice().
 //
 // Policy (the seed's "deductive" I/O): an op that can complete from the buffers completes
 // without suspending and without a syscall; output is sent when the ring fills, on flush(), or
@@ -82,7 +83,7 @@ class IoOp : public Op {
     ThreadState& t = this_thread();
     unregister();
     if (block_.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) s_->rx_drained = false;
-    if (block_.revents & (POLLRDHUP | POLLHUP | POLLERR)) s_->rx_peer_done = true;
+    if (block_.revents & (POLLRDHUP | POLLHUP | POLLERR)) s_->rx_hup = true;
     R r;
     if (block_.timed_out && !self().timeout_is_retry()) {
       err_ = ETIMEDOUT;
@@ -125,6 +126,7 @@ class IoOp : public Op {
       Block out;
       Socket::Io io = s.drain(out);
       if (io == Socket::Io::kError) return fail(s.error);
+      // (kInFlight: the send goes on by itself; a failure is reported as POLLERR on the fd.)
       if (io == Socket::Io::kAgain && out.fd >= 0 && out.fd == in.fd) in.events |= out.events;
     }
     s.keep_rings_until_idle();
@@ -340,6 +342,27 @@ using Where = std::source_location;
 // The parent hup()s to end the child's input, and must outlive the child when the output is
 // an fd it owns. Raises ENOMEM if the child's socket does not fit.
 Task<ThreadRef> pipeline(Thread child, void* message = nullptr);
+
+// Non-blocking shortcuts for the common case, all or nothing: when the bytes fit now they are
+// moved without an op (nothing to construct, nothing that could suspend); otherwise nothing
+// happens and they return false, and the blocking op (write(), splice()) does the work and
+// raises what it must.
+// Buffers all n bytes in the send ring.
+inline bool try_write(Socket& s, const void* buf, std::size_t n) {
+  if (s.error != 0 || s.hung_up || s.tx_closed || !s.tx.ensure() || s.tx.space() < n) return false;
+  s.tx.write(buf, n);
+  if (s.tx_peer() != nullptr) s.wake_reader();
+  return true;
+}
+// Moves exactly n bytes from `from`'s receive ring to `to`'s send ring.
+inline bool try_splice(Socket& from, Socket& to, std::size_t n) {
+  if (from.rx.size() < n || to.error != 0 || to.hung_up || to.tx_closed || !to.tx.ensure() || to.tx.space() < n) {
+    return false;
+  }
+  from.rx.move_to(to.tx, n);
+  if (to.tx_peer() != nullptr) to.wake_reader();
+  return true;
+}
 
 // Non-blocking state ops.
 inline bool eof(Socket& s) { return s.rx_eof; }

@@ -29,6 +29,7 @@ void ready_if_blocked(ThreadRef& t) {
 }  // namespace
 
 Socket::~Socket() {
+  cancel_transfers();  // the rings are freed below: the OS must be done with them
   if (tx_peer_ != nullptr) {  // our reader sees EOF
     tx_peer_->rx_peer_ = nullptr;
     tx_peer_->rx_eof = true;
@@ -42,6 +43,49 @@ Socket::~Socket() {
   }
   close_owned_fd(rx_fd_);
   if (tx_fd_ != rx_fd_ && owns_tx_fd_) close_owned_fd(tx_fd_);
+}
+
+void Socket::bind_fd(int fd) {
+  MNV_ASSERT(!xfer_.rx.busy() && !xfer_.tx.busy());
+  if (cio_ != nullptr) cio_->detach(rx_fd_, &xfer_);
+  rx_fd_ = tx_fd_ = fd;
+  Kernel* k = Kernel::current();
+  cio_ = k != nullptr ? k->completion_io() : nullptr;
+  not_socket_ = false;
+}
+
+void Socket::cancel_transfers() {
+  if (cio_ == nullptr) return;
+  for (bool send : {false, true}) {
+    Transfer& t = send ? xfer_.tx : xfer_.rx;
+    if (!t.busy()) continue;
+    cio_->cancel(send ? tx_fd_ : rx_fd_, &xfer_, send);  // the OS is done with the ring
+    t.phase = Transfer::Phase::kIdle;                    // a result still due is dropped
+    (send ? tx : rx).unpin();
+  }
+  cio_->detach(rx_fd_, &xfer_);
+}
+
+bool Socket::settle_send() {
+  std::int32_t r = xfer_.tx.take();
+  tx.unpin();
+  if (r >= 0) {
+    tx.consume(static_cast<std::size_t>(r));
+    return true;
+  }
+  if (r == -ENOTSOCK) {  // the bytes are still in tx; writev sends them
+    not_a_socket();
+    return true;
+  }
+  if (error == 0) error = -r;
+  return false;
+}
+
+void Socket::not_a_socket() {
+  // readv/writev from now on; a transfer still out in the other direction (it fails the same
+  // way) is cancelled.
+  not_socket_ = true;
+  cancel_transfers();
 }
 
 void Socket::pipe(Socket& from, Socket& to) {
@@ -59,6 +103,15 @@ void Socket::set_tx_peer(Socket* to) {
 
 void Socket::on_idle(IdleHook* h) {
   auto* s = static_cast<Socket*>(h);
+  if (s->xfer_.tx.done()) s->settle_send();  // it finished while the thread waited for input;
+                                             // an error is seen when the thread next runs
+  // A receive waiting for input pins the rx ring; cancel it so the ring can go (the thread's
+  // wait falls back to a readiness watch). One that already finished keeps its data.
+  Transfer& rx = s->xfer_.rx;
+  if (rx.busy() && !rx.done() && s->rx.empty()) {
+    s->cio_->cancel(s->rx_fd_, &s->xfer_, false);
+    if (!rx.busy()) s->rx.unpin();
+  }
   s->release_idle_rings();
 }
 
@@ -71,6 +124,33 @@ Socket::Io Socket::fill(Block& b) {
   if (!rx.ensure()) {
     error = ENOMEM;
     return Io::kError;
+  }
+  if (xfer_.rx.busy()) {  // completion mode: a receive is on its way
+    if (!xfer_.rx.done()) {
+      b.fd = rx_fd_;
+      b.events = POLLIN | POLLRDHUP;
+      return Io::kAgain;
+    }
+    std::int32_t r = xfer_.rx.take();
+    rx.unpin();
+    // The reply to what the peer sent before has usually gone by now: settle its send, so the
+    // next reply starts at the front of an empty send ring (the same few cache lines each time)
+    // instead of after the sent bytes.
+    if (xfer_.tx.done()) settle_send();
+    if (r > 0) {
+      rx.commit(static_cast<std::size_t>(r));
+      rx_drained = !xfer_.rx.more;
+      return Io::kProgress;
+    }
+    if (r == 0) {
+      rx_eof = true;
+      return Io::kEof;
+    }
+    if (r != -ENOTSOCK) {
+      error = -r;
+      return Io::kError;
+    }
+    not_a_socket();  // and read it below
   }
   if (rx.full()) return Io::kProgress;
   if (rx_peer_ != nullptr) {
@@ -92,6 +172,17 @@ Socket::Io Socket::fill(Block& b) {
     rx_eof = true;
     return Io::kEof;
   }
+  if (completion()) {
+    // Receive into the free space (its first piece) when the kernel next waits; if the last
+    // receive left the socket empty, wait for data before trying.
+    iovec v[2];
+    rx.space_iov(v);
+    cio_->recv(rx_fd_, &xfer_, v[0].iov_base, static_cast<std::uint32_t>(v[0].iov_len), rx_drained);
+    rx.pin();
+    b.fd = rx_fd_;
+    b.events = POLLIN | POLLRDHUP;
+    return Io::kAgain;
+  }
   if (rx_drained) {
     b.fd = rx_fd_;
     b.events = POLLIN | POLLRDHUP;
@@ -102,7 +193,7 @@ Socket::Io Socket::fill(Block& b) {
   for (;;) {
     ssize_t n = ::readv(rx_fd_, v, k);
     if (n > 0) {
-      rx_drained = !rx_peer_done && static_cast<std::size_t>(n) < rx.space();
+      rx_drained = static_cast<std::size_t>(n) < rx.space() && !rx_hup;
       rx.commit(static_cast<std::size_t>(n));
       return Io::kProgress;
     }
@@ -123,6 +214,14 @@ Socket::Io Socket::fill(Block& b) {
 
 Socket::Io Socket::drain(Block& b) {
   if (error != 0) return Io::kError;
+  if (xfer_.tx.busy()) {  // completion mode: a send is on its way
+    if (!xfer_.tx.done()) {
+      b.fd = tx_fd_;
+      b.events = POLLOUT;
+      return Io::kInFlight;
+    }
+    if (!settle_send()) return Io::kError;
+  }
   if (tx.empty()) return Io::kProgress;
   if (tx_peer_ != nullptr) {
     // The peer pulls; wake it, and wait for it to take everything if asked to.
@@ -139,6 +238,13 @@ Socket::Io Socket::drain(Block& b) {
   }
   iovec v[2];
   int k = tx.data_iov(v);
+  if (tx_completion()) {  // send it all when the kernel next waits
+    cio_->send(tx_fd_, &xfer_, v, k);
+    tx.pin();
+    b.fd = tx_fd_;
+    b.events = POLLOUT;
+    return Io::kInFlight;
+  }
   for (;;) {
     ssize_t n = ::writev(tx_fd_, v, k);
     if (n >= 0) {

@@ -8,12 +8,24 @@
 //
 // fill() and drain() are the two non-blocking steps every op in net/io.h is built from; they
 // report kAgain with the Block to wait on filled in, and never block themselves.
+//
+// Completion mode: a socket bound with bind_fd() inside a kernel that offers completion-mode
+// I/O (runtime/completion_io.h: io_uring, isolation off) does not readv/writev its fd. fill()
+// hands the poller a receive into the rx ring's free space and reports kAgain until it has
+// finished; drain() hands it a send of the tx ring's data and reports kInFlight until it has
+// finished. Both go down with the kernel's next wait, so a message costs no system call of its
+// own. While a transfer is in flight its ring is pinned (never released, its free space never
+// moved); the socket cancels what is still in flight before its fd is closed or it is destroyed.
+// EOF, errors and ECONNRESET come back as the transfer's result and are handled exactly as the
+// readv/writev results are. A receive still waiting when the process goes idle is cancelled so
+// the rx ring can be given back; input then wakes the thread through a readiness watch again.
 #pragma once
 
 #include <cstdint>
 
 #include "net/vectoring.h"
 #include "runtime/block.h"
+#include "runtime/completion_io.h"
 #include "runtime/process.h"
 #include "runtime/thread.h"
 
@@ -21,7 +33,9 @@ namespace mnv {
 
 class Socket : IdleHook {
  public:
-  enum class Io { kProgress, kAgain, kEof, kError };
+  // kInFlight (drain only): the data is on its way (completion mode); `b` says what to wait on
+  // for it to have gone, for a caller that needs the ring emptied.
+  enum class Io { kProgress, kAgain, kEof, kError, kInFlight };
 
   Socket() : IdleHook(&Socket::on_idle) {}
   // Both directions on one fd (TCP). The socket closes it when destroyed.
@@ -30,11 +44,14 @@ class Socket : IdleHook {
   Socket(const Socket&) = delete;
   Socket& operator=(const Socket&) = delete;
 
-  void bind_fd(int fd) { rx_fd_ = tx_fd_ = fd; }
-  // Separate fds for each direction (e.g. the two ends of pipe(2)s).
+  // Binds a socket fd for both directions; inside a kernel that offers it, in completion mode.
+  void bind_fd(int fd);
+  // Separate fds for each direction (e.g. the two ends of pipe(2)s); readv/writev.
   void bind_fds(int rx_fd, int tx_fd) {
+    MNV_ASSERT(!xfer_.rx.busy() && !xfer_.tx.busy());
     rx_fd_ = rx_fd;
     tx_fd_ = tx_fd;
+    cio_ = nullptr;
   }
   // Wires `from`'s output into `to`'s input (a one-way pipe between micro-threads).
   static void pipe(Socket& from, Socket& to);
@@ -45,15 +62,17 @@ class Socket : IdleHook {
   Socket* tx_peer() const { return tx_peer_; }
   // Redirects output to another socket (used to build pipelines).
   void set_tx_peer(Socket* to);
-  // Sends output to an fd that another socket owns (and closes).
+  // Sends output to an fd that another socket owns (and closes); writev.
   void borrow_tx_fd(int fd) {
+    MNV_ASSERT(!xfer_.tx.busy());
     tx_fd_ = fd;
     owns_tx_fd_ = false;
   }
 
   // Reads whatever the rx pipe has into rx (never blocks). On kAgain, `b` says what to wait on.
   Io fill(Block& b);
-  // Sends what tx holds into the tx pipe (never blocks). kProgress once tx is empty.
+  // Sends what tx holds into the tx pipe (never blocks). kProgress once tx is empty (and no
+  // send is in flight).
   Io drain(Block& b);
   // Wakes a thread of this process waiting for this socket's send ring to have data / space.
   void wake_reader();
@@ -82,15 +101,30 @@ class Socket : IdleHook {
   // The last read from the rx fd came back short, so the fd had nothing more: the next fill()
   // waits for readiness without another read(2) that would only say EAGAIN. (A stream socket
   // returns short only when its queue is empty; new data after that raises a new event in every
-  // backend.) Cleared by a readiness event. Not used once the peer is known to have shut down
-  // (POLLRDHUP seen): a short read may then have consumed the FIN, whose edge was already
-  // reported, and only another read can say EOF.
+  // backend.) Cleared by a readiness event. Never set once the peer's hang-up was reported
+  // (rx_hup): an end of input that came with the data raises no new event, so the read that
+  // returns 0 must still be made. In completion mode: the last receive left the socket empty,
+  // so the next one waits for data before trying.
   bool rx_drained = false;
-  bool rx_peer_done = false;
+  bool rx_hup = false;  // POLLRDHUP, POLLHUP or POLLERR was reported for the rx fd
   ThreadRef data_waiter = nullptr;   // a reader waiting for tx (pulled by the peer) to get data
   ThreadRef space_waiter = nullptr;  // a writer waiting for tx to drain into the peer
 
  private:
+  // Whether transfers go through cio_: bound with bind_fd() in completion mode, and the fd did
+  // not turn out not to be a socket.
+  bool completion() const { return cio_ != nullptr && !not_socket_; }
+  bool tx_completion() const { return completion() && owns_tx_fd_ && tx_fd_ == rx_fd_; }
+  void not_a_socket();
+  void cancel_transfers();
+  // Takes the finished send's result: the sent bytes leave tx. False (with `error` set) if it
+  // failed.
+  bool settle_send();
+
+  CompletionIo* cio_ = nullptr;  // completion-mode I/O (runtime/completion_io.h), or null
+  Transfers xfer_;               // its receive into rx's free space and send of tx's data; a
+                                 // busy one pins its ring
+  bool not_socket_ = false;      // a transfer said ENOTSOCK: readv/writev from then on
   int rx_fd_ = -1;
   int tx_fd_ = -1;
   Socket* rx_peer_ = nullptr;  // input is pulled from this socket's tx

@@ -43,6 +43,71 @@ Thread vectoring_checks(bool* ok) {
   co_return;
 }
 
+Thread pinned_ring_checks(bool* ok) {
+  Vectoring v(16);
+  EXPECT_TRUE(v.ensure());
+  EXPECT_EQ(v.write("abcd", 4), 4u);
+  v.pin();  // as while the OS receives into the free space after "abcd"
+  iovec before[2];
+  EXPECT_EQ(v.space_iov(before), 1);
+  char out[4];
+  EXPECT_EQ(v.read(out, 4), 4u);  // empty now: unpinned, the data would move back to the start
+  iovec after[2];
+  EXPECT_EQ(v.space_iov(after), 2);
+  EXPECT_EQ(after[0].iov_base, before[0].iov_base);  // the free space did not move
+  v.release_if_empty();
+  EXPECT_TRUE(v.allocated());  // pinned: kept although empty
+  v.commit(3);                 // what the OS received lands after the old data
+  EXPECT_EQ(v.read(out, 4), 3u);
+  v.unpin();
+  v.release_if_empty();
+  EXPECT_FALSE(v.allocated());
+  *ok = true;
+  co_return;
+}
+
+TEST(VectoringTest, APinnedRingStaysAllocatedAndItsFreeSpaceStaysPut) {
+  TestProcess p;
+  bool ok = false;
+  p->start(pinned_ring_checks, &ok);
+  p->dispatch();
+  EXPECT_TRUE(ok);
+}
+
+Thread shortcut_checks(bool* ok) {
+  Socket a;
+  EXPECT_TRUE(try_write(a, "0123456789", 10));  // fits: buffered at once
+  EXPECT_EQ(a.tx.size(), 10u);
+  std::string big(a.tx.space() + 1, 'x');
+  EXPECT_FALSE(try_write(a, big.data(), big.size()));  // does not fit: nothing written
+  EXPECT_EQ(a.tx.size(), 10u);
+  EXPECT_TRUE(a.rx.ensure());
+  EXPECT_EQ(a.rx.write("line\nrest", 9), 9u);
+  EXPECT_FALSE(try_splice(a, a, 10));  // fewer than 10 buffered: nothing moved
+  EXPECT_TRUE(try_splice(a, a, 5));
+  EXPECT_EQ(a.rx.size(), 4u);
+  EXPECT_EQ(a.tx.size(), 15u);
+  char out[16];
+  EXPECT_EQ(a.tx.read(out, sizeof out), 15u);
+  EXPECT_EQ(std::string(out, 15), "0123456789line\n");
+  a.error = ECONNRESET;  // a socket in error leaves it to the op, which raises
+  EXPECT_FALSE(try_write(a, "x", 1));
+  EXPECT_FALSE(try_splice(a, a, 1));
+  a.error = 0;
+  hup(a);
+  EXPECT_FALSE(try_write(a, "x", 1));
+  *ok = true;
+  co_return;
+}
+
+TEST(SocketTest, TryWriteAndTrySpliceAreAllOrNothing) {
+  TestProcess p;
+  bool ok = false;
+  p->start(shortcut_checks, &ok);
+  p->dispatch();
+  EXPECT_TRUE(ok);
+}
+
 TEST(VectoringTest, WrapsAndExposesTwoIovecs) {
   TestProcess p;
   bool ok = false;

@@ -9,8 +9,7 @@
 
 namespace mnv {
 
-bool Vectoring::ensure() {
-  if (buf_ != nullptr) return true;
+bool Vectoring::allocate() {
   buf_ = static_cast<char*>(this_process().heap().allocate(cap_));
   head_ = 0;
   return buf_ != nullptr;
@@ -22,41 +21,6 @@ void Vectoring::release() {
   buf_ = nullptr;
   head_ = 0;
   len_ = 0;
-}
-
-int Vectoring::data_iov(iovec out[2]) const {
-  if (len_ == 0) return 0;
-  std::uint32_t first = std::min(len_, cap_ - head_);
-  out[0] = iovec{buf_ + head_, first};
-  if (first == len_) return 1;
-  out[1] = iovec{buf_, len_ - first};
-  return 2;
-}
-
-int Vectoring::space_iov(iovec out[2]) const {
-  MNV_ASSERT(buf_ != nullptr);
-  std::uint32_t space = cap_ - len_;
-  if (space == 0) return 0;
-  std::uint32_t tail = head_ + len_;
-  if (tail >= cap_) tail -= cap_;
-  std::uint32_t first = std::min(space, cap_ - tail);
-  out[0] = iovec{buf_ + tail, first};
-  if (first == space) return 1;
-  out[1] = iovec{buf_, space - first};
-  return 2;
-}
-
-void Vectoring::commit(std::size_t n) {
-  MNV_ASSERT(n <= space());
-  len_ += static_cast<std::uint32_t>(n);
-}
-
-void Vectoring::consume(std::size_t n) {
-  MNV_ASSERT(n <= len_);
-  head_ += static_cast<std::uint32_t>(n);
-  if (head_ >= cap_) head_ -= cap_;
-  len_ -= static_cast<std::uint32_t>(n);
-  if (len_ == 0) head_ = 0;  // keep data contiguous when possible
 }
 
 std::size_t Vectoring::read(void* dst, std::size_t n) {
@@ -72,7 +36,7 @@ std::size_t Vectoring::read(void* dst, std::size_t n) {
   return done;
 }
 
-std::size_t Vectoring::write(const void* src, std::size_t n) {
+std::size_t Vectoring::write_wrapped(const void* src, std::size_t n) {
   iovec v[2];
   int k = space_iov(v);
   std::size_t done = 0;
@@ -85,7 +49,7 @@ std::size_t Vectoring::write(const void* src, std::size_t n) {
   return done;
 }
 
-std::size_t Vectoring::line_length(std::size_t limit) const {
+std::size_t Vectoring::line_length_wrapped(std::size_t limit) const {
   iovec v[2];
   int k = data_iov(v);
   std::size_t seen = 0;
@@ -99,7 +63,7 @@ std::size_t Vectoring::line_length(std::size_t limit) const {
   return 0;
 }
 
-std::size_t Vectoring::move_to(Vectoring& to, std::size_t n) {
+std::size_t Vectoring::move_to_wrapped(Vectoring& to, std::size_t n) {
   iovec v[2];
   int k = data_iov(v);
   std::size_t done = 0;

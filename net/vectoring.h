@@ -11,6 +11,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+
+#include "mem/log.h"
 
 namespace mnv {
 
@@ -25,12 +28,18 @@ class Vectoring {
   Vectoring& operator=(const Vectoring&) = delete;
 
   // Allocates the buffer from the current process's heap if it has none; false on ENOMEM.
-  bool ensure();
-  // Frees the buffer if nothing is buffered.
+  bool ensure() { return buf_ != nullptr || allocate(); }
+  // Frees the buffer if nothing is buffered and it is not pinned.
   void release_if_empty() {
-    if (len_ == 0) release();
+    if (len_ == 0 && !pinned_) release();
   }
   bool allocated() const { return buf_ != nullptr; }
+  // While pinned (the OS is receiving into the free space or sending the data, see
+  // Socket::fill/drain), the buffer is not released when empty and the data does not move back to
+  // the start of the buffer when it empties, so the free space after it stays where it was.
+  void pin() { pinned_ = true; }
+  void unpin() { pinned_ = false; }
+  bool pinned() const { return pinned_; }
 
   std::size_t size() const { return len_; }
   std::size_t capacity() const { return cap_; }
@@ -39,29 +48,87 @@ class Vectoring {
   bool full() const { return len_ == cap_; }
 
   // The buffered bytes, oldest first: fills out[0..n), returns n (0, 1 or 2).
-  int data_iov(iovec out[2]) const;
+  int data_iov(iovec out[2]) const {
+    if (len_ == 0) return 0;
+    std::uint32_t first = cap_ - head_ < len_ ? cap_ - head_ : len_;
+    out[0] = iovec{buf_ + head_, first};
+    if (first == len_) return 1;
+    out[1] = iovec{buf_, len_ - first};
+    return 2;
+  }
   // The free space after the data: fills out[0..n), returns n. Requires allocated().
-  int space_iov(iovec out[2]) const;
+  int space_iov(iovec out[2]) const {
+    MNV_ASSERT(buf_ != nullptr);
+    std::uint32_t space = cap_ - len_;
+    if (space == 0) return 0;
+    std::uint32_t tail = head_ + len_;
+    if (tail >= cap_) tail -= cap_;
+    std::uint32_t first = cap_ - tail < space ? cap_ - tail : space;
+    out[0] = iovec{buf_ + tail, first};
+    if (first == space) return 1;
+    out[1] = iovec{buf_, space - first};
+    return 2;
+  }
   // n bytes were written into the space / taken from the data.
-  void commit(std::size_t n);
-  void consume(std::size_t n);
+  void commit(std::size_t n) {
+    MNV_ASSERT(n <= space());
+    len_ += static_cast<std::uint32_t>(n);
+  }
+  void consume(std::size_t n) {
+    MNV_ASSERT(n <= len_);
+    head_ += static_cast<std::uint32_t>(n);
+    if (head_ >= cap_) head_ -= cap_;
+    len_ -= static_cast<std::uint32_t>(n);
+    if (len_ == 0 && !pinned_) head_ = 0;  // keep data contiguous when possible
+  }
 
   // Copies up to n bytes out (and consumes them). Returns the count.
   std::size_t read(void* dst, std::size_t n);
   // Copies up to n bytes in. Returns the count. Requires allocated().
-  std::size_t write(const void* src, std::size_t n);
+  std::size_t write(const void* src, std::size_t n) {
+    MNV_ASSERT(buf_ != nullptr);
+    std::uint32_t tail = head_ + len_;
+    if (tail < cap_ && n <= cap_ - tail) {  // the common case: it fits after the data
+      std::memcpy(buf_ + tail, src, n);
+      len_ += static_cast<std::uint32_t>(n);
+      return n;
+    }
+    return write_wrapped(src, n);
+  }
   // Length of the first line within the first `limit` buffered bytes, newline included; 0 if
   // there is no newline there.
-  std::size_t line_length(std::size_t limit) const;
+  std::size_t line_length(std::size_t limit) const {
+    if (len_ == 0) return 0;
+    if (head_ + len_ <= cap_) {  // contiguous
+      std::size_t span = limit < len_ ? limit : len_;
+      const void* nl = std::memchr(buf_ + head_, '\n', span);
+      return nl == nullptr ? 0 : static_cast<std::size_t>(static_cast<const char*>(nl) - (buf_ + head_)) + 1;
+    }
+    return line_length_wrapped(limit);
+  }
   // Moves up to n bytes from this ring into `to` (which must be allocated). Returns the count.
-  std::size_t move_to(Vectoring& to, std::size_t n);
+  std::size_t move_to(Vectoring& to, std::size_t n) {
+    if (n > len_) n = len_;
+    if (n == 0) return 0;
+    if (head_ + n <= cap_) {  // the bytes to move are contiguous
+      std::size_t done = to.write(buf_ + head_, n);
+      consume(done);
+      return done;
+    }
+    return move_to_wrapped(to, n);
+  }
 
  private:
+  bool allocate();
   void release();
+  std::size_t write_wrapped(const void* src, std::size_t n);
+  std::size_t line_length_wrapped(std::size_t limit) const;
+  std::size_t move_to_wrapped(Vectoring& to, std::size_t n);
   char* buf_ = nullptr;
   std::uint32_t cap_;
   std::uint32_t head_ = 0;  // index of the oldest byte
   std::uint32_t len_ = 0;
+  bool pinned_ = false;
 };
 
 }  // namespace mnv

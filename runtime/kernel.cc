@@ -205,6 +205,9 @@ bool Kernel::init() {
     log_line("mnv: no poller could be created: errno %d", errno);
     return false;
   }
+  // The OS writes completed receives straight into micro-heaps, at any time: only where no heap
+  // is ever hidden.
+  if (config_.completion_io && config_.isolation == IsolationMode::kOff) completion_io_ = poller_->completion_io();
   for (auto& p : g_pollers) {
     Poller* expected = nullptr;
     if (p.compare_exchange_strong(expected, poller_.get())) break;

@@ -55,6 +55,10 @@ struct KernelConfig {
   std::int64_t grace_ns = 5'000'000'000;       // SIGTERM: time in-flight work gets to finish
   std::int64_t trim_interval_ns = 1'000'000'000;  // idle processes give back unused heap pages
   bool exit_when_idle = false;  // run() returns once no process is left (tests, clients)
+  // Sockets receive and send through the poller itself where it can (io_uring; see
+  // runtime/completion_io.h): no read/write system call per message. The OS then writes into
+  // micro-heaps directly, so it is used only with IsolationMode::kOff.
+  bool completion_io = true;
 };
 
 // Hooks for the layer above the kernel (shard/), called on the kernel's own thread.
@@ -134,6 +138,8 @@ class Kernel {
   const Segment& heap_segment() const { return heap_.segment(); }
   // The kernel's own tables (for tests that check strict isolation hides them).
   const void* tables() const { return fds_; }
+  // The poller's completion-mode I/O when the config allows it and the poller has it; else null.
+  CompletionIo* completion_io() const { return completion_io_; }
   std::size_t process_count() const { return live_; }
   std::int64_t now_ns() const { return now_; }
   std::uint64_t turns() const { return turns_; }
@@ -178,6 +184,7 @@ class Kernel {
   KernelHeap heap_;
   TimerHeap timers_;
   std::unique_ptr<Poller> poller_;
+  CompletionIo* completion_io_ = nullptr;
   Slot* slots_ = nullptr;
   FdEntry* fds_ = nullptr;
   std::uint32_t* runq_ = nullptr;   // ring of slot numbers; each slot queued at most once

@@ -18,11 +18,16 @@
 //    or repeated events are allowed: the kernel's ops retry and block again.
 //  * wake() may be called from any OS thread and makes a concurrent or the next wait() return
 //    (used to wake a sleeping shard).
+//  * completion_io(): a backend that can perform socket receives and sends itself (io_uring)
+//    offers them there (runtime/completion_io.h); their completions are reported by wait() as
+//    events on the fd, like readiness.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+
+#include "runtime/completion_io.h"
 
 namespace mnv {
 
@@ -52,6 +57,9 @@ class Poller {
   // events written to out (at most max), or -errno (EINTR is returned, not retried).
   virtual int wait(std::int64_t timeout_ns, PollEvent* out, int max) = 0;
   virtual void wake() = 0;
+  // Completion-mode socket I/O, or null when this backend has none (epoll, poll, an io_uring
+  // too old for it).
+  virtual CompletionIo* completion_io() { return nullptr; }
 };
 
 }  // namespace mnv

@@ -27,7 +27,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <map>
+#include <new>
 #include <string>
 #include <thread>
 #include <utility>
@@ -598,6 +600,263 @@ TEST_P(IoUringSmallRingTest, ManyFdsThroughATinyRing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(DeferTaskrun, IoUringSmallRingTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return std::string(info.param ? "DeferTaskrun" : "PlainFlags");
+                         });
+
+// Completion mode (runtime/completion_io.h): receives and sends performed by the poller.
+class IoUringCompletionTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    if (!io_uring_works()) GTEST_SKIP() << "io_uring unavailable here";
+    IoUringOptions options;
+    options.defer_taskrun = GetParam();
+    p_ = IoUringPoller::create(kMaxFds, options);
+    ASSERT_NE(p_, nullptr) << strerror(errno);
+    utsname u;
+    ASSERT_EQ(::uname(&u), 0);
+    int major = 0, minor = 0;
+    ASSERT_EQ(std::sscanf(u.release, "%d.%d", &major, &minor), 2);
+    bool expected = major >= 6;  // IORING_REGISTER_SYNC_CANCEL: Linux 6.0
+    EXPECT_EQ(p_->completion_io() != nullptr, expected);
+    if (p_->completion_io() == nullptr) GTEST_SKIP() << "no completion mode before Linux 6.0";
+  }
+  void TearDown() override {
+    fds_.~Fds();  // close before the poller goes
+    new (&fds_) Fds();
+  }
+  IoUringPoller& p() { return *p_; }
+  // Waits (bounded) until t has finished; returns its result (or kPending on timeout).
+  static constexpr std::int32_t kPending = INT32_MIN;
+  std::int32_t until_done(Watcher& w, Transfer& t) {
+    Clock::time_point start = Clock::now();
+    while (!t.done()) {
+      if (since_ns(start) > kPatience) return kPending;
+      w.poll_once(kPatience - since_ns(start));
+    }
+    return t.take();
+  }
+
+  std::unique_ptr<IoUringPoller> p_;
+  Fds fds_;
+};
+
+TEST_P(IoUringCompletionTest, ReceiveFinishesWhenDataArrivesAndIsReportedAsPollin) {
+  int a, b;
+  fds_.socket_pair(&a, &b);
+  Transfers x;
+  char buf[64] = {};
+  p().recv(a, &x, buf, sizeof buf, /*poll_first=*/true);
+  p().interest(a, POLLIN | POLLRDHUP);  // the receive stands in for a readiness watch
+  Watcher w(p());
+  EXPECT_EQ(w.during(a, kQuiet), 0u);
+  EXPECT_FALSE(p().polling(a));
+  EXPECT_TRUE(x.rx.busy());
+  EXPECT_FALSE(x.rx.done());
+  ASSERT_EQ(::write(b, "hello", 5), 5);
+  EXPECT_EQ(w.until(a, POLLIN), static_cast<std::uint32_t>(POLLIN));
+  ASSERT_TRUE(x.rx.done());
+  EXPECT_FALSE(x.rx.more);
+  EXPECT_EQ(x.rx.take(), 5);
+  EXPECT_FALSE(x.rx.busy());
+  EXPECT_EQ(std::string(buf, 5), "hello");
+
+  // Data already there: a receive takes it at once (and says when more is left).
+  ASSERT_EQ(::write(b, "0123456789", 10), 10);
+  p().recv(a, &x, buf, 4, /*poll_first=*/false);
+  w.clear(a);
+  EXPECT_TRUE(w.until(a, POLLIN) & POLLIN);
+  EXPECT_TRUE(x.rx.more);
+  EXPECT_EQ(x.rx.take(), 4);
+  EXPECT_EQ(std::string(buf, 4), "0123");
+  p().detach(a, &x);
+  p().forget(a);
+}
+
+TEST_P(IoUringCompletionTest, EndOfInputIsZeroAndAResetIsEconnreset) {
+  int a, b;
+  fds_.socket_pair(&a, &b);
+  Transfers x;
+  char buf[16];
+  p().recv(a, &x, buf, sizeof buf, true);
+  Watcher w(p());
+  ASSERT_EQ(::shutdown(b, SHUT_WR), 0);
+  EXPECT_EQ(until_done(w, x.rx), 0);
+  p().forget(a);
+
+  // TCP: the peer closes with unread data, which resets the connection.
+  int l = fds_.own(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(::listen(l, 1), 0);
+  ASSERT_EQ(::getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  int c = fds_.own(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  int s = fds_.own(::accept4(l, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  Transfers y;
+  p().recv(s, &y, buf, sizeof buf, true);
+  ASSERT_EQ(::write(s, "unread", 6), 6);  // c never reads it
+  fds_.close(c);
+  EXPECT_EQ(until_done(w, y.rx), -ECONNRESET);
+  p().forget(s);
+}
+
+TEST_P(IoUringCompletionTest, ReceiveOnAPipeSaysEnotsock) {
+  int r, wr;
+  fds_.pipe(&r, &wr);
+  Transfers x;
+  char buf[8];
+  p().recv(r, &x, buf, sizeof buf, false);
+  Watcher w(p());
+  EXPECT_EQ(until_done(w, x.rx), -ENOTSOCK);
+  p().forget(r);
+}
+
+TEST_P(IoUringCompletionTest, SendOfTwoPiecesLargerThanTheSocketBufferAllArrives) {
+  int a, b;
+  fds_.socket_pair(&a, &b);
+  int small = 4096;
+  ASSERT_EQ(::setsockopt(a, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+  std::string one(300000, 'a'), two(200000, 'b');
+  for (std::size_t i = 0; i < one.size(); i += 997) one[i] = static_cast<char>('0' + i % 10);
+  iovec iov[2] = {{one.data(), one.size()}, {two.data(), two.size()}};
+  Transfers x;
+  p().send(a, &x, iov, 2);
+  p().interest(a, POLLOUT);
+  Watcher w(p());
+  EXPECT_FALSE(p().polling(a));  // the send stands in for a POLLOUT watch
+  // It cannot finish before the peer reads: the poller goes on after every short send.
+  std::string got;
+  char buf[65536];
+  Clock::time_point start = Clock::now();
+  while (since_ns(start) < kPatience) {
+    ssize_t n = ::read(b, buf, sizeof buf);
+    if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+    if (x.tx.done() && got.size() == one.size() + two.size()) break;
+    w.poll_once(n > 0 ? 0 : kMs);
+  }
+  ASSERT_TRUE(x.tx.done());
+  EXPECT_EQ(x.tx.take(), static_cast<std::int32_t>(one.size() + two.size()));
+  EXPECT_TRUE(got == one + two);
+  EXPECT_TRUE(w.seen(a) & POLLOUT);  // reported: someone waited for POLLOUT
+  p().forget(a);
+}
+
+TEST_P(IoUringCompletionTest, AFinishedSendIsOnlyReportedToSomeoneWaitingForIt) {
+  int a, b;
+  fds_.socket_pair(&a, &b);
+  Transfers x;
+  iovec iov{const_cast<char*>("reply"), 5};
+  p().send(a, &x, &iov, 1);
+  p().interest(a, POLLIN | POLLRDHUP);  // the thread waits for input, not for the send
+  Watcher w(p());
+  EXPECT_EQ(until_done(w, x.tx), 5);
+  EXPECT_EQ(w.seen(a), 0u);
+  char buf[8];
+  EXPECT_EQ(::read(b, buf, sizeof buf), 5);
+  EXPECT_TRUE(p().polling(a));  // input is watched by readiness: no receive stands in for it
+
+  // A failed send is always reported, with POLLERR.
+  fds_.close(b);
+  p().send(a, &x, &iov, 1);
+  EXPECT_EQ(until_done(w, x.tx), -EPIPE);
+  EXPECT_TRUE(w.seen(a) & POLLERR);
+  p().forget(a);
+}
+
+TEST_P(IoUringCompletionTest, CancelledReceiveNeverWritesItsBufferAndReadinessTakesOver) {
+  int a, b;
+  fds_.socket_pair(&a, &b);
+  Transfers x;
+  char buf[16];
+  std::memset(buf, '.', sizeof buf);
+  p().recv(a, &x, buf, sizeof buf, true);
+  p().interest(a, POLLIN | POLLRDHUP);
+  Watcher w(p());
+  EXPECT_EQ(w.during(a, kQuiet), 0u);  // submitted, waiting
+  p().cancel(a, &x, false);
+  EXPECT_FALSE(x.rx.busy());
+  ASSERT_EQ(::write(b, "data", 4), 4);
+  EXPECT_TRUE(w.until(a, POLLIN) & POLLIN);  // by the readiness watch
+  EXPECT_TRUE(p().polling(a));
+  EXPECT_EQ(std::string(buf, sizeof buf), std::string(sizeof buf, '.'));
+  char got[8];
+  EXPECT_EQ(::read(a, got, sizeof got), 4);  // the bytes are still in the socket
+
+  // A new receive replaces the readiness watch.
+  p().recv(a, &x, buf, sizeof buf, true);
+  w.poll_once(0);
+  EXPECT_FALSE(p().polling(a));
+  w.clear(a);
+  ASSERT_EQ(::write(b, "more", 4), 4);
+  EXPECT_EQ(until_done(w, x.rx), 4);
+  EXPECT_EQ(std::string(buf, 4), "more");
+  EXPECT_EQ(w.seen(a), static_cast<std::uint32_t>(POLLIN));
+  p().forget(a);
+}
+
+TEST_P(IoUringCompletionTest, CancellingAReceiveLosesNoData) {
+  // Whether the cancel wins or the receive finished first, every byte is accounted for.
+  for (int round = 0; round < 50; ++round) {
+    int a, b;
+    fds_.socket_pair(&a, &b);
+    Transfers x;
+    char buf[16];
+    p().recv(a, &x, buf, sizeof buf, round % 2 == 0);
+    PollEvent out[8];
+    ASSERT_GE(wait_once(p(), 0, out, 8), 0);  // submitted
+    ASSERT_EQ(::write(b, "abc", 3), 3);
+    p().cancel(a, &x, false);
+    std::string got;
+    if (!x.rx.busy()) {  // cancelled: the bytes are still in the socket
+      char rest[8];
+      ssize_t n = ::read(a, rest, sizeof rest);
+      if (n > 0) got.assign(rest, static_cast<std::size_t>(n));
+    } else {  // it had finished
+      Watcher w(p());
+      ASSERT_EQ(until_done(w, x.rx), 3);
+      got.assign(buf, 3);
+    }
+    EXPECT_EQ(got, "abc") << "round " << round;
+    p().forget(a);
+    fds_.close(a);
+    fds_.close(b);
+  }
+}
+
+TEST_P(IoUringCompletionTest, ForgetCancelsWhatIsInFlightAndAReusedNumberGetsNothingStale) {
+  int a, b;
+  fds_.socket_pair(&a, &b);
+  Transfers x;
+  char buf[16];
+  std::memset(buf, '.', sizeof buf);
+  p().recv(a, &x, buf, sizeof buf, true);
+  PollEvent out[8];
+  ASSERT_GE(wait_once(p(), 0, out, 8), 0);  // in flight
+  p().forget(a);
+  EXPECT_FALSE(x.rx.busy());
+  fds_.close(a);
+  int peer = fds_.reuse_number(a);  // a is now another socket
+  // Bytes for the old socket (which lives until the cancelled request lets go of it) are never
+  // received into the old buffer.
+  ::send(b, "late", 4, MSG_NOSIGNAL);
+  Transfers y;
+  char buf2[16];
+  p().recv(a, &y, buf2, sizeof buf2, true);
+  Watcher w(p());
+  EXPECT_EQ(w.during(a, kQuiet), 0u);
+  ASSERT_EQ(::write(peer, "new", 3), 3);
+  EXPECT_EQ(until_done(w, y.rx), 3);
+  EXPECT_EQ(std::string(buf2, 3), "new");
+  EXPECT_EQ(std::string(buf, sizeof buf), std::string(sizeof buf, '.'));
+  EXPECT_FALSE(x.rx.busy());
+  p().forget(a);
+}
+
+INSTANTIATE_TEST_SUITE_P(DeferTaskrun, IoUringCompletionTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return std::string(info.param ? "DeferTaskrun" : "PlainFlags");
                          });

@@ -6,8 +6,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
+#include <cstring>
 
 #include "mem/log.h"
 
@@ -16,8 +20,12 @@ namespace {
 
 // user_data of every SQE: | tag: 2 bits | generation: 30 bits | fd: 32 bits |. The generation
 // wraps after 2^30 forget() calls on one fd, far more than can happen while one old CQE waits.
-enum Tag : std::uint64_t { kTagFd = 0, kTagWake = 1, kTagIgnore = 2 };
+// A completion-mode transfer (kTagIo) puts its direction in the generation's top bit and its
+// sequence number (per fd, wrapping after 2^29 transfers) in the other 29.
+enum Tag : std::uint64_t { kTagFd = 0, kTagWake = 1, kTagIgnore = 2, kTagIo = 3 };
 constexpr std::uint32_t kGenMask = (1u << 30) - 1;
+constexpr std::uint32_t kSend = 1u << 29;  // kTagIo: the send (else the receive)
+constexpr std::uint32_t kSeqMask = kSend - 1;
 
 std::uint64_t user_data(Tag tag, std::uint32_t gen, int fd) {
   return (static_cast<std::uint64_t>(tag) << 62) | (static_cast<std::uint64_t>(gen & kGenMask) << 32) |
@@ -26,6 +34,9 @@ std::uint64_t user_data(Tag tag, std::uint32_t gen, int fd) {
 Tag tag_of(std::uint64_t data) { return static_cast<Tag>(data >> 62); }
 std::uint32_t gen_of(std::uint64_t data) { return static_cast<std::uint32_t>(data >> 32) & kGenMask; }
 int fd_of(std::uint64_t data) { return static_cast<int>(static_cast<std::uint32_t>(data)); }
+std::uint64_t io_data(bool send, std::uint32_t seq, int fd) {
+  return user_data(kTagIo, (send ? kSend : 0) | (seq & kSeqMask), fd);
+}
 
 // What every fd is registered for, once: the kernel only blocks after EAGAIN (edge-triggered use).
 constexpr unsigned kInputMask = POLLIN | POLLRDHUP;  // watched while registered; POLLOUT on demand
@@ -68,8 +79,15 @@ std::unique_ptr<IoUringPoller> IoUringPoller::create(std::size_t max_fds, const 
   return poller;
 }
 
+void IoUringPoller::FreeDeleter::operator()(void* p) const { std::free(p); }
+
 IoUringPoller::IoUringPoller(std::size_t max_fds, int wake_fd)
-    : wake_fd_(wake_fd), max_fds_(max_fds), fds_(new FdState[max_fds]), dirty_(new int[max_fds]) {}
+    : wake_fd_(wake_fd),
+      max_fds_(max_fds),
+      fds_(static_cast<FdState*>(std::calloc(max_fds, sizeof(FdState)))),
+      dirty_(new int[max_fds]) {
+  if (fds_ == nullptr) panic("mnv: io_uring poller: no memory for %zu fds", max_fds);
+}
 
 IoUringPoller::~IoUringPoller() {
   if (ring_ready_) io_uring_queue_exit(&ring_);
@@ -105,6 +123,13 @@ int IoUringPoller::setup(unsigned sq_entries, unsigned cq_entries, bool try_defe
   if (io_uring_peek_cqe(&ring_, &cqe) == 0 && cqe != nullptr && cqe->res < 0) {
     return cqe->res == -EINVAL ? -EOPNOTSUPP : cqe->res;
   }
+  // Completion mode needs synchronous cancellation (6.0; RECVSEND_POLL_FIRST and
+  // CQE_F_SOCK_NONEMPTY are older): cancelling a request that does not exist says ENOENT there.
+  io_uring_sync_cancel_reg reg{};
+  reg.addr = user_data(kTagIgnore, 0, 0);
+  reg.timeout.tv_sec = -1;
+  reg.timeout.tv_nsec = -1;
+  completion_ = io_uring_register_sync_cancel(&ring_, &reg) == -ENOENT;
   return 0;
 }
 
@@ -124,6 +149,10 @@ void IoUringPoller::interest(int fd, std::uint32_t events) {
   MNV_ASSERT((events & ~kInterestBits) == 0);
   FdState& s = state(fd);
   s.interest = events;
+  if (s.exact) {
+    refresh(fd, s);
+    return;
+  }
   std::uint32_t mask = kInputMask | (events & POLLOUT);
   if (!s.live && !s.add_pending) {
     if (events == 0) return;
@@ -142,6 +171,17 @@ void IoUringPoller::interest(int fd, std::uint32_t events) {
 
 void IoUringPoller::forget(int fd) {
   FdState& s = state(fd);
+  // The caller is about to close fd and free the buffers: nothing may use them afterwards.
+  // (A socket cancels and detaches its own transfers before it closes its fd.)
+  if (s.xfer != nullptr) {
+    for (bool send : {false, true}) {
+      Transfer& t = send ? s.xfer->tx : s.xfer->rx;
+      if (t.phase == Transfer::Phase::kInFlight) cancel_in_flight(io_data(send, t.seq, fd));
+      t.phase = Transfer::Phase::kIdle;
+    }
+    s.xfer = nullptr;
+  }
+  s.exact = false;
   if (s.live) {
     // A live registration is only created by a flush, which first submits any older removal.
     MNV_ASSERT(!s.remove_pending);
@@ -238,6 +278,8 @@ bool IoUringPoller::handle(const io_uring_cqe* cqe, PollEvent* out, int max, int
       return true;
     case kTagFd:
       break;
+    case kTagIo:
+      return handle_transfer(data, cqe, out, max, n);
     default:
       panic("mnv: io_uring CQE with unknown user_data %#llx", static_cast<unsigned long long>(data));
   }
@@ -253,25 +295,80 @@ bool IoUringPoller::handle(const io_uring_cqe* cqe, PollEvent* out, int max, int
   } else if (cqe->res != -ECANCELED) {
     events = POLLERR;  // e.g. EBADF: the op that waits retries and sees its own error
   }
-  if (events != 0) {
-    if (s.out_seq == wait_seq_) {
-      out[s.out_slot].events |= events;  // one entry per fd and wait()
-    } else {
-      if (*n == max) return false;
-      s.out_seq = wait_seq_;
-      s.out_slot = *n;
-      out[(*n)++] = PollEvent{fd, events};
-    }
-  }
+  if (events != 0 && !report(fd, s, events, out, max, n)) return false;
   if (!more) {  // the multishot poll ended
     s.live = false;
     s.update_pending = false;
-    if (s.interest != 0) {
+    std::uint32_t mask = s.exact ? exact_mask(s) : s.interest;
+    if (mask != 0) {
+      if (s.exact) s.mask = mask;
       s.add_pending = true;
       mark_dirty(fd, s);
       ++rearms_;
     }
   }
+  return true;
+}
+
+// Adds `events` to fd's entry in out (one entry per fd and wait()); false if out is full.
+bool IoUringPoller::report(int fd, FdState& s, std::uint32_t events, PollEvent* out, int max, int* n) {
+  if (s.out_seq == wait_seq_) {
+    out[s.out_slot].events |= events;
+    return true;
+  }
+  if (*n == max) return false;
+  s.out_seq = wait_seq_;
+  s.out_slot = *n;
+  out[(*n)++] = PollEvent{fd, events};
+  return true;
+}
+
+// A transfer's CQE. Like handle(): false, with nothing changed, when out is full.
+bool IoUringPoller::handle_transfer(std::uint64_t data, const io_uring_cqe* cqe, PollEvent* out, int max, int* n) {
+  int fd = fd_of(data);
+  bool is_send = (gen_of(data) & kSend) != 0;
+  FdState& s = state(fd);
+  if (s.xfer == nullptr) return true;  // forgotten or detached
+  Transfer& t = is_send ? s.xfer->tx : s.xfer->rx;
+  if (t.phase != Transfer::Phase::kInFlight || t.seq != (gen_of(data) & kSeqMask)) return true;  // dropped
+  std::int32_t res = cqe->res;
+  if (!is_send) {
+    if (res == -EAGAIN || res == -EINTR) {  // not expected from a socket: try again, waiting for data
+      io_uring_sqe* sqe = next_sqe();
+      io_uring_prep_recv(sqe, fd, t.iov[0].iov_base, t.iov[0].iov_len, 0);
+      sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+      io_uring_sqe_set_data64(sqe, data);
+      return true;
+    }
+    if (!report(fd, s, POLLIN | (res < 0 ? POLLERR : 0u), out, max, n)) return false;
+    t.res = res;
+    t.more = (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
+    t.phase = Transfer::Phase::kDone;
+    return true;
+  }
+  if (res > 0 || res == -EAGAIN || res == -EINTR) {
+    std::uint32_t sent = res > 0 ? static_cast<std::uint32_t>(res) : 0;
+    std::uint32_t left = static_cast<std::uint32_t>(t.iov[t.index].iov_len) - t.offset;
+    MNV_ASSERT(sent <= left);
+    if (sent < left || t.index + 1 < t.count) {  // a short send, or the next piece: go on
+      if (sent < left) {
+        t.offset += sent;
+      } else {
+        t.total += sent + t.offset;
+        ++t.index;
+        t.offset = 0;
+      }
+      prep_send(fd, s, t);
+      return true;
+    }
+    res = static_cast<std::int32_t>(t.total + t.offset + sent);
+  } else if (res == 0) {
+    res = -EPIPE;  // a stream socket that takes nothing will not take the rest either
+  }
+  std::uint32_t events = res < 0 ? (POLLOUT | POLLERR) : (s.interest & POLLOUT);
+  if (events != 0 && !report(fd, s, events, out, max, n)) return false;
+  t.res = res;
+  t.phase = Transfer::Phase::kDone;
   return true;
 }
 
@@ -323,6 +420,146 @@ void IoUringPoller::wake() {
   // EAGAIN: the counter is saturated, so a wake is pending anyway.
   MNV_ASSERT(r == sizeof(one) || (r < 0 && errno == EAGAIN));
   errno = saved_errno;
+}
+
+// ---- completion mode ----------------------------------------------------------------------
+
+// What an exact fd's poll must watch: the interest that no busy transfer stands in for (a
+// receive is the watch on input, a send the watch on output).
+std::uint32_t IoUringPoller::exact_mask(const FdState& s) {
+  std::uint32_t need = s.interest;
+  if (s.xfer != nullptr) {
+    if (s.xfer->rx.phase == Transfer::Phase::kInFlight) need &= ~(POLLIN | POLLRDHUP);
+    if (s.xfer->tx.phase == Transfer::Phase::kInFlight) need &= ~POLLOUT;
+  }
+  return (need & (POLLIN | POLLRDHUP) ? kInputMask : 0) | (need & POLLOUT);
+}
+
+// Brings an exact fd's poll to exact_mask(): adds, updates or removes it. A removal bumps the
+// generation, so the removed poll's last CQE is stale even if a new poll follows at once.
+void IoUringPoller::refresh(int fd, FdState& s) {
+  std::uint32_t mask = exact_mask(s);
+  if (mask == 0) {
+    s.add_pending = false;
+    if (s.live) {
+      MNV_ASSERT(!s.remove_pending);
+      s.remove_pending = true;
+      s.stale_gen = s.gen;
+      s.gen = (s.gen + 1) & kGenMask;
+      s.live = false;
+      s.update_pending = false;
+      mark_dirty(fd, s);
+    }
+    return;
+  }
+  if (!s.live && !s.add_pending) {
+    s.add_pending = true;
+    s.mask = mask;
+    mark_dirty(fd, s);
+    return;
+  }
+  if (mask == s.mask) return;
+  s.mask = mask;
+  if (s.live) {
+    s.update_pending = true;
+    mark_dirty(fd, s);
+  }
+}
+
+// An SQE for a transfer, now: a full SQ is submitted first (without waiting).
+inline io_uring_sqe* IoUringPoller::next_sqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  while (sqe == nullptr) {
+    int r = io_uring_submit(&ring_);
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) panic("mnv: io_uring submit: %s", strerror(-r));
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  return sqe;
+}
+
+// Marks t in flight with the fd's next sequence number; an fd's first transfer makes its
+// readiness watch exact.
+inline void IoUringPoller::start_transfer(int fd, FdState& s, Transfers* x, Transfer& t) {
+  MNV_ASSERT(!t.busy() && (s.xfer == nullptr || s.xfer == x));
+  s.xfer = x;
+  s.exact = true;
+  s.seq = (s.seq + 1) & kSeqMask;
+  t.seq = s.seq;
+  t.phase = Transfer::Phase::kInFlight;
+  if (s.live || s.add_pending) refresh(fd, s);  // the transfer stands in for the poll
+}
+
+void IoUringPoller::recv(int fd, Transfers* x, void* buf, std::uint32_t len, bool poll_first) {
+  MNV_ASSERT(len > 0);
+  FdState& s = state(fd);
+  Transfer& t = x->rx;
+  start_transfer(fd, s, x, t);
+  t.more = false;
+  t.iov[0] = iovec{buf, len};
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_recv(sqe, fd, buf, len, 0);
+  if (poll_first) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+  io_uring_sqe_set_data64(sqe, io_data(false, t.seq, fd));
+}
+
+void IoUringPoller::send(int fd, Transfers* x, const iovec* iov, int n) {
+  MNV_ASSERT(n >= 1 && n <= 2);
+  FdState& s = state(fd);
+  Transfer& t = x->tx;
+  start_transfer(fd, s, x, t);
+  t.iov[0] = iov[0];
+  if (n == 2) t.iov[1] = iov[1];
+  t.count = static_cast<std::uint8_t>(n);
+  t.index = 0;
+  t.offset = 0;
+  t.total = 0;
+  prep_send(fd, s, t);
+}
+
+// The SQE that sends what is left of the current piece. MSG_WAITALL: the kernel itself goes on
+// after a short send on a stream socket.
+void IoUringPoller::prep_send(int fd, FdState& s, Transfer& t) {
+  (void)s;
+  const iovec& piece = t.iov[t.index];
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_send(sqe, fd, static_cast<char*>(piece.iov_base) + t.offset, piece.iov_len - t.offset,
+                     MSG_NOSIGNAL | MSG_WAITALL);
+  io_uring_sqe_set_data64(sqe, io_data(true, t.seq, fd));
+}
+
+// Cancels the submitted request `data` and waits until the kernel is done with it: 0 if it was
+// cancelled, -ENOENT if it had already finished (its CQE is, or will be, in the CQ).
+int IoUringPoller::cancel_in_flight(std::uint64_t data) {
+  // A request whose SQE is still in the SQ cannot be found: submit what is prepared first.
+  while (io_uring_sq_ready(&ring_) > 0) {
+    int r = io_uring_submit(&ring_);
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) panic("mnv: io_uring submit: %s", strerror(-r));
+  }
+  io_uring_sync_cancel_reg reg{};
+  reg.addr = data;
+  reg.timeout.tv_sec = -1;
+  reg.timeout.tv_nsec = -1;
+  int r;
+  do {
+    r = io_uring_register_sync_cancel(&ring_, &reg);
+  } while (r == -EINTR);
+  MNV_ASSERT(r == 0 || r == -ENOENT || r == -EALREADY);
+  return r;
+}
+
+void IoUringPoller::cancel(int fd, Transfers* x, bool send) {
+  FdState& s = state(fd);
+  MNV_ASSERT(s.xfer == x);
+  Transfer& t = send ? x->tx : x->rx;
+  if (t.phase != Transfer::Phase::kInFlight) return;
+  if (cancel_in_flight(io_data(send, t.seq, fd)) != 0) return;  // it finished: its CQE comes
+  t.phase = Transfer::Phase::kIdle;
+  if (s.exact) refresh(fd, s);  // whoever waits on fd may need a readiness watch now
+}
+
+void IoUringPoller::detach(int fd, Transfers* x) {
+  FdState& s = state(fd);
+  if (s.xfer == x) s.xfer = nullptr;
 }
 
 }  // namespace mnv

@@ -18,6 +18,19 @@
 //    while the interest includes it (a poll update changes the mask): a writable socket watched
 //    for POLLOUT would post a CQE at every ACK.
 //
+// Completion mode (runtime/completion_io.h), offered when the kernel has synchronous cancellation
+// (IORING_REGISTER_SYNC_CANCEL, 6.0+): a socket's receive (IORING_OP_RECV into its ring's free
+// space, POLL_FIRST when it was just found empty) and send (IORING_OP_SEND with MSG_WAITALL, one
+// SQE per contiguous piece) are prepared as SQEs at once and submitted with the next wait().
+// Their CQEs carry the fd, the direction and a sequence number; the fd's state points at the
+// socket's Transfers, where the result is written, and a CQE whose sequence number is not the
+// transfer's (cancelled, forgotten, or an fd number since reused) is dropped. An fd that has
+// used completion mode since its last forget() is watched exactly: its poll watches only the
+// interest that no busy transfer stands in for, and is removed when nothing is left to watch (a
+// receive in flight is the watch on input; keeping the multishot poll too would post a second
+// CQE per message). Cancelling a transfer in flight submits whatever is prepared, then waits in
+// IORING_REGISTER_SYNC_CANCEL, so the buffer is free on return.
+//
 // The ring is set up with SINGLE_ISSUER | DEFER_TASKRUN when the kernel accepts them (6.1+), so
 // the thread that creates the poller must be the only one to call interest/forget/wait; wake() is
 // the one call that any thread may make.
@@ -44,7 +57,7 @@ struct IoUringOptions {
   bool defer_taskrun = true;  // try SINGLE_ISSUER | DEFER_TASKRUN first
 };
 
-class IoUringPoller final : public Poller {
+class IoUringPoller final : public Poller, public CompletionIo {
  public:
   // Null with errno set when io_uring cannot be used: the setup call's own error (EPERM when
   // kernel.io_uring_disabled or seccomp forbid it, ENOSYS on old kernels), or EOPNOTSUPP when
@@ -60,13 +73,23 @@ class IoUringPoller final : public Poller {
   void forget(int fd) override;
   int wait(std::int64_t timeout_ns, PollEvent* out, int max) override;
   void wake() override;
+  CompletionIo* completion_io() override { return completion_ ? this : nullptr; }
+
+  // CompletionIo (runtime/completion_io.h).
+  void recv(int fd, Transfers* x, void* buf, std::uint32_t len, bool poll_first) override;
+  void send(int fd, Transfers* x, const iovec* iov, int n) override;
+  void cancel(int fd, Transfers* x, bool send) override;
+  void detach(int fd, Transfers* x) override;
 
   // Whether the kernel took SINGLE_ISSUER | DEFER_TASKRUN.
   bool defer_taskrun() const { return defer_taskrun_; }
   // Multishot polls armed again after they ended on their own (diagnostics and tests).
   std::uint64_t rearms() const { return rearms_; }
+  // Whether an fd has a readiness poll submitted (diagnostics and tests).
+  bool polling(int fd) { return state(fd).live; }
 
  private:
+  // All-zero is the empty state (the table comes from calloc: untouched entries cost nothing).
   struct FdState {
     std::uint32_t gen = 0;        // generation of the current registration
     std::uint32_t stale_gen = 0;  // registration to remove, when remove_pending
@@ -78,7 +101,14 @@ class IoUringPoller final : public Poller {
     bool remove_pending = false;  // a poll remove for stale_gen waits to be submitted
     bool dirty = false;           // fd is in dirty_
     bool update_pending = false;  // the live poll's mask must change to `mask`
+    bool exact = false;           // completion mode was used: the poll watches exactly what no
+                                  // transfer stands in for (see exact_mask())
     std::uint32_t mask = 0;       // events the live (or pending) poll watches
+    std::uint32_t seq = 0;        // the last transfer sequence number handed out on this fd
+    Transfers* xfer = nullptr;    // the socket's transfers on this fd (completion mode), or null
+  };
+  struct FreeDeleter {
+    void operator()(void* p) const;
   };
 
   IoUringPoller(std::size_t max_fds, int wake_fd);
@@ -87,10 +117,19 @@ class IoUringPoller final : public Poller {
   void mark_dirty(int fd, FdState& s);
   io_uring_sqe* prep_wake_poll();
   int flush_changes();
+  io_uring_sqe* next_sqe();
+  void prep_send(int fd, FdState& s, Transfer& t);
   int enter(std::int64_t timeout_ns);
   int reap(PollEvent* out, int max, bool* woke);
   bool handle(const io_uring_cqe* cqe, PollEvent* out, int max, int* n, bool* woke);
+  bool handle_transfer(std::uint64_t data, const io_uring_cqe* cqe, PollEvent* out, int max, int* n);
+  bool report(int fd, FdState& s, std::uint32_t events, PollEvent* out, int max, int* n);
   void drain_wake();
+  // Completion mode: the poll mask an exact fd needs now (0: none), and bringing its poll there.
+  static std::uint32_t exact_mask(const FdState& s);
+  void refresh(int fd, FdState& s);
+  void start_transfer(int fd, FdState& s, Transfers* x, Transfer& t);
+  int cancel_in_flight(std::uint64_t data);
 
   io_uring ring_{};
   bool ring_ready_ = false;
@@ -98,7 +137,8 @@ class IoUringPoller final : public Poller {
   int wake_fd_;
   bool wake_add_pending_ = false;
   std::size_t max_fds_;
-  std::unique_ptr<FdState[]> fds_;  // max_fds_ entries
+  bool completion_ = false;  // completion mode works on this kernel
+  std::unique_ptr<FdState[], FreeDeleter> fds_;  // max_fds_ entries
   std::unique_ptr<int[]> dirty_;    // fds with changes to submit, each at most once
   std::size_t dirty_count_ = 0;
   std::uint64_t wait_seq_ = 0;

@@ -234,5 +234,32 @@ TEST(ThreadTest, MillionCreateFinishCyclesKeepHighWaterFlat) {
   EXPECT_EQ(p.heap->allocation_count(), 1u);
 }
 
+// Counts its runs; the kernel's trim pass calls Process::release_idle() on idle processes.
+struct CountingHook : IdleHook {
+  explicit CountingHook(int* runs) : IdleHook(&CountingHook::run), runs(runs) {}
+  static void run(IdleHook* h) { ++*static_cast<CountingHook*>(h)->runs; }
+  int* runs;
+};
+
+TEST(ProcessTest, IdleHooksRunOnceEachWhenTheProcessIdles) {
+  TestProcess p;
+  int runs = 0;
+  CountingHook a(&runs), b(&runs);
+  p->release_when_idle(&a);
+  p->release_when_idle(&a);  // registered once
+  p->release_when_idle(&b);
+  p->release_idle();
+  EXPECT_EQ(runs, 2);
+  p->release_idle();  // each run unregisters
+  EXPECT_EQ(runs, 2);
+  {
+    CountingHook gone(&runs);
+    p->release_when_idle(&gone);
+  }  // unlinks itself
+  p->release_when_idle(&a);
+  p->release_idle();
+  EXPECT_EQ(runs, 3);
+}
+
 }  // namespace
 }  // namespace mnv

@@ -22,16 +22,40 @@
 
 namespace mnv::testing {
 
+// What the integration tests run on: a poller and, for io_uring, whether sockets use completion
+// mode (the default; KernelConfig::completion_io) or readiness and readv/writev.
+struct Backend {
+  PollerKind kind;
+  bool completion_io = true;
+};
+
+inline auto all_backends() {
+  return ::testing::Values(Backend{PollerKind::kIoUring, true}, Backend{PollerKind::kIoUring, false},
+                           Backend{PollerKind::kEpoll}, Backend{PollerKind::kPoll});
+}
+
+inline std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
+  std::string name = poller_name(info.param.kind);
+  if (info.param.kind == PollerKind::kIoUring && !info.param.completion_io) name += "_readiness";
+  return name;
+}
+
 // Runs a Server with `config` on its own kernel thread until stop().
 class ServerThread {
  public:
-  ServerThread(PollerKind poller, ServerConfig config, IsolationMode isolation = IsolationMode::kOff) {
+  ServerThread(PollerKind poller, ServerConfig config, IsolationMode isolation = IsolationMode::kOff)
+      : ServerThread(Backend{poller}, config, 0, isolation) {}
+  // trim_interval_ns: how often idle processes give memory back (0: the kernel's default).
+  ServerThread(Backend backend, ServerConfig config, std::int64_t trim_interval_ns = 0,
+               IsolationMode isolation = IsolationMode::kOff) {
     std::promise<std::uint16_t> port;
     auto ready = port.get_future();
-    thread_ = std::thread([this, poller, config, isolation, &port] {
+    thread_ = std::thread([this, backend, config, trim_interval_ns, isolation, &port] {
       KernelConfig kc;
-      kc.poller = poller;
+      kc.poller = backend.kind;
+      kc.completion_io = backend.completion_io;
       kc.isolation = isolation;
+      if (trim_interval_ns > 0) kc.trim_interval_ns = trim_interval_ns;
       kc.max_fds = 4096;
       kc.max_processes = config.pool_size + 8;
       kc.grace_ns = 100'000'000;
@@ -43,6 +67,7 @@ class ServerThread {
         return;
       }
       kind_ = kernel_->poller_kind();
+      completion_io_ = kernel_->completion_io() != nullptr;
       port.set_value(server_->port());
       kernel_->run();
     });
@@ -56,6 +81,8 @@ class ServerThread {
   }
   std::uint16_t port() const { return port_; }
   PollerKind kind() const { return kind_; }
+  // Whether its sockets use completion-mode I/O.
+  bool completion_io() const { return completion_io_; }
   Server* server() const { return server_.get(); }
 
  private:
@@ -64,6 +91,7 @@ class ServerThread {
   std::unique_ptr<Server> server_;
   std::uint16_t port_ = 0;
   PollerKind kind_ = PollerKind::kEpoll;
+  bool completion_io_ = false;
 };
 
 inline ServerConfig echo_config(std::size_t pool = 256) {

@@ -14,14 +14,18 @@
 namespace mnv::testing {
 namespace {
 
-class EchoTest : public ::testing::TestWithParam<PollerKind> {};
+class EchoTest : public ::testing::TestWithParam<Backend> {};
 
 std::string reply(std::size_t n, const std::string& line) { return "Line " + std::to_string(n) + ": " + line; }
 
 TEST_P(EchoTest, UsesTheRequestedPoller) {
   ServerThread s(GetParam(), echo_config());
   ASSERT_NE(s.port(), 0);
-  EXPECT_EQ(s.kind(), GetParam());
+  EXPECT_EQ(s.kind(), GetParam().kind);
+  // Completion mode where io_uring offers it (Linux 6.0+) and it was not turned off.
+  if (GetParam().kind != PollerKind::kIoUring || !GetParam().completion_io) {
+    EXPECT_FALSE(s.completion_io());
+  }
 }
 
 TEST_P(EchoTest, ManyLinesAcrossManyConcurrentConnections) {
@@ -158,8 +162,7 @@ TEST_P(EchoTest, FullPoolRefusesNewConnectionsCleanly) {
   ADD_FAILURE() << "no connection was served after a slot was freed";
 }
 
-INSTANTIATE_TEST_SUITE_P(Pollers, EchoTest,
-                         ::testing::Values(PollerKind::kIoUring, PollerKind::kEpoll, PollerKind::kPoll), kind_name);
+INSTANTIATE_TEST_SUITE_P(Pollers, EchoTest, all_backends(), backend_name);
 
 }  // namespace
 }  // namespace mnv::testing

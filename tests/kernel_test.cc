@@ -19,11 +19,12 @@
 namespace mnv::testing {
 namespace {
 
-class KernelTest : public ::testing::TestWithParam<PollerKind> {
+class KernelTest : public ::testing::TestWithParam<Backend> {
  protected:
   std::unique_ptr<Kernel> make_kernel() {
     KernelConfig kc;
-    kc.poller = GetParam();
+    kc.poller = GetParam().kind;
+    kc.completion_io = GetParam().completion_io;
     kc.max_fds = 4096;
     kc.max_processes = 256;
     kc.exit_when_idle = true;
@@ -189,7 +190,8 @@ Thread sleeps_long(bool* finished) {
 
 TEST_P(KernelTest, StopReclaimsEverythingAfterTheGracePeriod) {
   KernelConfig kc;
-  kc.poller = GetParam();
+  kc.poller = GetParam().kind;
+  kc.completion_io = GetParam().completion_io;
   kc.grace_ns = 20'000'000;
   auto k = Kernel::create(kc);
   bool finished = false;
@@ -218,7 +220,8 @@ Thread opens_sockets(std::uint16_t port, int* opened, Error* e) {
 TEST_P(KernelTest, AProcessFdQuotaRaisesEmfile) {
   ServerThread server(GetParam(), echo_config());
   KernelConfig kc;
-  kc.poller = GetParam();
+  kc.poller = GetParam().kind;
+  kc.completion_io = GetParam().completion_io;
   kc.exit_when_idle = true;
   kc.max_fds_per_process = 2;
   auto k = Kernel::create(kc);
@@ -231,8 +234,217 @@ TEST_P(KernelTest, AProcessFdQuotaRaisesEmfile) {
   EXPECT_EQ(k->process_count(), 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Pollers, KernelTest,
-                         ::testing::Values(PollerKind::kIoUring, PollerKind::kEpoll, PollerKind::kPoll), kind_name);
+
+// ---- EOF, resets, timeouts and idle connections (readv/writev or completion mode alike) ----
+
+sockaddr_storage loopback(std::uint16_t port, socklen_t* len) {
+  sockaddr_storage a;
+  make_address("127.0.0.1", port, &a, len);
+  return a;
+}
+
+// Answers "hi\n", ends its output (FIN) and then keeps reading until the peer's EOF.
+Task<> says_hi_then_half_closes(Accepted&) {
+  co_await write("hi\n", 3);
+  co_await tx_close();
+  char buf[64];
+  while (co_await read(buf, sizeof buf) > 0) {
+  }
+}
+
+Thread reads_to_eof(std::uint16_t port, std::string* got, bool* eof_seen, int* late) {
+  Socket s;
+  socklen_t len;
+  sockaddr_storage a = loopback(port, &len);
+  co_await connect(s, reinterpret_cast<sockaddr*>(&a), len);
+  char buf[64];
+  std::size_t n = co_await read(s, buf, sizeof buf);  // fewer than asked: the input ended
+  got->assign(buf, n);
+  *eof_seen = eof(s) && nodata(s);
+  *late = static_cast<int>(co_await read(s, buf, sizeof buf));  // still at EOF: nothing
+  co_await write(s, "bye\n", 4);  // our direction is still open
+  co_await flush(s);
+}
+
+TEST_P(KernelTest, ReadStopsAtThePeersEofAndTheOtherDirectionStaysOpen) {
+  ServerConfig sc;
+  sc.handler = says_hi_then_half_closes;
+  ServerThread server(GetParam(), sc);
+  auto k = make_kernel();
+  std::string got;
+  bool eof_seen = false;
+  int late = -1;
+  k->start(pool_, reads_to_eof, server.port(), &got, &eof_seen, &late);
+  k->run();
+  EXPECT_EQ(got, "hi\n");
+  EXPECT_TRUE(eof_seen);
+  EXPECT_EQ(late, 0);
+}
+
+// Reads one line, then closes with SO_LINGER 0: the peer gets a reset.
+Task<> resets_after_a_line(Accepted& conn) {
+  char buf[64];
+  co_await readline(buf, sizeof buf);
+  linger lg{1, 0};
+  ::setsockopt(conn.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+Thread reads_into_a_reset(std::uint16_t port, Error* e) {
+  co_await finally(record(e));
+  Socket s;
+  socklen_t len;
+  sockaddr_storage a = loopback(port, &len);
+  co_await connect(s, reinterpret_cast<sockaddr*>(&a), len);
+  co_await write(s, "line\n", 5);
+  char buf[16];
+  co_await read(s, buf, sizeof buf);  // raises ECONNRESET
+}
+
+TEST_P(KernelTest, AResetRaisesEconnresetInTheReader) {
+  ServerConfig sc;
+  sc.handler = resets_after_a_line;
+  ServerThread server(GetParam(), sc);
+  auto k = make_kernel();
+  Error e;
+  k->start(pool_, reads_into_a_reset, server.port(), &e);
+  k->run();
+  EXPECT_EQ(e.code, ECONNRESET);
+}
+
+// Answers each line after 150 ms.
+Task<> answers_late(Accepted&) {
+  char buf[64];
+  for (;;) {
+    std::size_t n = co_await readline(buf, sizeof buf);
+    if (n == 0) break;
+    co_await sleep_for(150'000'000);
+    co_await write(buf, n);
+  }
+}
+
+Finally record_and_lower(Error* e) {
+  for (;;) {
+    *e = error();
+    co_await lower();
+  }
+}
+
+// A read times out while its receive (completion mode) is still out; after the lower, the next
+// read gets the bytes that receive brings.
+Thread times_out_then_reads_again(std::uint16_t port, Error* e, std::string* got) {
+  co_await finally(record_and_lower(e));
+  Socket s;
+  socklen_t len;
+  sockaddr_storage a = loopback(port, &len);
+  co_await connect(s, reinterpret_cast<sockaddr*>(&a), len);
+  co_await write(s, "late\n", 5);
+  s.timeout_ns = 30'000'000;
+  char buf[16];
+  std::size_t n = co_await read(s, buf, 5);  // ETIMEDOUT, lowered: returns what it had (0)
+  s.timeout_ns = 0;
+  n += co_await read(s, buf + n, 5 - n);
+  got->assign(buf, n);
+}
+
+TEST_P(KernelTest, AReadThatTimedOutLeavesNothingBehindForTheNextRead) {
+  ServerConfig sc;
+  sc.handler = answers_late;
+  ServerThread server(GetParam(), sc);
+  auto k = make_kernel();
+  Error e;
+  std::string got;
+  k->start(pool_, times_out_then_reads_again, server.port(), &e, &got);
+  k->run();
+  EXPECT_EQ(e.code, ETIMEDOUT);
+  EXPECT_EQ(got, "late\n");
+}
+
+// Says, for each line, whether its send ring was still allocated when the line came in.
+Task<> reports_its_send_ring(Accepted&) {
+  Socket& s = default_socket();
+  char buf[64];
+  for (;;) {
+    std::size_t n = co_await readline(buf, sizeof buf);
+    if (n == 0) break;
+    if (s.tx.allocated()) {
+      co_await write("kept\n", 5);
+    } else {
+      co_await write("released\n", 9);
+    }
+  }
+}
+
+Finally stop_kernel(Error* e) {
+  *e = error();
+  Kernel::current()->stop();
+  co_return;
+}
+
+Thread talks_with_pauses(std::uint16_t port, std::vector<std::string>* replies, Error* e) {
+  co_await finally(stop_kernel(e));
+  Socket s;
+  s.timeout_ns = 5'000'000'000;  // a connection that is not served any more fails, not hangs
+  socklen_t len;
+  sockaddr_storage a = loopback(port, &len);
+  co_await connect(s, reinterpret_cast<sockaddr*>(&a), len);
+  char buf[64];
+  for (std::int64_t pause : {0, 0, 200'000'000, 0}) {
+    co_await sleep_for(pause);
+    co_await write(s, "?\n", 2);
+    std::size_t n = co_await readline(s, buf, sizeof buf);
+    replies->emplace_back(buf, n);
+  }
+  Kernel::current()->stop();
+}
+
+TEST_P(KernelTest, AnIdleConnectionGivesItsRingsBackAndIsStillServed) {
+  KernelConfig kc;
+  kc.poller = GetParam().kind;
+  kc.completion_io = GetParam().completion_io;
+  kc.trim_interval_ns = 10'000'000;  // idle after 10-20 ms
+  kc.grace_ns = 100'000'000;
+  auto k = Kernel::create(kc);
+  ServerConfig sc;
+  sc.handler = reports_its_send_ring;
+  std::string error;
+  auto server = Server::listen(*k, sc, &error);
+  ASSERT_NE(server, nullptr) << error;
+  std::vector<std::string> replies;
+  Error e;
+  k->start(pool_, talks_with_pauses, server->port(), &replies, &e);
+  k->run();
+  EXPECT_EQ(e.code, 0);
+  // Kept while busy; given back (and the input watched by readiness) once idle, and the
+  // connection is served as before.
+  std::vector<std::string> expected = {"released\n", "kept\n", "released\n", "kept\n"};
+  EXPECT_EQ(replies, expected);
+}
+
+// Writes 2 MB in one go, then ends.
+Task<> floods(Accepted&) {
+  static std::string data = [] {
+    std::string d(2 << 20, 0);
+    for (std::size_t i = 0; i < d.size(); ++i) d[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+    return d;
+  }();
+  co_await write(data.data(), data.size());
+}
+
+TEST_P(KernelTest, OutputStuckInFlightWhileTheProcessIdlesArrivesWhole) {
+  ServerConfig sc;
+  sc.handler = floods;
+  ServerThread server(GetParam(), sc, /*trim_interval_ns=*/10'000'000);
+  Client c(server.port());
+  ASSERT_TRUE(c.connected());
+  ::usleep(100'000);  // the server's send is stuck on our full window; its process idles
+  std::string got = c.recv_all();
+  ASSERT_EQ(got.size(), std::size_t{2} << 20);
+  std::string expected(2 << 20, 0);
+  for (std::size_t i = 0; i < expected.size(); ++i) expected[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+  EXPECT_TRUE(got == expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(Pollers, KernelTest, all_backends(), backend_name);
 
 }  // namespace
 }  // namespace mnv::testing

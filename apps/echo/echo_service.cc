@@ -56,11 +56,12 @@ Task<> serve(Accepted& conn) {
     char prefix[32];
     std::size_t prefix_len = line_prefix(prefix, i);
     // The common case: the whole line is already in the receive ring. It goes straight to the
-    // send ring, with no line buffer and no copy of its own.
-    // (With fault injection every line takes the buffered path below, which checks for faults.)
+    // send ring, with no line buffer and no copy of its own (and, when the send ring has room,
+    // without an op). With fault injection every line takes the buffered path below, which
+    // checks for faults.
     if (std::size_t n = g_fault_injection ? 0 : s.rx.line_length(kMaxLine); n > 0) {
-      co_await write(prefix, prefix_len);
-      co_await splice(s, s, n);
+      if (!try_write(s, prefix, prefix_len)) co_await write(prefix, prefix_len);
+      if (!try_splice(s, s, n)) co_await splice(s, s, n);
       continue;
     }
     // A line still arriving, longer than the ring, or cut short by the end of the input: read it

@@ -1,0 +1,84 @@
+// runtime/completion_io.h — completion-mode socket I/O: receives and sends that the poller
+// performs itself, so a message costs no read/write system call of its own.
+//
+// Why: in readiness mode every message on a connection costs a readv and a writev (plus the
+// poller's share of a wait); with io_uring the receive and the send can instead go down as SQEs
+// with the loop's single io_uring_enter and come back as CQEs, so the per-message system calls
+// disappear. Only a poller that can do this offers it (Poller::completion_io(); io_uring does,
+// epoll and poll do not), and only while micro-heaps are not hidden from the OS kernel
+// (isolation off: the OS writes received bytes straight into a socket's ring in its micro-heap).
+//
+// The contract. A socket owns a Transfers pair (in its own memory, next to its rings) and uses it
+// for one fd: at most one receive and one send in flight at a time.
+//  * recv()/send() prepare the request at once; it goes down with the next Poller::wait() (or
+//    earlier, when the submission queue is full). While a transfer is busy() its buffer must stay
+//    allocated and untouched (a socket pins its ring).
+//  * The poller writes the result into the Transfer (done(), res) when its CQE is reaped, during
+//    wait(); the owner reads it with take(), which makes the transfer idle again. Until the owner
+//    detach()es its pair (or the fd is forgotten), the poller keeps a pointer to it.
+//  * A finished receive is reported by wait() as POLLIN on the fd (POLLERR added when it failed):
+//    whoever waits for input is woken and takes the result. A finished send is reported as
+//    POLLOUT only when the fd's interest includes POLLOUT (someone waits for it), and always,
+//    with POLLERR, when it failed; otherwise it just waits to be taken.
+//  * While a transfer is busy it stands in for readiness: interest() in POLLIN (POLLOUT) arms no
+//    readiness watch for an fd whose receive (send) is on its way.
+//  * A send transfers all of its bytes or fails: short sends are continued by the poller.
+//  * cancel() is synchronous (one system call when the transfer is in flight): on return the OS
+//    no longer uses the buffer. forget(fd) cancels whatever is still in flight on fd and detaches.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+
+namespace mnv {
+
+// One direction's transfer. Written by the poller while busy; all-zero is idle.
+struct Transfer {
+  enum class Phase : std::uint8_t { kIdle, kInFlight, kDone };
+  Phase phase = Phase::kIdle;
+  bool more = false;         // receive: the socket still held data when it finished
+  std::uint8_t count = 0;    // send: pieces in iov
+  std::uint8_t index = 0;    // send: the piece being sent
+  std::uint32_t seq = 0;     // the poller's: which CQEs are this transfer's
+  std::int32_t res = 0;      // once done: bytes (a send: all of them), 0 at end of input, -errno
+  std::uint32_t offset = 0;  // send: bytes of iov[index] already sent
+  std::uint32_t total = 0;   // send: bytes of the pieces before iov[index]
+  iovec iov[2] = {};         // receive: iov[0]
+
+  bool busy() const { return phase != Phase::kIdle; }
+  bool done() const { return phase == Phase::kDone; }
+  // A finished transfer's result (see res); the transfer is idle again.
+  std::int32_t take() {
+    phase = Phase::kIdle;
+    return res;
+  }
+};
+
+// A socket's receive and send on its fd.
+struct Transfers {
+  Transfer rx;
+  Transfer tx;
+};
+
+class CompletionIo {
+ public:
+  // Starts a receive of up to `len` (> 0) bytes into `buf` on socket `fd` (x->rx idle).
+  // `poll_first`: the socket was just found empty, so it waits for data instead of trying.
+  // A receive from something that is not a socket finishes with -ENOTSOCK.
+  virtual void recv(int fd, Transfers* x, void* buf, std::uint32_t len, bool poll_first) = 0;
+  // Starts a send of iov[0..n) (1 <= n <= 2, no piece empty) on socket `fd` (x->tx idle).
+  virtual void send(int fd, Transfers* x, const iovec* iov, int n) = 0;
+  // Cancels x's receive (or send) on fd. On return the OS no longer uses its buffer, and the
+  // transfer is idle (cancelled: for a receive, nothing was received), done (it had finished:
+  // take() its result), or, when it finished just now, still busy until the next wait() brings
+  // its result. A send cancelled may have sent some of its bytes.
+  virtual void cancel(int fd, Transfers* x, bool send) = 0;
+  // x is going away: the poller forgets it (both transfers idle or done).
+  virtual void detach(int fd, Transfers* x) = 0;
+
+ protected:
+  ~CompletionIo() = default;
+};
+
+}  // namespace mnv
