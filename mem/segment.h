@@ -13,8 +13,9 @@ namespace mnv {
 class Segment {
  public:
   Segment() = default;
-  // Maps `pages` pages read-write. Returns an empty segment (and sets errno) on failure.
-  static Segment map(std::size_t pages);
+  // Maps `pages` pages read-write, starting at a multiple of `align_pages` pages (a power of
+  // two). Returns an empty segment (and sets errno) on failure.
+  static Segment map(std::size_t pages, std::size_t align_pages = 1);
   ~Segment();
   Segment(Segment&& other) noexcept { *this = std::move(other); }
   Segment& operator=(Segment&& other) noexcept;

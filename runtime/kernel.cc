@@ -157,7 +157,8 @@ Kernel::Kernel(const KernelConfig& config)
     : config_(config),
       heap_(pages_for((sizeof(Slot) * (config.max_processes + 1) + sizeof(FdEntry) * config.max_fds +
                        sizeof(std::uint32_t) * (config.max_processes + 1) + (40 + sizeof(Fired)) * config.max_timers) * 13 / 10) +
-            16),
+                16,
+            /*huge_pages=*/config.isolation == IsolationMode::kStrict),
       timers_(heap_, config.max_timers) {}
 
 std::unique_ptr<Kernel> Kernel::create(const KernelConfig& config) {
