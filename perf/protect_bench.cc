@@ -10,11 +10,19 @@
 //                           PROT_NONE then PROT_READ|PROT_WRITE; ns_per_op is one mprotect
 //   kernel heap toggle/H    a 6 MiB kernel heap with 38 pages touched across its tables,
 //                           in 4 KiB pages (H=0) or transparent huge pages (H=1)
+//   heap toggle, busy sibling/4
+//                           heap toggle/4 while another thread of the process (as another
+//                           shard would be) runs on another CPU: removing access then needs a
+//                           TLB-shootdown IPI to that CPU (skipped on a 1-CPU cpuset)
 //
 // Run: bazel run --config=opt //perf:protect_bench (tools/mnv bench pins it to one core).
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <thread>
 
 #include <benchmark/benchmark.h>
 
@@ -51,6 +59,40 @@ void BM_HeapToggle(benchmark::State& state) {
   pool.release(heap);
 }
 BENCHMARK(BM_HeapToggle)->Name("heap toggle")->Arg(1)->Arg(2)->Arg(4)->Arg(8);
+
+void BM_HeapToggleBusySibling(benchmark::State& state) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  ::sched_getaffinity(0, sizeof allowed, &allowed);
+  int here = ::sched_getcpu();
+  int other = -1;
+  for (int c = 0; c < CPU_SETSIZE && other < 0; ++c) {
+    if (c != here && CPU_ISSET(c, &allowed)) other = c;
+  }
+  if (other < 0) {
+    state.SkipWithError("needs a second CPU in the cpuset");
+    return;
+  }
+  // Pin this thread where it is, so the sibling never shares its CPU.
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  CPU_SET(here, &mine);
+  ::sched_setaffinity(0, sizeof mine, &mine);
+  std::atomic<bool> stop{false};
+  std::thread sibling([&stop, other] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(other, &set);
+    ::sched_setaffinity(0, sizeof set, &set);
+    while (!stop.load(std::memory_order_relaxed)) {
+    }
+  });
+  BM_HeapToggle(state);
+  stop.store(true);
+  sibling.join();
+  ::sched_setaffinity(0, sizeof allowed, &allowed);
+}
+BENCHMARK(BM_HeapToggleBusySibling)->Name("heap toggle, busy sibling")->Arg(4)->UseRealTime();
 
 void BM_KernelHeapToggle(benchmark::State& state) {
   KernelHeap k(1536, /*huge_pages=*/state.range(0) != 0);
