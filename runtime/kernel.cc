@@ -346,7 +346,17 @@ void Kernel::release_supervisor(std::uint32_t id) {
   Gate gate(this);
   MNV_ASSERT(id != 0 && id <= sups_used_ && sups_[id].slot != 0);
   SupervisorEntry& e = sups_[id];
-  // What it never received falls back to the default: one line each.
+  // What it never received falls back to the default: one line each. That includes a death
+  // handed over to it (it was readied) if it ends before it ran, e.g. because another thread of
+  // its process trapped first. (It is ending now, inside its process: its heap is open.)
+  ThreadState* t = e.thread;
+  if (t->reaping && t->status == ThreadState::Status::kRunnable) {
+    const Death& handed = static_cast<DeathWait*>(t->block)->death;
+    if (handed) {
+      log_unsupervised_death(handed, "its supervisor ended first");
+      e.dropped += handed.dropped;
+    }
+  }
   for (; e.count > 0; --e.count, ++e.head) {
     log_unsupervised_death(death_rings_[(id - 1) * config_.death_queue + e.head % config_.death_queue],
                            "its supervisor ended first");
@@ -398,8 +408,7 @@ bool Kernel::deliver_deaths(std::uint32_t slot) {
     e.dropped = 0;
     e.head = (e.head + 1) % config_.death_queue;
     --e.count;
-    t->reaping = false;
-    slots_[slot].proc->ready(t);
+    slots_[slot].proc->ready(t);  // (`reaping` stays set until it resumes: see release_supervisor)
     readied = true;
   }
   return readied;

@@ -118,7 +118,7 @@ class [[nodiscard]] ReapAwaiter {
   bool await_ready() const noexcept { return false; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept;
   Death await_resume() const noexcept {
-    this_thread().reaping = false;  // (readied by its deadline: the kernel did not clear it)
+    this_thread().reaping = false;  // (until now the kernel knew a death handed over was unread)
     return wait_.death;
   }
 

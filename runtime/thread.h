@@ -55,7 +55,7 @@ struct ThreadState : Linked<QueueTag>, Linked<AllTag> {
   bool trapped = false;  // a hardware trap stopped it mid-run: its frame is never resumed, nor
                          // destroyed (it is not at a suspension point); the heap goes with the process
   bool listening = false;
-  bool reaping = false;                 // blocked in reap() (runtime/supervise.h)
+  bool reaping = false;                 // in reap() (runtime/supervise.h), until it resumes
   bool has_message = false;
   void* message = nullptr;  // spawn message (inbox), or this thread's outgoing request
   void* reply = nullptr;    // the response to this thread's request
