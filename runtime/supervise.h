@@ -18,8 +18,8 @@
 //   }
 //
 //   Supervisor supervisor(t)          makes thread t (default: the calling thread) a supervisor
-//                                     and returns its handle, a plain value usable anywhere on
-//                                     this shard (a null handle when the kernel's table is full)
+//                                     and returns its handle, a plain value usable by any code
+//                                     of this shard (a null handle when the kernel's table is full)
 //   supervise(child, by, tag)         names `by` the supervisor of process `child` (at creation or
 //                                     later; replaces any earlier one); `tag` comes back in the
 //                                     Death. A null `by` takes the supervision away.
@@ -95,12 +95,16 @@ struct Supervisor {
   explicit operator bool() const { return id != 0; }
 };
 
+// These two act on the kernel running on this OS thread (Kernel::current(): inside its run(),
+// from micro-threads or hooks); before run(), call Kernel::make_supervisor / Kernel::supervise.
+//
 // Makes `t` (default: the calling thread) a supervisor. `t`'s heap must be accessible: call it
 // from t's own process, or right after creating t. Idempotent. Null when no kernel runs here or
 // its supervisor table is full (one log line).
 Supervisor supervisor(ThreadRef t = nullptr);
 // Names `by` the supervisor of `child` (the process number, or a process whose heap is
-// accessible, e.g. just created). False (nothing supervises it then) if `by` is stale.
+// accessible, e.g. just created). False (nothing supervises it then) if `by` is stale or the
+// child is gone.
 bool supervise(std::uint32_t child_slot, Supervisor by, const Tag& tag = {});
 bool supervise(Process* child, Supervisor by, const Tag& tag = {});
 
