@@ -1,10 +1,11 @@
 // Supervision (runtime/supervise.h), in each isolation mode (off, mprotect, strict): a supervisor
 // thread is told of its children's deaths — SIGSEGV and SIGFPE traps with the signal, address
 // and description, ENOMEM with the exact pages the heap needed — with the tag it attached; more
-// deaths in one turn than its queue holds are counted as dropped; deaths reported after the
-// supervisor ended (or died) fall back to the kernel's one-line log, also when its process slot
-// and its supervisor entry have been reused; reap_until() gives up at its deadline; and
-// delivering deaths allocates nothing from the global heap.
+// deaths in one turn than its queue holds are counted as dropped; a death while the supervisor
+// is busy waits for its next reap; deaths reported after the supervisor ended (or died) fall
+// back to the kernel's one-line log, also when its process slot and its supervisor entry have
+// been reused; reap_until() gives up at its deadline; and delivering deaths allocates nothing
+// from the global heap.
 //
 // Every test orders its events through the kernel's own scheduling (run queue order, one loop
 // turn before any timer fires); no test sleeps to wait for something to happen.
@@ -242,6 +243,31 @@ TEST_P(SuperviseTest, MoreDeathsInOneTurnThanTheQueueHoldsAreCountedAsDropped) {
   EXPECT_EQ(k->deaths_dropped(), 6u);
   EXPECT_EQ(k->process_count(), 0u);
   EXPECT_EQ(pool_.in_use(), 0u);
+}
+
+// The child dies while its supervisor is busy (asleep, not reaping): the death waits in the
+// kernel and is handed over when the supervisor next reaps, turns later.
+Thread busy_supervisor(HeapPool* pool, Reaped* out) {
+  Supervisor me = supervisor();
+  Process* c = Kernel::current()->start(*pool, fpe_child);
+  out->slots[0] = c->kernel_slot();
+  EXPECT_TRUE(supervise(c, me, Tag::of(std::uint64_t{9})));
+  co_await sleep_for(1'000'000);  // the child runs (and dies) before this first wake-up
+  Death d = co_await reap_until(monotonic_ns() + kPatience);
+  if (d) out->deaths[out->count++] = d;
+}
+
+TEST_P(SuperviseTest, ADeathWhileTheSupervisorIsBusyWaitsForItsNextReap) {
+  auto k = make_kernel();
+  ASSERT_NE(k, nullptr);
+  Reaped r;
+  ASSERT_NE(k->start(pool_, busy_supervisor, &pool_, &r), nullptr);
+  k->run();
+  ASSERT_EQ(r.count, 1);
+  EXPECT_EQ(r.deaths[0].slot, r.slots[0]);
+  EXPECT_EQ(r.deaths[0].tag.as<std::uint64_t>(), 9u);
+  EXPECT_EQ(r.deaths[0].error.signo, SIGFPE);
+  EXPECT_EQ(k->process_count(), 0u);
 }
 
 // A child that traps a loop turn after it starts (its timer fires after the turn in which the
