@@ -347,8 +347,8 @@ void Kernel::release_supervisor(std::uint32_t id) {
   MNV_ASSERT(id != 0 && id <= sups_used_ && sups_[id].slot != 0);
   SupervisorEntry& e = sups_[id];
   // What it never received falls back to the default: one line each. That includes a death
-  // handed over to it (it was readied) if it ends before it ran, e.g. because another thread of
-  // its process trapped first. (It is ending now, inside its process: its heap is open.)
+  // handed over to it (it was readied) if it ends before it ran: a thread readied ahead of it
+  // trapped, ending the process. (It is ending now, inside its process: its heap is open.)
   ThreadState* t = e.thread;
   if (t->reaping && t->status == ThreadState::Status::kRunnable) {
     const Death& handed = static_cast<DeathWait*>(t->block)->death;
@@ -553,6 +553,9 @@ void Kernel::deliver(std::uint32_t slot) {
 
 void Kernel::flush(std::uint32_t slot) {
   Slot& s = slots_[slot];
+  // A supervisor that has just begun to wait gets what was queued meanwhile (ahead of threads
+  // readied below). Not in a process that is being reclaimed: the death would be lost with it.
+  if (s.sups != 0 && !s.proc->faulted() && deliver_deaths(slot)) enqueue(slot);
   for (std::int32_t fd = s.fd_head; fd >= 0; fd = fds_[fd].next) fds_[fd].scratch = 0;
   s.proc->blocked().for_each([&](ThreadState* t) {
     Block* b = t->block;
@@ -588,9 +591,6 @@ void Kernel::flush(std::uint32_t slot) {
       e.wanted = e.scratch;
     }
   }
-  // A supervisor that has just begun to wait gets what was queued meanwhile (not in a process
-  // that is being reclaimed: the death would be lost with it).
-  if (s.sups != 0 && !s.proc->faulted() && deliver_deaths(slot)) enqueue(slot);
 }
 
 void Kernel::reclaim(std::uint32_t slot) {
