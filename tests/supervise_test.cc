@@ -4,8 +4,8 @@
 // deaths in one turn than its queue holds are counted as dropped; a death while the supervisor
 // is busy waits for its next reap; deaths reported after the supervisor ended (or died) fall
 // back to the kernel's one-line log, also when its process slot and its supervisor entry have
-// been reused; reap_until() gives up at its deadline; and delivering deaths allocates nothing
-// from the global heap.
+// been reused, and when a death was handed to a reaper that never ran; reap_until() gives up
+// at its deadline; and delivering deaths allocates nothing from the global heap.
 //
 // Every test orders its events through the kernel's own scheduling (run queue order, one loop
 // turn before any timer fires); no test sleeps to wait for something to happen.
@@ -349,6 +349,68 @@ TEST_P(SuperviseTest, WhenTheSupervisorsProcessDiesQueuedAndLaterDeathsAreLogged
   EXPECT_EQ(count("died and was reclaimed (no supervisor): EFAULT: SIGSEGV"), 1u) << err;
   EXPECT_EQ(count("died and was reclaimed (its supervisor ended first): EFAULT: SIGSEGV"), 2u) << err;
   EXPECT_EQ(count("died and was reclaimed"), 3u) << err;
+  EXPECT_EQ(k->process_count(), 0u);
+  EXPECT_EQ(pool_.in_use(), 0u);
+}
+
+// A death handed to a reaper whose process then dies before the reaper ran is not lost: in one
+// loop turn a hook (as cross-shard code would) readies P's thread T, and a child of P's reaper R
+// dies; R is readied with the death behind T, T traps, and P is reclaimed with R unrun.
+struct Handed {
+  HeapPool* pool = nullptr;
+  Kernel* kernel = nullptr;
+  std::uint32_t p_slot = 0;
+  ThreadRef t = nullptr;
+  Supervisor r;
+  bool armed = false;
+  int reaped = 0;
+};
+
+Thread trap_when_readied() {
+  Block never;  // an in-process wait: only Kernel::ready_thread ends it
+  co_await wait(&never);
+  null_dereference();
+}
+
+Thread reaper_of(Handed* h) {
+  co_await reap_until(monotonic_ns() + kPatience);
+  ++h->reaped;
+}
+
+Thread handed_process(Handed* h) {
+  h->t = co_await spawn(trap_when_readied());
+  ThreadRef r = co_await spawn(reaper_of(h));
+  h->r = supervisor(r);
+  h->p_slot = this_process().kernel_slot();
+  h->armed = true;
+}
+
+void handed_on_turn(void* ctx) {
+  auto* h = static_cast<Handed*>(ctx);
+  if (!h->armed) return;
+  h->armed = false;
+  Process* c = h->kernel->start(*h->pool, segv_child);  // runs before P this turn
+  h->kernel->supervise(c->kernel_slot(), h->r, Tag{});
+  h->kernel->ready_thread(h->p_slot, h->t);
+}
+
+bool handed_before_wait(void* ctx, bool) { return !static_cast<Handed*>(ctx)->armed; }
+
+TEST_P(SuperviseTest, ADeathHandedToAReaperThatNeverRanIsLoggedByTheKernel) {
+  auto k = make_kernel();
+  ASSERT_NE(k, nullptr);
+  Handed h;
+  h.pool = &pool_;
+  h.kernel = k.get();
+  k->set_hooks(KernelHooks{&h, handed_on_turn, handed_before_wait, nullptr});
+  ::testing::internal::CaptureStderr();
+  ASSERT_NE(k->start(pool_, handed_process, &h), nullptr);
+  k->run();
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(h.reaped, 0);  // R never ran
+  EXPECT_NE(err.find("died and was reclaimed (its supervisor ended first): EFAULT: SIGSEGV"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("died and was reclaimed (no supervisor): EFAULT: SIGSEGV"), std::string::npos) << err;  // P
   EXPECT_EQ(k->process_count(), 0u);
   EXPECT_EQ(pool_.in_use(), 0u);
 }
