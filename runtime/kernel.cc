@@ -54,8 +54,8 @@ struct Kernel::Slot {
   std::int32_t fd_head;     // first fd it owns, -1 none
   std::uint32_t next_free;  // free list
   std::uint64_t last_turn;  // loop turn of its last dispatch
-  std::uint32_t sup_id;     // who is told of its death (runtime/supervise.h), 0 = nobody;
-  std::uint32_t sup_gen;    // valid while that entry's generation still matches
+  std::uint32_t sup_id;     // who is told of its death (runtime/supervise.h); 0 = nobody,
+  std::uint32_t sup_gen;    // and valid only while that entry's generation still matches
   std::uint32_t fired_head;  // fired timers not yet delivered (index + 1 into fired_)
   std::uint32_t fd_count;
   bool queued;
