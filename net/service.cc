@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "mem/log.h"
@@ -55,6 +56,43 @@ Thread listener(Server* server) {
     if (c.on_accept != nullptr && c.on_accept(*server, fd, peer, len, c.on_accept_ctx)) continue;
     server->start_connection(fd, peer, len);
   }
+}
+
+// The server's supervisor thread: told of each connection process that dies.
+Thread watchdog(Server* server) {
+  for (;;) server->connection_died(co_await reap());
+}
+
+// What the supervisor attaches to each connection: who it was.
+struct ConnectionTag {
+  std::uint16_t family;
+  std::uint16_t port;  // host order
+  std::int32_t fd;
+  unsigned char addr[16];
+};
+static_assert(sizeof(ConnectionTag) <= Tag::kBytes);
+
+ConnectionTag connection_tag(int fd, const sockaddr_storage& peer) {
+  ConnectionTag t{peer.ss_family, 0, fd, {}};
+  if (peer.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&peer);
+    t.port = ntohs(v4->sin_port);
+    std::memcpy(t.addr, &v4->sin_addr, sizeof v4->sin_addr);
+  } else if (peer.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&peer);
+    t.port = ntohs(v6->sin6_port);
+    std::memcpy(t.addr, &v6->sin6_addr, sizeof v6->sin6_addr);
+  }
+  return t;
+}
+
+// "127.0.0.1:5000", "[::1]:5000", or "?" for an address of another family.
+const char* format_peer(const ConnectionTag& t, char* buf, std::size_t len) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (t.family != AF_INET && t.family != AF_INET6) return "?";
+  ::inet_ntop(t.family, t.addr, host, sizeof host);
+  std::snprintf(buf, len, t.family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, t.port);
+  return buf;
 }
 
 // A connection's default finally handler: resets, broken pipes and timeouts are routine at
@@ -150,15 +188,32 @@ std::unique_ptr<Server> Server::listen(Kernel& kernel, const ServerConfig& confi
     *error = "the listener thread does not fit its heap";
     return nullptr;
   }
+  ThreadRef w = p->start(watchdog, s.get());
+  if (w == nullptr) {
+    *error = "the supervisor thread does not fit the listener's heap";
+    return nullptr;
+  }
+  s->supervisor_ = kernel.make_supervisor(w);  // (the listener's heap is open: it was just made)
+  if (!s->supervisor_) {
+    *error = "no room in the kernel's supervisor table";
+    return nullptr;
+  }
   return s;
 }
 
-void Server::connection_died(void* server, std::uint32_t slot, const Error& death) {
-  auto* s = static_cast<Server*>(server);
-  std::uint64_t n = s->deaths_.fetch_add(1, std::memory_order_relaxed) + 1;
-  char buf[256];
-  log_line("mnv: server on port %u: connection process %u died and was reclaimed: %s (%lu deaths so far)", s->port_,
-           slot, death.describe(buf, sizeof buf), static_cast<unsigned long>(n));
+void Server::connection_died(const Death& death) {
+  if (!death) return;
+  if (death.dropped != 0) {
+    log_line("mnv: server on port %u: %lu connection deaths were not reported (the supervisor's queue was full)",
+             port_, static_cast<unsigned long>(death.dropped));
+  }
+  std::uint64_t n = deaths_.fetch_add(1 + death.dropped, std::memory_order_relaxed) + 1 + death.dropped;
+  auto conn = death.tag.as<ConnectionTag>();
+  char peer[INET6_ADDRSTRLEN + 16];
+  char why[256];
+  log_line("mnv: server on port %u: connection %s (fd %d, process %u) died and was reclaimed: %s (%lu deaths so far)",
+           port_, format_peer(conn, peer, sizeof peer), conn.fd, death.slot, death.error.describe(why, sizeof why),
+           static_cast<unsigned long>(n));
 }
 
 void Server::start_connection(int fd, const sockaddr_storage& peer, socklen_t len) {
@@ -177,7 +232,7 @@ void Server::start_connection(int fd, const sockaddr_storage& peer, socklen_t le
   ++accepted_;
   kernel_.adopt_fd(fd, p);
   active_.fetch_add(1, std::memory_order_relaxed);
-  kernel_.set_supervisor(p, connection_died, this);
+  kernel_.supervise(p->kernel_slot(), supervisor_, Tag::of(connection_tag(fd, peer)));
   if (p->start(connection, this, fd, peer, len) == nullptr) {
     active_.fetch_sub(1, std::memory_order_relaxed);  // the frame did not fit: reclaimed with its fd
   }

@@ -10,6 +10,10 @@
 //
 // When the handler returns, pending output is flushed and the connection closed; when its
 // thread ends any other way (an unhandled raise), the process is reclaimed with its fd.
+// The listener's process also runs the server's supervisor thread (runtime/supervise.h): every
+// connection process is supervised by it, tagged with its peer, so a connection that dies of a
+// trap or of ENOMEM is logged with its peer address and port and the signal or pages needed,
+// and counted (deaths()); everything else keeps being served.
 // A full pool refuses the connection (close, one log line per second) and everyone else keeps
 // being served; EMFILE/ENFILE on accept backs off (net/io.h).
 #pragma once
@@ -25,6 +29,7 @@
 
 #include "mem/heap_pool.h"
 #include "runtime/kernel.h"
+#include "runtime/supervise.h"
 #include "runtime/thread.h"
 
 namespace mnv {
@@ -79,9 +84,10 @@ class Server {
   // Serves an accepted fd in a new micro-process here (the listener calls it; so may a shard
   // that was handed the fd). A full pool refuses it.
   void start_connection(int fd, const sockaddr_storage& peer, socklen_t len);
-  // Internal: a connection's thread ended; a connection's process died (its supervisor).
+  // Internal: a connection's thread ended; a connection's process died (told by the server's
+  // supervisor thread).
   void connection_ended() { active_.fetch_sub(1, std::memory_order_relaxed); }
-  static void connection_died(void* server, std::uint32_t slot, const Error& death);
+  void connection_died(const Death& death);
   int listen_fd() const { return listen_fd_; }
 
  private:
@@ -92,6 +98,7 @@ class Server {
   HeapPool listener_pool_;
   int listen_fd_ = -1;
   std::uint16_t port_ = 0;
+  Supervisor supervisor_;  // the supervisor thread, in the listener's process
   std::uint64_t accepted_ = 0;
   std::uint64_t refused_ = 0;
   std::atomic<std::uint64_t> deaths_{0};

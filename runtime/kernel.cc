@@ -54,8 +54,8 @@ struct Kernel::Slot {
   std::int32_t fd_head;     // first fd it owns, -1 none
   std::uint32_t next_free;  // free list
   std::uint64_t last_turn;  // loop turn of its last dispatch
-  Supervisor supervisor;
-  void* supervisor_ctx;
+  std::uint32_t sup_id;     // who is told of its death (runtime/supervise.h); 0 = nobody,
+  std::uint32_t sup_gen;    // and valid only while that entry's generation still matches
   std::uint32_t fired_head;  // fired timers not yet delivered (index + 1 into fired_)
   std::uint32_t fd_count;
   bool queued;
@@ -63,6 +63,19 @@ struct Kernel::Slot {
   bool fresh;   // some fd it owns has undelivered events
   bool open;    // its heap is accessible (isolation modes)
   bool trimmed; // idle, and already trimmed since it last ran
+  std::uint32_t sups;  // supervisor entries of its threads (list through SupervisorEntry::next)
+};
+
+// A supervising thread. Its deaths wait in death_rings_[(id - 1) * death_queue ...] until its
+// process is dispatched; the thread is read only then (its heap is open).
+struct Kernel::SupervisorEntry {
+  ThreadState* thread;    // in slot's heap
+  std::uint64_t dropped;  // deaths lost to a full ring since the last one handed over
+  std::uint32_t slot;     // its process; 0 = free
+  std::uint32_t gen;      // bumped when freed: stale handles and children's links stop matching
+  std::uint32_t next;     // the process's next entry, or the free list
+  std::uint32_t head;     // ring of queued deaths
+  std::uint32_t count;
 };
 
 struct Kernel::FdEntry {
@@ -156,7 +169,9 @@ void Kernel::open_process(std::uint32_t slot) {
 Kernel::Kernel(const KernelConfig& config)
     : config_(config),
       heap_(pages_for((sizeof(Slot) * (config.max_processes + 1) + sizeof(FdEntry) * config.max_fds +
-                       sizeof(std::uint32_t) * (config.max_processes + 1) + (40 + sizeof(Fired)) * config.max_timers) * 13 / 10) +
+                       sizeof(std::uint32_t) * (config.max_processes + 1) + (40 + sizeof(Fired)) * config.max_timers +
+                       sizeof(Tag) * (config.max_processes + 1) + sizeof(SupervisorEntry) * (config.max_supervisors + 1) +
+                       sizeof(Death) * config.max_supervisors * config.death_queue) * 13 / 10) +
                 16,
             /*huge_pages=*/config.isolation == IsolationMode::kStrict),
       timers_(heap_, config.max_timers) {}
@@ -176,6 +191,10 @@ std::unique_ptr<Kernel> Kernel::create(const KernelConfig& config) {
 }
 
 bool Kernel::init() {
+  if (config_.death_queue == 0) {
+    log_line("mnv: KernelConfig::death_queue must be at least 1");
+    return false;
+  }
   if (!heap_.ok() || !timers_.ok()) {
     log_line("mnv: kernel heap or timer table could not be reserved");
     return false;
@@ -190,7 +209,10 @@ bool Kernel::init() {
     return false;
   }
   fired_ = static_cast<Fired*>(heap_.heap().allocate(sizeof(Fired) * config_.max_timers));
-  if (fired_ == nullptr) {
+  tags_ = static_cast<Tag*>(heap_.heap().allocate(sizeof(Tag) * (config_.max_processes + 1)));
+  sups_ = static_cast<SupervisorEntry*>(heap_.heap().allocate(sizeof(SupervisorEntry) * (config_.max_supervisors + 1)));
+  death_rings_ = static_cast<Death*>(heap_.heap().allocate(sizeof(Death) * (config_.max_supervisors * config_.death_queue + 1)));
+  if (fired_ == nullptr || tags_ == nullptr || sups_ == nullptr || death_rings_ == nullptr) {
     log_line("mnv: kernel tables do not fit the kernel heap");
     return false;
   }
@@ -261,7 +283,7 @@ Process* Kernel::new_process(HeapPool& pool) {
     return nullptr;
   }
   p->set_kernel_slot(slot);
-  slots_[slot] = Slot{p, heap, &pool, -1, 0, turns_, nullptr, nullptr, 0, 0, false, false, false, false, false};
+  slots_[slot] = Slot{p, heap, &pool, -1, 0, turns_, 0, 0, 0, 0, false, false, false, false, false, 0};
   if (config_.isolation != IsolationMode::kOff) {
     // A fresh heap is accessible: whoever creates the process builds its first thread now.
     // Heaps opened this way before it are done with (their first thread is built): close one,
@@ -280,11 +302,116 @@ void Kernel::mark_listener(Process* p) {
   slots_[p->kernel_slot()].listener = true;
 }
 
-void Kernel::set_supervisor(Process* p, Supervisor fn, void* ctx) {
+Supervisor Kernel::make_supervisor(ThreadRef t) {
   Gate gate(this);
-  Slot& s = slots_[p->kernel_slot()];
-  s.supervisor = fn;
-  s.supervisor_ctx = ctx;
+  MNV_ASSERT(t->process != nullptr && t->process->kernel_slot() != 0);
+  if (t->supervisor_id != 0) return Supervisor{t->supervisor_id, sups_[t->supervisor_id].gen};
+  std::uint32_t id = sup_free_;
+  if (id != 0) {
+    sup_free_ = sups_[id].next;
+  } else {
+    if (sups_used_ >= config_.max_supervisors) {
+      log_line("mnv: kernel supervisor table full (%zu): raise max_supervisors", config_.max_supervisors);
+      return {};
+    }
+    id = ++sups_used_;
+  }
+  std::uint32_t slot = t->process->kernel_slot();
+  SupervisorEntry& e = sups_[id];
+  e = SupervisorEntry{t, 0, slot, e.gen, slots_[slot].sups, 0, 0};
+  slots_[slot].sups = id;
+  t->supervisor_id = id;
+  return Supervisor{id, e.gen};
+}
+
+bool Kernel::supervise(std::uint32_t child_slot, Supervisor by, const Tag& tag) {
+  Gate gate(this);
+  if (child_slot == 0 || child_slot > slots_used_ || slots_[child_slot].proc == nullptr) return false;
+  Slot& s = slots_[child_slot];
+  bool live = by.id != 0 && by.id <= sups_used_ && sups_[by.id].slot != 0 && sups_[by.id].gen == by.gen;
+  s.sup_id = live ? by.id : 0;
+  s.sup_gen = by.gen;
+  tags_[child_slot] = tag;
+  return live || by.id == 0;
+}
+
+namespace {
+void log_unsupervised_death(const Death& d, const char* why) {
+  char buf[256];
+  log_line("mnv: process %u died and was reclaimed (%s): %s", d.slot, why, d.error.describe(buf, sizeof buf));
+}
+}  // namespace
+
+void Kernel::release_supervisor(std::uint32_t id) {
+  Gate gate(this);
+  MNV_ASSERT(id != 0 && id <= sups_used_ && sups_[id].slot != 0);
+  SupervisorEntry& e = sups_[id];
+  // What it never received falls back to the default: one line each. That includes a death
+  // handed over to it (it was readied) if it ends before it ran: a thread readied ahead of it
+  // trapped, ending the process. (It is ending now, inside its process: its heap is open.)
+  ThreadState* t = e.thread;
+  if (t->reaping && t->status == ThreadState::Status::kRunnable) {
+    const Death& handed = static_cast<DeathWait*>(t->block)->death;
+    if (handed) {
+      log_unsupervised_death(handed, "its supervisor ended first");
+      e.dropped += handed.dropped;
+    }
+  }
+  for (; e.count > 0; --e.count, ++e.head) {
+    log_unsupervised_death(death_rings_[(id - 1) * config_.death_queue + e.head % config_.death_queue],
+                           "its supervisor ended first");
+  }
+  if (e.dropped != 0) {
+    log_line("mnv: %lu deaths were dropped (their supervisor's queue was full) before it ended",
+             static_cast<unsigned long>(e.dropped));
+  }
+  for (std::uint32_t* link = &slots_[e.slot].sups; *link != 0; link = &sups_[*link].next) {
+    if (*link == id) {
+      *link = e.next;
+      break;
+    }
+  }
+  e = SupervisorEntry{nullptr, 0, 0, e.gen + 1, sup_free_, 0, 0};
+  sup_free_ = id;
+}
+
+void Kernel::report_death(std::uint32_t slot) {
+  Slot& s = slots_[slot];
+  Death d{.slot = slot, .error = s.proc->death(), .tag = tags_[slot]};
+  if (s.sup_id != 0) {
+    SupervisorEntry& e = sups_[s.sup_id];
+    if (e.slot != 0 && e.gen == s.sup_gen && e.slot != slot) {
+      if (e.count == config_.death_queue) {
+        ++e.dropped;
+        ++deaths_dropped_;
+      } else {
+        death_rings_[(s.sup_id - 1) * config_.death_queue + (e.head + e.count) % config_.death_queue] = d;
+        ++e.count;
+      }
+      enqueue(e.slot);  // handed over at its dispatch, when its heap is open
+      return;
+    }
+  }
+  log_unsupervised_death(d, s.sup_id != 0 ? "its supervisor ended first" : "no supervisor");
+}
+
+bool Kernel::deliver_deaths(std::uint32_t slot) {
+  bool readied = false;
+  for (std::uint32_t id = slots_[slot].sups; id != 0; id = sups_[id].next) {
+    SupervisorEntry& e = sups_[id];
+    if (e.count == 0) continue;
+    ThreadState* t = e.thread;
+    if (!t->reaping || t->status != ThreadState::Status::kBlocked) continue;  // busy: stays queued
+    auto* w = static_cast<DeathWait*>(t->block);
+    w->death = death_rings_[(id - 1) * config_.death_queue + e.head % config_.death_queue];
+    w->death.dropped = e.dropped;
+    e.dropped = 0;
+    e.head = (e.head + 1) % config_.death_queue;
+    --e.count;
+    slots_[slot].proc->ready(t);  // (`reaping` stays set until it resumes: see release_supervisor)
+    readied = true;
+  }
+  return readied;
 }
 
 void Kernel::ready_thread(std::uint32_t slot, ThreadRef t) {
@@ -377,7 +504,7 @@ void Kernel::dispatch(std::uint32_t slot) {
   ++dispatches_;
   flush(slot);
   if (s.proc->faulted() || (s.proc->thread_count() == 0 && s.proc->death().code != 0)) {
-    if (s.supervisor != nullptr) s.supervisor(s.supervisor_ctx, slot, s.proc->death());
+    report_death(slot);
     reclaim(slot);
     return;
   }
@@ -386,6 +513,8 @@ void Kernel::dispatch(std::uint32_t slot) {
 
 void Kernel::deliver(std::uint32_t slot) {
   Slot& s = slots_[slot];
+  // Deaths of supervised processes, before deadlines: a reaper that has both gets the death.
+  if (s.sups != 0) deliver_deaths(slot);
   // Deadlines that passed: a timer that fired for a wait that has since ended is stale.
   while (s.fired_head != 0) {
     Fired& f = fired_[s.fired_head - 1];
@@ -424,6 +553,9 @@ void Kernel::deliver(std::uint32_t slot) {
 
 void Kernel::flush(std::uint32_t slot) {
   Slot& s = slots_[slot];
+  // A supervisor that has just begun to wait gets what was queued meanwhile (ahead of threads
+  // readied below). Not in a process that is being reclaimed: the death would be lost with it.
+  if (s.sups != 0 && !s.proc->faulted() && deliver_deaths(slot)) enqueue(slot);
   for (std::int32_t fd = s.fd_head; fd >= 0; fd = fds_[fd].next) fds_[fd].scratch = 0;
   s.proc->blocked().for_each([&](ThreadState* t) {
     Block* b = t->block;
@@ -468,6 +600,7 @@ void Kernel::reclaim(std::uint32_t slot) {
   tl_kernel = this;
   open_process(slot);
   s.proc->destroy();  // ends every thread; their sockets close their fds through close_fd()
+  MNV_ASSERT(s.sups == 0);  // (its supervising threads released their entries as they ended)
   while (s.fd_head >= 0) close_fd(s.fd_head);
   while (s.fired_head != 0) {  // deadlines nobody will see
     std::uint32_t index = s.fired_head - 1;

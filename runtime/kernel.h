@@ -9,6 +9,11 @@
 // Each fd a process uses is owned by that process: it is closed, and dropped from the poller,
 // when the process is reclaimed, whatever state its threads were in.
 //
+// A process that dies (a trap, or an error no handler took: ENOMEM...) is reclaimed after that
+// dispatch and its death is queued, in kernel memory, for the thread that supervises it
+// (runtime/supervise.h), which receives it at its own process's dispatch; with no (live)
+// supervisor the kernel logs one line. A normal exit is not a death.
+//
 // SIGTERM/SIGINT (after install_signal_handlers()): listeners stop, in-flight processes get
 // `grace_ns` to finish, then everything is reclaimed and run() returns 0. SIGPIPE is ignored.
 #pragma once
@@ -25,6 +30,7 @@
 #include "runtime/block.h"
 #include "runtime/poller.h"
 #include "runtime/process.h"
+#include "runtime/supervise.h"
 #include "runtime/timer_heap.h"
 
 namespace mnv {
@@ -41,10 +47,6 @@ namespace mnv {
 enum class IsolationMode { kOff, kMprotect, kStrict, kPkeys };
 const char* isolation_mode_name(IsolationMode mode);
 
-// Told when a process dies of a trap or of an error no handler took (ENOMEM...), before it is
-// reclaimed. Runs on the kernel's thread, outside any process.
-using Supervisor = void (*)(void* ctx, std::uint32_t slot, const Error& death);
-
 struct KernelConfig {
   PollerKind poller = PollerKind::kIoUring;
   IsolationMode isolation = IsolationMode::kOff;
@@ -52,6 +54,10 @@ struct KernelConfig {
   std::size_t max_fds = 1 << 16;
   std::size_t max_processes = 1 << 16;
   std::size_t max_timers = 1 << 16;
+  // Supervision (runtime/supervise.h): threads that can be supervisors at once, and the deaths
+  // each can have queued (waiting for its process's dispatch) before further ones are dropped.
+  std::size_t max_supervisors = 64;
+  std::size_t death_queue = 64;
   std::int64_t grace_ns = 5'000'000'000;       // SIGTERM: time in-flight work gets to finish
   std::int64_t trim_interval_ns = 1'000'000'000;  // idle processes give back unused heap pages
   bool exit_when_idle = false;  // run() returns once no process is left (tests, clients)
@@ -103,8 +109,14 @@ class Kernel {
   // `fd` now belongs to process `p` (the current one if null). False (nothing changed) when the
   // process already holds max_fds_per_process fds.
   bool adopt_fd(int fd, Process* p = nullptr);
-  // Names who is told when `p` dies of a trap or an unhandled error.
-  void set_supervisor(Process* p, Supervisor fn, void* ctx);
+  // Supervision; runtime/supervise.h is the thread-side API (supervisor, supervise, reap).
+  // Makes thread `t` a supervisor (its heap must be accessible); null when the table is full.
+  Supervisor make_supervisor(ThreadRef t);
+  // Names `by` the supervisor of the process in `child_slot`, with `tag`; a null `by` clears it.
+  // False if `by` is stale (then nobody supervises the child).
+  bool supervise(std::uint32_t child_slot, Supervisor by, const Tag& tag);
+  // Deaths that reached no supervisor queue because it was full (for tests and counters).
+  std::uint64_t deaths_dropped() const { return deaths_dropped_; }
   // Drops fd from the poller and the fd table, then closes it.
   void close_fd(int fd);
   // Marks `p` as a listener: on shutdown it is reclaimed first.
@@ -146,6 +158,8 @@ class Kernel {
 
   // Internal (runtime/block.h).
   void cancel_timer(std::uint32_t timer);
+  // Internal (runtime/supervise.h): the thread holding supervisor entry `id` ended.
+  void release_supervisor(std::uint32_t id);
 
   // Opens the kernel heap for a kernel call made from inside a process in strict mode.
   class Gate {
@@ -163,6 +177,7 @@ class Kernel {
  private:
   struct Slot;
   struct FdEntry;
+  struct SupervisorEntry;
   explicit Kernel(const KernelConfig& config);
   bool init();
   void enqueue(std::uint32_t slot);
@@ -178,6 +193,8 @@ class Kernel {
   void begin_shutdown();
   void own(int fd, std::uint32_t slot);
   void disown(int fd);
+  void report_death(std::uint32_t slot);
+  bool deliver_deaths(std::uint32_t slot);
 
   KernelConfig config_;
   KernelHooks hooks_;
@@ -209,6 +226,14 @@ class Kernel {
   Fired* fired_ = nullptr;
   std::uint32_t fired_free_ = 0;     // index + 1 of the first free entry
   std::uint32_t fired_used_ = 0;     // entries handed out at least once
+  // Supervision: entries (1-based, linked per supervising process), their death rings
+  // (death_queue records each) and each process's tag from its supervisor.
+  SupervisorEntry* sups_ = nullptr;
+  Death* death_rings_ = nullptr;
+  Tag* tags_ = nullptr;
+  std::uint32_t sup_free_ = 0;       // free list through SupervisorEntry::next (0 = none)
+  std::uint32_t sups_used_ = 0;
+  std::uint64_t deaths_dropped_ = 0;
   int pkey_ = -1;
   std::size_t live_ = 0;
   std::int64_t now_ = 0;

@@ -4,6 +4,7 @@
 #include <new>
 
 #include "runtime/block.h"
+#include "runtime/supervise.h"
 #include "runtime/trap.h"
 
 namespace mnv {
@@ -133,6 +134,7 @@ void Process::block(ThreadState* t, Block* b) {
 
 void Process::forget(ThreadState* t) {
   if (t->block != nullptr) cancel_kernel_timer(std::exchange(t->block->timer, 0));
+  if (t->supervisor_id != 0) release_kernel_supervisor(std::exchange(t->supervisor_id, 0));
   List<ThreadState, QueueTag>::unlink(t);
   all_.remove(t);
   --threads_;

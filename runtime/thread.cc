@@ -78,6 +78,7 @@ void ThreadState::raise_in(const Error& e) {
   block = nullptr;
   op = nullptr;
   listening = false;
+  reaping = false;
   error = e;
   if (!finally_at || in_finally) {
     log_thread_end(this, "(no finally handler)");

@@ -55,6 +55,7 @@ struct ThreadState : Linked<QueueTag>, Linked<AllTag> {
   bool trapped = false;  // a hardware trap stopped it mid-run: its frame is never resumed, nor
                          // destroyed (it is not at a suspension point); the heap goes with the process
   bool listening = false;
+  bool reaping = false;                 // in reap() (runtime/supervise.h), until it resumes
   bool has_message = false;
   void* message = nullptr;  // spawn message (inbox), or this thread's outgoing request
   void* reply = nullptr;    // the response to this thread's request
@@ -63,6 +64,7 @@ struct ThreadState : Linked<QueueTag>, Linked<AllTag> {
   Block* block = nullptr;               // what wait() blocks on
   Op* op = nullptr;                     // a blocked op to retry on wake-up (runtime/block.h)
   Socket* socket = nullptr;             // default socket slot; children may share it
+  std::uint32_t supervisor_id = 0;      // its entry in the kernel's supervisor table; 0: none
   void (*on_end)(void*) = nullptr;      // runs after the thread's frames are freed (e.g. frees
   void* on_end_arg = nullptr;           // a pipeline child's own socket)
 

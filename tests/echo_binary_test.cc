@@ -3,6 +3,8 @@
 // (not spinning) and recovering, for each poller.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,24 +34,34 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-// The echo binary as a child process; its port is read from its first stdout line.
+// The echo binary as a child process; its port is read from its first stdout line. Its stderr
+// goes to `stderr_path` if one is given.
 class EchoProcess {
  public:
-  EchoProcess(const std::string& poller, rlim_t max_files = 0, const char* extra = "--shards=auto") {
+  EchoProcess(const std::string& poller, rlim_t max_files = 0, std::vector<std::string> extra = {"--shards=auto"},
+              const std::string& stderr_path = "") {
     int out[2];
     EXPECT_EQ(::pipe(out), 0);
+    std::string bin = runfile("apps/echo/echo");
+    std::vector<std::string> args = {bin, "--poller=" + poller, "--grace_ms=200"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(out[1], STDOUT_FILENO);
       ::close(out[0]);
       ::close(out[1]);
+      if (!stderr_path.empty()) {
+        int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (err >= 0) ::dup2(err, STDERR_FILENO);
+      }
       if (max_files != 0) {
         rlimit r{max_files, max_files};
         ::setrlimit(RLIMIT_NOFILE, &r);
       }
-      std::string bin = runfile("apps/echo/echo");
-      std::string flag = "--poller=" + poller;
-      ::execl(bin.c_str(), bin.c_str(), flag.c_str(), "--grace_ms=200", extra, static_cast<char*>(nullptr));
+      ::execv(bin.c_str(), argv.data());
       std::_Exit(127);
     }
     ::close(out[1]);
@@ -125,7 +137,7 @@ TEST_P(EchoBinaryTest, EmfileOnAcceptBacksOffAndRecovers) {
   GTEST_SKIP() << "the sanitizer runtimes themselves need descriptors; they misreport at EMFILE";
 #endif
   // One shard: one accept queue, so the connections served first are the first ones made.
-  EchoProcess echo(poller_name(GetParam()), /*max_files=*/32, "--shards=1");
+  EchoProcess echo(poller_name(GetParam()), /*max_files=*/32, {"--shards=1"});
   ASSERT_NE(echo.port(), 0);
   std::vector<std::unique_ptr<Client>> clients;
   for (int i = 0; i < 40; ++i) clients.push_back(std::make_unique<Client>(echo.port()));
@@ -217,6 +229,64 @@ TEST(EchoConfigTest, EachBadValueIsNamedAndExitsTwoBeforeAnyShardStarts) {
   EXPECT_NE(err.find("two"), std::string::npos) << err;
   std::remove(file.c_str());
 }
+
+// With --fault_injection, connections whose handler traps or runs out of heap die; the server's
+// supervisor logs each one with the connection's peer address and port and why it died, and
+// everyone else keeps being served. Once per isolation mode.
+class EchoDeathLogTest : public ::testing::TestWithParam<const char*> {};
+
+std::uint16_t local_port(int fd) {
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+TEST_P(EchoDeathLogTest, EachDeadConnectionIsLoggedWithItsPeerAndWhy) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string log = std::string(tmp != nullptr ? tmp : "/tmp") + "/echo_deaths_" + GetParam() + ".log";
+  std::string mode = std::string("--isolation=") + GetParam();
+  std::string err;
+  {
+    EchoProcess echo("epoll", 0, {"--shards=1", "--fault_injection", mode}, log);
+    ASSERT_NE(echo.port(), 0);
+    Client survivor(echo.port());
+    ASSERT_TRUE(survivor.send("before\n"));
+    ASSERT_EQ(survivor.recv_line(), "Line 0: before\n");
+    struct Fault {
+      const char* line;
+      std::string why;
+      std::uint16_t port = 0;
+    } faults[] = {
+        {"!segv\n", "EFAULT: SIGSEGV (invalid memory access) at address 0"},
+        {"!fpe\n", "EFAULT: SIGFPE (arithmetic error, e.g. division by zero) at address 0x"},
+        {"!oom\n", "ENOMEM (Cannot allocate memory) at apps/echo/echo_service.cc"},
+    };
+    for (Fault& f : faults) {
+      Client bad(echo.port());
+      f.port = local_port(bad.fd());
+      ASSERT_TRUE(bad.send(f.line));
+      EXPECT_TRUE(bad.sees_eof()) << f.line;  // its process died and was reclaimed
+    }
+    ASSERT_TRUE(survivor.send("after\n"));
+    EXPECT_EQ(survivor.recv_line(), "Line 1: after\n");  // and the others are still served
+    // Each death is logged in the loop turn that reclaimed it, before the signal is seen.
+    EXPECT_EQ(echo.terminate(), 0);
+    err = slurp(log);
+    for (const Fault& f : faults) {
+      std::string conn = "connection 127.0.0.1:" + std::to_string(f.port) + " (fd ";
+      std::size_t at = err.find(conn);
+      ASSERT_NE(at, std::string::npos) << conn << " in:\n" << err;
+      std::string line = err.substr(at, err.find('\n', at) - at);
+      EXPECT_NE(line.find("died and was reclaimed: " + f.why), std::string::npos) << line;
+    }
+  }
+  EXPECT_NE(err.find("heap needs "), std::string::npos) << err;
+  EXPECT_NE(err.find("served 4 connections (3 died of a trap or an unhandled error)"), std::string::npos) << err;
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, EchoDeathLogTest, ::testing::Values("off", "mprotect", "strict"),
+                         [](const ::testing::TestParamInfo<const char*>& i) { return std::string(i.param); });
 
 INSTANTIATE_TEST_SUITE_P(Pollers, EchoBinaryTest,
                          ::testing::Values(PollerKind::kIoUring, PollerKind::kEpoll, PollerKind::kPoll), kind_name);
