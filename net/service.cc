@@ -58,9 +58,15 @@ Thread listener(Server* server) {
   }
 }
 
-// The server's supervisor thread: told of each connection process that dies.
+// The server's supervisor thread: told of each connection process that dies. It lives in a
+// process of its own, so on SIGTERM it outlives the listener and still reports connections that
+// die during the grace period; it ends when the last of them is gone.
 Thread watchdog(Server* server) {
-  for (;;) server->connection_died(co_await reap());
+  for (;;) {
+    Death d = co_await reap();
+    server->connection_died(d);  // (an empty one only counts what was dropped, if anything)
+    if (!d) break;
+  }
 }
 
 // What the supervisor attaches to each connection: who it was.
@@ -135,7 +141,7 @@ Server::Server(Kernel& kernel, const ServerConfig& config)
       // With isolation each heap is its own kernel VMA, so protecting it is cheap (mem/heap_pool.h).
       pool_(config.heap_pages, config.pool_size, 1,
             kernel.isolation() == IsolationMode::kOff ? HeapPool::Guards::kNone : HeapPool::Guards::kSeparate),
-      listener_pool_(4, 1) {}
+      listener_pool_(4, 2) {}  // the listener process and the supervisor's
 
 Server::~Server() {
   // The listener process is reclaimed by the kernel (which closes the listening fd).
@@ -188,12 +194,13 @@ std::unique_ptr<Server> Server::listen(Kernel& kernel, const ServerConfig& confi
     *error = "the listener thread does not fit its heap";
     return nullptr;
   }
-  ThreadRef w = p->start(watchdog, s.get());
+  Process* sp = kernel.new_process(s->listener_pool_);
+  ThreadRef w = sp == nullptr ? nullptr : sp->start(watchdog, s.get());
   if (w == nullptr) {
-    *error = "the supervisor thread does not fit the listener's heap";
+    *error = "no room for the supervisor process";
     return nullptr;
   }
-  s->supervisor_ = kernel.make_supervisor(w);  // (the listener's heap is open: it was just made)
+  s->supervisor_ = kernel.make_supervisor(w);  // (its heap is open: it was just made)
   if (!s->supervisor_) {
     *error = "no room in the kernel's supervisor table";
     return nullptr;
@@ -202,12 +209,13 @@ std::unique_ptr<Server> Server::listen(Kernel& kernel, const ServerConfig& confi
 }
 
 void Server::connection_died(const Death& death) {
-  if (!death) return;
   if (death.dropped != 0) {
     log_line("mnv: server on port %u: %lu connection deaths were not reported (the supervisor's queue was full)",
              port_, static_cast<unsigned long>(death.dropped));
+    deaths_.fetch_add(death.dropped, std::memory_order_relaxed);
   }
-  std::uint64_t n = deaths_.fetch_add(1 + death.dropped, std::memory_order_relaxed) + 1 + death.dropped;
+  if (!death) return;
+  std::uint64_t n = deaths_.fetch_add(1, std::memory_order_relaxed) + 1;
   auto conn = death.tag.as<ConnectionTag>();
   char peer[INET6_ADDRSTRLEN + 16];
   char why[256];

@@ -76,6 +76,8 @@ struct Kernel::SupervisorEntry {
   std::uint32_t next;     // the process's next entry, or the free list
   std::uint32_t head;     // ring of queued deaths
   std::uint32_t count;
+  std::uint32_t children; // live processes it supervises (when the kernel stops and this reaches
+                          // 0, a waiting reap() returns an empty Death: nothing is left to watch)
 };
 
 struct Kernel::FdEntry {
@@ -318,7 +320,7 @@ Supervisor Kernel::make_supervisor(ThreadRef t) {
   }
   std::uint32_t slot = t->process->kernel_slot();
   SupervisorEntry& e = sups_[id];
-  e = SupervisorEntry{t, 0, slot, e.gen, slots_[slot].sups, 0, 0};
+  e = SupervisorEntry{t, 0, slot, e.gen, slots_[slot].sups, 0, 0, 0};
   slots_[slot].sups = id;
   t->supervisor_id = id;
   return Supervisor{id, e.gen};
@@ -329,10 +331,28 @@ bool Kernel::supervise(std::uint32_t child_slot, Supervisor by, const Tag& tag) 
   if (child_slot == 0 || child_slot > slots_used_ || slots_[child_slot].proc == nullptr) return false;
   Slot& s = slots_[child_slot];
   bool live = by.id != 0 && by.id <= sups_used_ && sups_[by.id].slot != 0 && sups_[by.id].gen == by.gen;
+  unlink_supervisor(child_slot);
   s.sup_id = live ? by.id : 0;
   s.sup_gen = by.gen;
+  if (live) ++sups_[by.id].children;
   tags_[child_slot] = tag;
   return live || by.id == 0;
+}
+
+Kernel::SupervisorEntry* Kernel::supervisor_of(std::uint32_t slot) {
+  Slot& s = slots_[slot];
+  if (s.sup_id == 0) return nullptr;
+  SupervisorEntry& e = sups_[s.sup_id];
+  return e.slot != 0 && e.gen == s.sup_gen ? &e : nullptr;
+}
+
+void Kernel::unlink_supervisor(std::uint32_t slot) {
+  SupervisorEntry* e = supervisor_of(slot);
+  slots_[slot].sup_id = 0;
+  if (e == nullptr) return;
+  MNV_ASSERT(e->children > 0);
+  // The last child of a supervisor gone while the kernel stops: its reap() may end now.
+  if (--e->children == 0 && stopping_) enqueue(e->slot);
 }
 
 namespace {
@@ -371,7 +391,7 @@ void Kernel::release_supervisor(std::uint32_t id) {
       break;
     }
   }
-  e = SupervisorEntry{nullptr, 0, 0, e.gen + 1, sup_free_, 0, 0};
+  e = SupervisorEntry{nullptr, 0, 0, e.gen + 1, sup_free_, 0, 0, 0};
   sup_free_ = id;
 }
 
@@ -380,7 +400,7 @@ void Kernel::report_death(std::uint32_t slot) {
   Death d{.slot = slot, .error = s.proc->death(), .tag = tags_[slot]};
   if (s.sup_id != 0) {
     SupervisorEntry& e = sups_[s.sup_id];
-    if (e.slot != 0 && e.gen == s.sup_gen && e.slot != slot) {
+    if (supervisor_of(slot) != nullptr && e.slot != slot) {
       if (e.count == config_.death_queue) {
         ++e.dropped;
         ++deaths_dropped_;
@@ -399,10 +419,19 @@ bool Kernel::deliver_deaths(std::uint32_t slot) {
   bool readied = false;
   for (std::uint32_t id = slots_[slot].sups; id != 0; id = sups_[id].next) {
     SupervisorEntry& e = sups_[id];
-    if (e.count == 0) continue;
+    bool done = stopping_ && e.count == 0 && e.children == 0;  // nothing left to report, ever
+    if (e.count == 0 && !done) continue;
     ThreadState* t = e.thread;
     if (!t->reaping || t->status != ThreadState::Status::kBlocked) continue;  // busy: stays queued
     auto* w = static_cast<DeathWait*>(t->block);
+    if (done) {
+      w->death = Death{};
+      w->death.dropped = e.dropped;
+      e.dropped = 0;
+      slots_[slot].proc->ready(t);
+      readied = true;
+      continue;
+    }
     w->death = death_rings_[(id - 1) * config_.death_queue + e.head % config_.death_queue];
     w->death.dropped = e.dropped;
     e.dropped = 0;
@@ -601,6 +630,7 @@ void Kernel::reclaim(std::uint32_t slot) {
   open_process(slot);
   s.proc->destroy();  // ends every thread; their sockets close their fds through close_fd()
   MNV_ASSERT(s.sups == 0);  // (its supervising threads released their entries as they ended)
+  unlink_supervisor(slot);
   while (s.fd_head >= 0) close_fd(s.fd_head);
   while (s.fired_head != 0) {  // deadlines nobody will see
     std::uint32_t index = s.fired_head - 1;
@@ -675,6 +705,11 @@ void Kernel::begin_shutdown() {
   stop_deadline_ = now_ + config_.grace_ns;
   for (std::uint32_t slot = 1; slot <= slots_used_; ++slot) {
     if (slots_[slot].proc != nullptr && slots_[slot].listener) reclaim(slot);
+  }
+  // Supervisors with nothing left to watch are told (an empty Death from reap()); the others
+  // once their last child is gone.
+  for (std::uint32_t id = 1; id <= sups_used_; ++id) {
+    if (sups_[id].slot != 0 && sups_[id].children == 0) enqueue(sups_[id].slot);
   }
 }
 

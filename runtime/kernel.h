@@ -194,6 +194,10 @@ class Kernel {
   void own(int fd, std::uint32_t slot);
   void disown(int fd);
   void report_death(std::uint32_t slot);
+  // The live supervisor entry of process `slot` (null: none, or it has ended).
+  SupervisorEntry* supervisor_of(std::uint32_t slot);
+  // `slot` stops counting as its supervisor's child (it ended, or is given another).
+  void unlink_supervisor(std::uint32_t slot);
   bool deliver_deaths(std::uint32_t slot);
 
   KernelConfig config_;

@@ -23,7 +23,9 @@
 //   supervise(child, by, tag)         names `by` the supervisor of process `child` (at creation or
 //                                     later; replaces any earlier one); `tag` comes back in the
 //                                     Death. A null `by` takes the supervision away.
-//   Death d = co_await reap()         the next death of a process this thread supervises
+//   Death d = co_await reap()         the next death of a process this thread supervises; an
+//                                     empty Death (false) once the kernel is stopping (SIGTERM)
+//                                     and no process it supervises is left: time to end
 //   Death d = co_await reap_until(ns) the same, or an empty Death (false) at the deadline
 //
 // Deaths are queued in the kernel's own memory (per supervisor, KernelConfig::death_queue
@@ -76,7 +78,8 @@ struct Tag {
 // One child's death, as its supervisor receives it.
 struct Death {
   std::uint32_t slot = 0;     // the child's process number in this kernel (0: no death, e.g. a
-                              // reap_until() that reached its deadline)
+                              // reap_until() that reached its deadline, or a kernel stopping
+                              // with nothing left to supervise)
   Error error;                // EFAULT with signo/address for a trap; ENOMEM with needed_pages;
                               // or the error that ended its last thread. error.describe() gives
                               // the one-line description.

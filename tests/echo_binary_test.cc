@@ -84,6 +84,10 @@ class EchoProcess {
   // Sends SIGTERM and returns the exit status (or -1).
   int terminate() {
     ::kill(pid_, SIGTERM);
+    return wait();
+  }
+  // Waits for it to exit; returns the exit status (or -1).
+  int wait() {
     int status = 0;
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
@@ -283,6 +287,55 @@ TEST_P(EchoDeathLogTest, EachDeadConnectionIsLoggedWithItsPeerAndWhy) {
   }
   EXPECT_NE(err.find("heap needs "), std::string::npos) << err;
   EXPECT_NE(err.find("served 4 connections (3 died of a trap or an unhandled error)"), std::string::npos) << err;
+}
+
+// Waits until the server at `port` refuses new connections (its listener is closed: SIGTERM has
+// been seen). False if that does not happen within 10 s.
+bool wait_until_refused(std::uint16_t port) {
+  for (int i = 0; i < 1000; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    int e = errno;
+    ::close(fd);
+    if (rc != 0 && e == ECONNREFUSED) return true;
+    ::usleep(10'000);
+  }
+  return false;
+}
+
+// On SIGTERM the listener closes at once, but the server's supervisor stays until the last
+// connection is gone: a connection that dies during the grace period is still logged with its
+// peer, and the server then exits 0 without waiting out the grace period.
+TEST_P(EchoDeathLogTest, AConnectionDyingDuringTheGracePeriodIsStillLoggedWithItsPeer) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string log = std::string(tmp != nullptr ? tmp : "/tmp") + "/echo_grace_" + GetParam() + ".log";
+  std::string mode = std::string("--isolation=") + GetParam();
+  EchoProcess echo("epoll", 0, {"--shards=1", "--fault_injection", "--grace_ms=30000", mode}, log);
+  ASSERT_NE(echo.port(), 0);
+  Client c(echo.port());
+  ASSERT_TRUE(c.send("hello\n"));
+  ASSERT_EQ(c.recv_line(), "Line 0: hello\n");
+  std::uint16_t port = local_port(c.fd());
+  std::int64_t start = monotonic_ns();
+  ::kill(echo.pid(), SIGTERM);
+  ASSERT_TRUE(wait_until_refused(echo.port()));
+  ASSERT_TRUE(c.send("still served\n"));  // in-flight connections keep being served
+  ASSERT_EQ(c.recv_line(), "Line 1: still served\n");
+  ASSERT_TRUE(c.send("!segv\n"));
+  EXPECT_TRUE(c.sees_eof());
+  EXPECT_EQ(echo.wait(), 0);
+  EXPECT_LT(monotonic_ns() - start, 20'000'000'000);  // its last connection gone: no grace wait
+  std::string err = slurp(log);
+  std::string conn = "connection 127.0.0.1:" + std::to_string(port) + " (fd ";
+  std::size_t at = err.find(conn);
+  ASSERT_NE(at, std::string::npos) << conn << " in:\n" << err;
+  std::string line = err.substr(at, err.find('\n', at) - at);
+  EXPECT_NE(line.find("died and was reclaimed: EFAULT: SIGSEGV"), std::string::npos) << line;
+  EXPECT_NE(err.find("(1 died of a trap or an unhandled error)"), std::string::npos) << err;
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, EchoDeathLogTest, ::testing::Values("off", "mprotect", "strict"),

@@ -272,6 +272,68 @@ TEST_P(SuperviseTest, ADeathWhileTheSupervisorIsBusyWaitsForItsNextReap) {
   EXPECT_EQ(k->process_count(), 0u);
 }
 
+// On a kernel stop (SIGTERM), reap() keeps reporting deaths during the grace period and then,
+// once no supervised process is left, returns an empty Death so the supervisor can end.
+struct Stopping {
+  Death deaths[4];
+  int count = 0;
+  bool second_child_ended = false;  // when the empty Death came
+  bool empty_after_second = false;
+  std::uint32_t dead_slot = 0;
+};
+
+Thread trap_after_stop() {
+  co_await sleep_for(2'000'000);  // (in the grace period: the stop is requested at once)
+  null_dereference();
+}
+
+Thread exit_after_stop(Stopping* s) {
+  co_await sleep_for(4'000'000);
+  s->second_child_ended = true;
+}
+
+Thread stopping_supervisor(HeapPool* pool, Stopping* s) {
+  Supervisor me = supervisor();
+  Process* a = Kernel::current()->start(*pool, trap_after_stop);
+  Process* b = Kernel::current()->start(*pool, exit_after_stop, s);
+  s->dead_slot = a->kernel_slot();
+  EXPECT_TRUE(supervise(a, me));
+  EXPECT_TRUE(supervise(b, me));
+  Kernel::current()->request_stop();
+  for (;;) {
+    Death d = co_await reap();
+    s->deaths[s->count++] = d;
+    if (!d) {
+      s->empty_after_second = s->second_child_ended;
+      break;
+    }
+  }
+}
+
+TEST_P(SuperviseTest, OnStopReapReportsGraceDeathsThenReturnsEmptyWhenNothingIsLeft) {
+  KernelConfig kc;
+  kc.poller = PollerKind::kEpoll;
+  kc.isolation = GetParam();
+  kc.max_fds = 1024;
+  kc.max_processes = 256;
+  kc.max_supervisors = 8;
+  kc.grace_ns = 60'000'000'000;  // never reached: the run ends when the last process does
+  auto k = Kernel::create(kc);
+  ASSERT_NE(k, nullptr);
+  Stopping s;
+  ASSERT_NE(k->start(pool_, stopping_supervisor, &pool_, &s), nullptr);
+  std::int64_t start = monotonic_ns();
+  EXPECT_EQ(k->run(), 0);
+  EXPECT_LT(monotonic_ns() - start, 30'000'000'000);
+  ASSERT_EQ(s.count, 2);
+  EXPECT_EQ(s.deaths[0].slot, s.dead_slot);
+  EXPECT_EQ(s.deaths[0].error.signo, SIGSEGV);
+  EXPECT_FALSE(s.deaths[1]);
+  EXPECT_TRUE(s.empty_after_second);
+  EXPECT_EQ(k->process_count(), 0u);
+  EXPECT_EQ(pool_.in_use(), 0u);
+}
+
 // A child that traps a loop turn after it starts (its timer fires after the turn in which the
 // supervisor has ended; the delay's length does not matter).
 Thread late_segv_child() {
