@@ -7,50 +7,17 @@
 #include <new>
 
 #include "runtime/exec.h"
+#include "runtime/global_alloc_counter.h"
 #include "runtime/future.h"
 #include "runtime/raise.h"
 #include "runtime/test_process.h"
 
-namespace {
-std::atomic<long> g_allocs{0};
-}
-
-void* operator new(std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-
-#ifndef MNV_SANITIZER
-// glibc lets the executable interpose malloc; sanitizers interpose it themselves.
-extern "C" void* __libc_malloc(std::size_t);
-extern "C" void* __libc_calloc(std::size_t, std::size_t);
-extern "C" void* __libc_realloc(void*, std::size_t);
-extern "C" void* malloc(std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  return __libc_malloc(n);
-}
-extern "C" void* calloc(std::size_t a, std::size_t b) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  return __libc_calloc(a, b);
-}
-extern "C" void* realloc(void* p, std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  return __libc_realloc(p, n);
-}
-#endif
 
 namespace mnv {
 namespace {
+
+// Keeps the compiler from eliding a new/delete pair.
+void benchmark_escape(void* p) { asm volatile("" : : "g"(p) : "memory"); }
 
 Thread worker(int* done) {
   co_await yield();
@@ -73,16 +40,24 @@ Thread driver(int cycles, int* done) {
   }
 }
 
+TEST(AllocCountTest, TheCounterSeesGlobalAllocations) {
+  long before = global_allocations();
+  auto* p = new int(7);
+  benchmark_escape(p);
+  delete p;
+  EXPECT_GE(global_allocations() - before, 1);  // (operator new, and malloc beneath it)
+}
+
 TEST(AllocCountTest, SteadyStateSpawnRunFinishMakesNoGlobalAllocations) {
   TestProcess p(16);
   int done = 0;
   p->start(driver, 1000, &done);  // warm-up
   p->dispatch();
   ASSERT_EQ(done, 1000);
-  long before = g_allocs.load();
+  long before = global_allocations();
   p->start(driver, 100000, &done);
   p->dispatch();
-  long after = g_allocs.load();
+  long after = global_allocations();
   ASSERT_EQ(done, 101000);
   EXPECT_EQ(after - before, 0) << "global allocations in steady state";
 }

@@ -22,48 +22,12 @@
 #include "mem/page.h"
 #include "net/io.h"
 #include "runtime/exec.h"
+#include "runtime/fault_injection.h"
 #include "runtime/future.h"
+#include "runtime/global_alloc_counter.h"
 #include "runtime/kernel.h"
 #include "runtime/raise.h"
 #include "runtime/supervise.h"
-
-namespace {
-std::atomic<long> g_allocs{0};
-}
-
-// Every global allocation in this binary is counted (as in runtime/alloc_count_test.cc).
-void* operator new(std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-
-#ifndef MNV_SANITIZER
-extern "C" void* __libc_malloc(std::size_t);
-extern "C" void* __libc_calloc(std::size_t, std::size_t);
-extern "C" void* __libc_realloc(void*, std::size_t);
-extern "C" void* malloc(std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  return __libc_malloc(n);
-}
-extern "C" void* calloc(std::size_t a, std::size_t b) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  return __libc_calloc(a, b);
-}
-extern "C" void* realloc(void* p, std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  return __libc_realloc(p, n);
-}
-#endif
 
 namespace mnv::testing {
 namespace {
@@ -85,18 +49,6 @@ class SuperviseTest : public ::testing::TestWithParam<IsolationMode> {
   }
   HeapPool pool_{16, 64};
 };
-
-// Real faults, hidden from the compiler's and UBSan's view so that they happen at run time.
-__attribute__((noinline, no_sanitize("undefined"))) void null_dereference() {
-  volatile int* p = nullptr;
-  *p = 1;
-}
-
-__attribute__((noinline, no_sanitize("undefined"))) int divide_by_zero() {
-  volatile int zero = 0;
-  volatile int one = 1;
-  return one / zero;
-}
 
 Thread segv_child() {
   null_dereference();
@@ -580,14 +532,14 @@ Thread cycling_supervisor(Counted* c) {
   Supervisor me = supervisor();
   long before = 0;
   for (int i = 0; i < c->cycles; ++i) {
-    if (i == 200) before = g_allocs.load();  // after warm-up
+    if (i == 200) before = global_allocations();  // after warm-up
     Process* child = Kernel::current()->start(*c->pool, quiet_segv_child);
     supervise(child, me, Tag::of(static_cast<std::uint64_t>(i)));
     Death d = co_await reap_until(monotonic_ns() + kPatience);
     if (!d || d.tag.as<std::uint64_t>() != static_cast<std::uint64_t>(i)) break;
     ++c->reaped;
   }
-  c->allocs = g_allocs.load() - before;
+  c->allocs = global_allocations() - before;
 }
 
 TEST_P(SuperviseTest, DeliveringDeathsMakesNoGlobalAllocations) {

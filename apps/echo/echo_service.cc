@@ -6,6 +6,7 @@
 #include "mem/page.h"
 
 #include "net/io.h"
+#include "runtime/fault_injection.h"
 #include "runtime/raise.h"
 
 namespace mnv::echo {
@@ -13,18 +14,6 @@ namespace mnv::echo {
 bool g_fault_injection = false;
 
 namespace {
-
-// Real faults, hidden from the compiler's and UBSan's view so they happen at run time.
-__attribute__((noinline, no_sanitize("undefined"))) void null_dereference() {
-  volatile int* p = nullptr;
-  *p = 1;
-}
-
-__attribute__((noinline, no_sanitize("undefined"))) int divide_by_zero() {
-  volatile int zero = 0;
-  volatile int one = 1;
-  return one / zero;
-}
 
 bool is(const char* line, std::size_t n, const char* word) {
   std::size_t w = std::strlen(word);
