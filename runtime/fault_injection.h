@@ -2,20 +2,23 @@
 //
 // apps/echo --fault_injection and the supervision tests make a micro-thread trap for real: a
 // null dereference (SIGSEGV) or an integer division by zero (SIGFPE). Both are hidden from the
-// compiler's and UBSan's view (volatile, noinline, no_sanitize) so they happen at run time.
+// compiler's and UBSan's view so they happen at run time in optimised builds too: the pointer
+// and the divisor are volatile objects (their values are unknown to the optimiser), and the
+// quotient is stored to a volatile (an unused division could be dropped).
 #pragma once
 
 namespace mnv {
 
 __attribute__((noinline, no_sanitize("undefined"))) inline void null_dereference() {
-  volatile int* p = nullptr;
+  volatile int* volatile p = nullptr;
   *p = 1;
 }
 
 __attribute__((noinline, no_sanitize("undefined"))) inline int divide_by_zero() {
   volatile int zero = 0;
   volatile int one = 1;
-  return one / zero;
+  volatile int quotient = one / zero;
+  return quotient;
 }
 
 }  // namespace mnv

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# tools/demo_faults.sh — fault containment, shown against a running server.
+#
+# Starts //apps/echo with --isolation=mprotect (every connection's micro-heap hidden while it is
+# not running) and --fault_injection, drives it with ping-pong load from the other core, and
+# meanwhile sends lines that make three connections' handlers fault for real: a null dereference
+# (!segv), an integer division by zero (!fpe) and heap exhaustion (!oom). Prints the server's
+# supervisor log lines for those deaths and the load's error count: the faulting connections
+# die alone, everyone else keeps being served. Expects the opt build (tools/mnv demo does it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ncpu=$(nproc)
+server_cpu=$((ncpu - 1))
+client_cpu=0
+DURATION_S=${DURATION_S:-3}
+
+out=$(mktemp -d)
+server_pid=""
+load_pid=""
+cleanup() {
+  for p in $load_pid $server_pid; do
+    if kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null || true; fi
+  done
+  rm -rf "$out"
+}
+trap cleanup EXIT
+
+mkfifo "$out/stdout"
+taskset -c "$server_cpu" bazel-bin/apps/echo/echo --isolation=mprotect --fault_injection --shards=1 \
+  >"$out/stdout" 2>"$out/stderr" &
+server_pid=$!
+exec 3<"$out/stdout"
+read -r first <&3
+port=${first##*:}
+
+echo "mnvkd demo: fault containment. apps/echo --isolation=mprotect --fault_injection; $first"
+echo
+echo "5) 200 connections of ping-pong load for ${DURATION_S} s while three other connections fault:"
+taskset -c "$client_cpu" bazel-bin/perf/echo_load --port="$port" --conns=200 --size=64 --warmup_s=0.5 \
+  --duration_s="$DURATION_S" --server_pid="$server_pid" >"$out/load" 2>&1 &
+load_pid=$!
+for fault in '!segv' '!fpe' '!oom'; do
+  # Each faulting connection sees its peer close it: its micro-process died and was reclaimed.
+  reply=$(printf '%s\n' "$fault" | timeout 5 bash -c "exec 9<>/dev/tcp/127.0.0.1/$port; cat >&9; timeout 2 cat <&9" || true)
+  printf '     sent %-6s -> connection closed by the server%s\n' "$fault" "${reply:+ after: $reply}"
+done
+wait "$load_pid"
+load_pid=""
+field() { grep '^RESULT' "$out/load" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+echo
+echo "   the server's supervisor logged:"
+grep 'died and was reclaimed' "$out/stderr" | sed -e 's/^mnv: server on port [0-9]*: /     /' -e 's/ (fd [0-9]*, process [0-9]*)//' -e 's/ ([0-9]* deaths so far)//'
+echo
+printf '   meanwhile the load: %s msgs/s, p99 %s us, %s errors on its 200 connections\n' \
+  "$(field "$out/load" msgs_per_s)" "$(field "$out/load" p99_us)" "$(field "$out/load" errors)"
+kill -TERM "$server_pid"
+rc=0
+wait "$server_pid" || rc=$?
+server_pid=""
+echo "   SIGTERM: exit status $rc; $(grep -o 'served [0-9]* connections ([0-9]* died[^)]*)' "$out/stderr" | head -1)"
