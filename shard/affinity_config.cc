@@ -16,6 +16,8 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "runtime/kernel.h"
+
 // The library's symbols are toml::v3::ex::parse etc.: it was built with exceptions, so this file
 // must see the same API (toml::parse throws toml::parse_error) or it would not link.
 #if !TOML_EXCEPTIONS
@@ -544,6 +546,14 @@ bool resolve_affinity(const AffinitySpec& spec, const Topology& topology, Affini
     std::size_t next = 0;
     for (int& cpu : cpus) {
       if (cpu < 0) cpu = chosen[next++];
+    }
+  }
+
+  if (spec.isolation == Isolation::kPkeys) {
+    std::string why;
+    if (!Kernel::isolation_available(IsolationMode::kPkeys, &why)) {
+      *error = (spec.isolation_at.empty() ? std::string("isolation") : spec.isolation_at) + ": " + why;
+      return false;
     }
   }
 

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/kernel.h"
 #include "runtime/poller.h"
 #include "tests/echo_fixture.h"
 
@@ -232,6 +233,17 @@ TEST(EchoConfigTest, EachBadValueIsNamedAndExitsTwoBeforeAnyShardStarts) {
   EXPECT_NE(err.find("line 1"), std::string::npos) << err;
   EXPECT_NE(err.find("two"), std::string::npos) << err;
   std::remove(file.c_str());
+}
+
+// Where the CPU has no memory protection keys, --isolation=pkeys is a configuration error: one
+// line naming the flag and why, exit 2, before any shard starts.
+TEST(EchoConfigTest, PkeysWhereUnavailableIsRefusedAtStartUp) {
+  std::string why;
+  if (Kernel::isolation_available(IsolationMode::kPkeys, &why)) GTEST_SKIP() << "this CPU has pkeys";
+  std::string err;
+  EXPECT_EQ(run_echo("--isolation=pkeys --port=0", &err), 2);
+  EXPECT_NE(err.find("--isolation=pkeys: pkeys isolation is not available here"), std::string::npos) << err;
+  EXPECT_EQ(err.find("shard"), std::string::npos) << "no shard should have started:\n" << err;
 }
 
 // With --fault_injection, connections whose handler traps or runs out of heap die; the server's
