@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/kernel.h"
+
 namespace mnv {
 namespace {
 
@@ -263,6 +265,12 @@ TEST(AffinityConfigTest, MissingFile) {
   EXPECT_EQ(error, "/nonexistent/affinity.toml: cannot open: No such file or directory");
 }
 
+TEST(AffinityConfigTest, PkeysIsRefusedWhereTheCpuHasNone) {
+  std::string why;
+  if (Kernel::isolation_available(IsolationMode::kPkeys, &why)) GTEST_SKIP() << "this CPU has pkeys";
+  expect_error("isolation = \"pkeys\"\n", {"line 1", "isolation", "pkeys isolation is not available here"});
+}
+
 TEST(AffinityConfigTest, OverridesWinOverTheFile) {
   auto topology = fake_machine();
   const std::string file = R"(shards = 1
@@ -278,7 +286,7 @@ pool_size = 10
   o.shards = "2";
   o.cpuset = "2-3";
   o.poller = "poll";
-  o.isolation = "pkeys";
+  o.isolation = "strict";  // (pkeys would be refused on CPUs without protection keys)
   o.grace_ms = 0;
   o.heap_pages = 16;
   o.pool_size = 100;
@@ -287,7 +295,7 @@ pool_size = 10
   EXPECT_EQ(format_cpuset(c.cpuset), "2-3");
   EXPECT_EQ(c.cpus, (std::vector<int>{2, 3}));
   EXPECT_EQ(c.poller, PollerKind::kPoll);
-  EXPECT_EQ(c.isolation, Isolation::kPkeys);
+  EXPECT_EQ(c.isolation, Isolation::kStrict);
   EXPECT_EQ(c.grace_ms, 0);
   EXPECT_EQ(c.heap_pages, 16u);
   EXPECT_EQ(c.pool_size, 100u);
