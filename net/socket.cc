@@ -121,6 +121,40 @@ void Socket::wake_writer() { ready_if_blocked(space_waiter); }
 Socket::Io Socket::fill(Block& b) {
   if (error != 0) return Io::kError;
   if (rx_eof || rx_closed) return Io::kEof;
+  if (rx_multishot()) {
+    // Completion mode with a multishot receive: copy what the poller's buffers hold. Nothing
+    // there: make sure the receive is armed and wait, without touching the ring.
+    if (!cio_->recv_queued(rx_fd_)) {
+      cio_->arm_recv(rx_fd_);
+      b.fd = rx_fd_;
+      b.events = POLLIN | POLLRDHUP;
+      return Io::kAgain;
+    }
+    if (!rx.ensure()) {
+      error = ENOMEM;
+      return Io::kError;
+    }
+    if (rx.full()) return Io::kProgress;
+    iovec v[2];
+    int k = rx.space_iov(v);
+    std::int32_t r = cio_->take_recv(rx_fd_, v, k);
+    // The reply to what the peer sent before has usually gone by now: settle its send (see
+    // below).
+    if (xfer_.tx.done()) settle_send();
+    if (r > 0) {
+      rx.commit(static_cast<std::size_t>(r));
+      return Io::kProgress;
+    }
+    if (r == 0) {
+      rx_eof = true;
+      return Io::kEof;
+    }
+    if (r != -ENOTSOCK) {
+      error = -r;
+      return Io::kError;
+    }
+    not_a_socket();  // and read it below
+  }
   if (!rx.ensure()) {
     error = ENOMEM;
     return Io::kError;

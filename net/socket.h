@@ -19,6 +19,9 @@
 // EOF, errors and ECONNRESET come back as the transfer's result and are handled exactly as the
 // readv/writev results are. A receive still waiting when the process goes idle is cancelled so
 // the rx ring can be given back; input then wakes the thread through a readiness watch again.
+// Where the poller offers a multishot receive (the default with io_uring), fill() instead arms
+// it once and copies what it received from the poller's buffers into rx: the OS never writes
+// into the rx ring, so nothing pins it and an idle connection keeps no ring.
 #pragma once
 
 #include <cstdint>
@@ -115,6 +118,8 @@ class Socket : IdleHook {
   // not turn out not to be a socket.
   bool completion() const { return cio_ != nullptr && !not_socket_; }
   bool tx_completion() const { return completion() && owns_tx_fd_ && tx_fd_ == rx_fd_; }
+  // Whether input comes through the poller's multishot receive (completion_io.h).
+  bool rx_multishot() const { return completion() && rx_peer_ == nullptr && rx_fd_ >= 0 && cio_->recv_multishot(); }
   void not_a_socket();
   void cancel_transfers();
   // Takes the finished send's result: the sent bytes leave tx. False (with `error` set) if it

@@ -25,6 +25,16 @@
 //  * A send transfers all of its bytes or fails: short sends are continued by the poller.
 //  * cancel() is synchronous (one system call when the transfer is in flight): on return the OS
 //    no longer uses the buffer. forget(fd) cancels whatever is still in flight on fd and detaches.
+//
+// Multishot receive (recv_multishot(), io_uring with provided buffers): instead of one receive
+// per message into the socket's own ring, one receive stays armed on the fd and the OS fills
+// buffers that the poller owns (never a micro-heap). The socket arms it with arm_recv() when it
+// finds nothing queued, and copies what arrived into its ring with take_recv() while its process
+// runs; each buffer goes back to the poller as soon as it is copied. Arrivals are reported by
+// wait() as POLLIN (POLLERR added for an error). An armed receive is the fd's watch on input, so
+// an idle connection keeps no ring of its own: only the poller's state for its fd. A socket whose
+// process does not read stops the receive after a few queued buffers (backpressure: the rest
+// waits in the OS socket) and the next arm_recv() starts it again.
 #pragma once
 
 #include <sys/uio.h>
@@ -76,6 +86,19 @@ class CompletionIo {
   virtual void cancel(int fd, Transfers* x, bool send) = 0;
   // x is going away: the poller forgets it (both transfers idle or done).
   virtual void detach(int fd, Transfers* x) = 0;
+
+  // Whether sockets receive with a multishot receive (see above) instead of recv(): the poller
+  // can, and it was not turned off with enable_recv_multishot(false).
+  virtual bool recv_multishot() const { return false; }
+  virtual void enable_recv_multishot(bool on) { (void)on; }
+  // Whether fd has received data (or its end) queued for take_recv().
+  virtual bool recv_queued(int fd) = 0;
+  // Makes sure a multishot receive is armed on socket fd (no-op when one is, or input ended).
+  virtual void arm_recv(int fd) = 0;
+  // Copies queued input into iov[0..n) (the socket ring's free space, n >= 1, nothing empty):
+  // the bytes copied (> 0); 0 at the end of input; -errno once the receive failed (ENOTSOCK:
+  // fd is not a socket); -EAGAIN when nothing is queued.
+  virtual std::int32_t take_recv(int fd, const iovec* iov, int n) = 0;
 
  protected:
   ~CompletionIo() = default;

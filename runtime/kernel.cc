@@ -208,6 +208,7 @@ bool Kernel::init() {
   // The OS writes completed receives straight into micro-heaps, at any time: only where no heap
   // is ever hidden.
   if (config_.completion_io && config_.isolation == IsolationMode::kOff) completion_io_ = poller_->completion_io();
+  if (completion_io_ != nullptr) completion_io_->enable_recv_multishot(config_.recv_multishot);
   for (auto& p : g_pollers) {
     Poller* expected = nullptr;
     if (p.compare_exchange_strong(expected, poller_.get())) break;

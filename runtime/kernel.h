@@ -59,6 +59,10 @@ struct KernelConfig {
   // runtime/completion_io.h): no read/write system call per message. The OS then writes into
   // micro-heaps directly, so it is used only with IsolationMode::kOff.
   bool completion_io = true;
+  // With completion_io, sockets receive through one multishot receive per fd into buffers the
+  // poller owns (io_uring provided buffers), copied into their rings while their process runs,
+  // instead of one receive per message into the ring itself.
+  bool recv_multishot = true;
 };
 
 // Hooks for the layer above the kernel (shard/), called on the kernel's own thread.

@@ -25,6 +25,8 @@ class KernelTest : public ::testing::TestWithParam<Backend> {
     KernelConfig kc;
     kc.poller = GetParam().kind;
     kc.completion_io = GetParam().completion_io;
+  kc.recv_multishot = GetParam().recv_multishot;
+    kc.recv_multishot = GetParam().recv_multishot;
     kc.max_fds = 4096;
     kc.max_processes = 256;
     kc.exit_when_idle = true;
@@ -192,6 +194,7 @@ TEST_P(KernelTest, StopReclaimsEverythingAfterTheGracePeriod) {
   KernelConfig kc;
   kc.poller = GetParam().kind;
   kc.completion_io = GetParam().completion_io;
+  kc.recv_multishot = GetParam().recv_multishot;
   kc.grace_ns = 20'000'000;
   auto k = Kernel::create(kc);
   bool finished = false;
@@ -222,6 +225,7 @@ TEST_P(KernelTest, AProcessFdQuotaRaisesEmfile) {
   KernelConfig kc;
   kc.poller = GetParam().kind;
   kc.completion_io = GetParam().completion_io;
+  kc.recv_multishot = GetParam().recv_multishot;
   kc.exit_when_idle = true;
   kc.max_fds_per_process = 2;
   auto k = Kernel::create(kc);
@@ -401,6 +405,7 @@ TEST_P(KernelTest, AnIdleConnectionGivesItsRingsBackAndIsStillServed) {
   KernelConfig kc;
   kc.poller = GetParam().kind;
   kc.completion_io = GetParam().completion_io;
+  kc.recv_multishot = GetParam().recv_multishot;
   kc.trim_interval_ns = 10'000'000;  // idle after 10-20 ms
   kc.grace_ns = 100'000'000;
   auto k = Kernel::create(kc);
