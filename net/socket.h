@@ -20,8 +20,10 @@
 // readv/writev results are. A receive still waiting when the process goes idle is cancelled so
 // the rx ring can be given back; input then wakes the thread through a readiness watch again.
 // Where the poller offers a multishot receive (the default with io_uring), fill() instead arms
-// it once and copies what it received from the poller's buffers into rx: the OS never writes
-// into the rx ring, so nothing pins it and an idle connection keeps no ring.
+// it once and takes what it received from the poller's buffers: an empty rx reads the oldest
+// buffer in place (Vectoring::lend()) until it is consumed or more is needed, else the bytes are
+// copied into rx. The OS never writes into the rx ring, so nothing pins it, and an idle
+// connection keeps no ring and no buffer.
 #pragma once
 
 #include <cstdint>
@@ -122,6 +124,8 @@ class Socket : IdleHook {
   bool rx_multishot() const { return completion() && rx_peer_ == nullptr && rx_fd_ >= 0 && cio_->recv_multishot(); }
   void not_a_socket();
   void cancel_transfers();
+  // Gives a buffer lent by the poller (rx reads it in place) back; rx must be done with it.
+  void return_loan();
   // Takes the finished send's result: the sent bytes leave tx. False (with `error` set) if it
   // failed.
   bool settle_send();
@@ -130,6 +134,7 @@ class Socket : IdleHook {
   Transfers xfer_;               // its receive into rx's free space and send of tx's data; a
                                  // busy one pins its ring
   bool not_socket_ = false;      // a transfer said ENOTSOCK: readv/writev from then on
+  std::uint32_t rx_loan_ = 0;    // multishot receive: the poller's buffer rx reads in place
   int rx_fd_ = -1;
   int tx_fd_ = -1;
   Socket* rx_peer_ = nullptr;  // input is pulled from this socket's tx

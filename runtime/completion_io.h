@@ -30,7 +30,8 @@
 // per message into the socket's own ring, one receive stays armed on the fd and the OS fills
 // buffers that the poller owns (never a micro-heap). The socket arms it with arm_recv() when it
 // finds nothing queued, and copies what arrived into its ring with take_recv() while its process
-// runs; each buffer goes back to the poller as soon as it is copied. Arrivals are reported by
+// runs (or, when its ring is empty, reads the buffer in place: lend_recv()); each buffer goes
+// back to the poller as soon as it is copied (or read). Arrivals are reported by
 // wait() as POLLIN (POLLERR added for an error). An armed receive is the fd's watch on input, so
 // an idle connection keeps no ring of its own: only the poller's state for its fd. A socket whose
 // process does not read stops the receive after a few queued buffers (backpressure: the rest
@@ -99,6 +100,13 @@ class CompletionIo {
   // the bytes copied (> 0); 0 at the end of input; -errno once the receive failed (ENOTSOCK:
   // fd is not a socket); -EAGAIN when nothing is queued.
   virtual std::int32_t take_recv(int fd, const iovec* iov, int n) = 0;
+  // Lends the oldest queued buffer's bytes instead of copying them: sets *data and *len (> 0)
+  // and returns a token for give_back(), or 0 (nothing changed) when no data is queued. The
+  // buffer leaves fd's queue; until it is given back (or fd is forgotten: a socket that is never
+  // destroyed, e.g. in a trapped process, loses nothing) the poller does not reuse it. One loan
+  // per fd at a time.
+  virtual std::uint32_t lend_recv(int fd, const char** data, std::uint32_t* len) = 0;
+  virtual void give_back(int fd, std::uint32_t token) = 0;
 
  protected:
   ~CompletionIo() = default;

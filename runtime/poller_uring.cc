@@ -249,6 +249,10 @@ void IoUringPoller::forget(int fd) {
   s.rx_first = s.rx_last = 0;
   s.rx_count = 0;
   s.rx_ended = false;
+  if (s.rx_lent != 0) {  // its socket is gone (or will not read it any more)
+    recycle(s.rx_lent - 1u);
+    s.rx_lent = 0;
+  }
   if (s.live) {
     // A live registration is only created by a flush, which first submits any older removal.
     MNV_ASSERT(!s.remove_pending);
@@ -731,6 +735,28 @@ std::int32_t IoUringPoller::take_recv(int fd, const iovec* iov, int n) {
     }
   }
   return static_cast<std::int32_t>(copied);
+}
+
+std::uint32_t IoUringPoller::lend_recv(int fd, const char** data, std::uint32_t* len) {
+  FdState& s = state(fd);
+  if (s.rx_first == 0) return 0;
+  MNV_ASSERT(s.rx_lent == 0);
+  std::uint32_t bid = s.rx_first - 1u;
+  RxBuf& b = rx_meta_[bid];
+  s.rx_first = static_cast<std::uint16_t>(b.next);
+  if (s.rx_first == 0) s.rx_last = 0;
+  --s.rx_count;
+  *data = rx_bufs_ + static_cast<std::size_t>(bid) * rx_size_ + b.off;
+  *len = b.len - b.off;
+  s.rx_lent = static_cast<std::uint16_t>(bid + 1);
+  return bid + 1;  // (still held: recycled by give_back() or forget())
+}
+
+void IoUringPoller::give_back(int fd, std::uint32_t token) {
+  FdState& s = state(fd);
+  if (token == 0 || s.rx_lent != token) return;  // forgotten since: already back
+  s.rx_lent = 0;
+  recycle(token - 1);
 }
 
 // A multishot receive's CQE. Like handle(): false, with nothing changed, when out is full.

@@ -108,6 +108,8 @@ class IoUringPoller final : public Poller, public CompletionIo {
   }
   void arm_recv(int fd) override;
   std::int32_t take_recv(int fd, const iovec* iov, int n) override;
+  std::uint32_t lend_recv(int fd, const char** data, std::uint32_t* len) override;
+  void give_back(int fd, std::uint32_t token) override;
 
   // Multishot receive: whether the kernel has it (provided-buffer rings), buffers the kernel
   // can fill now, and receives armed again after ENOBUFS (diagnostics and tests).
@@ -142,6 +144,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
     std::uint16_t rx_first = 0;   // queued buffers, oldest first: buffer id + 1 (0: none)
     std::uint16_t rx_last = 0;
     std::int16_t rx_end = 0;      // 0 (end of input) or -errno
+    std::uint16_t rx_lent = 0;    // the buffer lent out (lend_recv()): its id + 1 (0: none)
     std::uint8_t ms_state = 0;    // kMsIdle, kMsLive (submitted), kMsCancelling (until its last CQE)
     bool live : 1 = false;            // a multishot poll for gen is submitted and has not ended
     bool add_pending : 1 = false;     // a multishot poll for gen waits to be submitted
