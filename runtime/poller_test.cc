@@ -1122,6 +1122,33 @@ TEST_P(IoUringMultishotTest, ForgetGivesQueuedBuffersBackAndAReusedNumberGetsNot
   EXPECT_EQ(p().rx_buffers_free(), 512u);
 }
 
+TEST_P(IoUringMultishotTest, AForgottenSocketIsReleasedFromTheFileTableAndClosesForReal) {
+  int a, b;
+  fds_.socket_pair(&a, &b);
+  p().arm_recv(a);
+  Transfers x;
+  iovec iov{const_cast<char*>("bye"), 3};
+  p().send(a, &x, &iov, 1);
+  Watcher w(p());
+  Clock::time_point start = Clock::now();
+  while (!x.tx.done() && since_ns(start) < kPatience) w.poll_once(kMs);  // (a send is not reported)
+  ASSERT_TRUE(x.tx.done());
+  EXPECT_EQ(x.tx.take(), 3);
+  EXPECT_EQ(p().registered(a), p().fixed_files());  // named through the registered table
+  p().detach(a, &x);
+  p().forget(a);
+  EXPECT_FALSE(p().registered(a));
+  fds_.close(a);
+  char buf[8];
+  EXPECT_EQ(::read(b, buf, sizeof buf), 3);
+  // Once the receive's cancel has gone down with the next waits, nothing holds the file any
+  // more: the peer sees the end of the stream.
+  pollfd pf{b, POLLIN, 0};
+  start = Clock::now();
+  while (::poll(&pf, 1, 0) == 0 && since_ns(start) < kPatience) w.poll_once(kMs);
+  EXPECT_EQ(::read(b, buf, sizeof buf), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(DeferTaskrun, IoUringMultishotTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return std::string(info.param ? "DeferTaskrun" : "PlainFlags");

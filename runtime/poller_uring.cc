@@ -145,7 +145,10 @@ int IoUringPoller::setup(unsigned sq_entries, unsigned cq_entries, bool try_defe
   // One enter per loop turn: a registered ring fd spares the kernel an fd lookup in each. (It is
   // registered for this thread only: with SINGLE_ISSUER no other thread may submit anyway.)
   if (defer_taskrun_) io_uring_register_ring_fd(&ring_);
-  if (completion_) multishot_ = setup_rx_buffers(rx_buffers, rx_buffer_size);
+  if (completion_) {
+    multishot_ = setup_rx_buffers(rx_buffers, rx_buffer_size);
+    fixed_files_ = io_uring_register_files_sparse(&ring_, static_cast<unsigned>(max_fds_)) == 0;
+  }
   return 0;
 }
 
@@ -230,6 +233,15 @@ void IoUringPoller::forget(int fd) {
     s.xfer = nullptr;
   }
   s.exact = false;
+  if (s.fixed) {  // the registered table holds a reference to the file: drop it before close()
+    int none = -1;
+    int r;
+    do {
+      r = io_uring_register_files_update(&ring_, static_cast<unsigned>(fd), &none, 1);
+    } while (r == -EINTR);
+    MNV_ASSERT(r == 1);
+    s.fixed = false;
+  }
   // A multishot receive: stop it (its CQEs are stale from here on) and give its buffers back.
   if (s.ms_state == kMsLive) {
     s.ms_cancel_pending = true;
@@ -341,6 +353,7 @@ int IoUringPoller::flush_changes() {
     if (s.ms_arm_pending) {
       io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
       io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
+      use_fixed(sqe, fd, s);
       sqe->flags |= IOSQE_BUFFER_SELECT;
       sqe->buf_group = kBufGroup;
       io_uring_sqe_set_data64(sqe, ms_data(s.ms_gen, fd));
@@ -439,6 +452,7 @@ bool IoUringPoller::handle_transfer(std::uint64_t data, const io_uring_cqe* cqe,
     if (res == -EAGAIN || res == -EINTR) {  // not expected from a socket: try again, waiting for data
       io_uring_sqe* sqe = next_sqe();
       io_uring_prep_recv(sqe, fd, t.iov[0].iov_base, t.iov[0].iov_len, 0);
+      use_fixed(sqe, fd, s);
       sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
       io_uring_sqe_set_data64(sqe, data);
       return true;
@@ -581,6 +595,21 @@ inline io_uring_sqe* IoUringPoller::next_sqe() {
   return sqe;
 }
 
+// Makes sqe name fd through the registered file table, registering fd there first if needed
+// (slot fd; a failed registration leaves the plain fd).
+inline void IoUringPoller::use_fixed(io_uring_sqe* sqe, int fd, FdState& s) {
+  if (!fixed_files_) return;
+  if (!s.fixed) {
+    int r;
+    do {
+      r = io_uring_register_files_update(&ring_, static_cast<unsigned>(fd), &fd, 1);
+    } while (r == -EINTR);
+    if (r != 1) return;
+    s.fixed = true;
+  }
+  sqe->flags |= IOSQE_FIXED_FILE;
+}
+
 // Marks t in flight with the fd's next sequence number; an fd's first transfer makes its
 // readiness watch exact.
 inline void IoUringPoller::start_transfer(int fd, FdState& s, Transfers* x, Transfer& t) {
@@ -602,6 +631,7 @@ void IoUringPoller::recv(int fd, Transfers* x, void* buf, std::uint32_t len, boo
   t.iov[0] = iovec{buf, len};
   io_uring_sqe* sqe = next_sqe();
   io_uring_prep_recv(sqe, fd, buf, len, 0);
+  use_fixed(sqe, fd, s);
   if (poll_first) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
   io_uring_sqe_set_data64(sqe, io_data(false, t.seq, fd));
 }
@@ -623,11 +653,11 @@ void IoUringPoller::send(int fd, Transfers* x, const iovec* iov, int n) {
 // The SQE that sends what is left of the current piece. MSG_WAITALL: the kernel itself goes on
 // after a short send on a stream socket.
 void IoUringPoller::prep_send(int fd, FdState& s, Transfer& t) {
-  (void)s;
   const iovec& piece = t.iov[t.index];
   io_uring_sqe* sqe = next_sqe();
   io_uring_prep_send(sqe, fd, static_cast<char*>(piece.iov_base) + t.offset, piece.iov_len - t.offset,
                      MSG_NOSIGNAL | MSG_WAITALL);
+  use_fixed(sqe, fd, s);
   io_uring_sqe_set_data64(sqe, io_data(true, t.seq, fd));
 }
 

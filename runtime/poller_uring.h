@@ -49,6 +49,11 @@
 // forget() submits an async cancel for a live one (the buffers are the poller's, so nothing need
 // wait for it) and gives the fd's queued buffers back.
 //
+// Transfers and multishot receives name their socket through the ring's registered file table
+// (IOSQE_FIXED_FILE, slot = fd number), which spares the kernel a file lookup and reference per
+// SQE: an fd is registered (one system call) at its first transfer or receive, and unregistered
+// (one system call) by forget(), before it is closed.
+//
 // The ring is set up with SINGLE_ISSUER | DEFER_TASKRUN when the kernel accepts them (6.1+), so
 // the thread that creates the poller must be the only one to call interest/forget/wait; wake() is
 // the one call that any thread may make.
@@ -116,6 +121,9 @@ class IoUringPoller final : public Poller, public CompletionIo {
   bool multishot_available() const { return multishot_; }
   unsigned rx_buffers_free() const { return rx_count_ - rx_held_; }
   std::uint64_t nobufs_rearms() const { return nobufs_rearms_; }
+  // Whether fd is in the ring's registered file table (diagnostics and tests).
+  bool registered(int fd) { return state(fd).fixed; }
+  bool fixed_files() const { return fixed_files_; }
   // Whether a multishot receive is armed (submitted or about to be) on fd.
   bool recv_armed(int fd) { return state(fd).ms_state == kMsLive || state(fd).ms_arm_pending; }
 
@@ -158,6 +166,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
     bool ms_rearm : 1 = false;        // arm again when the cancelled one has ended
     bool ms_starved : 1 = false;      // ended with ENOBUFS: in starved_, armed once buffers are back
     bool rx_ended : 1 = false;        // rx_end is queued behind the data
+    bool fixed : 1 = false;           // fd is in the ring's registered file table (slot fd)
   };
   static_assert(sizeof(FdState) <= 64, "one cache line per fd");
   enum : std::uint8_t { kMsIdle = 0, kMsLive = 1, kMsCancelling = 2 };
@@ -195,6 +204,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
   bool handle_multishot(std::uint64_t data, const io_uring_cqe* cqe, PollEvent* out, int max, int* n);
   void recycle(std::uint32_t bid);
   void ms_arm(int fd, FdState& s);
+  void use_fixed(io_uring_sqe* sqe, int fd, FdState& s);
   static bool ms_covers_input(const FdState& s);
 
   io_uring ring_{};
@@ -224,6 +234,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
   std::unique_ptr<int[]> starved_;  // fds whose receive ended with ENOBUFS
   std::size_t starved_count_ = 0;
   std::uint64_t nobufs_rearms_ = 0;
+  bool fixed_files_ = false;  // a sparse registered file table of max_fds_ slots
 };
 
 }  // namespace mnv
