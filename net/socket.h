@@ -10,7 +10,8 @@
 // report kAgain with the Block to wait on filled in, and never block themselves.
 //
 // Completion mode: a socket bound with bind_fd() inside a kernel that offers completion-mode
-// I/O (runtime/completion_io.h: io_uring, isolation off) does not readv/writev its fd. fill()
+// I/O (runtime/completion_io.h: io_uring) does not readv/writev its fd (with isolation on, only
+// its input: the multishot receive below; sends stay writev()s made while the heap is open). fill()
 // hands the poller a receive into the rx ring's free space and reports kAgain until it has
 // finished; drain() hands it a send of the tx ring's data and reports kInFlight until it has
 // finished. Both go down with the kernel's next wait, so a message costs no system call of its
@@ -119,7 +120,7 @@ class Socket : IdleHook {
   // Whether transfers go through cio_: bound with bind_fd() in completion mode, and the fd did
   // not turn out not to be a socket.
   bool completion() const { return cio_ != nullptr && !not_socket_; }
-  bool tx_completion() const { return completion() && owns_tx_fd_ && tx_fd_ == rx_fd_; }
+  bool tx_completion() const { return completion() && cio_->sends_allowed() && owns_tx_fd_ && tx_fd_ == rx_fd_; }
   // Whether input comes through the poller's multishot receive (completion_io.h).
   bool rx_multishot() const { return completion() && rx_peer_ == nullptr && rx_fd_ >= 0 && cio_->recv_multishot(); }
   void not_a_socket();

@@ -92,6 +92,10 @@ class CompletionIo {
   // can, and it was not turned off with enable_recv_multishot(false).
   virtual bool recv_multishot() const { return false; }
   virtual void enable_recv_multishot(bool on) { (void)on; }
+  // Whether sockets may hand sends (and single receives) to the poller: only while micro-heaps
+  // are never hidden from the OS (isolation off). Else only the multishot receive is used.
+  bool sends_allowed() const { return sends_allowed_; }
+  void allow_sends(bool on) { sends_allowed_ = on; }
   // Whether fd has received data (or its end) queued for take_recv().
   virtual bool recv_queued(int fd) = 0;
   // Makes sure a multishot receive is armed on socket fd (no-op when one is, or input ended).
@@ -110,6 +114,9 @@ class CompletionIo {
 
  protected:
   ~CompletionIo() = default;
+
+ private:
+  bool sends_allowed_ = true;
 };
 
 }  // namespace mnv
