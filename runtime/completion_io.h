@@ -5,8 +5,10 @@
 // poller's share of a wait); with io_uring the receive and the send can instead go down as SQEs
 // with the loop's single io_uring_enter and come back as CQEs, so the per-message system calls
 // disappear. Only a poller that can do this offers it (Poller::completion_io(); io_uring does,
-// epoll and poll do not), and only while micro-heaps are not hidden from the OS kernel
-// (isolation off: the OS writes received bytes straight into a socket's ring in its micro-heap).
+// epoll and poll do not). Transfers use micro-heap memory directly (the OS reads a send from the
+// socket's ring, a single receive writes into it), so they are allowed only while micro-heaps
+// are never hidden from the OS (isolation off; sends_allowed()); the multishot receive below
+// only fills the poller's own buffers, so it is used with isolation too.
 //
 // The contract. A socket owns a Transfers pair (in its own memory, next to its rings) and uses it
 // for one fd: at most one receive and one send in flight at a time.
