@@ -30,6 +30,7 @@ void ready_if_blocked(ThreadRef& t) {
 
 Socket::~Socket() {
   cancel_transfers();  // the rings are freed below: the OS must be done with them
+  return_loan();
   if (tx_peer_ != nullptr) {  // our reader sees EOF
     tx_peer_->rx_peer_ = nullptr;
     tx_peer_->rx_eof = true;
@@ -47,6 +48,11 @@ Socket::~Socket() {
 
 void Socket::bind_fd(int fd) {
   MNV_ASSERT(!xfer_.rx.busy() && !xfer_.tx.busy());
+  if (rx.lent()) {
+    rx.consume(rx.size());  // (another connection's bytes)
+    rx.end_loan();
+  }
+  return_loan();
   if (cio_ != nullptr) cio_->detach(rx_fd_, &xfer_);
   rx_fd_ = tx_fd_ = fd;
   Kernel* k = Kernel::current();
@@ -81,6 +87,12 @@ bool Socket::settle_send() {
   return false;
 }
 
+void Socket::return_loan() {
+  if (rx_loan_ == 0) return;
+  cio_->give_back(rx_fd_, rx_loan_);
+  rx_loan_ = 0;
+}
+
 void Socket::not_a_socket() {
   // readv/writev from now on; a transfer still out in the other direction (it fails the same
   // way) is cancelled.
@@ -112,6 +124,8 @@ void Socket::on_idle(IdleHook* h) {
     s->cio_->cancel(s->rx_fd_, &s->xfer_, false);
     if (!rx.busy()) s->rx.unpin();
   }
+  // A lent receive buffer goes back to the poller; bytes left in it move into the ring.
+  if (s->rx.lent() && s->rx.end_loan()) s->return_loan();
   s->release_idle_rings();
 }
 
@@ -121,6 +135,57 @@ void Socket::wake_writer() { ready_if_blocked(space_waiter); }
 Socket::Io Socket::fill(Block& b) {
   if (error != 0) return Io::kError;
   if (rx_eof || rx_closed) return Io::kEof;
+  if (rx_multishot()) {
+    // Completion mode with a multishot receive: the input is in the poller's buffers. Done with
+    // a lent buffer (or more is needed after its bytes): what is left of it moves into the ring.
+    if (rx.lent()) {
+      if (!rx.end_loan()) {
+        error = ENOMEM;
+        return Io::kError;
+      }
+      return_loan();
+    }
+    // Nothing there: make sure the receive is armed and wait, without touching the ring.
+    if (!cio_->recv_queued(rx_fd_)) {
+      cio_->arm_recv(rx_fd_);
+      b.fd = rx_fd_;
+      b.events = POLLIN | POLLRDHUP;
+      return Io::kAgain;
+    }
+    // The reply to what the peer sent before has usually gone by now: settle its send, so the
+    // next reply starts at the front of an empty send ring.
+    if (xfer_.tx.done()) settle_send();
+    std::int32_t r;
+    if (rx.empty()) {
+      // Read the oldest buffer in place: no copy, and the ring's own memory is not touched.
+      const char* data;
+      std::uint32_t len;
+      if ((rx_loan_ = cio_->lend_recv(rx_fd_, &data, &len)) != 0) {
+        rx.lend(data, len);
+        keep_rings_until_idle();  // a process that goes idle gives the buffer back
+        return Io::kProgress;
+      }
+      r = cio_->take_recv(rx_fd_, nullptr, 0);  // only the end of input is queued
+    } else {
+      if (rx.full()) return Io::kProgress;
+      iovec v[2];
+      int k = rx.space_iov(v);
+      r = cio_->take_recv(rx_fd_, v, k);
+    }
+    if (r > 0) {
+      rx.commit(static_cast<std::size_t>(r));
+      return Io::kProgress;
+    }
+    if (r == 0) {
+      rx_eof = true;
+      return Io::kEof;
+    }
+    if (r != -ENOTSOCK) {
+      error = -r;
+      return Io::kError;
+    }
+    not_a_socket();  // and read it below
+  }
   if (!rx.ensure()) {
     error = ENOMEM;
     return Io::kError;
@@ -172,7 +237,7 @@ Socket::Io Socket::fill(Block& b) {
     rx_eof = true;
     return Io::kEof;
   }
-  if (completion()) {
+  if (completion() && cio_->sends_allowed()) {  // (never into a heap isolation may hide)
     // Receive into the free space (its first piece) when the kernel next waits; if the last
     // receive left the socket empty, wait for data before trying.
     iovec v[2];

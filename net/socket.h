@@ -10,7 +10,8 @@
 // report kAgain with the Block to wait on filled in, and never block themselves.
 //
 // Completion mode: a socket bound with bind_fd() inside a kernel that offers completion-mode
-// I/O (runtime/completion_io.h: io_uring, isolation off) does not readv/writev its fd. fill()
+// I/O (runtime/completion_io.h: io_uring) does not readv/writev its fd (with isolation on, only
+// its input: the multishot receive below; sends stay writev()s made while the heap is open). fill()
 // hands the poller a receive into the rx ring's free space and reports kAgain until it has
 // finished; drain() hands it a send of the tx ring's data and reports kInFlight until it has
 // finished. Both go down with the kernel's next wait, so a message costs no system call of its
@@ -19,6 +20,11 @@
 // EOF, errors and ECONNRESET come back as the transfer's result and are handled exactly as the
 // readv/writev results are. A receive still waiting when the process goes idle is cancelled so
 // the rx ring can be given back; input then wakes the thread through a readiness watch again.
+// Where the poller offers a multishot receive (the default with io_uring), fill() instead arms
+// it once and takes what it received from the poller's buffers: an empty rx reads the oldest
+// buffer in place (Vectoring::lend()) until it is consumed or more is needed, else the bytes are
+// copied into rx. The OS never writes into the rx ring, so nothing pins it, and an idle
+// connection keeps no ring and no buffer.
 #pragma once
 
 #include <cstdint>
@@ -114,9 +120,13 @@ class Socket : IdleHook {
   // Whether transfers go through cio_: bound with bind_fd() in completion mode, and the fd did
   // not turn out not to be a socket.
   bool completion() const { return cio_ != nullptr && !not_socket_; }
-  bool tx_completion() const { return completion() && owns_tx_fd_ && tx_fd_ == rx_fd_; }
+  bool tx_completion() const { return completion() && cio_->sends_allowed() && owns_tx_fd_ && tx_fd_ == rx_fd_; }
+  // Whether input comes through the poller's multishot receive (completion_io.h).
+  bool rx_multishot() const { return completion() && rx_peer_ == nullptr && rx_fd_ >= 0 && cio_->recv_multishot(); }
   void not_a_socket();
   void cancel_transfers();
+  // Gives a buffer lent by the poller (rx reads it in place) back; rx must be done with it.
+  void return_loan();
   // Takes the finished send's result: the sent bytes leave tx. False (with `error` set) if it
   // failed.
   bool settle_send();
@@ -125,6 +135,7 @@ class Socket : IdleHook {
   Transfers xfer_;               // its receive into rx's free space and send of tx's data; a
                                  // busy one pins its ring
   bool not_socket_ = false;      // a transfer said ENOTSOCK: readv/writev from then on
+  std::uint32_t rx_loan_ = 0;    // multishot receive: the poller's buffer rx reads in place
   int rx_fd_ = -1;
   int tx_fd_ = -1;
   Socket* rx_peer_ = nullptr;  // input is pulled from this socket's tx

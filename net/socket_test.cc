@@ -43,6 +43,50 @@ Thread vectoring_checks(bool* ok) {
   co_return;
 }
 
+Thread lent_ring_checks(bool* ok) {
+  Vectoring v(16);
+  EXPECT_TRUE(v.ensure());  // (its own buffer, kept aside while lent)
+  const char lender[] = "first\nsecond";
+  v.lend(lender, 12);
+  EXPECT_TRUE(v.lent());
+  EXPECT_EQ(v.size(), 12u);
+  EXPECT_TRUE(v.full());  // no free space while lent
+  EXPECT_EQ(v.line_length(12), 6u);
+  iovec iov[2];
+  EXPECT_EQ(v.data_iov(iov), 1);
+  EXPECT_EQ(iov[0].iov_base, static_cast<const void*>(lender));  // read in place
+  char out[16];
+  EXPECT_EQ(v.read(out, 6), 6u);
+  EXPECT_EQ(std::string(out, 6), "first\n");
+  // Ending the loan keeps what was not read, in the ring's own buffer, with room after it.
+  EXPECT_TRUE(v.end_loan());
+  EXPECT_FALSE(v.lent());
+  EXPECT_EQ(v.size(), 6u);
+  EXPECT_EQ(v.space(), 10u);
+  EXPECT_EQ(v.write("!", 1), 1u);
+  EXPECT_EQ(v.read(out, 16), 7u);
+  EXPECT_EQ(std::string(out, 7), "second!");
+  // A ring that had no buffer gets one only if bytes are left.
+  Vectoring w(16);
+  w.lend(lender, 12);
+  w.consume(12);
+  EXPECT_TRUE(w.end_loan());
+  EXPECT_FALSE(w.allocated());
+  w.lend(lender, 12);  // and released while lent, it frees nothing of the lender's
+  w.release_if_empty();
+  EXPECT_TRUE(w.lent());
+  *ok = true;
+  co_return;
+}
+
+TEST(VectoringTest, ALentRingReadsInPlaceAndKeepsTheRestWhenTheLoanEnds) {
+  TestProcess p;
+  bool ok = false;
+  p->start(lent_ring_checks, &ok);
+  p->dispatch();
+  EXPECT_TRUE(ok);
+}
+
 Thread pinned_ring_checks(bool* ok) {
   Vectoring v(16);
   EXPECT_TRUE(v.ensure());

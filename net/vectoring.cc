@@ -1,3 +1,4 @@
+// net/vectoring.cc — the ring buffer's out-of-line parts (allocation, wrapped copies, loans).
 #include "net/vectoring.h"
 
 #include <algorithm>
@@ -16,11 +17,35 @@ bool Vectoring::allocate() {
 }
 
 void Vectoring::release() {
+  if (lent_) {  // (the lender takes its bytes back itself)
+    buf_ = own_;
+    cap_ = own_cap_;
+    lent_ = false;
+  }
   if (buf_ == nullptr) return;
   Heap::owner(buf_)->free(buf_);
   buf_ = nullptr;
   head_ = 0;
   len_ = 0;
+}
+
+bool Vectoring::end_loan() {
+  MNV_ASSERT(lent_);
+  const char* rest = buf_ + head_;
+  std::uint32_t n = len_;
+  if (n > 0 && own_ == nullptr) {
+    own_ = static_cast<char*>(this_process().heap().allocate(own_cap_));
+    if (own_ == nullptr) return false;
+  }
+  MNV_ASSERT(n <= own_cap_);
+  buf_ = own_;
+  cap_ = own_cap_;
+  own_ = nullptr;
+  lent_ = false;
+  head_ = 0;
+  len_ = n;
+  if (n > 0) std::memcpy(buf_, rest, n);
+  return true;
 }
 
 std::size_t Vectoring::read(void* dst, std::size_t n) {

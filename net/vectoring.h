@@ -5,6 +5,11 @@
 // gone idle (the kernel's trim pass, see Socket::keep_rings_until_idle()), so an idle connection
 // holds no ring memory. Data and free space are each at most two contiguous pieces,
 // ready for readv/writev (or io_uring) without copying.
+//
+// A ring can also be lent someone else's bytes (lend()): a receive ring reads a buffer that
+// the poller filled (io_uring provided buffers) in place, instead of copying it in first. While
+// lent the ring holds exactly those bytes and has no free space; its owner ends the loan
+// (end_loan(), which gives its own buffer back) before anything is written into it.
 #pragma once
 
 #include <sys/uio.h>
@@ -29,10 +34,27 @@ class Vectoring {
 
   // Allocates the buffer from the current process's heap if it has none; false on ENOMEM.
   bool ensure() { return buf_ != nullptr || allocate(); }
-  // Frees the buffer if nothing is buffered and it is not pinned.
+  // Frees the buffer if nothing is buffered and it is not pinned (or lent).
   void release_if_empty() {
-    if (len_ == 0 && !pinned_) release();
+    if (len_ == 0 && !pinned_ && !lent_) release();
   }
+  // Reads `n` (> 0) bytes at `p`, which someone else owns, in place: the ring must be empty and
+  // not pinned. Until end_loan() the ring's data is those bytes (consumed as usual) and it has no
+  // free space.
+  void lend(const char* p, std::uint32_t n) {
+    MNV_ASSERT(len_ == 0 && !pinned_ && !lent_ && n > 0);
+    own_ = buf_;
+    own_cap_ = cap_;
+    buf_ = const_cast<char*>(p);  // (never written while lent: no free space)
+    cap_ = n;
+    head_ = 0;
+    len_ = n;
+    lent_ = true;
+  }
+  bool lent() const { return lent_; }
+  // Ends a loan: the ring gets its own buffer back, and what was not consumed of the lent bytes
+  // is copied into it (allocated if needed). False on ENOMEM (the loan then goes on).
+  bool end_loan();
   bool allocated() const { return buf_ != nullptr; }
   // While pinned (the OS is receiving into the free space or sending the data, see
   // Socket::fill/drain), the buffer is not released when empty and the data does not move back to
@@ -129,6 +151,9 @@ class Vectoring {
   std::uint32_t head_ = 0;  // index of the oldest byte
   std::uint32_t len_ = 0;
   bool pinned_ = false;
+  bool lent_ = false;
+  std::uint32_t own_cap_ = 0;  // while lent: the ring's own buffer and capacity
+  char* own_ = nullptr;
 };
 
 }  // namespace mnv

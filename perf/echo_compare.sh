@@ -18,6 +18,8 @@
 #   DURATION_S [5]  WARMUP_S [1]  CONNS [1000]  SIZES ["64 512"]  IDLE_CONNS [10000]
 #   IDLE_SIZE [64]  POLLERS ["io_uring epoll poll"]  ECHO_ARGS [] (extra flags for apps/echo)
 #   ISOLATIONS ["off"] (apps/echo --isolation modes to compare, e.g. "off mprotect strict")
+#   IO_MODES ["multishot"] (apps/echo --io modes to compare with --poller=io_uring, e.g.
+#     "multishot recv readiness"; rows are labelled with the mode when there is more than one)
 #   REPS [1] (rounds of load runs; the table shows each server's median round by server CPU)
 #   SKIP_BUILD [0]  (1: use what is built)
 set -euo pipefail
@@ -33,6 +35,7 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_SIZE=${IDLE_SIZE:-64}
 POLLERS=${POLLERS:-"io_uring epoll poll"}
 ISOLATIONS=${ISOLATIONS:-off}
+IO_MODES=${IO_MODES:-multishot}
 ECHO_ARGS=${ECHO_ARGS:-}
 SKIP_BUILD=${SKIP_BUILD:-0}
 REPS=${REPS:-1}
@@ -60,10 +63,15 @@ if [ "$SKIP_BUILD" = 1 ] && [ -x "$BIN/apps/echo/echo" ]; then have_echo=1; fi
 SERVERS=("epoll baseline|$BIN/perf/epoll_echo_server|")
 if [ "$have_echo" = 1 ]; then
   for p in $POLLERS; do
-    for iso in $ISOLATIONS; do
-      label="echo $p"
-      [ "$iso" != off ] && label="echo $p $iso"
-      SERVERS+=("$label|$BIN/apps/echo/echo|--poller=$p --isolation=$iso --pool_size=$((IDLE_CONNS + 1024)) $ECHO_ARGS")
+    modes=multishot
+    [ "$p" = io_uring ] && modes=$IO_MODES
+    for io in $modes; do
+      for iso in $ISOLATIONS; do
+        label="echo $p"
+        [ "$p" = io_uring ] && [ "$(wc -w <<<"$IO_MODES")" -gt 1 ] && label="$label $io"
+        [ "$iso" != off ] && label="$label $iso"
+        SERVERS+=("$label|$BIN/apps/echo/echo|--poller=$p --io=$io --isolation=$iso --pool_size=$((IDLE_CONNS + 1024)) $ECHO_ARGS")
+      done
     done
   done
 fi
@@ -186,7 +194,7 @@ done
 base="${SERVERS[0]%%|*}"
 echo "## Echo ping-pong ($(date -u +%Y-%m-%d), $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(uname -r), $ncpu CPUs)"
 echo
-echo "Command: \`perf/echo_compare.sh\` (DURATION_S=$DURATION_S WARMUP_S=$WARMUP_S CONNS=$CONNS SIZES=\"$SIZES\" REPS=$REPS);"
+echo "Command: \`perf/echo_compare.sh\` (DURATION_S=$DURATION_S WARMUP_S=$WARMUP_S CONNS=$CONNS SIZES=\"$SIZES\" REPS=$REPS POLLERS=\"$POLLERS\" IO_MODES=\"$IO_MODES\" ISOLATIONS=\"$ISOLATIONS\");"
 echo "server pinned to CPU $SERVER_CPU, echo_load to CPU $CLIENT_CPU. Ratios are against the $base,"
 echo "same message size: CPU ratio = msgs per server-CPU-second / the baseline's (higher is better)."
 if [ "$REPS" -gt 1 ]; then echo "Each row is that server's median of $REPS interleaved rounds by msgs per server-CPU-second."; fi

@@ -5,8 +5,10 @@
 // poller's share of a wait); with io_uring the receive and the send can instead go down as SQEs
 // with the loop's single io_uring_enter and come back as CQEs, so the per-message system calls
 // disappear. Only a poller that can do this offers it (Poller::completion_io(); io_uring does,
-// epoll and poll do not), and only while micro-heaps are not hidden from the OS kernel
-// (isolation off: the OS writes received bytes straight into a socket's ring in its micro-heap).
+// epoll and poll do not). Transfers use micro-heap memory directly (the OS reads a send from the
+// socket's ring, a single receive writes into it), so they are allowed only while micro-heaps
+// are never hidden from the OS (isolation off; sends_allowed()); the multishot receive below
+// only fills the poller's own buffers, so it is used with isolation too.
 //
 // The contract. A socket owns a Transfers pair (in its own memory, next to its rings) and uses it
 // for one fd: at most one receive and one send in flight at a time.
@@ -25,6 +27,17 @@
 //  * A send transfers all of its bytes or fails: short sends are continued by the poller.
 //  * cancel() is synchronous (one system call when the transfer is in flight): on return the OS
 //    no longer uses the buffer. forget(fd) cancels whatever is still in flight on fd and detaches.
+//
+// Multishot receive (recv_multishot(), io_uring with provided buffers): instead of one receive
+// per message into the socket's own ring, one receive stays armed on the fd and the OS fills
+// buffers that the poller owns (never a micro-heap). The socket arms it with arm_recv() when it
+// finds nothing queued, and copies what arrived into its ring with take_recv() while its process
+// runs (or, when its ring is empty, reads the buffer in place: lend_recv()); each buffer goes
+// back to the poller as soon as it is copied (or read). Arrivals are reported by
+// wait() as POLLIN (POLLERR added for an error). An armed receive is the fd's watch on input, so
+// an idle connection keeps no ring of its own: only the poller's state for its fd. A socket whose
+// process does not read stops the receive after a few queued buffers (backpressure: the rest
+// waits in the OS socket) and the next arm_recv() starts it again.
 #pragma once
 
 #include <sys/uio.h>
@@ -77,8 +90,35 @@ class CompletionIo {
   // x is going away: the poller forgets it (both transfers idle or done).
   virtual void detach(int fd, Transfers* x) = 0;
 
+  // Whether sockets receive with a multishot receive (see above) instead of recv(): the poller
+  // can, and it was not turned off with enable_recv_multishot(false).
+  virtual bool recv_multishot() const { return false; }
+  virtual void enable_recv_multishot(bool on) { (void)on; }
+  // Whether sockets may hand sends (and single receives) to the poller: only while micro-heaps
+  // are never hidden from the OS (isolation off). Else only the multishot receive is used.
+  bool sends_allowed() const { return sends_allowed_; }
+  void allow_sends(bool on) { sends_allowed_ = on; }
+  // Whether fd has received data (or its end) queued for take_recv().
+  virtual bool recv_queued(int fd) = 0;
+  // Makes sure a multishot receive is armed on socket fd (no-op when one is, or input ended).
+  virtual void arm_recv(int fd) = 0;
+  // Copies queued input into iov[0..n) (the socket ring's free space, n >= 1, nothing empty):
+  // the bytes copied (> 0); 0 at the end of input; -errno once the receive failed (ENOTSOCK:
+  // fd is not a socket); -EAGAIN when nothing is queued.
+  virtual std::int32_t take_recv(int fd, const iovec* iov, int n) = 0;
+  // Lends the oldest queued buffer's bytes instead of copying them: sets *data and *len (> 0)
+  // and returns a token for give_back(), or 0 (nothing changed) when no data is queued. The
+  // buffer leaves fd's queue; until it is given back (or fd is forgotten: a socket that is never
+  // destroyed, e.g. in a trapped process, loses nothing) the poller does not reuse it. One loan
+  // per fd at a time.
+  virtual std::uint32_t lend_recv(int fd, const char** data, std::uint32_t* len) = 0;
+  virtual void give_back(int fd, std::uint32_t token) = 0;
+
  protected:
   ~CompletionIo() = default;
+
+ private:
+  bool sends_allowed_ = true;
 };
 
 }  // namespace mnv

@@ -230,9 +230,15 @@ bool Kernel::init() {
     log_line("mnv: no poller could be created: errno %d", errno);
     return false;
   }
-  // The OS writes completed receives straight into micro-heaps, at any time: only where no heap
-  // is ever hidden.
-  if (config_.completion_io && config_.isolation == IsolationMode::kOff) completion_io_ = poller_->completion_io();
+  // Completion mode. The OS reads sends from micro-heaps and single receives write into them, at
+  // any time: only where no heap is ever hidden. A multishot receive fills the poller's own
+  // buffers, copied in while the process runs, so with isolation it is the receive side alone
+  // (sends are written while the heap is open).
+  if (CompletionIo* cio = config_.completion_io ? poller_->completion_io() : nullptr; cio != nullptr) {
+    cio->enable_recv_multishot(config_.recv_multishot);
+    cio->allow_sends(config_.isolation == IsolationMode::kOff);
+    if (config_.isolation == IsolationMode::kOff || cio->recv_multishot()) completion_io_ = cio;
+  }
   for (auto& p : g_pollers) {
     Poller* expected = nullptr;
     if (p.compare_exchange_strong(expected, poller_.get())) break;

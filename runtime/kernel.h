@@ -62,9 +62,14 @@ struct KernelConfig {
   std::int64_t trim_interval_ns = 1'000'000'000;  // idle processes give back unused heap pages
   bool exit_when_idle = false;  // run() returns once no process is left (tests, clients)
   // Sockets receive and send through the poller itself where it can (io_uring; see
-  // runtime/completion_io.h): no read/write system call per message. The OS then writes into
-  // micro-heaps directly, so it is used only with IsolationMode::kOff.
+  // runtime/completion_io.h): no read/write system call per message. Sends (and receives
+  // without recv_multishot) have the OS use micro-heaps directly, so with isolation only the
+  // multishot receive is used, and sends are writev()s.
   bool completion_io = true;
+  // With completion_io, sockets receive through one multishot receive per fd into buffers the
+  // poller owns (io_uring provided buffers), copied into their rings while their process runs,
+  // instead of one receive per message into the ring itself.
+  bool recv_multishot = true;
 };
 
 // Hooks for the layer above the kernel (shard/), called on the kernel's own thread.

@@ -13,6 +13,7 @@
 #include <liburing.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -857,6 +858,298 @@ TEST_P(IoUringCompletionTest, ForgetCancelsWhatIsInFlightAndAReusedNumberGetsNot
 }
 
 INSTANTIATE_TEST_SUITE_P(DeferTaskrun, IoUringCompletionTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return std::string(info.param ? "DeferTaskrun" : "PlainFlags");
+                         });
+
+// Multishot receive (completion_io.h): one receive armed per fd, into the poller's buffers.
+class IoUringMultishotTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { make(512, 2048); }
+  void make(unsigned buffers, unsigned size) {
+    if (!io_uring_works()) GTEST_SKIP() << "io_uring unavailable here";
+    IoUringOptions options;
+    options.defer_taskrun = GetParam();
+    options.rx_buffers = buffers;
+    options.rx_buffer_size = size;
+    p_.reset();
+    p_ = IoUringPoller::create(kMaxFds, options);
+    ASSERT_NE(p_, nullptr) << strerror(errno);
+    if (p_->completion_io() == nullptr) GTEST_SKIP() << "no completion mode before Linux 6.0";
+    // Provided-buffer rings (5.19) are older than completion mode's sync cancel (6.0).
+    ASSERT_TRUE(p_->multishot_available());
+    ASSERT_TRUE(p_->recv_multishot());
+    ASSERT_EQ(p_->rx_buffers_free(), buffers);
+  }
+  void TearDown() override {
+    fds_.~Fds();
+    new (&fds_) Fds();
+  }
+  IoUringPoller& p() { return *p_; }
+  // Takes everything queued for fd (into pieces of `piece` bytes); the last take's result in *last.
+  std::string take_all(int fd, std::size_t piece, std::int32_t* last) {
+    std::string got;
+    std::vector<char> a(piece), b(piece);
+    for (;;) {
+      iovec v[2] = {{a.data(), piece}, {b.data(), piece}};
+      std::int32_t r = p().take_recv(fd, v, 2);
+      *last = r;
+      if (r <= 0) return got;
+      std::size_t n = static_cast<std::size_t>(r);
+      got.append(a.data(), n < piece ? n : piece);
+      if (n > piece) got.append(b.data(), n - piece);
+    }
+  }
+  // Waits (bounded) until fd has something queued.
+  bool until_queued(Watcher& w, int fd) {
+    Clock::time_point start = Clock::now();
+    while (!p().recv_queued(fd)) {
+      if (since_ns(start) > kPatience) return false;
+      w.poll_once(kPatience - since_ns(start));
+    }
+    return true;
+  }
+
+  std::unique_ptr<IoUringPoller> p_;
+  Fds fds_;
+};
+
+TEST_P(IoUringMultishotTest, OneArmedReceiveQueuesEveryArrivalAndTakeCopiesIt) {
+  int a, b;
+  fds_.socket_pair(&a, &b);
+  p().arm_recv(a);
+  p().interest(a, POLLIN | POLLRDHUP);  // the receive stands in for a readiness watch
+  Watcher w(p());
+  EXPECT_EQ(w.during(a, kQuiet), 0u);
+  EXPECT_FALSE(p().polling(a));
+  EXPECT_TRUE(p().recv_armed(a));
+  EXPECT_FALSE(p().recv_queued(a));
+  iovec none[1] = {{nullptr, 0}};
+  EXPECT_EQ(p().take_recv(a, none, 1), -EAGAIN);
+  for (int round = 0; round < 3; ++round) {  // no new SQE needed between messages
+    std::string msg = "hello " + std::to_string(round);
+    ASSERT_EQ(::write(b, msg.data(), msg.size()), static_cast<ssize_t>(msg.size()));
+    w.clear(a);
+    EXPECT_EQ(w.until(a, POLLIN), static_cast<std::uint32_t>(POLLIN));
+    EXPECT_TRUE(p().recv_queued(a));
+    EXPECT_LT(p().rx_buffers_free(), 512u);
+    // Across a ring's two pieces of free space: 3 bytes, then the rest.
+    char x[3], y[16];
+    iovec v[2] = {{x, sizeof x}, {y, sizeof y}};
+    ASSERT_EQ(p().take_recv(a, v, 2), static_cast<std::int32_t>(msg.size()));
+    EXPECT_EQ(std::string(x, 3) + std::string(y, msg.size() - 3), msg);
+    EXPECT_FALSE(p().recv_queued(a));
+    EXPECT_EQ(p().rx_buffers_free(), 512u);  // given back as soon as it was copied
+    EXPECT_TRUE(p().recv_armed(a));
+  }
+  // A take smaller than what is queued leaves the rest, in order.
+  ASSERT_EQ(::write(b, "abcdefgh", 8), 8);
+  ASSERT_TRUE(until_queued(w, a));
+  char c[5];
+  iovec v{c, sizeof c};
+  ASSERT_EQ(p().take_recv(a, &v, 1), 5);
+  EXPECT_EQ(std::string(c, 5), "abcde");
+  std::int32_t last = 0;
+  EXPECT_EQ(take_all(a, 64, &last), "fgh");
+  EXPECT_EQ(last, -EAGAIN);
+  p().forget(a);
+}
+
+TEST_P(IoUringMultishotTest, EndOfInputAndErrorsComeAfterTheData) {
+  int a, b;
+  fds_.socket_pair(&a, &b);
+  p().arm_recv(a);
+  Watcher w(p());
+  ASSERT_EQ(::write(b, "last words", 10), 10);
+  ASSERT_EQ(::shutdown(b, SHUT_WR), 0);
+  EXPECT_TRUE(w.until(a, POLLIN | POLLRDHUP) & POLLRDHUP);
+  std::int32_t last = 1;
+  EXPECT_EQ(take_all(a, 64, &last), "last words");
+  EXPECT_EQ(last, 0);  // the end of input, after the data
+  EXPECT_TRUE(p().recv_queued(a));  // and it stays
+  p().arm_recv(a);  // nothing to arm after the end
+  EXPECT_FALSE(p().recv_armed(a));
+  p().forget(a);
+  EXPECT_FALSE(p().recv_queued(a));
+
+  // TCP: the peer closes with unread data, which resets the connection.
+  int l = fds_.own(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(::listen(l, 1), 0);
+  ASSERT_EQ(::getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  int c = fds_.own(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  int s = fds_.own(::accept4(l, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  p().arm_recv(s);
+  ASSERT_EQ(::write(s, "unread", 6), 6);  // c never reads it
+  fds_.close(c);
+  EXPECT_TRUE(w.until(s, POLLIN | POLLERR) & POLLERR);
+  EXPECT_EQ(take_all(s, 64, &last), "");
+  EXPECT_EQ(last, -ECONNRESET);
+  p().forget(s);
+}
+
+TEST_P(IoUringMultishotTest, ReceiveOnAPipeSaysEnotsock) {
+  int r, wr;
+  fds_.pipe(&r, &wr);
+  p().arm_recv(r);
+  Watcher w(p());
+  EXPECT_TRUE(w.until(r, POLLERR) & POLLERR);
+  std::int32_t last = 0;
+  EXPECT_EQ(take_all(r, 8, &last), "");
+  EXPECT_EQ(last, -ENOTSOCK);
+  p().forget(r);
+}
+
+TEST_P(IoUringMultishotTest, AFdThatIsNotReadStopsReceivingAndLosesNothing) {
+  int a, b;
+  fds_.socket_pair(&a, &b);
+  int big = 1 << 20;
+  ASSERT_EQ(::setsockopt(b, SOL_SOCKET, SO_SNDBUF, &big, sizeof big), 0);
+  p().arm_recv(a);
+  Watcher w(p());
+  w.poll_once(0);  // armed
+  // More than a few buffers' worth arrives and nobody takes it: the receive stops.
+  std::string sent;
+  auto send_chunks = [&](int count) {
+    for (int i = 0; i < count; ++i) {
+      std::string chunk(1000, static_cast<char>('a' + (sent.size() / 1000) % 26));
+      chunk[0] = static_cast<char>('0' + i % 10);
+      ASSERT_EQ(::write(b, chunk.data(), chunk.size()), 1000);
+      sent += chunk;
+    }
+  };
+  send_chunks(12);
+  ASSERT_TRUE(until_queued(w, a));
+  EXPECT_EQ(w.during(a, kQuiet) & POLLIN, static_cast<std::uint32_t>(POLLIN));
+  EXPECT_FALSE(p().recv_armed(a));
+  unsigned held = 512u - p().rx_buffers_free();
+  // What arrives now stays in the socket (the OS's own buffer and TCP's window hold it).
+  send_chunks(30);
+  EXPECT_EQ(w.during(a, kQuiet), static_cast<std::uint32_t>(POLLIN));
+  EXPECT_EQ(512u - p().rx_buffers_free(), held);
+  int unread = 0;
+  ASSERT_EQ(::ioctl(a, FIONREAD, &unread), 0);
+  EXPECT_GE(unread, 30000);
+  std::string got;
+  Clock::time_point start = Clock::now();
+  while (got.size() < sent.size() && since_ns(start) < kPatience) {
+    std::int32_t last = 0;
+    got += take_all(a, 700, &last);
+    ASSERT_EQ(last, -EAGAIN);
+    p().arm_recv(a);  // what a socket does when it finds nothing queued
+    w.poll_once(kMs);
+  }
+  EXPECT_TRUE(got == sent) << got.size() << " of " << sent.size() << " bytes";
+  EXPECT_EQ(p().rx_buffers_free(), 512u);
+  p().forget(a);
+}
+
+TEST_P(IoUringMultishotTest, AReceiveThatRanOutOfBuffersIsArmedAgainWhenTheyComeBack) {
+  make(4, 64);
+  int a, b, c, d;
+  fds_.socket_pair(&a, &b);
+  fds_.socket_pair(&c, &d);
+  p().arm_recv(a);
+  p().arm_recv(c);
+  Watcher w(p());
+  w.poll_once(0);  // both armed
+  // a takes every buffer (and is stopped: it is not read).
+  std::string hog;
+  for (int i = 0; i < 6; ++i) {
+    std::string chunk(64, static_cast<char>('A' + i));
+    ASSERT_EQ(::write(b, chunk.data(), 64), 64);
+    hog += chunk;
+    w.poll_once(kMs);
+  }
+  ASSERT_TRUE(until_queued(w, a));
+  Clock::time_point start = Clock::now();
+  while (p().rx_buffers_free() > 0 && since_ns(start) < kPatience) w.poll_once(kMs);
+  ASSERT_EQ(p().rx_buffers_free(), 0u);
+  // c's data finds no buffer: its receive ends with ENOBUFS and waits for buffers.
+  ASSERT_EQ(::write(d, "starved", 7), 7);
+  EXPECT_EQ(w.during(c, kQuiet), 0u);
+  EXPECT_FALSE(p().recv_queued(c));
+  EXPECT_EQ(p().nobufs_rearms(), 0u);
+  // a is read: its buffers come back, and c's receive is armed again and gets its bytes.
+  std::string got;
+  std::int32_t last = 0;
+  got += take_all(a, 1000, &last);
+  EXPECT_GT(p().rx_buffers_free(), 0u);
+  ASSERT_TRUE(until_queued(w, c));
+  EXPECT_GE(p().nobufs_rearms(), 1u);
+  EXPECT_EQ(take_all(c, 64, &last), "starved");
+  // and a gets the rest of its bytes, in order.
+  start = Clock::now();
+  while (got.size() < hog.size() && since_ns(start) < kPatience) {
+    got += take_all(a, 1000, &last);
+    p().arm_recv(a);
+    w.poll_once(kMs);
+  }
+  EXPECT_EQ(got, hog);
+  p().forget(a);
+  p().forget(c);
+}
+
+TEST_P(IoUringMultishotTest, ForgetGivesQueuedBuffersBackAndAReusedNumberGetsNothingStale) {
+  int a, b;
+  fds_.socket_pair(&a, &b);
+  p().arm_recv(a);
+  Watcher w(p());
+  ASSERT_EQ(::write(b, "old data", 8), 8);
+  ASSERT_TRUE(until_queued(w, a));
+  EXPECT_EQ(p().rx_buffers_free(), 511u);
+  p().forget(a);
+  EXPECT_EQ(p().rx_buffers_free(), 512u);
+  EXPECT_FALSE(p().recv_queued(a));
+  fds_.close(a);
+  int peer = fds_.reuse_number(a);  // a is now another socket
+  ::send(b, "late", 4, MSG_NOSIGNAL);  // for the old socket, until its receive is cancelled
+  p().arm_recv(a);
+  w.clear(a);
+  EXPECT_EQ(w.during(a, kQuiet) & POLLIN, 0u);
+  EXPECT_FALSE(p().recv_queued(a));
+  ASSERT_EQ(::write(peer, "new", 3), 3);
+  ASSERT_TRUE(until_queued(w, a));
+  std::int32_t last = 0;
+  EXPECT_EQ(take_all(a, 64, &last), "new");
+  p().forget(a);
+  w.poll_once(0);
+  EXPECT_EQ(p().rx_buffers_free(), 512u);
+}
+
+TEST_P(IoUringMultishotTest, AForgottenSocketIsReleasedFromTheFileTableAndClosesForReal) {
+  int a, b;
+  fds_.socket_pair(&a, &b);
+  p().arm_recv(a);
+  Transfers x;
+  iovec iov{const_cast<char*>("bye"), 3};
+  p().send(a, &x, &iov, 1);
+  Watcher w(p());
+  Clock::time_point start = Clock::now();
+  while (!x.tx.done() && since_ns(start) < kPatience) w.poll_once(kMs);  // (a send is not reported)
+  ASSERT_TRUE(x.tx.done());
+  EXPECT_EQ(x.tx.take(), 3);
+  EXPECT_EQ(p().registered(a), p().fixed_files());  // named through the registered table
+  p().detach(a, &x);
+  p().forget(a);
+  EXPECT_FALSE(p().registered(a));
+  fds_.close(a);
+  char buf[8];
+  EXPECT_EQ(::read(b, buf, sizeof buf), 3);
+  // Once the receive's cancel has gone down with the next waits, nothing holds the file any
+  // more: the peer sees the end of the stream.
+  pollfd pf{b, POLLIN, 0};
+  start = Clock::now();
+  while (::poll(&pf, 1, 0) == 0 && since_ns(start) < kPatience) w.poll_once(kMs);
+  EXPECT_EQ(::read(b, buf, sizeof buf), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(DeferTaskrun, IoUringMultishotTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return std::string(info.param ? "DeferTaskrun" : "PlainFlags");
                          });

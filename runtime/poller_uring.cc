@@ -3,6 +3,7 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,11 +22,13 @@ namespace {
 // user_data of every SQE: | tag: 2 bits | generation: 30 bits | fd: 32 bits |. The generation
 // wraps after 2^30 forget() calls on one fd, far more than can happen while one old CQE waits.
 // A completion-mode transfer (kTagIo) puts its direction in the generation's top bit and its
-// sequence number (per fd, wrapping after 2^29 transfers) in the other 29.
+// sequence number (per fd, wrapping after 2^28 transfers) in the low 28; a multishot receive
+// sets the next bit (kMulti) and puts its per-fd multishot generation in the low 28.
 enum Tag : std::uint64_t { kTagFd = 0, kTagWake = 1, kTagIgnore = 2, kTagIo = 3 };
 constexpr std::uint32_t kGenMask = (1u << 30) - 1;
-constexpr std::uint32_t kSend = 1u << 29;  // kTagIo: the send (else the receive)
-constexpr std::uint32_t kSeqMask = kSend - 1;
+constexpr std::uint32_t kSend = 1u << 29;   // kTagIo: the send (else the receive)
+constexpr std::uint32_t kMulti = 1u << 28;  // kTagIo: a multishot receive
+constexpr std::uint32_t kSeqMask = kMulti - 1;
 
 std::uint64_t user_data(Tag tag, std::uint32_t gen, int fd) {
   return (static_cast<std::uint64_t>(tag) << 62) | (static_cast<std::uint64_t>(gen & kGenMask) << 32) |
@@ -37,6 +40,12 @@ int fd_of(std::uint64_t data) { return static_cast<int>(static_cast<std::uint32_
 std::uint64_t io_data(bool send, std::uint32_t seq, int fd) {
   return user_data(kTagIo, (send ? kSend : 0) | (seq & kSeqMask), fd);
 }
+std::uint64_t ms_data(std::uint32_t ms_gen, int fd) { return user_data(kTagIo, kMulti | (ms_gen & kSeqMask), fd); }
+
+// Multishot receive: the provided-buffer group, and how many buffers one fd may hold queued
+// before its receive is stopped (its process is not reading).
+constexpr unsigned short kBufGroup = 0;
+constexpr unsigned kMaxQueued = 4;
 
 // What every fd is registered for, once: the kernel only blocks after EAGAIN (edge-triggered use).
 constexpr unsigned kInputMask = POLLIN | POLLRDHUP;  // watched while registered; POLLOUT on demand
@@ -70,7 +79,7 @@ std::unique_ptr<IoUringPoller> IoUringPoller::create(std::size_t max_fds, const 
   int wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd < 0) return nullptr;
   std::unique_ptr<IoUringPoller> poller(new IoUringPoller(max_fds, wake_fd));
-  int r = poller->setup(sq, cq, options.defer_taskrun);
+  int r = poller->setup(sq, cq, options.defer_taskrun, options.rx_buffers, options.rx_buffer_size);
   if (r < 0) {
     poller.reset();
     errno = -r;
@@ -90,11 +99,14 @@ IoUringPoller::IoUringPoller(std::size_t max_fds, int wake_fd)
 }
 
 IoUringPoller::~IoUringPoller() {
-  if (ring_ready_) io_uring_queue_exit(&ring_);
+  if (ring_ready_) io_uring_queue_exit(&ring_);  // (also drops the buffer ring's registration)
+  if (rx_ring_ != nullptr) ::munmap(rx_ring_, rx_ring_bytes_);
+  if (rx_bufs_ != nullptr) ::munmap(rx_bufs_, rx_bufs_bytes_);
   ::close(wake_fd_);
 }
 
-int IoUringPoller::setup(unsigned sq_entries, unsigned cq_entries, bool try_defer_taskrun) {
+int IoUringPoller::setup(unsigned sq_entries, unsigned cq_entries, bool try_defer_taskrun, unsigned rx_buffers,
+                         unsigned rx_buffer_size) {
   io_uring_params params{};
   int r = -EINVAL;
   if (try_defer_taskrun) {
@@ -130,7 +142,46 @@ int IoUringPoller::setup(unsigned sq_entries, unsigned cq_entries, bool try_defe
   reg.timeout.tv_sec = -1;
   reg.timeout.tv_nsec = -1;
   completion_ = io_uring_register_sync_cancel(&ring_, &reg) == -ENOENT;
+  // One enter per loop turn: a registered ring fd spares the kernel an fd lookup in each. (It is
+  // registered for this thread only: with SINGLE_ISSUER no other thread may submit anyway.)
+  if (defer_taskrun_) io_uring_register_ring_fd(&ring_);
+  if (completion_) {
+    multishot_ = setup_rx_buffers(rx_buffers, rx_buffer_size);
+    fixed_files_ = io_uring_register_files_sparse(&ring_, static_cast<unsigned>(max_fds_)) == 0;
+  }
   return 0;
+}
+
+// The multishot receive's provided buffers: a ring registered as group kBufGroup, filled with
+// every buffer. Both are mapped (and touched) now, so they cost the same whatever the load.
+bool IoUringPoller::setup_rx_buffers(unsigned count, unsigned size) {
+  // (Buffer ids + 1 fit FdState's 16-bit fields.)
+  if (count == 0 || (count & (count - 1)) != 0 || count > 32768 || size == 0) return false;
+  rx_ring_bytes_ = count * sizeof(io_uring_buf);
+  void* ring = ::mmap(nullptr, rx_ring_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (ring == MAP_FAILED) return false;
+  rx_ring_ = static_cast<io_uring_buf_ring*>(ring);
+  rx_bufs_bytes_ = static_cast<std::size_t>(count) * size;
+  void* bufs = ::mmap(nullptr, rx_bufs_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (bufs == MAP_FAILED) return false;  // (the destructor unmaps the ring)
+  rx_bufs_ = static_cast<char*>(bufs);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<std::uint64_t>(rx_ring_);
+  reg.ring_entries = count;
+  reg.bgid = kBufGroup;
+  if (io_uring_register_buf_ring(&ring_, &reg, 0) != 0) return false;  // before 5.19
+  io_uring_buf_ring_init(rx_ring_);
+  int mask = io_uring_buf_ring_mask(count);
+  for (unsigned bid = 0; bid < count; ++bid) {
+    io_uring_buf_ring_add(rx_ring_, rx_bufs_ + static_cast<std::size_t>(bid) * size, size,
+                          static_cast<unsigned short>(bid), mask, static_cast<int>(bid));
+  }
+  io_uring_buf_ring_advance(rx_ring_, static_cast<int>(count));
+  rx_meta_.reset(new RxBuf[count]);
+  starved_.reset(new int[max_fds_]);
+  rx_count_ = count;
+  rx_size_ = size;
+  return true;
 }
 
 IoUringPoller::FdState& IoUringPoller::state(int fd) {
@@ -182,6 +233,38 @@ void IoUringPoller::forget(int fd) {
     s.xfer = nullptr;
   }
   s.exact = false;
+  if (s.fixed) {  // the registered table holds a reference to the file: drop it before close()
+    int none = -1;
+    int r;
+    do {
+      r = io_uring_register_files_update(&ring_, static_cast<unsigned>(fd), &none, 1);
+    } while (r == -EINTR);
+    MNV_ASSERT(r == 1);
+    s.fixed = false;
+  }
+  // A multishot receive: stop it (its CQEs are stale from here on) and give its buffers back.
+  if (s.ms_state == kMsLive) {
+    s.ms_cancel_pending = true;
+    s.ms_stale = s.ms_gen;
+    mark_dirty(fd, s);
+  }
+  s.ms_state = kMsIdle;
+  s.ms_arm_pending = false;
+  s.ms_rearm = false;
+  s.ms_starved = false;
+  s.ms_gen = (s.ms_gen + 1) & kSeqMask;
+  for (std::uint32_t b = s.rx_first; b != 0;) {
+    std::uint32_t next = rx_meta_[b - 1].next;
+    recycle(b - 1);
+    b = next;
+  }
+  s.rx_first = s.rx_last = 0;
+  s.rx_count = 0;
+  s.rx_ended = false;
+  if (s.rx_lent != 0) {  // its socket is gone (or will not read it any more)
+    recycle(s.rx_lent - 1u);
+    s.rx_lent = 0;
+  }
   if (s.live) {
     // A live registration is only created by a flush, which first submits any older removal.
     MNV_ASSERT(!s.remove_pending);
@@ -208,7 +291,23 @@ io_uring_sqe* IoUringPoller::prep_wake_poll() {
 // and goes on; an fd leaves the dirty list only once all its SQEs are prepared.
 int IoUringPoller::flush_changes() {
   for (;;) {
-    unsigned needed = wake_add_pending_ ? 1 : (dirty_count_ > 0 ? 2 : 0);
+    if (rx_adds_ > 0) {  // buffers given back since the last wait: the kernel may use them now
+      io_uring_buf_ring_advance(rx_ring_, static_cast<int>(rx_adds_));
+      rx_adds_ = 0;
+    }
+    // Receives that ran out of buffers: armed again once a share has come back (not at once,
+    // or each would only fail again).
+    if (starved_count_ > 0 && rx_count_ - rx_held_ >= (rx_count_ >= 8 ? rx_count_ / 8 : 1)) {
+      while (starved_count_ > 0) {
+        int fd = starved_[--starved_count_];
+        FdState& s = fds_[fd];
+        if (!s.ms_starved) continue;
+        s.ms_starved = false;
+        ++nobufs_rearms_;
+        ms_arm(fd, s);
+      }
+    }
+    unsigned needed = wake_add_pending_ ? 1 : (dirty_count_ > 0 ? 4 : 0);
     if (needed == 0) return 0;
     while (io_uring_sq_space_left(&ring_) < needed) {
       int r = io_uring_submit(&ring_);
@@ -244,6 +343,22 @@ int IoUringPoller::flush_changes() {
       io_uring_sqe_set_data64(sqe, user_data(kTagFd, s.gen, fd));
       s.add_pending = false;
       s.live = true;
+    }
+    if (s.ms_cancel_pending) {
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+      io_uring_prep_cancel64(sqe, ms_data(s.ms_stale, fd), 0);
+      io_uring_sqe_set_data64(sqe, user_data(kTagIgnore, 0, 0));
+      s.ms_cancel_pending = false;
+    }
+    if (s.ms_arm_pending) {
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+      io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
+      use_fixed(sqe, fd, s);
+      sqe->flags |= IOSQE_BUFFER_SELECT;
+      sqe->buf_group = kBufGroup;
+      io_uring_sqe_set_data64(sqe, ms_data(s.ms_gen, fd));
+      s.ms_arm_pending = false;
+      s.ms_state = kMsLive;
     }
   }
 }
@@ -325,6 +440,7 @@ bool IoUringPoller::report(int fd, FdState& s, std::uint32_t events, PollEvent* 
 
 // A transfer's CQE. Like handle(): false, with nothing changed, when out is full.
 bool IoUringPoller::handle_transfer(std::uint64_t data, const io_uring_cqe* cqe, PollEvent* out, int max, int* n) {
+  if ((gen_of(data) & kMulti) != 0) return handle_multishot(data, cqe, out, max, n);
   int fd = fd_of(data);
   bool is_send = (gen_of(data) & kSend) != 0;
   FdState& s = state(fd);
@@ -336,6 +452,7 @@ bool IoUringPoller::handle_transfer(std::uint64_t data, const io_uring_cqe* cqe,
     if (res == -EAGAIN || res == -EINTR) {  // not expected from a socket: try again, waiting for data
       io_uring_sqe* sqe = next_sqe();
       io_uring_prep_recv(sqe, fd, t.iov[0].iov_base, t.iov[0].iov_len, 0);
+      use_fixed(sqe, fd, s);
       sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
       io_uring_sqe_set_data64(sqe, data);
       return true;
@@ -432,6 +549,7 @@ std::uint32_t IoUringPoller::exact_mask(const FdState& s) {
     if (s.xfer->rx.phase == Transfer::Phase::kInFlight) need &= ~(POLLIN | POLLRDHUP);
     if (s.xfer->tx.phase == Transfer::Phase::kInFlight) need &= ~POLLOUT;
   }
+  if (ms_covers_input(s)) need &= ~(POLLIN | POLLRDHUP);
   return (need & (POLLIN | POLLRDHUP) ? kInputMask : 0) | (need & POLLOUT);
 }
 
@@ -477,6 +595,21 @@ inline io_uring_sqe* IoUringPoller::next_sqe() {
   return sqe;
 }
 
+// Makes sqe name fd through the registered file table, registering fd there first if needed
+// (slot fd; a failed registration leaves the plain fd).
+inline void IoUringPoller::use_fixed(io_uring_sqe* sqe, int fd, FdState& s) {
+  if (!fixed_files_) return;
+  if (!s.fixed) {
+    int r;
+    do {
+      r = io_uring_register_files_update(&ring_, static_cast<unsigned>(fd), &fd, 1);
+    } while (r == -EINTR);
+    if (r != 1) return;
+    s.fixed = true;
+  }
+  sqe->flags |= IOSQE_FIXED_FILE;
+}
+
 // Marks t in flight with the fd's next sequence number; an fd's first transfer makes its
 // readiness watch exact.
 inline void IoUringPoller::start_transfer(int fd, FdState& s, Transfers* x, Transfer& t) {
@@ -498,6 +631,7 @@ void IoUringPoller::recv(int fd, Transfers* x, void* buf, std::uint32_t len, boo
   t.iov[0] = iovec{buf, len};
   io_uring_sqe* sqe = next_sqe();
   io_uring_prep_recv(sqe, fd, buf, len, 0);
+  use_fixed(sqe, fd, s);
   if (poll_first) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
   io_uring_sqe_set_data64(sqe, io_data(false, t.seq, fd));
 }
@@ -519,11 +653,11 @@ void IoUringPoller::send(int fd, Transfers* x, const iovec* iov, int n) {
 // The SQE that sends what is left of the current piece. MSG_WAITALL: the kernel itself goes on
 // after a short send on a stream socket.
 void IoUringPoller::prep_send(int fd, FdState& s, Transfer& t) {
-  (void)s;
   const iovec& piece = t.iov[t.index];
   io_uring_sqe* sqe = next_sqe();
   io_uring_prep_send(sqe, fd, static_cast<char*>(piece.iov_base) + t.offset, piece.iov_len - t.offset,
                      MSG_NOSIGNAL | MSG_WAITALL);
+  use_fixed(sqe, fd, s);
   io_uring_sqe_set_data64(sqe, io_data(true, t.seq, fd));
 }
 
@@ -560,6 +694,174 @@ void IoUringPoller::cancel(int fd, Transfers* x, bool send) {
 void IoUringPoller::detach(int fd, Transfers* x) {
   FdState& s = state(fd);
   if (s.xfer == x) s.xfer = nullptr;
+}
+
+}  // namespace mnv
+
+namespace mnv {
+
+// ---- multishot receive ----------------------------------------------------------------------
+
+// Whether a multishot receive is, or is about to be, the fd's watch on input.
+bool IoUringPoller::ms_covers_input(const FdState& s) {
+  return s.ms_state == kMsLive || s.ms_arm_pending || s.ms_starved || (s.ms_state == kMsCancelling && s.ms_rearm);
+}
+
+// Queues a new multishot receive on fd for the next flush (state idle).
+void IoUringPoller::ms_arm(int fd, FdState& s) {
+  s.ms_gen = (s.ms_gen + 1) & kSeqMask;
+  s.ms_arm_pending = true;
+  s.exact = true;
+  mark_dirty(fd, s);
+  if (s.live || s.add_pending) refresh(fd, s);  // the receive stands in for the poll on input
+}
+
+void IoUringPoller::arm_recv(int fd) {
+  FdState& s = state(fd);
+  if (s.ms_state == kMsLive || s.ms_arm_pending || s.ms_starved || s.rx_ended) return;
+  if (s.ms_state == kMsCancelling) {  // stopped for backpressure: again once it has ended
+    s.ms_rearm = true;
+    return;
+  }
+  ms_arm(fd, s);
+}
+
+// A buffer goes back to the kernel's ring (published at the next flush).
+inline void IoUringPoller::recycle(std::uint32_t bid) {
+  io_uring_buf_ring_add(rx_ring_, rx_bufs_ + static_cast<std::size_t>(bid) * rx_size_, rx_size_,
+                        static_cast<unsigned short>(bid), io_uring_buf_ring_mask(rx_count_), static_cast<int>(rx_adds_));
+  ++rx_adds_;
+  --rx_held_;
+}
+
+std::int32_t IoUringPoller::take_recv(int fd, const iovec* iov, int n) {
+  FdState& s = state(fd);
+  if (s.rx_first == 0) {
+    if (!s.rx_ended) return -EAGAIN;
+    return s.rx_end;
+  }
+  std::uint32_t copied = 0;
+  int i = 0;
+  std::size_t at = 0;  // bytes of iov[i] filled
+  while (s.rx_first != 0 && i < n) {
+    std::uint32_t bid = s.rx_first - 1;
+    RxBuf& b = rx_meta_[bid];
+    std::size_t room = iov[i].iov_len - at;
+    std::size_t len = b.len - b.off;
+    std::size_t m = len < room ? len : room;
+    std::memcpy(static_cast<char*>(iov[i].iov_base) + at, rx_bufs_ + static_cast<std::size_t>(bid) * rx_size_ + b.off, m);
+    copied += static_cast<std::uint32_t>(m);
+    at += m;
+    b.off += static_cast<std::uint32_t>(m);
+    if (b.off == b.len) {  // all copied: back to the ring
+      s.rx_first = static_cast<std::uint16_t>(b.next);
+      if (s.rx_first == 0) s.rx_last = 0;
+      --s.rx_count;
+      recycle(bid);
+    }
+    if (at == iov[i].iov_len) {
+      ++i;
+      at = 0;
+    }
+  }
+  return static_cast<std::int32_t>(copied);
+}
+
+std::uint32_t IoUringPoller::lend_recv(int fd, const char** data, std::uint32_t* len) {
+  FdState& s = state(fd);
+  if (s.rx_first == 0) return 0;
+  MNV_ASSERT(s.rx_lent == 0);
+  std::uint32_t bid = s.rx_first - 1u;
+  RxBuf& b = rx_meta_[bid];
+  s.rx_first = static_cast<std::uint16_t>(b.next);
+  if (s.rx_first == 0) s.rx_last = 0;
+  --s.rx_count;
+  *data = rx_bufs_ + static_cast<std::size_t>(bid) * rx_size_ + b.off;
+  *len = b.len - b.off;
+  s.rx_lent = static_cast<std::uint16_t>(bid + 1);
+  return bid + 1;  // (still held: recycled by give_back() or forget())
+}
+
+void IoUringPoller::give_back(int fd, std::uint32_t token) {
+  FdState& s = state(fd);
+  if (token == 0 || s.rx_lent != token) return;  // forgotten since: already back
+  s.rx_lent = 0;
+  recycle(token - 1);
+}
+
+// A multishot receive's CQE. Like handle(): false, with nothing changed, when out is full.
+bool IoUringPoller::handle_multishot(std::uint64_t data, const io_uring_cqe* cqe, PollEvent* out, int max, int* n) {
+  int fd = fd_of(data);
+  FdState& s = state(fd);
+  bool has_buf = (cqe->flags & IORING_CQE_F_BUFFER) != 0;
+  std::uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+  bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+  std::int32_t res = cqe->res;
+  if ((gen_of(data) & kSeqMask) != s.ms_gen || s.ms_state == kMsIdle) {  // forgotten since
+    if (has_buf) {
+      ++rx_held_;
+      recycle(bid);
+    }
+    return true;
+  }
+  if (res > 0) {
+    MNV_ASSERT(has_buf && bid < rx_count_);
+    if (!report(fd, s, POLLIN, out, max, n)) return false;
+    ++rx_held_;
+    RxBuf& b = rx_meta_[bid];
+    b.len = static_cast<std::uint32_t>(res);
+    b.off = 0;
+    b.next = 0;
+    if (s.rx_last != 0) {
+      rx_meta_[s.rx_last - 1].next = bid + 1;
+    } else {
+      s.rx_first = static_cast<std::uint16_t>(bid + 1);
+    }
+    s.rx_last = static_cast<std::uint16_t>(bid + 1);
+    ++s.rx_count;
+    // Its process is not reading: stop receiving until it has caught up (the OS socket holds
+    // the rest and applies TCP's flow control).
+    if (more && s.rx_count >= kMaxQueued && s.ms_state == kMsLive && !s.ms_cancel_pending) {
+      s.ms_state = kMsCancelling;
+      s.ms_cancel_pending = true;
+      s.ms_stale = s.ms_gen;
+      mark_dirty(fd, s);
+    }
+  } else {
+    if (has_buf) {  // (not expected without data)
+      ++rx_held_;
+      recycle(bid);
+    }
+    if (res != -ENOBUFS && res != -ECANCELED) {  // the end of input, or an error: queued last
+      if (!report(fd, s, res == 0 ? (POLLIN | POLLRDHUP) : (POLLIN | POLLERR), out, max, n)) return false;
+      s.rx_ended = true;
+      s.rx_end = static_cast<std::int16_t>(res);
+    }
+  }
+  if (!more) {  // this receive has ended
+    bool rearm = s.ms_state == kMsLive || s.ms_rearm;
+    s.ms_state = kMsIdle;
+    s.ms_rearm = false;
+    if (rearm && !s.rx_ended) {
+      if (res == -ENOBUFS) {  // wait for buffers to come back
+        s.ms_starved = true;
+        if (starved_count_ == max_fds_) {  // entries of fds forgotten since: drop them
+          std::size_t kept = 0;
+          for (std::size_t i = 0; i < starved_count_; ++i) {
+            if (fds_[starved_[i]].ms_starved) starved_[kept++] = starved_[i];
+          }
+          starved_count_ = kept;
+        }
+        MNV_ASSERT(starved_count_ < max_fds_);
+        starved_[starved_count_++] = fd;
+      } else {
+        ms_arm(fd, s);
+      }
+    } else if (s.exact) {
+      refresh(fd, s);  // whoever waits for input may need a readiness watch now
+    }
+  }
+  return true;
 }
 
 }  // namespace mnv

@@ -31,6 +31,29 @@
 // CQE per message). Cancelling a transfer in flight submits whatever is prepared, then waits in
 // IORING_REGISTER_SYNC_CANCEL, so the buffer is free on return.
 //
+// Multishot receive (completion_io.h), offered when the kernel takes a provided-buffer ring
+// (5.19; multishot receive itself is 6.0, like synchronous cancellation): the poller owns a ring
+// of rx_buffers buffers of rx_buffer_size bytes (touched once at setup, so they are a fixed cost
+// per shard, not per connection). A multishot IORING_OP_RECV with IOSQE_BUFFER_SELECT stays armed
+// per fd; each CQE's buffer is queued on its fd (FdState, in the poller's table) until the
+// socket copies it out with take_recv(), and then goes straight back to the ring (added at once,
+// published with the next wait()). Its CQEs carry a per-fd multishot generation, bumped by every
+// arm and by forget(), so a buffer in a CQE of a forgotten receive is just given back. It ends:
+//  * at the end of input or on an error: queued behind the data, handed out by take_recv();
+//  * with ENOBUFS (the ring ran dry): the fd waits in a list, armed again at a wait() once
+//    buffers have come back;
+//  * when an fd has kMaxQueued buffers queued (its process does not read): an async cancel
+//    stops it; data that still arrives before the final CQE is queued, not lost. arm_recv()
+//    arms a new one once that final CQE is in;
+//  * on its own (no IORING_CQE_F_MORE): armed again at the next wait().
+// forget() submits an async cancel for a live one (the buffers are the poller's, so nothing need
+// wait for it) and gives the fd's queued buffers back.
+//
+// Transfers and multishot receives name their socket through the ring's registered file table
+// (IOSQE_FIXED_FILE, slot = fd number), which spares the kernel a file lookup and reference per
+// SQE: an fd is registered (one system call) at its first transfer or receive, and unregistered
+// (one system call) by forget(), before it is closed.
+//
 // The ring is set up with SINGLE_ISSUER | DEFER_TASKRUN when the kernel accepts them (6.1+), so
 // the thread that creates the poller must be the only one to call interest/forget/wait; wake() is
 // the one call that any thread may make.
@@ -55,6 +78,8 @@ struct IoUringOptions {
   unsigned sq_entries = 0;    // 0: derived from max_fds
   unsigned cq_entries = 0;    // 0: derived from max_fds; at least sq_entries
   bool defer_taskrun = true;  // try SINGLE_ISSUER | DEFER_TASKRUN first
+  unsigned rx_buffers = 512;        // multishot receive: provided buffers (a power of two)
+  unsigned rx_buffer_size = 2048;   // bytes each
 };
 
 class IoUringPoller final : public Poller, public CompletionIo {
@@ -80,6 +105,27 @@ class IoUringPoller final : public Poller, public CompletionIo {
   void send(int fd, Transfers* x, const iovec* iov, int n) override;
   void cancel(int fd, Transfers* x, bool send) override;
   void detach(int fd, Transfers* x) override;
+  bool recv_multishot() const override { return multishot_ && multishot_on_; }
+  void enable_recv_multishot(bool on) override { multishot_on_ = on; }
+  bool recv_queued(int fd) override {
+    const FdState& s = state(fd);
+    return s.rx_first != 0 || s.rx_ended;
+  }
+  void arm_recv(int fd) override;
+  std::int32_t take_recv(int fd, const iovec* iov, int n) override;
+  std::uint32_t lend_recv(int fd, const char** data, std::uint32_t* len) override;
+  void give_back(int fd, std::uint32_t token) override;
+
+  // Multishot receive: whether the kernel has it (provided-buffer rings), buffers the kernel
+  // can fill now, and receives armed again after ENOBUFS (diagnostics and tests).
+  bool multishot_available() const { return multishot_; }
+  unsigned rx_buffers_free() const { return rx_count_ - rx_held_; }
+  std::uint64_t nobufs_rearms() const { return nobufs_rearms_; }
+  // Whether fd is in the ring's registered file table (diagnostics and tests).
+  bool registered(int fd) { return state(fd).fixed; }
+  bool fixed_files() const { return fixed_files_; }
+  // Whether a multishot receive is armed (submitted or about to be) on fd.
+  bool recv_armed(int fd) { return state(fd).ms_state == kMsLive || state(fd).ms_arm_pending; }
 
   // Whether the kernel took SINGLE_ISSUER | DEFER_TASKRUN.
   bool defer_taskrun() const { return defer_taskrun_; }
@@ -91,28 +137,52 @@ class IoUringPoller final : public Poller, public CompletionIo {
  private:
   // All-zero is the empty state (the table comes from calloc: untouched entries cost nothing).
   struct FdState {
+    std::uint64_t out_seq = 0;
+    Transfers* xfer = nullptr;    // the socket's transfers on this fd (completion mode), or null
     std::uint32_t gen = 0;        // generation of the current registration
     std::uint32_t stale_gen = 0;  // registration to remove, when remove_pending
     std::uint32_t interest = 0;   // last events passed to interest()
     std::int32_t out_slot = 0;    // index in wait()'s out, valid when out_seq == wait_seq_
-    std::uint64_t out_seq = 0;
-    bool live = false;            // a multishot poll for gen is submitted and has not ended
-    bool add_pending = false;     // a multishot poll for gen waits to be submitted
-    bool remove_pending = false;  // a poll remove for stale_gen waits to be submitted
-    bool dirty = false;           // fd is in dirty_
-    bool update_pending = false;  // the live poll's mask must change to `mask`
-    bool exact = false;           // completion mode was used: the poll watches exactly what no
-                                  // transfer stands in for (see exact_mask())
     std::uint32_t mask = 0;       // events the live (or pending) poll watches
     std::uint32_t seq = 0;        // the last transfer sequence number handed out on this fd
-    Transfers* xfer = nullptr;    // the socket's transfers on this fd (completion mode), or null
+    // Multishot receive.
+    std::uint32_t ms_gen = 0;     // generation of the current multishot receive
+    std::uint32_t ms_stale = 0;   // the one to cancel, when ms_cancel_pending
+    std::uint16_t rx_count = 0;   // buffers queued
+    std::uint16_t rx_first = 0;   // queued buffers, oldest first: buffer id + 1 (0: none)
+    std::uint16_t rx_last = 0;
+    std::int16_t rx_end = 0;      // 0 (end of input) or -errno
+    std::uint16_t rx_lent = 0;    // the buffer lent out (lend_recv()): its id + 1 (0: none)
+    std::uint8_t ms_state = 0;    // kMsIdle, kMsLive (submitted), kMsCancelling (until its last CQE)
+    bool live : 1 = false;            // a multishot poll for gen is submitted and has not ended
+    bool add_pending : 1 = false;     // a multishot poll for gen waits to be submitted
+    bool remove_pending : 1 = false;  // a poll remove for stale_gen waits to be submitted
+    bool dirty : 1 = false;           // fd is in dirty_
+    bool update_pending : 1 = false;  // the live poll's mask must change to `mask`
+    bool exact : 1 = false;           // completion mode was used: the poll watches exactly what no
+                                      // transfer stands in for (see exact_mask())
+    bool ms_arm_pending : 1 = false;  // a multishot receive waits to be submitted
+    bool ms_cancel_pending : 1 = false;  // an async cancel of ms_stale waits to be submitted
+    bool ms_rearm : 1 = false;        // arm again when the cancelled one has ended
+    bool ms_starved : 1 = false;      // ended with ENOBUFS: in starved_, armed once buffers are back
+    bool rx_ended : 1 = false;        // rx_end is queued behind the data
+    bool fixed : 1 = false;           // fd is in the ring's registered file table (slot fd)
+  };
+  static_assert(sizeof(FdState) <= 64, "one cache line per fd");
+  enum : std::uint8_t { kMsIdle = 0, kMsLive = 1, kMsCancelling = 2 };
+  // A provided buffer's bookkeeping while it is queued on an fd.
+  struct RxBuf {
+    std::uint32_t len = 0;   // bytes received
+    std::uint32_t off = 0;   // bytes already taken
+    std::uint32_t next = 0;  // next queued buffer id + 1 (0: none)
   };
   struct FreeDeleter {
     void operator()(void* p) const;
   };
 
   IoUringPoller(std::size_t max_fds, int wake_fd);
-  int setup(unsigned sq_entries, unsigned cq_entries, bool try_defer_taskrun);
+  int setup(unsigned sq_entries, unsigned cq_entries, bool try_defer_taskrun, unsigned rx_buffers,
+            unsigned rx_buffer_size);
   FdState& state(int fd);
   void mark_dirty(int fd, FdState& s);
   io_uring_sqe* prep_wake_poll();
@@ -130,6 +200,12 @@ class IoUringPoller final : public Poller, public CompletionIo {
   void refresh(int fd, FdState& s);
   void start_transfer(int fd, FdState& s, Transfers* x, Transfer& t);
   int cancel_in_flight(std::uint64_t data);
+  bool setup_rx_buffers(unsigned count, unsigned size);
+  bool handle_multishot(std::uint64_t data, const io_uring_cqe* cqe, PollEvent* out, int max, int* n);
+  void recycle(std::uint32_t bid);
+  void ms_arm(int fd, FdState& s);
+  void use_fixed(io_uring_sqe* sqe, int fd, FdState& s);
+  static bool ms_covers_input(const FdState& s);
 
   io_uring ring_{};
   bool ring_ready_ = false;
@@ -143,6 +219,22 @@ class IoUringPoller final : public Poller, public CompletionIo {
   std::size_t dirty_count_ = 0;
   std::uint64_t wait_seq_ = 0;
   std::uint64_t rearms_ = 0;
+  // Multishot receive: the provided-buffer ring (group kBufGroup) and its buffers.
+  bool multishot_ = false;     // the kernel took the buffer ring
+  bool multishot_on_ = true;
+  io_uring_buf_ring* rx_ring_ = nullptr;
+  std::size_t rx_ring_bytes_ = 0;
+  char* rx_bufs_ = nullptr;
+  std::size_t rx_bufs_bytes_ = 0;
+  std::unique_ptr<RxBuf[]> rx_meta_;
+  unsigned rx_count_ = 0;
+  unsigned rx_size_ = 0;
+  unsigned rx_held_ = 0;       // buffers out of the ring (in CQEs reaped, queued on fds)
+  unsigned rx_adds_ = 0;       // buffers given back but not yet published to the kernel
+  std::unique_ptr<int[]> starved_;  // fds whose receive ended with ENOBUFS
+  std::size_t starved_count_ = 0;
+  std::uint64_t nobufs_rearms_ = 0;
+  bool fixed_files_ = false;  // a sparse registered file table of max_fds_ slots
 };
 
 }  // namespace mnv

@@ -37,6 +37,7 @@ void Process::destroy() {
 }
 
 void Process::release_idle() {
+  Scope scope(this);  // a hook may allocate from this process's heap (a socket keeping bytes)
   while (IdleHook* h = idle_.pop_front()) h->release(h);
 }
 

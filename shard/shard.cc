@@ -200,6 +200,8 @@ void Shard::run(const Topology& topology) {
   kc.grace_ns = a.grace_ms * 1'000'000;
   kc.max_processes = a.pool_size + 64;
   kc.max_fds = set_->options().max_fds;
+  kc.completion_io = set_->options().completion_io;
+  kc.recv_multishot = set_->options().recv_multishot;
   if (kc.max_fds == 0) {
     rlimit r{};
     ::getrlimit(RLIMIT_NOFILE, &r);

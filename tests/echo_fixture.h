@@ -23,20 +23,27 @@
 namespace mnv::testing {
 
 // What the integration tests run on: a poller and, for io_uring, whether sockets use completion
-// mode (the default; KernelConfig::completion_io) or readiness and readv/writev.
+// mode (the default; KernelConfig::completion_io) or readiness and readv/writev, and in
+// completion mode whether they receive through a multishot receive (the default;
+// KernelConfig::recv_multishot) or one receive per message.
 struct Backend {
   PollerKind kind;
   bool completion_io = true;
+  bool recv_multishot = true;
 };
 
 inline auto all_backends() {
-  return ::testing::Values(Backend{PollerKind::kIoUring, true}, Backend{PollerKind::kIoUring, false},
-                           Backend{PollerKind::kEpoll}, Backend{PollerKind::kPoll});
+  return ::testing::Values(Backend{PollerKind::kIoUring, true, true}, Backend{PollerKind::kIoUring, true, false},
+                           Backend{PollerKind::kIoUring, false}, Backend{PollerKind::kEpoll},
+                           Backend{PollerKind::kPoll});
 }
 
 inline std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
   std::string name = poller_name(info.param.kind);
   if (info.param.kind == PollerKind::kIoUring && !info.param.completion_io) name += "_readiness";
+  if (info.param.kind == PollerKind::kIoUring && info.param.completion_io && !info.param.recv_multishot) {
+    name += "_recv";
+  }
   return name;
 }
 
@@ -54,6 +61,7 @@ class ServerThread {
       KernelConfig kc;
       kc.poller = backend.kind;
       kc.completion_io = backend.completion_io;
+      kc.recv_multishot = backend.recv_multishot;
       kc.isolation = isolation;
       if (trim_interval_ns > 0) kc.trim_interval_ns = trim_interval_ns;
       kc.max_fds = 4096;
@@ -68,6 +76,7 @@ class ServerThread {
       }
       kind_ = kernel_->poller_kind();
       completion_io_ = kernel_->completion_io() != nullptr;
+      recv_multishot_ = completion_io_ && kernel_->completion_io()->recv_multishot();
       port.set_value(server_->port());
       kernel_->run();
     });
@@ -83,6 +92,7 @@ class ServerThread {
   PollerKind kind() const { return kind_; }
   // Whether its sockets use completion-mode I/O.
   bool completion_io() const { return completion_io_; }
+  bool recv_multishot() const { return recv_multishot_; }
   Server* server() const { return server_.get(); }
 
  private:
@@ -92,6 +102,7 @@ class ServerThread {
   std::uint16_t port_ = 0;
   PollerKind kind_ = PollerKind::kEpoll;
   bool completion_io_ = false;
+  bool recv_multishot_ = false;
 };
 
 inline ServerConfig echo_config(std::size_t pool = 256) {

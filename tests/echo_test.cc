@@ -26,6 +26,9 @@ TEST_P(EchoTest, UsesTheRequestedPoller) {
   if (GetParam().kind != PollerKind::kIoUring || !GetParam().completion_io) {
     EXPECT_FALSE(s.completion_io());
   }
+  // The multishot receive wherever completion mode is on (its provided-buffer ring is older
+  // than completion mode's synchronous cancellation), unless it was turned off.
+  EXPECT_EQ(s.recv_multishot(), s.completion_io() && GetParam().recv_multishot);
 }
 
 TEST_P(EchoTest, ManyLinesAcrossManyConcurrentConnections) {

@@ -13,6 +13,7 @@
 #include "net/io.h"
 #include "net/service.h"
 #include "runtime/kernel.h"
+#include "runtime/poller_uring.h"
 #include "runtime/raise.h"
 #include "tests/echo_fixture.h"
 
@@ -25,6 +26,8 @@ class KernelTest : public ::testing::TestWithParam<Backend> {
     KernelConfig kc;
     kc.poller = GetParam().kind;
     kc.completion_io = GetParam().completion_io;
+  kc.recv_multishot = GetParam().recv_multishot;
+    kc.recv_multishot = GetParam().recv_multishot;
     kc.max_fds = 4096;
     kc.max_processes = 256;
     kc.exit_when_idle = true;
@@ -192,6 +195,7 @@ TEST_P(KernelTest, StopReclaimsEverythingAfterTheGracePeriod) {
   KernelConfig kc;
   kc.poller = GetParam().kind;
   kc.completion_io = GetParam().completion_io;
+  kc.recv_multishot = GetParam().recv_multishot;
   kc.grace_ns = 20'000'000;
   auto k = Kernel::create(kc);
   bool finished = false;
@@ -222,6 +226,7 @@ TEST_P(KernelTest, AProcessFdQuotaRaisesEmfile) {
   KernelConfig kc;
   kc.poller = GetParam().kind;
   kc.completion_io = GetParam().completion_io;
+  kc.recv_multishot = GetParam().recv_multishot;
   kc.exit_when_idle = true;
   kc.max_fds_per_process = 2;
   auto k = Kernel::create(kc);
@@ -401,6 +406,7 @@ TEST_P(KernelTest, AnIdleConnectionGivesItsRingsBackAndIsStillServed) {
   KernelConfig kc;
   kc.poller = GetParam().kind;
   kc.completion_io = GetParam().completion_io;
+  kc.recv_multishot = GetParam().recv_multishot;
   kc.trim_interval_ns = 10'000'000;  // idle after 10-20 ms
   kc.grace_ns = 100'000'000;
   auto k = Kernel::create(kc);
@@ -418,6 +424,56 @@ TEST_P(KernelTest, AnIdleConnectionGivesItsRingsBackAndIsStillServed) {
   // connection is served as before.
   std::vector<std::string> expected = {"released\n", "kept\n", "released\n", "kept\n"};
   EXPECT_EQ(replies, expected);
+}
+
+// Reads 3 bytes of a 10-byte message, waits until the kernel has seen the process idle, checks
+// that every receive buffer of the poller is back (multishot receive: the rest of the message
+// moved into the socket's own ring), then reads the rest and answers with it.
+Task<> reads_part_then_idles(Accepted&) {
+  char buf[16];
+  std::size_t n = co_await read(buf, 3);
+  co_await sleep_for(100'000'000);
+  auto* uring = dynamic_cast<IoUringPoller*>(Kernel::current()->completion_io());
+  bool all_back = uring == nullptr || !uring->recv_multishot() || uring->rx_buffers_free() == 512;
+  n += co_await read(buf + 3, 7);
+  co_await write(all_back ? "back:" : "held:", 5);
+  co_await write(buf, n);
+}
+
+Thread sends_ten_bytes(std::uint16_t port, std::string* reply, Error* e) {
+  co_await finally(stop_kernel(e));
+  Socket s;
+  s.timeout_ns = 5'000'000'000;
+  socklen_t len;
+  sockaddr_storage a = loopback(port, &len);
+  co_await connect(s, reinterpret_cast<sockaddr*>(&a), len);
+  co_await write(s, "0123456789", 10);
+  co_await flush(s);
+  char buf[32];
+  std::size_t n = co_await read(s, buf, 15);
+  reply->assign(buf, n);
+  Kernel::current()->stop();
+}
+
+TEST_P(KernelTest, BytesLeftInALentReceiveBufferSurviveIdlingAndTheBufferGoesBack) {
+  KernelConfig kc;
+  kc.poller = GetParam().kind;
+  kc.completion_io = GetParam().completion_io;
+  kc.recv_multishot = GetParam().recv_multishot;
+  kc.trim_interval_ns = 10'000'000;
+  kc.grace_ns = 100'000'000;
+  auto k = Kernel::create(kc);
+  ServerConfig sc;
+  sc.handler = reads_part_then_idles;
+  std::string error;
+  auto server = Server::listen(*k, sc, &error);
+  ASSERT_NE(server, nullptr) << error;
+  std::string reply;
+  Error e;
+  k->start(pool_, sends_ten_bytes, server->port(), &reply, &e);
+  k->run();
+  EXPECT_EQ(e.code, 0);
+  EXPECT_EQ(reply, "back:0123456789");
 }
 
 // Writes 2 MB in one go, then ends.

@@ -34,6 +34,10 @@ ABSL_FLAG(int, heap_pages, 0, "page budget of each connection's micro-heap; 0: f
 ABSL_FLAG(int, pool_size, 0, "connections each shard serves at once; 0: from --config (default 8192)");
 ABSL_FLAG(int, grace_ms, -1, "on SIGTERM, time in-flight connections get to finish; -1: from --config");
 ABSL_FLAG(std::string, balance, "reuseport", "reuseport (kernel hash) or handoff (least-loaded shard)");
+ABSL_FLAG(std::string, io, "multishot",
+          "with --poller=io_uring, how sockets do I/O: multishot (one multishot receive per "
+          "connection into the shard's buffers, sends as SQEs), recv (one receive SQE per message "
+          "into the connection's ring, sends as SQEs) or readiness (readv/writev on readiness)");
 ABSL_FLAG(bool, fault_injection, false,
           "chaos testing: a line !segv, !fpe or !oom makes that connection's handler fault");
 
@@ -141,6 +145,11 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  std::string io = absl::GetFlag(FLAGS_io);
+  if (io != "multishot" && io != "recv" && io != "readiness") {
+    std::fprintf(stderr, "echo: --io=%s: must be multishot, recv or readiness\n", io.c_str());
+    return 2;
+  }
   mnv::echo::g_fault_injection = absl::GetFlag(FLAGS_fault_injection);
   Echo echo(static_cast<std::size_t>(affinity.shards));
   g_echo = &echo;
@@ -155,6 +164,8 @@ int main(int argc, char** argv) {
   mnv::ShardSetOptions options;
   options.affinity = affinity;
   options.init = init_shard;
+  options.completion_io = io != "readiness";
+  options.recv_multishot = io == "multishot";
   auto shards = mnv::ShardSet::start(*topology, options, &error);
   if (shards == nullptr) {
     std::fprintf(stderr, "echo: %s\n", error.c_str());
@@ -165,8 +176,8 @@ int main(int argc, char** argv) {
   std::string cpus;
   for (int c : affinity.cpus) cpus += (cpus.empty() ? "" : ",") + std::to_string(c);
   std::fprintf(stderr,
-               "echo: %d shard(s) on CPU %s, poller %s, isolation %s, balance %s, %zu heap pages per connection%s\n",
-               affinity.shards, cpus.c_str(), mnv::poller_name(affinity.poller),
+               "echo: %d shard(s) on CPU %s, poller %s (io %s), isolation %s, balance %s, %zu heap pages per connection%s\n",
+               affinity.shards, cpus.c_str(), mnv::poller_name(affinity.poller), io.c_str(),
                mnv::isolation_name(affinity.isolation), balance.c_str(), affinity.heap_pages,
                mnv::echo::g_fault_injection ? ", fault injection on" : "");
   int rc = shards->wait();
