@@ -237,7 +237,7 @@ Socket::Io Socket::fill(Block& b) {
     rx_eof = true;
     return Io::kEof;
   }
-  if (completion() && cio_->sends_allowed()) {  // (never into a heap isolation may hide)
+  if (completion()) {
     // Receive into the free space (its first piece) when the kernel next waits; if the last
     // receive left the socket empty, wait for data before trying.
     iovec v[2];

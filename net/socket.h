@@ -120,7 +120,7 @@ class Socket : IdleHook {
   // Whether transfers go through cio_: bound with bind_fd() in completion mode, and the fd did
   // not turn out not to be a socket.
   bool completion() const { return cio_ != nullptr && !not_socket_; }
-  bool tx_completion() const { return completion() && cio_->sends_allowed() && owns_tx_fd_ && tx_fd_ == rx_fd_; }
+  bool tx_completion() const { return completion() && owns_tx_fd_ && tx_fd_ == rx_fd_; }
   // Whether input comes through the poller's multishot receive (completion_io.h).
   bool rx_multishot() const { return completion() && rx_peer_ == nullptr && rx_fd_ >= 0 && cio_->recv_multishot(); }
   void not_a_socket();

@@ -6,9 +6,9 @@
 // with the loop's single io_uring_enter and come back as CQEs, so the per-message system calls
 // disappear. Only a poller that can do this offers it (Poller::completion_io(); io_uring does,
 // epoll and poll do not). Transfers use micro-heap memory directly (the OS reads a send from the
-// socket's ring, a single receive writes into it), so they are allowed only while micro-heaps
-// are never hidden from the OS (isolation off; sends_allowed()); the multishot receive below
-// only fills the poller's own buffers, so it is used with isolation too.
+// socket's ring, a single receive writes into it) and the multishot receive below leaves input
+// in buffers every process can reach, so the kernel uses completion mode only with isolation off
+// (KernelConfig::completion_io).
 //
 // The contract. A socket owns a Transfers pair (in its own memory, next to its rings) and uses it
 // for one fd: at most one receive and one send in flight at a time.
@@ -94,10 +94,6 @@ class CompletionIo {
   // can, and it was not turned off with enable_recv_multishot(false).
   virtual bool recv_multishot() const { return false; }
   virtual void enable_recv_multishot(bool on) { (void)on; }
-  // Whether sockets may hand sends (and single receives) to the poller: only while micro-heaps
-  // are never hidden from the OS (isolation off). Else only the multishot receive is used.
-  bool sends_allowed() const { return sends_allowed_; }
-  void allow_sends(bool on) { sends_allowed_ = on; }
   // Whether fd has received data (or its end) queued for take_recv().
   virtual bool recv_queued(int fd) = 0;
   // Makes sure a multishot receive is armed on socket fd (no-op when one is, or input ended).
@@ -118,7 +114,6 @@ class CompletionIo {
   ~CompletionIo() = default;
 
  private:
-  bool sends_allowed_ = true;
 };
 
 }  // namespace mnv

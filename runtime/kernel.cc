@@ -231,13 +231,12 @@ bool Kernel::init() {
     return false;
   }
   // Completion mode. The OS reads sends from micro-heaps and single receives write into them, at
-  // any time: only where no heap is ever hidden. A multishot receive fills the poller's own
-  // buffers, copied in while the process runs, so with isolation it is the receive side alone
-  // (sends are written while the heap is open).
-  if (CompletionIo* cio = config_.completion_io ? poller_->completion_io() : nullptr; cio != nullptr) {
+  // any time; a multishot receive leaves a connection's input in the poller's buffers, which
+  // every process can read: only where no heap is ever hidden.
+  if (CompletionIo* cio = config_.completion_io ? poller_->completion_io() : nullptr;
+      cio != nullptr && config_.isolation == IsolationMode::kOff) {
     cio->enable_recv_multishot(config_.recv_multishot);
-    cio->allow_sends(config_.isolation == IsolationMode::kOff);
-    if (config_.isolation == IsolationMode::kOff || cio->recv_multishot()) completion_io_ = cio;
+    completion_io_ = cio;
   }
   for (auto& p : g_pollers) {
     Poller* expected = nullptr;

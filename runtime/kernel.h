@@ -62,14 +62,17 @@ struct KernelConfig {
   std::int64_t trim_interval_ns = 1'000'000'000;  // idle processes give back unused heap pages
   bool exit_when_idle = false;  // run() returns once no process is left (tests, clients)
   // Sockets receive and send through the poller itself where it can (io_uring; see
-  // runtime/completion_io.h): no read/write system call per message. Sends (and receives
-  // without recv_multishot) have the OS use micro-heaps directly, so with isolation only the
-  // multishot receive is used, and sends are writev()s.
+  // runtime/completion_io.h): no read/write system call per message. The OS then uses
+  // micro-heaps (or, with recv_multishot, buffers every process can reach) at any time, so with
+  // isolation (IsolationMode other than kOff) it is not used: readv/writev on readiness, made
+  // while the heap is open, keep each connection's data inside its own hidden heap.
   bool completion_io = true;
   // With completion_io, sockets receive through one multishot receive per fd into buffers the
-  // poller owns (io_uring provided buffers), copied into their rings while their process runs,
-  // instead of one receive per message into the ring itself.
-  bool recv_multishot = true;
+  // poller owns (io_uring provided buffers, read in place or copied into their rings while their
+  // process runs), instead of one receive per message into the ring itself. Off by default: it
+  // measured within noise of the single receives (perf/RESULTS.md), and its buffers are shared,
+  // so connections whose processes stop reading hold buffers the others then wait for.
+  bool recv_multishot = false;
 };
 
 // Hooks for the layer above the kernel (shard/), called on the kernel's own thread.

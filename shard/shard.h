@@ -119,7 +119,7 @@ struct ShardSetOptions {
   std::size_t mailbox_capacity = 1024;  // messages per ring (power of two)
   std::size_t max_fds = 0;              // per kernel; 0: from RLIMIT_NOFILE
   bool completion_io = true;            // KernelConfig::completion_io
-  bool recv_multishot = true;           // KernelConfig::recv_multishot
+  bool recv_multishot = false;          // KernelConfig::recv_multishot
   // Runs on each shard's thread in shard order before its kernel runs; false (with *error)
   // aborts the whole start.
   std::function<bool(Shard&, std::string*)> init;

@@ -34,10 +34,11 @@ ABSL_FLAG(int, heap_pages, 0, "page budget of each connection's micro-heap; 0: f
 ABSL_FLAG(int, pool_size, 0, "connections each shard serves at once; 0: from --config (default 8192)");
 ABSL_FLAG(int, grace_ms, -1, "on SIGTERM, time in-flight connections get to finish; -1: from --config");
 ABSL_FLAG(std::string, balance, "reuseport", "reuseport (kernel hash) or handoff (least-loaded shard)");
-ABSL_FLAG(std::string, io, "multishot",
+ABSL_FLAG(std::string, io, "recv",
           "with --poller=io_uring, how sockets do I/O: multishot (one multishot receive per "
           "connection into the shard's buffers, sends as SQEs), recv (one receive SQE per message "
-          "into the connection's ring, sends as SQEs) or readiness (readv/writev on readiness)");
+          "into the connection's ring, sends as SQEs) or readiness (readv/writev on readiness); "
+          "with --isolation other than off, always readiness");
 ABSL_FLAG(bool, fault_injection, false,
           "chaos testing: a line !segv, !fpe or !oom makes that connection's handler fault");
 
