@@ -35,12 +35,14 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_SIZE=${IDLE_SIZE:-64}
 POLLERS=${POLLERS:-"io_uring epoll poll"}
 ISOLATIONS=${ISOLATIONS:-off}
-IO_MODES=${IO_MODES:-multishot}
+IO_MODES=${IO_MODES:-recv}
 ECHO_ARGS=${ECHO_ARGS:-}
 SKIP_BUILD=${SKIP_BUILD:-0}
 REPS=${REPS:-1}
 
 say() { printf 'echo_compare: %s\n' "$*" >&2; }
+# shellcheck source=perf/lib.sh
+. perf/lib.sh
 
 # --- build -------------------------------------------------------------------------------------
 have_echo=0
@@ -63,7 +65,7 @@ if [ "$SKIP_BUILD" = 1 ] && [ -x "$BIN/apps/echo/echo" ]; then have_echo=1; fi
 SERVERS=("epoll baseline|$BIN/perf/epoll_echo_server|")
 if [ "$have_echo" = 1 ]; then
   for p in $POLLERS; do
-    modes=multishot
+    modes=recv
     [ "$p" = io_uring ] && modes=$IO_MODES
     for io in $modes; do
       for iso in $ISOLATIONS; do
@@ -83,73 +85,7 @@ CLIENT_CPU=0
 [ "$ncpu" -lt 2 ] && say "warning: one CPU: server and client share it"
 
 # Descriptors for IDLE_CONNS connections on each side (children raise soft to hard themselves).
-need=$((IDLE_CONNS + 1024))
-hard=$(ulimit -Hn)
-if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
-  ulimit -Hn "$need" 2>/dev/null || say "warning: cannot raise the descriptor limit to $need (hard limit $hard; run as root)"
-fi
-ulimit -Sn "$(ulimit -Hn)"
-
-TMP="$(mktemp -d)"
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Starts server $1 (binary $2, flags $3) pinned to SERVER_CPU; sets SERVER_PID and SERVER_PORT.
-SERVER_PID=""
-SERVER_PORT=""
-nstarted=0
-start_server() {
-  local name=$1 bin=$2 flags=$3 fifo fd line
-  nstarted=$((nstarted + 1))
-  fifo="$TMP/out.$nstarted"
-  mkfifo "$fifo"
-  # shellcheck disable=SC2086  # flags are words
-  taskset -c "$SERVER_CPU" "$bin" --host=127.0.0.1 --port=0 $flags >"$fifo" 2>"$TMP/err.$nstarted" &
-  SERVER_PID=$!
-  PIDS+=("$SERVER_PID")
-  exec {fd}<"$fifo"
-  if ! IFS= read -r -t 30 -u "$fd" line || [[ "$line" != "listening on "* ]]; then
-    say "$name did not say 'listening on HOST:PORT' (got: '${line:-}'); its stderr:"
-    cat "$TMP/err.$nstarted" >&2 || true
-    exec {fd}<&-
-    stop_server
-    return 1
-  fi
-  SERVER_PORT=${line##*:}
-  cat <&"$fd" >/dev/null &  # keep draining its stdout
-  PIDS+=("$!")
-  exec {fd}<&-
-}
-
-stop_server() {
-  kill "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-}
-
-# Runs a client pinned to CLIENT_CPU in the background (so a signal stops the script at once) and
-# leaves its stdout in CLIENT_OUT; the human line goes to stderr.
-CLIENT_OUT=""
-run_client() {
-  local pid
-  taskset -c "$CLIENT_CPU" "$@" >"$TMP/client.out" &
-  pid=$!
-  PIDS+=("$pid")
-  wait "$pid" || true
-  CLIENT_OUT=$(cat "$TMP/client.out")
-  head -n 1 <<<"$CLIENT_OUT" >&2
-}
-
-# kv LINE KEY: the value of KEY=... in a RESULT line.
-kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && a != "na" && b != "na" && b + 0 > 0) printf "%.2fx", a / b; else printf "—" }'; }
-fix() { awk -v a="$1" -v d="$2" 'BEGIN { if (a == "" || a == "na") printf "—"; else printf "%.*f", d, a }'; }
+raise_fd_limit $((IDLE_CONNS + 1024))
 
 declare -A LOAD IDLE
 
@@ -159,22 +95,22 @@ for ((rep = 1; rep <= REPS; rep++)); do
   for entry in "${SERVERS[@]}"; do
     IFS='|' read -r name bin flags <<<"$entry"
     for size in $SIZES; do
-      start_server "$name" "$bin" "$flags" || { LOAD["$name|$size|$rep"]="failed"; continue; }
+      start_server "$name" "$SERVER_CPU" "$bin" "$flags" || { LOAD["$name|$size|$rep"]="failed"; continue; }
       say "round $rep/$REPS: $name, $size-byte lines: port $SERVER_PORT, pid $SERVER_PID"
-      run_client "$BIN/perf/echo_load" --port="$SERVER_PORT" --server_pid="$SERVER_PID" \
+      run_pinned "$CLIENT_CPU" "$BIN/perf/echo_load" --port="$SERVER_PORT" --server_pid="$SERVER_PID" \
         --conns="$CONNS" --size="$size" --warmup_s="$WARMUP_S" --duration_s="$DURATION_S"
-      LOAD["$name|$size|$rep"]=$(grep '^RESULT ' <<<"$CLIENT_OUT" || echo failed)
+      LOAD["$name|$size|$rep"]=$(grep '^RESULT ' <<<"$RUN_OUT" || echo failed)
       stop_server
     done
   done
 done
 for entry in "${SERVERS[@]}"; do
   IFS='|' read -r name bin flags <<<"$entry"
-  start_server "$name" "$bin" "$flags" || { IDLE["$name"]="failed"; continue; }
+  start_server "$name" "$SERVER_CPU" "$bin" "$flags" || { IDLE["$name"]="failed"; continue; }
   say "$name, $IDLE_CONNS idle connections: port $SERVER_PORT, pid $SERVER_PID"
-  run_client "$BIN/perf/idle_memory" --port="$SERVER_PORT" --server_pid="$SERVER_PID" \
+  run_pinned "$CLIENT_CPU" "$BIN/perf/idle_memory" --port="$SERVER_PORT" --server_pid="$SERVER_PID" \
     --conns="$IDLE_CONNS" --size="$IDLE_SIZE"
-  IDLE["$name"]=$(grep '^RESULT ' <<<"$CLIENT_OUT" || echo failed)
+  IDLE["$name"]=$(grep '^RESULT ' <<<"$RUN_OUT" || echo failed)
   stop_server
 done
 

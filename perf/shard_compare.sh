@@ -52,6 +52,8 @@ MAILBOX_ARGS=${MAILBOX_ARGS---round_trips=300000 --messages=5000000}
 SKIP_BUILD=${SKIP_BUILD:-0}
 
 say() { printf 'shard_compare: [%3ds] %s\n' "$SECONDS" "$*" >&2; }
+# shellcheck source=perf/lib.sh
+. perf/lib.sh
 
 # --- build -------------------------------------------------------------------------------------
 if [ "$SKIP_BUILD" != 1 ]; then
@@ -75,79 +77,8 @@ if [ "$ncpu" -lt 2 ]; then
 fi
 
 # Descriptors for CONNS connections on each side (children raise soft to hard themselves).
-need=$((CONNS + 1024))
-hard=$(ulimit -Hn)
-if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
-  ulimit -Hn "$need" 2>/dev/null || say "warning: cannot raise the descriptor limit to $need (hard limit $hard; run as root)"
-fi
-ulimit -Sn "$(ulimit -Hn)"
+raise_fd_limit $((CONNS + 1024))
 
-TMP="$(mktemp -d)"
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# start_server NAME CPUS FLAGS: apps/echo pinned to CPUS (taskset); sets SERVER_PID, SERVER_PORT
-# and SERVER_ERR (its stderr file). The port is read from its first stdout line through a fifo.
-SERVER_PID=""
-SERVER_PORT=""
-SERVER_ERR=""
-nstarted=0
-start_server() {
-  local name=$1 cpus=$2 flags=$3 fifo fd line
-  nstarted=$((nstarted + 1))
-  fifo="$TMP/out.$nstarted"
-  SERVER_ERR="$TMP/err.$nstarted"
-  mkfifo "$fifo"
-  # shellcheck disable=SC2086  # flags are words
-  taskset -c "$cpus" "$BIN/apps/echo/echo" --host=127.0.0.1 --port=0 $flags >"$fifo" 2>"$SERVER_ERR" &
-  SERVER_PID=$!
-  PIDS+=("$SERVER_PID")
-  exec {fd}<"$fifo"
-  if ! IFS= read -r -t 30 -u "$fd" line || [[ "$line" != "listening on "* ]]; then
-    say "$name did not say 'listening on HOST:PORT' (got: '${line:-}'); its stderr:"
-    cat "$SERVER_ERR" >&2 || true
-    exec {fd}<&-
-    stop_server
-    return 1
-  fi
-  SERVER_PORT=${line##*:}
-  cat <&"$fd" >/dev/null &  # keep draining its stdout
-  PIDS+=("$!")
-  exec {fd}<&-
-}
-
-# SIGTERM, then wait: the server prints "echo: shard K served N connections ..." and exits 0.
-SERVER_RC=0
-stop_server() {
-  kill -TERM "$SERVER_PID" 2>/dev/null || true
-  SERVER_RC=0
-  wait "$SERVER_PID" 2>/dev/null || SERVER_RC=$?
-}
-
-# run_pinned CPUS CMD...: runs CMD pinned to CPUS in the background (so a signal stops the script
-# at once), leaves its stdout in RUN_OUT; its first line goes to stderr.
-RUN_OUT=""
-run_pinned() {
-  local cpus=$1 pid
-  shift
-  taskset -c "$cpus" "$@" >"$TMP/run.out" &
-  pid=$!
-  PIDS+=("$pid")
-  wait "$pid" || true
-  RUN_OUT=$(cat "$TMP/run.out")
-  head -n 1 <<<"$RUN_OUT" >&2
-}
-
-# kv LINE KEY: the value of KEY=... in a RESULT line.
-kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
-fix() { awk -v a="$1" -v d="$2" 'BEGIN { if (a == "" || a == "na") printf "—"; else printf "%.*f", d, a }'; }
 # median of the numbers on stdin (blank and "na" lines skipped); empty if none.
 median() {
   grep -E '^-?[0-9.]+(e[-+]?[0-9]+)?$' | sort -g |
@@ -182,7 +113,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
   for entry in "${CONFIGS[@]}"; do
     IFS='|' read -r name scpus ccpus flags <<<"$entry"
     key="$name|$rep"
-    if ! start_server "$name" "$scpus" "--poller=$POLLER $flags $ECHO_ARGS"; then
+    if ! start_server "$name" "$scpus" "$BIN/apps/echo/echo" "--poller=$POLLER $flags $ECHO_ARGS"; then
       LOAD["$key"]=failed
       BAL["$key"]="? ? 0"
       continue
