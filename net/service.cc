@@ -227,17 +227,17 @@ void Server::connection_died(const Death& death) {
 void Server::start_connection(int fd, const sockaddr_storage& peer, socklen_t len) {
   Process* p = kernel_.new_process(pool_);
   if (p == nullptr) {
-    ++refused_;
+    refused_.fetch_add(1, std::memory_order_relaxed);
     std::int64_t now = monotonic_ns();
     if (now - last_refusal_log_ > 1'000'000'000) {
       log_line("mnv: server on port %u: all %zu connection heaps in use; refusing connections (%lu so far)",
-               port_, pool_.capacity(), static_cast<unsigned long>(refused_));
+               port_, pool_.capacity(), static_cast<unsigned long>(refused_.load(std::memory_order_relaxed)));
       last_refusal_log_ = now;
     }
     ::close(fd);
     return;
   }
-  ++accepted_;
+  accepted_.fetch_add(1, std::memory_order_relaxed);
   kernel_.adopt_fd(fd, p);
   active_.fetch_add(1, std::memory_order_relaxed);
   kernel_.supervise(p->kernel_slot(), supervisor_, Tag::of(connection_tag(fd, peer)));

@@ -74,8 +74,9 @@ class Server {
   const ServerConfig& config() const { return config_; }
   std::uint16_t port() const { return port_; }
   HeapPool& pool() { return pool_; }
-  std::uint64_t accepted() const { return accepted_; }
-  std::uint64_t refused() const { return refused_; }
+  // Counters written by the server's kernel thread, readable from any thread.
+  std::uint64_t accepted() const { return accepted_.load(std::memory_order_relaxed); }
+  std::uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
   // Connection processes that died of a trap or an error no handler took.
   std::uint64_t deaths() const { return deaths_.load(std::memory_order_relaxed); }
   // Connections being served now (readable from other threads, e.g. for balancing).
@@ -99,8 +100,8 @@ class Server {
   int listen_fd_ = -1;
   std::uint16_t port_ = 0;
   Supervisor supervisor_;  // the supervisor thread, in the listener's process
-  std::uint64_t accepted_ = 0;
-  std::uint64_t refused_ = 0;
+  std::atomic<std::uint64_t> accepted_{0};
+  std::atomic<std::uint64_t> refused_{0};
   std::atomic<std::uint64_t> deaths_{0};
   std::atomic<long> active_{0};
   std::int64_t last_refusal_log_ = 0;
