@@ -700,6 +700,7 @@ void Kernel::trim_idle() {
     s.proc->release_idle();
     s.heap->trim();
     s.trimmed = true;  // until it runs again
+    idle_trims_.fetch_add(1, std::memory_order_release);
   }
   trim_turn_ = turns_;
 }

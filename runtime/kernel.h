@@ -163,6 +163,9 @@ class Kernel {
   std::size_t process_count() const { return live_; }
   std::int64_t now_ns() const { return now_; }
   std::uint64_t turns() const { return turns_; }
+  // Idle processes the trim passes have trimmed so far (readable from any thread: tests wait on
+  // it instead of sleeping).
+  std::uint64_t idle_trims() const { return idle_trims_.load(std::memory_order_acquire); }
 
   // Internal (runtime/block.h).
   void cancel_timer(std::uint32_t timer);
@@ -253,6 +256,7 @@ class Kernel {
   std::int64_t stop_deadline_ = 0;
   std::uint64_t turns_ = 0;
   std::uint64_t dispatches_ = 0;
+  std::atomic<std::uint64_t> idle_trims_{0};
   bool stopping_ = false;
   std::atomic<bool> stop_requested_{false};
 };

@@ -94,6 +94,16 @@ class ServerThread {
   bool completion_io() const { return completion_io_; }
   bool recv_multishot() const { return recv_multishot_; }
   Server* server() const { return server_.get(); }
+  // Idle processes the server's trim passes have trimmed so far (Kernel::idle_trims()).
+  std::uint64_t idle_trims() const { return kernel_->idle_trims(); }
+  // Waits (up to 10 s) until that count reaches at least `n`; false if it does not.
+  bool wait_idle_trims(std::uint64_t n) const {
+    for (int i = 0; i < 1000; ++i) {
+      if (kernel_->idle_trims() >= n) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
 
  private:
   std::thread thread_;

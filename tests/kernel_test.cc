@@ -476,8 +476,11 @@ TEST_P(KernelTest, BytesLeftInALentReceiveBufferSurviveIdlingAndTheBufferGoesBac
   EXPECT_EQ(reply, "back:0123456789");
 }
 
-// Writes 2 MB in one go, then ends.
-Task<> floods(Accepted&) {
+// Writes 2 MB in one go, then ends. Its socket's send buffer is kept small (no autotuning), so
+// the 2 MB cannot all be buffered by the OS while the peer reads nothing.
+Task<> floods(Accepted& conn) {
+  int small = 64 << 10;
+  ::setsockopt(conn.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
   static std::string data = [] {
     std::string d(2 << 20, 0);
     for (std::size_t i = 0; i < d.size(); ++i) d[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
@@ -490,9 +493,14 @@ TEST_P(KernelTest, OutputStuckInFlightWhileTheProcessIdlesArrivesWhole) {
   ServerConfig sc;
   sc.handler = floods;
   ServerThread server(GetParam(), sc, /*trim_interval_ns=*/10'000'000);
+  // The server's listener and supervisor processes are trimmed once, as soon as they idle.
+  ASSERT_TRUE(server.wait_idle_trims(2));
+  std::uint64_t trims = server.idle_trims();
   Client c(server.port());
   ASSERT_TRUE(c.connected());
-  ::usleep(100'000);  // the server's send is stuck on our full window; its process idles
+  // The server's send is stuck on our full window: the connection's process idles and is
+  // trimmed while its output is still in flight (and so is the listener, which ran to accept).
+  ASSERT_TRUE(server.wait_idle_trims(trims + 2));
   std::string got = c.recv_all();
   ASSERT_EQ(got.size(), std::size_t{2} << 20);
   std::string expected(2 << 20, 0);
