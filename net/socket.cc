@@ -132,6 +132,26 @@ void Socket::on_idle(IdleHook* h) {
 void Socket::wake_reader() { ready_if_blocked(data_waiter); }
 void Socket::wake_writer() { ready_if_blocked(space_waiter); }
 
+// The result r of a receive the poller made into the rx ring: bytes (committed), the end of
+// input, or an error, in *io. False when rx_fd_ is no socket (ENOTSOCK): it is then read with
+// readv from now on (not_a_socket()), and fill() goes on to do that.
+bool Socket::received(std::int32_t r, Io* io) {
+  if (r > 0) {
+    rx.commit(static_cast<std::size_t>(r));
+    *io = Io::kProgress;
+  } else if (r == 0) {
+    rx_eof = true;
+    *io = Io::kEof;
+  } else if (r != -ENOTSOCK) {
+    error = -r;
+    *io = Io::kError;
+  } else {
+    not_a_socket();
+    return false;
+  }
+  return true;
+}
+
 Socket::Io Socket::fill(Block& b) {
   if (error != 0) return Io::kError;
   if (rx_eof || rx_closed) return Io::kEof;
@@ -172,19 +192,7 @@ Socket::Io Socket::fill(Block& b) {
       int k = rx.space_iov(v);
       r = cio_->take_recv(rx_fd_, v, k);
     }
-    if (r > 0) {
-      rx.commit(static_cast<std::size_t>(r));
-      return Io::kProgress;
-    }
-    if (r == 0) {
-      rx_eof = true;
-      return Io::kEof;
-    }
-    if (r != -ENOTSOCK) {
-      error = -r;
-      return Io::kError;
-    }
-    not_a_socket();  // and read it below
+    if (Io io; received(r, &io)) return io;
   }
   if (!rx.ensure()) {
     error = ENOMEM;
@@ -202,20 +210,8 @@ Socket::Io Socket::fill(Block& b) {
     // next reply starts at the front of an empty send ring (the same few cache lines each time)
     // instead of after the sent bytes.
     if (xfer_.tx.done()) settle_send();
-    if (r > 0) {
-      rx.commit(static_cast<std::size_t>(r));
-      rx_drained = !xfer_.rx.more;
-      return Io::kProgress;
-    }
-    if (r == 0) {
-      rx_eof = true;
-      return Io::kEof;
-    }
-    if (r != -ENOTSOCK) {
-      error = -r;
-      return Io::kError;
-    }
-    not_a_socket();  // and read it below
+    if (r > 0) rx_drained = !xfer_.rx.more;
+    if (Io io; received(r, &io)) return io;
   }
   if (rx.full()) return Io::kProgress;
   if (rx_peer_ != nullptr) {

@@ -124,6 +124,7 @@ class Socket : IdleHook {
   // Whether input comes through the poller's multishot receive (completion_io.h).
   bool rx_multishot() const { return completion() && rx_peer_ == nullptr && rx_fd_ >= 0 && cio_->recv_multishot(); }
   void not_a_socket();
+  bool received(std::int32_t r, Io* io);
   void cancel_transfers();
   // Gives a buffer lent by the poller (rx reads it in place) back; rx must be done with it.
   void return_loan();

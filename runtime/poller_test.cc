@@ -76,6 +76,20 @@ class Fds {
     *a = own(sv[0]);
     *b = own(sv[1]);
   }
+  // A connected TCP pair on 127.0.0.1: *client (blocking) and *server (accepted, non-blocking).
+  void tcp_pair(int* client, int* server) {
+    int l = own(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&addr), len), 0);
+    ASSERT_EQ(::listen(l, 1), 0);
+    ASSERT_EQ(::getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    *client = own(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_EQ(::connect(*client, reinterpret_cast<sockaddr*>(&addr), len), 0);
+    *server = own(::accept4(l, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  }
   void pipe(int* r, int* w) {
     int p[2];
     ASSERT_EQ(::pipe2(p, O_NONBLOCK | O_CLOEXEC), 0) << strerror(errno);
@@ -686,17 +700,8 @@ TEST_P(IoUringCompletionTest, EndOfInputIsZeroAndAResetIsEconnreset) {
   p().forget(a);
 
   // TCP: the peer closes with unread data, which resets the connection.
-  int l = fds_.own(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&addr), len), 0);
-  ASSERT_EQ(::listen(l, 1), 0);
-  ASSERT_EQ(::getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  int c = fds_.own(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  ASSERT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&addr), len), 0);
-  int s = fds_.own(::accept4(l, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  int c, s;
+  fds_.tcp_pair(&c, &s);
   Transfers y;
   p().recv(s, &y, buf, sizeof buf, true);
   ASSERT_EQ(::write(s, "unread", 6), 6);  // c never reads it
@@ -973,17 +978,8 @@ TEST_P(IoUringMultishotTest, EndOfInputAndErrorsComeAfterTheData) {
   EXPECT_FALSE(p().recv_queued(a));
 
   // TCP: the peer closes with unread data, which resets the connection.
-  int l = fds_.own(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&addr), len), 0);
-  ASSERT_EQ(::listen(l, 1), 0);
-  ASSERT_EQ(::getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  int c = fds_.own(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  ASSERT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&addr), len), 0);
-  int s = fds_.own(::accept4(l, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  int c, s;
+  fds_.tcp_pair(&c, &s);
   p().arm_recv(s);
   ASSERT_EQ(::write(s, "unread", 6), 6);  // c never reads it
   fds_.close(c);

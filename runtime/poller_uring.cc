@@ -204,9 +204,14 @@ void IoUringPoller::interest(int fd, std::uint32_t events) {
     refresh(fd, s);
     return;
   }
-  std::uint32_t mask = kInputMask | (events & POLLOUT);
+  if (events == 0 && !s.live && !s.add_pending) return;
+  arm(fd, s, kInputMask | (events & POLLOUT));
+}
+
+// Has fd's poll watch `mask` (non-zero): an add when none is live or pending, else an update
+// when the mask changed (a pending add just picks up the new mask).
+void IoUringPoller::arm(int fd, FdState& s, std::uint32_t mask) {
   if (!s.live && !s.add_pending) {
-    if (events == 0) return;
     s.add_pending = true;
     s.mask = mask;
     mark_dirty(fd, s);
@@ -214,7 +219,7 @@ void IoUringPoller::interest(int fd, std::uint32_t events) {
   }
   if (mask == s.mask) return;
   s.mask = mask;
-  if (s.live) {  // (a pending add just picks up the new mask)
+  if (s.live) {
     s.update_pending = true;
     mark_dirty(fd, s);
   }
@@ -570,18 +575,7 @@ void IoUringPoller::refresh(int fd, FdState& s) {
     }
     return;
   }
-  if (!s.live && !s.add_pending) {
-    s.add_pending = true;
-    s.mask = mask;
-    mark_dirty(fd, s);
-    return;
-  }
-  if (mask == s.mask) return;
-  s.mask = mask;
-  if (s.live) {
-    s.update_pending = true;
-    mark_dirty(fd, s);
-  }
+  arm(fd, s, mask);
 }
 
 // An SQE for a transfer, now: a full SQ is submitted first (without waiting).

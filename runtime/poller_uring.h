@@ -198,6 +198,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
   // Completion mode: the poll mask an exact fd needs now (0: none), and bringing its poll there.
   static std::uint32_t exact_mask(const FdState& s);
   void refresh(int fd, FdState& s);
+  void arm(int fd, FdState& s, std::uint32_t mask);
   void start_transfer(int fd, FdState& s, Transfers* x, Transfer& t);
   int cancel_in_flight(std::uint64_t data);
   bool setup_rx_buffers(unsigned count, unsigned size);
