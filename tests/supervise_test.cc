@@ -36,8 +36,9 @@ constexpr std::int64_t kPatience = 5'000'000'000;  // a broken test fails after 
 
 class SuperviseTest : public ::testing::TestWithParam<IsolationMode> {
  protected:
-  std::unique_ptr<Kernel> make_kernel(std::size_t death_queue = 64) {
+  std::unique_ptr<Kernel> make_kernel(std::size_t death_queue = 64, std::int64_t grace_ns = 5'000'000'000) {
     KernelConfig kc;
+    kc.grace_ns = grace_ns;
     kc.poller = PollerKind::kEpoll;
     kc.isolation = GetParam();
     kc.max_fds = 1024;
@@ -263,14 +264,7 @@ Thread stopping_supervisor(HeapPool* pool, Stopping* s) {
 }
 
 TEST_P(SuperviseTest, OnStopReapReportsGraceDeathsThenReturnsEmptyWhenNothingIsLeft) {
-  KernelConfig kc;
-  kc.poller = PollerKind::kEpoll;
-  kc.isolation = GetParam();
-  kc.max_fds = 1024;
-  kc.max_processes = 256;
-  kc.max_supervisors = 8;
-  kc.grace_ns = 60'000'000'000;  // never reached: the run ends when the last process does
-  auto k = Kernel::create(kc);
+  auto k = make_kernel(64, /*grace_ns=*/60'000'000'000);  // never reached: the run ends with its last process
   ASSERT_NE(k, nullptr);
   Stopping s;
   ASSERT_NE(k->start(pool_, stopping_supervisor, &pool_, &s), nullptr);
