@@ -10,6 +10,11 @@
 //                           PROT_NONE then PROT_READ|PROT_WRITE; ns_per_op is one mprotect
 //   kernel heap toggle/H    a 6 MiB kernel heap with 38 pages touched across its tables,
 //                           in 4 KiB pages (H=0) or transparent huge pages (H=1)
+//   heap toggle, no pages   the same VMA with no page ever touched: the per-call floor (the
+//                           system call and the VMA update, no page-table entry to change)
+//   heap switch/C/L         open a heap, write to it, close it, round robin over L live heaps
+//                           of a C-heap pool (2 x C VMAs), as the server switches between
+//                           connections: does a large VMA tree or a cold heap cost more?
 //   heap toggle, busy sibling/4
 //                           heap toggle/4 while another thread of the process (as another
 //                           shard would be) runs on another CPU: removing access then needs a
@@ -23,12 +28,14 @@
 
 #include <atomic>
 #include <thread>
+#include <vector>
 
 #include <benchmark/benchmark.h>
 
 #include "mem/heap_pool.h"
 #include "mem/kernel_heap.h"
 #include "mem/page.h"
+#include "mem/segment.h"
 
 namespace mnv {
 namespace {
@@ -59,6 +66,56 @@ void BM_HeapToggle(benchmark::State& state) {
   pool.release(heap);
 }
 BENCHMARK(BM_HeapToggle)->Name("heap toggle")->Arg(1)->Arg(2)->Arg(4)->Arg(8);
+
+// The fixed part of a call: an 8-page VMA (with its PROT_READ guard, as in the pool) that has
+// no pages at all, so no page-table entry changes: what remains is the system call and the
+// VMA update itself.
+void BM_VmaOnly(benchmark::State& state) {
+  Segment seg = Segment::map(9);
+  if (!seg) {
+    state.SkipWithError("no segment");
+    return;
+  }
+  ::mprotect(seg.base() + 8 * kPageSize, kPageSize, PROT_READ);
+  for (auto _ : state) {
+    ::mprotect(seg.base(), 8 * kPageSize, PROT_NONE);
+    ::mprotect(seg.base(), 8 * kPageSize, PROT_READ | PROT_WRITE);
+  }
+  state.counters["ns_per_op"] = benchmark::Counter(static_cast<double>(2 * state.iterations()),
+                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_VmaOnly)->Name("heap toggle, no pages");
+
+// Round robin over `live` heaps of a pool of `count` (as the echo server switches between its
+// connections): each heap is cold when its turn comes, and the process has 2 x count VMAs.
+void BM_HeapSwitch(benchmark::State& state) {
+  const auto count = static_cast<std::size_t>(state.range(0));
+  const auto live = static_cast<std::size_t>(state.range(1));
+  HeapPool pool(8, count, 8, HeapPool::Guards::kSeparate);
+  std::vector<Heap*> heaps;
+  for (std::size_t i = 0; i < live; ++i) {
+    Heap* h = pool.acquire();
+    if (h == nullptr) {
+      state.SkipWithError("no heap");
+      return;
+    }
+    reinterpret_cast<volatile char*>(h)[kPageSize] = 1;  // two pages touched, as a busy connection
+    pool.protect(h, PROT_NONE);
+    heaps.push_back(h);
+  }
+  std::size_t i = 0;
+  for (auto _ : state) {
+    Heap* h = heaps[i];
+    pool.protect(h, PROT_READ | PROT_WRITE);
+    reinterpret_cast<volatile char*>(h)[kPageSize + 64] = 1;
+    pool.protect(h, PROT_NONE);
+    if (++i == live) i = 0;
+  }
+  state.counters["ns_per_op"] = benchmark::Counter(static_cast<double>(2 * state.iterations()),
+                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  for (Heap* h : heaps) pool.release(h);
+}
+BENCHMARK(BM_HeapSwitch)->Name("heap switch")->Args({16, 1})->Args({1024, 1000})->Args({8192, 1000})->Args({8192, 8000});
 
 void BM_HeapToggleBusySibling(benchmark::State& state) {
   cpu_set_t allowed;
