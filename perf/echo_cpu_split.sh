@@ -11,12 +11,13 @@
 #                delivery into the peer's socket (the softirq runs on the sender's CPU) with the
 #                peer's wake-up
 #   TCP receive  the stack holds tcp_recvmsg (copy out of the socket, window updates)
-#   the rest     everything else: system call entry and exit, epoll or io_uring (submission,
-#                polls, completions), and the server's own code
+#   OS loop      any other time in the OS: system call entry and exit, epoll or io_uring
+#                (submission, polls, completions, task work)
+#   server code  time in the server's own code and its libraries (user mode)
 # and the bucket's share times the run's server CPU µs per message gives µs per message.
-# Both servers do the same TCP work per message, so "the rest" is all an event loop can act on:
-# the last column is the CPU ratio against the baseline a server would reach whose rest cost
-# nothing (baseline µs per message / this server's TCP µs per message).
+# Both servers do the same TCP work per message, so the OS loop and the server code are all an
+# event loop can act on: the last column is the CPU ratio against the baseline a server would
+# reach whose loop and code cost nothing (baseline µs per message / this server's TCP µs).
 #
 # Needs perf (Debian: linux-perf) and the opt build (SKIP_BUILD=1 uses what is built).
 # Environment (defaults in brackets): DURATION_S [4] CONNS [1000] SIZE [64] REPS [3]
@@ -54,11 +55,15 @@ ncpu=$(nproc)
 SERVER_CPU=$((ncpu - 1))
 raise_fd_limit $((CONNS + 1024))
 
-# Prints "send recv rest" as fractions of the samples in perf data file $1.
+# Prints "send recv os user samples" (fractions of the samples) for perf data file $1.
 split_samples() {
-  perf script -i "$1" -F ip,sym 2>/dev/null | awk 'BEGIN { RS = "" }
-    { n++; if ($0 ~ /tcp_sendmsg/) s++; else if ($0 ~ /tcp_recvmsg/) r++ }
-    END { if (n == 0) print "na na na"; else printf "%.4f %.4f %.4f %d\n", s / n, r / n, (n - s - r) / n, n }'
+  perf script -i "$1" -F ip,sym,dso 2>/dev/null | awk 'BEGIN { RS = "" }
+    { n++
+      if ($0 ~ /tcp_sendmsg/) s++
+      else if ($0 ~ /tcp_recvmsg/) r++
+      else if ($3 ~ /kernel/) o++
+      else u++ }
+    END { if (n == 0) print "na na na na 0"; else printf "%.4f %.4f %.4f %.4f %d\n", s / n, r / n, o / n, u / n, n }'
 }
 
 declare -A ROW
@@ -78,8 +83,8 @@ for ((rep = 1; rep <= REPS; rep++)); do
     stop_server
     r=$(grep '^RESULT ' "$TMP/load.out" || echo failed)
     if [ "$r" = failed ] || [ "$(kv "$r" errors)" != 0 ]; then ROW["$name|$rep"]=failed; continue; fi
-    read -r send recv rest samples <<<"$(split_samples "$TMP/perf.data")"
-    ROW["$name|$rep"]="$(kv "$r" server_cpu_us_per_msg) $send $recv $rest $samples"
+    read -r send recv os user samples <<<"$(split_samples "$TMP/perf.data")"
+    ROW["$name|$rep"]="$(kv "$r" server_cpu_us_per_msg) $send $recv $os $user $samples"
   done
 done
 
@@ -89,8 +94,8 @@ echo "Command: \`perf/echo_cpu_split.sh\` (DURATION_S=$DURATION_S CONNS=$CONNS S
 echo "server on CPU $SERVER_CPU, echo_load on CPU 0, perf record -e cpu-clock -g on the server."
 echo "Each row is the server's median round (by CPU per message) of $REPS interleaved rounds."
 echo
-echo "| server | server CPU µs/msg | TCP send µs | TCP receive µs | the rest µs | samples | ratio vs baseline | ceiling if the rest cost nothing |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| server | server CPU µs/msg | TCP send µs | TCP receive µs | OS loop µs | server code µs | samples | ratio vs baseline | ceiling: loop and code free |"
+echo "|---|---|---|---|---|---|---|---|---|"
 base_us=""
 for entry in "${SERVERS[@]}"; do
   name="${entry%%|*}"
@@ -99,11 +104,11 @@ for entry in "${SERVERS[@]}"; do
            [ "$v" != failed ] && echo "$v"
          done | sort -g | awk '{ l[NR] = $0 } END { if (NR > 0) print l[int((NR + 1) / 2)] }')
   if [ -z "$pick" ]; then
-    echo "| $name | failed | | | | | | |"
+    echo "| $name | failed | | | | | | | |"
     continue
   fi
-  read -r us send recv rest samples <<<"$pick"
+  read -r us send recv os user samples <<<"$pick"
   [ -z "$base_us" ] && base_us=$us
-  awk -v n="$name" -v us="$us" -v s="$send" -v r="$recv" -v o="$rest" -v k="$samples" -v b="$base_us" 'BEGIN {
-    printf "| %s | %.2f | %.2f | %.2f | %.2f | %d | %.2fx | %.2fx |\n", n, us, us * s, us * r, us * o, k, b / us, b / (us * (s + r)) }'
+  awk -v n="$name" -v us="$us" -v s="$send" -v r="$recv" -v o="$os" -v u="$user" -v k="$samples" -v b="$base_us" 'BEGIN {
+    printf "| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %.2fx | %.2fx |\n", n, us, us * s, us * r, us * o, us * u, k, b / us, b / (us * (s + r)) }'
 done

@@ -739,7 +739,11 @@ int Kernel::run() {
       begin_shutdown();
     }
     if (hooks_.on_turn != nullptr) hooks_.on_turn(hooks_.ctx);
-    while (runq_len_ > 0) {
+    // One pass runs the processes that were ready when it began. One readied during the pass
+    // (by its own flush, say, when what it waits for is already pending) runs in the next,
+    // after a poll: a process that is readied at every wait cannot hold the kernel in one
+    // endless pass, starving timers, completions and every other process.
+    for (std::uint32_t ready = runq_len_; ready > 0; --ready) {
       std::uint32_t slot = runq_[runq_head_];
       runq_head_ = (runq_head_ + 1) % (config_.max_processes + 1);
       --runq_len_;

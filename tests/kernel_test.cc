@@ -1,7 +1,9 @@
 // Integration tests of the virtual kernel with micro-thread clients on real loopback sockets,
 // once per poller: timers (sleep, op deadlines, cancellation), non-blocking connect with a
 // deadline against a listener whose accept queue is full, EOF and error paths, process reclaim.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -506,6 +508,59 @@ TEST_P(KernelTest, OutputStuckInFlightWhileTheProcessIdlesArrivesWhole) {
   std::string expected(2 << 20, 0);
   for (std::size_t i = 0; i < expected.size(); ++i) expected[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
   EXPECT_TRUE(got == expected);
+}
+
+// An op that waits for POLLOUT on an fd and never takes what it is woken with: the wait of a
+// write whose send is still in flight on a connection that has failed (the send's completion,
+// which ends it, comes from the poller). Ends when *stop is set, or gives up after kGiveUp tries.
+class WaitsOutOnAFailedFd : public IoOp<WaitsOutOnAFailedFd> {
+ public:
+  static constexpr std::uint64_t kGiveUp = 2'000'000;
+  WaitsOutOnAFailedFd(Socket& s, int fd, const bool* stop, std::uint64_t* tries)
+      : IoOp(s, std::source_location::current()), fd_(fd), stop_(stop), tries_(tries) {}
+  R attempt() {
+    if (*stop_ || ++*tries_ >= kGiveUp) return R::kDone;
+    block_.fd = fd_;
+    block_.events = POLLOUT;
+    return R::kWait;
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  int fd_;
+  const bool* stop_;
+  std::uint64_t* tries_;
+};
+
+Thread waits_out(int fd, const bool* stop, std::uint64_t* tries) {
+  Socket s;
+  co_await WaitsOutOnAFailedFd(s, fd, stop, tries);
+}
+
+Thread sleeps_then_stops(bool* stop, const std::uint64_t* tries, std::uint64_t* tries_when_woken) {
+  co_await sleep_for(1'000'000);
+  *tries_when_woken = *tries;
+  *stop = true;
+}
+
+// The waiter's fd reports POLLERR at every poll (a pipe's write end with no reader), so each of
+// its waits is answered at once and its process is readied again at every flush. That must not
+// keep the kernel in one endless dispatch pass: each pass runs what was ready when it began,
+// then polls, and timers and other processes get their turn.
+TEST_P(KernelTest, AProcessReadiedAgainAtEveryWaitDoesNotStarveTheOthers) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+  ::close(fds[0]);
+  auto k = make_kernel();
+  bool stop = false;
+  std::uint64_t tries = 0, tries_when_woken = 0;
+  ASSERT_NE(k->start(pool_, waits_out, fds[1], &stop, &tries), nullptr);
+  ASSERT_NE(k->start(pool_, sleeps_then_stops, &stop, &tries, &tries_when_woken), nullptr);
+  k->run();
+  ::close(fds[1]);
+  EXPECT_TRUE(stop) << "the sleeper never woke";
+  EXPECT_LT(tries_when_woken, WaitsOutOnAFailedFd::kGiveUp) << "the waiter gave up before the sleeper woke";
+  EXPECT_GT(tries_when_woken, 1u);  // it was readied again and again meanwhile
 }
 
 INSTANTIATE_TEST_SUITE_P(Pollers, KernelTest, all_backends(), backend_name);
