@@ -121,7 +121,7 @@ for entry in "${SERVERS[@]}"; do
     pick=$(for ((rep = 1; rep <= REPS; rep++)); do
              r="${LOAD["$name|$size|$rep"]}"
              if [ "$r" != failed ]; then echo "$(kv "$r" msgs_per_server_cpu_s) $rep"; fi
-           done | sort -g | awk '{ v[NR] = $2 } END { if (NR > 0) print v[int((NR + 1) / 2)] }')
+           done | median_line | awk '{ print $2 }')
     LOAD["$name|$size"]="${LOAD["$name|$size|${pick:-1}"]}"
   done
 done

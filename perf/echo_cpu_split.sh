@@ -102,7 +102,7 @@ for entry in "${SERVERS[@]}"; do
   pick=$(for ((rep = 1; rep <= REPS; rep++)); do
            v="${ROW["$name|$rep"]:-failed}"
            [ "$v" != failed ] && echo "$v"
-         done | sort -g | awk '{ l[NR] = $0 } END { if (NR > 0) print l[int((NR + 1) / 2)] }')
+         done | median_line)
   if [ -z "$pick" ]; then
     echo "| $name | failed | | | | | | | |"
     continue

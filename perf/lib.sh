@@ -12,6 +12,8 @@
 #   run_pinned CPUS CMD...         runs CMD pinned to CPUS in the background (so a signal stops
 #                                  the script at once); RUN_OUT is its stdout, whose first line
 #                                  also goes to stderr
+#   median_line                    of the lines on stdin, the one whose first field is the median
+#                                  (the lower middle of an even count); nothing for no lines
 #   kv LINE KEY                    the value of KEY=... in a RESULT line
 #   fix VALUE DIGITS               VALUE with DIGITS decimals, or — when absent
 #   ratio A B                      A/B as "1.23x", or — when either is absent
@@ -83,6 +85,7 @@ run_pinned() {
   head -n 1 <<<"$RUN_OUT" >&2
 }
 
+median_line() { sort -g | awk '{ l[NR] = $0 } END { if (NR > 0) print l[int((NR + 1) / 2)] }'; }
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 fix() { awk -v a="$1" -v d="$2" 'BEGIN { if (a == "" || a == "na") printf "—"; else printf "%.*f", d, a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && a != "na" && b != "na" && b + 0 > 0) printf "%.2fx", a / b; else printf "—" }'; }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -162,11 +163,13 @@ TEST(ShardTest, CrossShardCallsRoundTripAndWakeASleepingShard) {
   EXPECT_GT(set->mailboxes().stats(0).wakeups, 0u);
 }
 
-std::atomic<bool> g_hogging{false};
+// Written by the hog as it starts: the late caller on shard 0 reads it (an eventfd, so waiting
+// for the hog is waiting on an event).
+int g_hog_started = -1;
 
 // A micro-thread on shard 1 keeps its shard busy (never yields to the kernel) for a while.
 Thread hog(std::int64_t ns) {
-  g_hogging = true;
+  ::eventfd_write(g_hog_started, 1);
   std::int64_t end = monotonic_ns() + ns;
   while (monotonic_ns() < end) {
   }
@@ -181,7 +184,11 @@ void start_hog(const ShardMessage&, void*) {
 Thread late_caller(CallResults* r) {
   co_await finally(note(r));
   Shard::current()->post(1, 3, nullptr, 0);  // shard 1 starts hogging once it reads this
-  while (!g_hogging) co_await sleep_for(1'000'000);  // until it has started
+  {
+    Socket started(g_hog_started);  // (closes it)
+    std::uint64_t count;
+    co_await read(started, &count, sizeof count);  // until the hog has started
+  }
   std::uint64_t v = 7;
   co_await cross_call(1, kDouble, &v, sizeof v, 50'000'000);  // shard 1 is busy: times out
   ShardMessage reply = co_await cross_call(1, kDouble, &v, sizeof v, 5'000'000'000);  // answered later
@@ -204,7 +211,8 @@ TEST(ShardTest, CrossShardCallDeadlineRaisesEtimedoutAndLateRepliesAreDropped) {
   results.ok = 0;
   results.timed_out = 0;
   results.done = false;
-  g_hogging = false;
+  g_hog_started = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  ASSERT_GE(g_hog_started, 0);
   o.init = [](Shard& s, std::string*) {
     if (s.index() == 1) {
       s.handle(kDouble, double_it, nullptr);

@@ -9,9 +9,12 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -78,6 +81,7 @@ class ServerThread {
       completion_io_ = kernel_->completion_io() != nullptr;
       recv_multishot_ = completion_io_ && kernel_->completion_io()->recv_multishot();
       port.set_value(server_->port());
+      kernel_->set_hooks(KernelHooks{this, &ServerThread::on_turn, nullptr, nullptr});
       kernel_->run();
     });
     port_ = ready.get();
@@ -96,17 +100,28 @@ class ServerThread {
   Server* server() const { return server_.get(); }
   // Idle processes the server's trim passes have trimmed so far (Kernel::idle_trims()).
   std::uint64_t idle_trims() const { return kernel_->idle_trims(); }
-  // Waits (up to 10 s) until that count reaches at least `n`; false if it does not.
-  bool wait_idle_trims(std::uint64_t n) const {
-    for (int i = 0; i < 1000; ++i) {
-      if (kernel_->idle_trims() >= n) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
+  // Waits (up to 10 s) until that count reaches at least `n`; false if it does not. Woken by
+  // the kernel's thread at the turn after each trim (on_turn below), not by polling.
+  bool wait_idle_trims(std::uint64_t n) {
+    std::unique_lock<std::mutex> lock(trims_mu_);
+    return trimmed_.wait_for(lock, std::chrono::seconds(10), [&] { return kernel_->idle_trims() >= n; });
   }
 
  private:
+  // On the kernel's thread, every turn: tells wait_idle_trims() when a trim pass trimmed.
+  static void on_turn(void* ctx) {
+    auto* self = static_cast<ServerThread*>(ctx);
+    std::uint64_t n = self->kernel_->idle_trims();
+    if (n == self->trims_seen_) return;
+    self->trims_seen_ = n;
+    std::lock_guard<std::mutex> lock(self->trims_mu_);  // a waiter is checking or waiting, not between
+    self->trimmed_.notify_all();
+  }
+
   std::thread thread_;
+  std::mutex trims_mu_;
+  std::condition_variable trimmed_;
+  std::uint64_t trims_seen_ = 0;  // the kernel's thread only
   std::unique_ptr<Kernel> kernel_;
   std::unique_ptr<Server> server_;
   std::uint16_t port_ = 0;
