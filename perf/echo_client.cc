@@ -1,6 +1,7 @@
 // perf/echo_client.cc — see echo_client.h.
 #include "perf/echo_client.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -17,6 +18,7 @@
 
 #include <algorithm>
 #include <cstdarg>
+#include <utility>
 #include <cstdlib>
 #include <memory>
 #include <vector>
@@ -460,7 +462,84 @@ std::string check_options(int connections, int msg_size, const std::string& host
 
 }  // namespace
 
+namespace {
+
+// The parent pid in /proc/PID/stat (field 4, after the parenthesised command name); -1 if gone.
+int parent_of(int pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE* f = fopen(path, "re");
+  if (f == nullptr) return -1;
+  char buf[512];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char* p = strrchr(buf, ')');
+  int ppid = -1;
+  if (p == nullptr || sscanf(p + 1, " %*c %d", &ppid) != 1) return -1;
+  return ppid;
+}
+
+// `pid` and every process below it: a server whose shards are processes is the whole tree.
+// (From each process's parent pid: /proc/PID/task/TID/children needs CONFIG_PROC_CHILDREN,
+// which not every kernel has.)
+std::vector<int> process_tree(int pid) {
+  std::vector<std::pair<int, int>> all;  // (pid, parent)
+  if (DIR* dir = opendir("/proc")) {
+    while (dirent* e = readdir(dir)) {
+      char* end;
+      long p = strtol(e->d_name, &end, 10);
+      if (*end != '\0' || p <= 0 || p == pid) continue;
+      int parent = parent_of(static_cast<int>(p));
+      if (parent > 0) all.emplace_back(static_cast<int>(p), parent);
+    }
+    closedir(dir);
+  }
+  std::vector<int> tree{pid};
+  for (std::size_t i = 0; i < tree.size(); ++i) {
+    for (const auto& [p, parent] : all) {
+      if (parent == tree[i]) tree.push_back(p);
+    }
+  }
+  return tree;
+}
+
+bool read_one_cpu_us(int pid, std::int64_t* us);
+bool read_one_rss_kib(int pid, std::int64_t* kib);
+
+}  // namespace
+
 bool read_proc_cpu_us(int pid, std::int64_t* us) {
+  std::int64_t sum = 0;
+  for (int p : process_tree(pid)) {
+    std::int64_t one;
+    if (!read_one_cpu_us(p, &one)) {
+      if (p == pid) return false;
+      continue;  // (a child that just exited)
+    }
+    sum += one;
+  }
+  *us = sum;
+  return true;
+}
+
+bool read_proc_rss_kib(int pid, std::int64_t* kib) {
+  std::int64_t sum = 0;
+  for (int p : process_tree(pid)) {
+    std::int64_t one;
+    if (!read_one_rss_kib(p, &one)) {
+      if (p == pid) return false;
+      continue;
+    }
+    sum += one;
+  }
+  *kib = sum;
+  return true;
+}
+
+namespace {
+
+bool read_one_cpu_us(int pid, std::int64_t* us) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/stat", pid);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -492,7 +571,7 @@ bool read_proc_cpu_us(int pid, std::int64_t* us) {
   return false;
 }
 
-bool read_proc_rss_kib(int pid, std::int64_t* kib) {
+bool read_one_rss_kib(int pid, std::int64_t* kib) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/status", pid);
   FILE* f = fopen(path, "re");
@@ -510,6 +589,8 @@ bool read_proc_rss_kib(int pid, std::int64_t* kib) {
   fclose(f);
   return ok;
 }
+
+}  // namespace
 
 long raise_nofile_limit() {
   struct rlimit rl;

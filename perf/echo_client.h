@@ -80,9 +80,11 @@ struct IdleResult {
 // server's RSS with all of them idle, then closes them all.
 IdleResult run_idle(const IdleOptions& opt);
 
-// utime+stime of process `pid` in microseconds (from clock ticks); false if unreadable.
+// utime+stime of process `pid` and the processes below it (a server whose shards are
+// processes), in microseconds (from clock ticks); false if `pid`'s is unreadable.
 bool read_proc_cpu_us(int pid, std::int64_t* us);
-// VmRSS of process `pid` in KiB; false if unreadable.
+// VmRSS of process `pid` and the processes below it, in KiB (pages they share, such as the
+// shard mailboxes, count once per process); false if `pid`'s is unreadable.
 bool read_proc_rss_kib(int pid, std::int64_t* kib);
 // Raises RLIMIT_NOFILE's soft limit to its hard limit; returns the new soft limit (-1 on error).
 long raise_nofile_limit();

@@ -19,12 +19,20 @@
 //                           heap toggle/4 while another thread of the process (as another
 //                           shard would be) runs on another CPU: removing access then needs a
 //                           TLB-shootdown IPI to that CPU (skipped on a 1-CPU cpuset)
+//   heap toggle, busy sibling process/4
+//                           the same with the busy sibling a process of its own (as shards
+//                           run with ShardMode::kProcesses): no other CPU runs this address
+//                           space, so no IPI
 //
 // Run: bazel run --config=opt //perf:protect_bench (tools/mnv bench pins it to one core).
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <atomic>
 #include <thread>
@@ -119,7 +127,9 @@ void BM_HeapSwitch(benchmark::State& state) {
 }
 BENCHMARK(BM_HeapSwitch)->Name("heap switch")->Args({16, 1})->Args({1024, 1000})->Args({8192, 1000})->Args({8192, 8000});
 
-void BM_HeapToggleBusySibling(benchmark::State& state) {
+// Runs heap toggle/N while something spins on another CPU: a thread of this process (its
+// address space is live there) or a process of its own (another address space).
+void heap_toggle_with_busy_sibling(benchmark::State& state, bool process) {
   cpu_set_t allowed;
   CPU_ZERO(&allowed);
   ::sched_getaffinity(0, sizeof allowed, &allowed);
@@ -137,21 +147,38 @@ void BM_HeapToggleBusySibling(benchmark::State& state) {
   CPU_ZERO(&mine);
   CPU_SET(here, &mine);
   ::sched_setaffinity(0, sizeof mine, &mine);
-  std::atomic<bool> stop{false};
-  std::thread sibling([&stop, other] {
+  auto spin_on_other = [other](const std::atomic<bool>* stop) {
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(other, &set);
     ::sched_setaffinity(0, sizeof set, &set);
-    while (!stop.load(std::memory_order_relaxed)) {
+    while (stop == nullptr || !stop->load(std::memory_order_relaxed)) {
     }
-  });
-  BM_HeapToggle(state);
-  stop.store(true);
-  sibling.join();
+  };
+  if (process) {
+    pid_t child = ::fork();
+    if (child == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      spin_on_other(nullptr);  // until killed
+    }
+    BM_HeapToggle(state);
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+  } else {
+    std::atomic<bool> stop{false};
+    std::thread sibling(spin_on_other, &stop);
+    BM_HeapToggle(state);
+    stop.store(true);
+    sibling.join();
+  }
   ::sched_setaffinity(0, sizeof allowed, &allowed);
 }
+
+void BM_HeapToggleBusySibling(benchmark::State& state) { heap_toggle_with_busy_sibling(state, false); }
 BENCHMARK(BM_HeapToggleBusySibling)->Name("heap toggle, busy sibling")->Arg(4)->UseRealTime();
+
+void BM_HeapToggleBusySiblingProcess(benchmark::State& state) { heap_toggle_with_busy_sibling(state, true); }
+BENCHMARK(BM_HeapToggleBusySiblingProcess)->Name("heap toggle, busy sibling process")->Arg(4)->UseRealTime();
 
 void BM_KernelHeapToggle(benchmark::State& state) {
   KernelHeap k(1536, /*huge_pages=*/state.range(0) != 0);

@@ -24,12 +24,19 @@ constinit thread_local Kernel* tl_kernel = nullptr;
 constexpr int kMaxKernels = 1024;
 std::atomic<Poller*> g_pollers[kMaxKernels];
 std::atomic<bool> g_stop_requested{false};
+std::atomic<int> g_stop_fd{-1};
 
 void on_stop_signal(int) {
+  int saved = errno;
   g_stop_requested.store(true, std::memory_order_relaxed);
   for (auto& p : g_pollers) {
     if (Poller* poller = p.load(std::memory_order_acquire)) poller->wake();
   }
+  if (int fd = g_stop_fd.load(std::memory_order_acquire); fd >= 0) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t r = ::write(fd, &one, sizeof one);  // (full: already signalled)
+  }
+  errno = saved;
 }
 
 constexpr int kSlotShift = 36;  // timer cookie: slot << 36 | thread offset in its heap
@@ -225,7 +232,7 @@ bool Kernel::init() {
       return false;
     }
   }
-  poller_ = Poller::create(config_.poller, config_.max_fds);
+  poller_ = Poller::create(config_.poller, config_.max_fds, config_.wake_fd);
   if (poller_ == nullptr) {
     log_line("mnv: no poller could be created: errno %d", errno);
     return false;
@@ -257,6 +264,10 @@ Kernel::~Kernel() {
   }
   tl_kernel = saved;
 }
+
+bool Kernel::stop_signalled() { return g_stop_requested.load(std::memory_order_relaxed); }
+
+void Kernel::set_stop_signal_fd(int fd) { g_stop_fd.store(fd, std::memory_order_release); }
 
 void Kernel::install_signal_handlers() {
   struct sigaction sa {};

@@ -73,6 +73,9 @@ struct KernelConfig {
   // measured within noise of the single receives (perf/RESULTS.md), and its buffers are shared,
   // so connections whose processes stop reading hold buffers the others then wait for.
   bool recv_multishot = false;
+  // The eventfd the poller's wake() writes, made by whoever forks shards as processes (so other
+  // processes can wake this kernel); -1: the poller makes its own (Poller::create).
+  int wake_fd = -1;
 };
 
 // Hooks for the layer above the kernel (shard/), called on the kernel's own thread.
@@ -146,6 +149,11 @@ class Kernel {
 
   // SIGTERM/SIGINT stop every kernel; SIGPIPE is ignored. Idempotent.
   static void install_signal_handlers();
+  // Whether SIGTERM/SIGINT arrived (after install_signal_handlers()).
+  static bool stop_signalled();
+  // An eventfd the signal handler also writes, for a thread that waits outside any kernel (the
+  // parent of shards run as processes, which passes the stop on); -1: none.
+  static void set_stop_signal_fd(int fd);
 
   PollerKind poller_kind() const { return poller_->kind(); }
   IsolationMode isolation() const { return config_.isolation; }

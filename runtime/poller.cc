@@ -2,6 +2,9 @@
 // io_uring to epoll, saying so once, when the kernel or a sandbox refuses io_uring).
 #include "runtime/poller.h"
 
+#include <fcntl.h>
+#include <sys/eventfd.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -52,21 +55,26 @@ const char* io_uring_hint(int err) {
 
 }  // namespace
 
-std::unique_ptr<Poller> Poller::create(PollerKind kind, std::size_t max_fds) {
+int open_wake_fd(int shared) {
+  if (shared >= 0) return ::fcntl(shared, F_DUPFD_CLOEXEC, 0);
+  return ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+std::unique_ptr<Poller> Poller::create(PollerKind kind, std::size_t max_fds, int wake_fd) {
   switch (kind) {
     case PollerKind::kIoUring: {
-      std::unique_ptr<Poller> poller = IoUringPoller::create(max_fds);
+      std::unique_ptr<Poller> poller = IoUringPoller::create(max_fds, {}, wake_fd);
       if (poller) return poller;
       int err = errno;
       const char* name = strerrorname_np(err);
       log_line("mnv: io_uring unavailable (%s: %s%s), using epoll", name != nullptr ? name : "?",
                strerrordesc_np(err) != nullptr ? strerrordesc_np(err) : "unknown error", io_uring_hint(err));
-      return EpollPoller::create(max_fds);
+      return EpollPoller::create(max_fds, wake_fd);
     }
     case PollerKind::kEpoll:
-      return EpollPoller::create(max_fds);
+      return EpollPoller::create(max_fds, wake_fd);
     case PollerKind::kPoll:
-      return PollPoller::create(max_fds);
+      return PollPoller::create(max_fds, wake_fd);
   }
   errno = EINVAL;
   return nullptr;

@@ -43,11 +43,18 @@ struct PollEvent {
   std::uint32_t events;  // POLL* bits
 };
 
+// The eventfd a poller's wake() writes: a new one, or a duplicate of `shared` if >= 0
+// (non-blocking, close-on-exec). -1 with errno set on failure.
+int open_wake_fd(int shared);
+
 class Poller {
  public:
   // A poller for fds below `max_fds`. For kIoUring, falls back to epoll (one log line) when
-  // io_uring is unavailable. Null (errno set) if even that fails.
-  static std::unique_ptr<Poller> create(PollerKind kind, std::size_t max_fds);
+  // io_uring is unavailable. Null (errno set) if even that fails. wake() writes an eventfd of
+  // the poller's own, or a duplicate of `wake_fd` when that is >= 0: an eventfd made before
+  // shards were forked as processes, through which another process wakes this poller
+  // (shard/shard.h).
+  static std::unique_ptr<Poller> create(PollerKind kind, std::size_t max_fds, int wake_fd = -1);
 
   virtual ~Poller() = default;
   virtual PollerKind kind() const = 0;

@@ -31,7 +31,7 @@ constexpr int kMaxBatch = 1024;                        // epoll events taken per
 
 }  // namespace
 
-std::unique_ptr<EpollPoller> EpollPoller::create(std::size_t max_fds) {
+std::unique_ptr<EpollPoller> EpollPoller::create(std::size_t max_fds, int wake_fd) {
   MNV_ASSERT(max_fds > 0 && max_fds <= static_cast<std::size_t>(INT_MAX));
   std::unique_ptr<EpollPoller> poller(new EpollPoller(max_fds));
   auto fail = [&poller] {
@@ -42,7 +42,7 @@ std::unique_ptr<EpollPoller> EpollPoller::create(std::size_t max_fds) {
   };
   poller->epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (poller->epfd_ < 0) return fail();
-  poller->wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  poller->wake_fd_ = open_wake_fd(wake_fd);
   if (poller->wake_fd_ < 0) return fail();
   epoll_event e{};
   e.events = EPOLLIN;  // level-triggered: wait() drains it

@@ -25,7 +25,7 @@ namespace mnv {
 class EpollPoller final : public Poller {
  public:
   // Null with errno set when epoll_create1 or eventfd fail.
-  static std::unique_ptr<EpollPoller> create(std::size_t max_fds);
+  static std::unique_ptr<EpollPoller> create(std::size_t max_fds, int wake_fd = -1);
   ~EpollPoller() override;
   EpollPoller(const EpollPoller&) = delete;
   EpollPoller& operator=(const EpollPoller&) = delete;

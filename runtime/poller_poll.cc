@@ -24,10 +24,10 @@ std::uint32_t translate(short revents) {
 
 }  // namespace
 
-std::unique_ptr<PollPoller> PollPoller::create(std::size_t max_fds) {
+std::unique_ptr<PollPoller> PollPoller::create(std::size_t max_fds, int wake_fd) {
   MNV_ASSERT(max_fds > 0 && max_fds < static_cast<std::size_t>(INT_MAX));
   std::unique_ptr<PollPoller> poller(new PollPoller(max_fds));
-  poller->wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  poller->wake_fd_ = open_wake_fd(wake_fd);
   if (poller->wake_fd_ < 0) return nullptr;
   poller->pfds_[0] = pollfd{poller->wake_fd_, POLLIN, 0};
   return poller;

@@ -21,7 +21,7 @@ namespace mnv {
 class PollPoller final : public Poller {
  public:
   // Null with errno set when eventfd fails.
-  static std::unique_ptr<PollPoller> create(std::size_t max_fds);
+  static std::unique_ptr<PollPoller> create(std::size_t max_fds, int wake_fd = -1);
   ~PollPoller() override;
   PollPoller(const PollPoller&) = delete;
   PollPoller& operator=(const PollPoller&) = delete;

@@ -67,7 +67,8 @@ std::int64_t now_ns() {
 
 }  // namespace
 
-std::unique_ptr<IoUringPoller> IoUringPoller::create(std::size_t max_fds, const IoUringOptions& options) {
+std::unique_ptr<IoUringPoller> IoUringPoller::create(std::size_t max_fds, const IoUringOptions& options,
+                                                     int shared_wake_fd) {
   MNV_ASSERT(max_fds > 0 && max_fds <= static_cast<std::size_t>(INT_MAX));
   // Up to two SQEs per fd may wait for a submit (remove + add); a full SQ is submitted early.
   unsigned sq = options.sq_entries != 0 ? options.sq_entries : pow2_within(max_fds + 1, 16, 4096);
@@ -76,7 +77,7 @@ std::unique_ptr<IoUringPoller> IoUringPoller::create(std::size_t max_fds, const 
   unsigned cq = options.cq_entries != 0 ? options.cq_entries : pow2_within(2 * max_fds + 2, 2 * sq, 65536);
   MNV_ASSERT(cq >= sq);
 
-  int wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  int wake_fd = open_wake_fd(shared_wake_fd);
   if (wake_fd < 0) return nullptr;
   std::unique_ptr<IoUringPoller> poller(new IoUringPoller(max_fds, wake_fd));
   int r = poller->setup(sq, cq, options.defer_taskrun, options.rx_buffers, options.rx_buffer_size);

@@ -87,8 +87,10 @@ class IoUringPoller final : public Poller, public CompletionIo {
   // Null with errno set when io_uring cannot be used: the setup call's own error (EPERM when
   // kernel.io_uring_disabled or seccomp forbid it, ENOSYS on old kernels), or EOPNOTSUPP when
   // the kernel lacks IORING_FEAT_EXT_ARG (5.11) or multishot poll (5.13).
+  // `wake_fd`: as Poller::create's.
   static std::unique_ptr<IoUringPoller> create(std::size_t max_fds,
-                                               const IoUringOptions& options = IoUringOptions());
+                                               const IoUringOptions& options = IoUringOptions(),
+                                               int wake_fd = -1);
   ~IoUringPoller() override;
   IoUringPoller(const IoUringPoller&) = delete;
   IoUringPoller& operator=(const IoUringPoller&) = delete;

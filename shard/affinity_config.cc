@@ -33,6 +33,7 @@ constexpr std::int64_t kMaxHeapPages = 65'536;
 constexpr std::int64_t kMaxPoolSize = 16'777'216;
 constexpr const char* kPollers = "io_uring, epoll or poll";
 constexpr const char* kIsolations = "off, mprotect, strict or pkeys";
+constexpr const char* kShardModes = "auto, threads or processes";
 
 const char* type_name(toml::node_type type) {
   switch (type) {
@@ -147,6 +148,8 @@ class Reader {
         poller(at, node);
       } else if (name == "isolation") {
         isolation(at, node);
+      } else if (name == "shard_mode") {
+        shard_mode(at, node);
       } else if (name == "grace_ms") {
         integer(at, node, 0, kMaxGraceMs, &spec_->grace_ms, &spec_->grace_ms_at);
       } else if (name == "service") {
@@ -155,7 +158,7 @@ class Reader {
         shard_tables(at, key, node);
       } else {
         problem(key, node,
-                at + ": unknown key (known: shards, cpuset, poller, isolation, grace_ms, [service], [shard.N])");
+                at + ": unknown key (known: shards, cpuset, poller, isolation, shard_mode, grace_ms, [service], [shard.N])");
       }
     }
   }
@@ -242,6 +245,17 @@ class Reader {
     }
     spec_->isolation = mode;
     spec_->isolation_at = at;
+  }
+
+  void shard_mode(const std::string& at, const toml::node& node) {
+    const auto* s = node.as_string();
+    ShardMode mode;
+    if (s == nullptr || !parse_shard_mode(s->get(), &mode)) {
+      return problem(node, at + ": must be " + kShardModes +
+                               (s == nullptr ? std::string(", not ") + type_name(node.type()) : ""));
+    }
+    spec_->shard_mode = mode;
+    spec_->shard_mode_at = at;
   }
 
   bool integer(const std::string& at, const toml::node& node, std::int64_t lo, std::int64_t hi, std::int64_t* out,
@@ -362,6 +376,28 @@ bool parse_isolation(std::string_view name, Isolation* out) {
   return false;
 }
 
+const char* shard_mode_name(ShardMode mode) {
+  switch (mode) {
+    case ShardMode::kAuto:
+      return "auto";
+    case ShardMode::kThreads:
+      return "threads";
+    case ShardMode::kProcesses:
+      return "processes";
+  }
+  return "?";
+}
+
+bool parse_shard_mode(std::string_view name, ShardMode* out) {
+  for (ShardMode mode : {ShardMode::kAuto, ShardMode::kThreads, ShardMode::kProcesses}) {
+    if (name == shard_mode_name(mode)) {
+      *out = mode;
+      return true;
+    }
+  }
+  return false;
+}
+
 bool parse_affinity_toml(std::string_view text, std::string_view source_name, AffinitySpec* out, std::string* error) {
   try {
     toml::table root = toml::parse(text, source_name);
@@ -432,6 +468,14 @@ bool apply_overrides(const AffinityOverrides& o, AffinitySpec* spec, std::string
       return false;
     }
     s.isolation_at = at;
+  }
+  if (o.shard_mode) {
+    std::string at = "--shard_mode=" + *o.shard_mode;
+    if (!parse_shard_mode(*o.shard_mode, &s.shard_mode)) {
+      *error = at + ": must be " + kShardModes;
+      return false;
+    }
+    s.shard_mode_at = at;
   }
   struct IntOverride {
     const char* flag;
@@ -563,6 +607,7 @@ bool resolve_affinity(const AffinitySpec& spec, const Topology& topology, Affini
   c.cpus = std::move(cpus);
   c.poller = spec.poller;
   c.isolation = spec.isolation;
+  c.shard_mode = spec.shard_mode;
   c.grace_ms = spec.grace_ms;
   c.heap_pages = static_cast<std::size_t>(spec.heap_pages);
   c.pool_size = static_cast<std::size_t>(spec.pool_size);

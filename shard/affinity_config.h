@@ -12,6 +12,8 @@
 //   cpuset = "0-3,8"       # cpuset(7) list; default: the CPUs the process may use
 //   poller = "io_uring"    # io_uring | epoll | poll
 //   isolation = "off"      # off | mprotect | strict | pkeys
+//   shard_mode = "auto"    # threads | processes | auto: processes when isolation is mprotect or
+//                          # strict and there are several shards (shard/shard.h says why)
 //   grace_ms = 2000        # SIGTERM grace period, 0..3600000
 //   [service]
 //   heap_pages = 8         # pages per micro-heap, 1..65536
@@ -42,6 +44,15 @@ namespace mnv {
 // the runtime.
 enum class Isolation { kOff, kMprotect, kStrict, kPkeys };
 
+// How shards run: as threads of one process (sharing its address space), or as processes of
+// their own (sharing only what is mapped shared before they start; shard/shard.h).
+enum class ShardMode { kAuto, kThreads, kProcesses };
+
+// "auto", "threads", "processes".
+const char* shard_mode_name(ShardMode mode);
+// Parses a name as above; false if unknown.
+bool parse_shard_mode(std::string_view name, ShardMode* out);
+
 // "off", "mprotect", "strict", "pkeys".
 const char* isolation_name(Isolation isolation);
 // Parses a name as above; false if unknown.
@@ -54,6 +65,7 @@ struct AffinityConfig {
   std::vector<int> cpus;  // cpus[i] is shard i's CPU; shards entries, all distinct
   PollerKind poller = PollerKind::kIoUring;
   Isolation isolation = Isolation::kOff;
+  ShardMode shard_mode = ShardMode::kAuto;
   std::int64_t grace_ms = 2000;
   std::size_t heap_pages = 8;
   std::size_t pool_size = 8192;
@@ -71,6 +83,8 @@ struct AffinitySpec {
   std::string poller_at;
   Isolation isolation = Isolation::kOff;
   std::string isolation_at;
+  ShardMode shard_mode = ShardMode::kAuto;
+  std::string shard_mode_at;
   std::int64_t grace_ms = 2000;
   std::string grace_ms_at;
   std::int64_t heap_pages = 8;
@@ -98,6 +112,7 @@ struct AffinityOverrides {
   std::optional<std::string> cpuset;  // cpuset(7) list
   std::optional<std::string> poller;
   std::optional<std::string> isolation;
+  std::optional<std::string> shard_mode;
   std::optional<std::int64_t> grace_ms;
   std::optional<std::int64_t> heap_pages;
   std::optional<std::int64_t> pool_size;

@@ -85,6 +85,7 @@ shards = 3
 cpuset = "0-3"
 poller = "epoll"
 isolation = "mprotect"
+shard_mode = "processes"
 grace_ms = 500
 [service]
 heap_pages = 4
@@ -100,6 +101,7 @@ cpu = 1
   EXPECT_EQ(c.cpus, (std::vector<int>{2, 3, 1}));
   EXPECT_EQ(c.poller, PollerKind::kEpoll);
   EXPECT_EQ(c.isolation, Isolation::kMprotect);
+  EXPECT_EQ(c.shard_mode, ShardMode::kProcesses);
   EXPECT_EQ(c.grace_ms, 500);
   EXPECT_EQ(c.heap_pages, 4u);
   EXPECT_EQ(c.pool_size, 100u);
@@ -114,6 +116,7 @@ TEST(AffinityConfigTest, EmptyFileGivesTheDefaults) {
   EXPECT_EQ(c.cpus, (std::vector<int>{0, 1, 4, 5, 2, 3}));
   EXPECT_EQ(c.poller, PollerKind::kIoUring);
   EXPECT_EQ(c.isolation, Isolation::kOff);
+  EXPECT_EQ(c.shard_mode, ShardMode::kAuto);
   EXPECT_EQ(c.grace_ms, 2000);
   EXPECT_EQ(c.heap_pages, 8u);
   EXPECT_EQ(c.pool_size, 8192u);
@@ -156,6 +159,7 @@ TEST(AffinityConfigTest, WrongTypes) {
   expect_error("cpuset = [0, 1]\n", {"line 1", "cpuset = [", "not an array"});
   expect_error("poller = 1\n", {"line 1", "poller = 1", "must be io_uring, epoll or poll", "not an integer"});
   expect_error("isolation = false\n", {"line 1", "isolation = false", "must be off, mprotect, strict or pkeys"});
+  expect_error("shard_mode = 2\n", {"line 1", "shard_mode = 2", "must be auto, threads or processes", "not an integer"});
   expect_error("grace_ms = \"2000\"\n", {"line 1", "grace_ms = \"2000\"", "must be an integer", "not a string"});
   expect_error("[service]\nheap_pages = 1.5\n", {"line 2", "service.heap_pages = 1.5", "not a floating-point number"});
   expect_error("[service]\npool_size = 1979-05-27\n", {"line 2", "service.pool_size = 1979-05-27", "not a date"});
@@ -192,6 +196,7 @@ TEST(AffinityConfigTest, BadCpusets) {
 TEST(AffinityConfigTest, BadPollerAndIsolation) {
   expect_error("poller = \"kqueue\"\n", {"line 1", "poller = \"kqueue\"", "must be io_uring, epoll or poll"});
   expect_error("poller = \"IO_URING\"\n", {"line 1", "poller = \"IO_URING\""});
+  expect_error("shard_mode = \"fork\"\n", {"line 1", "shard_mode = \"fork\"", "must be auto, threads or processes"});
   expect_error("isolation = \"full\"\n", {"line 1", "isolation = \"full\"", "must be off, mprotect, strict or pkeys"});
 }
 
@@ -287,6 +292,7 @@ pool_size = 10
   o.cpuset = "2-3";
   o.poller = "poll";
   o.isolation = "strict";  // (pkeys would be refused on CPUs without protection keys)
+  o.shard_mode = "threads";
   o.grace_ms = 0;
   o.heap_pages = 16;
   o.pool_size = 100;
@@ -296,6 +302,7 @@ pool_size = 10
   EXPECT_EQ(c.cpus, (std::vector<int>{2, 3}));
   EXPECT_EQ(c.poller, PollerKind::kPoll);
   EXPECT_EQ(c.isolation, Isolation::kStrict);
+  EXPECT_EQ(c.shard_mode, ShardMode::kThreads);
   EXPECT_EQ(c.grace_ms, 0);
   EXPECT_EQ(c.heap_pages, 16u);
   EXPECT_EQ(c.pool_size, 100u);
@@ -323,6 +330,7 @@ TEST(AffinityConfigTest, BadOverridesNameTheFlag) {
   expect_error("", {"--cpuset=7", "outside the CPUs this process may use"}, with([](auto& o) { o.cpuset = "7"; }));
   expect_error("", {"--poller=kqueue", "io_uring, epoll or poll"}, with([](auto& o) { o.poller = "kqueue"; }));
   expect_error("", {"--isolation=on", "off, mprotect"}, with([](auto& o) { o.isolation = "on"; }));
+  expect_error("", {"--shard_mode=fork", "auto, threads or processes"}, with([](auto& o) { o.shard_mode = "fork"; }));
   expect_error("", {"--heap_pages=0", "from 1 to 65536"}, with([](auto& o) { o.heap_pages = 0; }));
   expect_error("", {"--pool_size=-5"}, with([](auto& o) { o.pool_size = -5; }));
   expect_error("", {"--grace_ms=4000000"}, with([](auto& o) { o.grace_ms = 4000000; }));
@@ -416,6 +424,17 @@ TEST(AffinityConfigTest, IsolationNames) {
   Isolation parsed;
   EXPECT_FALSE(parse_isolation("", &parsed));
   EXPECT_FALSE(parse_isolation("OFF", &parsed));
+}
+
+TEST(AffinityConfigTest, ShardModeNames) {
+  for (ShardMode mode : {ShardMode::kAuto, ShardMode::kThreads, ShardMode::kProcesses}) {
+    ShardMode parsed;
+    ASSERT_TRUE(parse_shard_mode(shard_mode_name(mode), &parsed));
+    EXPECT_EQ(parsed, mode);
+  }
+  ShardMode parsed;
+  EXPECT_FALSE(parse_shard_mode("", &parsed));
+  EXPECT_FALSE(parse_shard_mode("process", &parsed));
 }
 
 }  // namespace

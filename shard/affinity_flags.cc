@@ -9,6 +9,9 @@ ABSL_FLAG(std::string, shards, "", "shard count: N or auto (one per CPU of the c
 ABSL_FLAG(std::string, cpuset, "", "CPUs for shards in cpuset(7) list form, e.g. 0-3,8; empty: from --config");
 ABSL_FLAG(std::string, poller, "", "io_uring, epoll or poll; empty: from --config (default io_uring)");
 ABSL_FLAG(std::string, isolation, "", "off, mprotect, strict or pkeys; empty: from --config (default off)");
+ABSL_FLAG(std::string, shard_mode, "",
+          "threads, processes or auto (processes when isolation is mprotect or strict and there are several "
+          "shards); empty: from --config (default auto)");
 
 namespace mnv {
 
@@ -22,6 +25,7 @@ AffinityOverrides affinity_overrides_from_flags() {
   take(FLAGS_cpuset, &o.cpuset);
   take(FLAGS_poller, &o.poller);
   take(FLAGS_isolation, &o.isolation);
+  take(FLAGS_shard_mode, &o.shard_mode);
   return o;
 }
 
@@ -33,6 +37,7 @@ bool load_affinity_from_flags(const Topology& topology, const AffinityOverrides&
   if (flags.cpuset) o.cpuset = flags.cpuset;
   if (flags.poller) o.poller = flags.poller;
   if (flags.isolation) o.isolation = flags.isolation;
+  if (flags.shard_mode) o.shard_mode = flags.shard_mode;
   return load_affinity_config(absl::GetFlag(FLAGS_config), o, topology, out, error);
 }
 

@@ -2,6 +2,7 @@
 //
 //   --config=FILE       the affinity TOML file (shard/affinity_config.h); none: defaults
 //   --shards=N|auto     --cpuset=LIST    --poller=NAME    --isolation=MODE
+//   --shard_mode=threads|processes|auto
 //
 // Each flag left empty defers to the file (or its default); a given flag wins over the file.
 // Why a separate library: the config reader stays free of Abseil, and an app gets the whole
@@ -26,10 +27,11 @@ ABSL_DECLARE_FLAG(std::string, shards);
 ABSL_DECLARE_FLAG(std::string, cpuset);
 ABSL_DECLARE_FLAG(std::string, poller);
 ABSL_DECLARE_FLAG(std::string, isolation);
+ABSL_DECLARE_FLAG(std::string, shard_mode);
 
 namespace mnv {
 
-// The non-empty flags among --shards, --cpuset, --poller, --isolation as overrides.
+// The non-empty flags among --shards, --cpuset, --poller, --isolation, --shard_mode as overrides.
 AffinityOverrides affinity_overrides_from_flags();
 
 // load_affinity_config(--config, overrides, topology): `app` carries the app's own overrides

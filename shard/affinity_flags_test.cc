@@ -56,11 +56,13 @@ TEST(AffinityFlagsTest, FlagsLoadTheFileAndOverrideIt) {
   absl::SetFlag(&FLAGS_cpuset, "4-5");
   absl::SetFlag(&FLAGS_poller, "epoll");
   absl::SetFlag(&FLAGS_isolation, "off");
+  absl::SetFlag(&FLAGS_shard_mode, "processes");
   ASSERT_TRUE(load_affinity_from_flags(*topology, app, &c, &error)) << error;
   EXPECT_EQ(c.shards, 2);
   EXPECT_EQ(c.cpus, (std::vector<int>{4, 5}));
   EXPECT_EQ(c.poller, PollerKind::kEpoll);  // the flag beats the app's value
   EXPECT_EQ(c.isolation, Isolation::kOff);
+  EXPECT_EQ(c.shard_mode, ShardMode::kProcesses);
 
   absl::SetFlag(&FLAGS_shards, "0");
   ASSERT_FALSE(load_affinity_from_flags(*topology, app, &c, &error));
@@ -71,6 +73,7 @@ TEST(AffinityFlagsTest, FlagsLoadTheFileAndOverrideIt) {
   absl::SetFlag(&FLAGS_cpuset, "");
   absl::SetFlag(&FLAGS_poller, "");
   absl::SetFlag(&FLAGS_isolation, "");
+  absl::SetFlag(&FLAGS_shard_mode, "");
   ASSERT_TRUE(load_affinity_from_flags(*topology, {}, &c, &error)) << error;
   EXPECT_EQ(c.shards, 6);  // no file, no flags: defaults
   EXPECT_EQ(c.poller, PollerKind::kIoUring);

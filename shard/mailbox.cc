@@ -14,23 +14,47 @@ inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
 
 }  // namespace
 
-Mailboxes::Mailboxes(std::size_t shards, std::size_t capacity_per_ring)
-    : shards_(shards), capacity_(capacity_per_ring) {
-  MNV_ASSERT(shards >= 1 && shards <= UINT32_MAX);
-  MNV_ASSERT(capacity_per_ring >= 2 && (capacity_per_ring & (capacity_per_ring - 1)) == 0);
-  rings_ = std::make_unique<std::unique_ptr<Ring>[]>(shards * shards);
+// The layout, in the order the constructor takes it: rings, their slots, sleep states, locals,
+// dirty lists. (The diagonal's rings are never used: they get the smallest ring, 2 slots.)
+std::size_t Mailboxes::region_bytes(std::size_t shards, std::size_t capacity) {
+  std::size_t n = 0;
+  n = SharedRegion::grow(n, sizeof(Ring) * shards * shards, alignof(Ring));
   for (std::size_t from = 0; from < shards; ++from) {
     for (std::size_t to = 0; to < shards; ++to) {
-      if (from != to) rings_[from * shards + to] = std::make_unique<Ring>(capacity_per_ring);
+      n = SharedRegion::grow(n, sizeof(ShardMessage) * (from == to ? 2 : capacity), Ring::slot_align());
     }
   }
-  sleep_ = std::make_unique<SleepState[]>(shards);
-  local_ = std::make_unique<Local[]>(shards);
-  dirty_storage_ = std::make_unique<std::uint32_t[]>(shards * shards);
+  n = SharedRegion::grow(n, sizeof(SleepState) * shards, alignof(SleepState));
+  n = SharedRegion::grow(n, sizeof(Local) * shards, alignof(Local));
+  return SharedRegion::grow(n, sizeof(std::uint32_t) * shards * shards, alignof(std::uint32_t));
+}
+
+Mailboxes::Mailboxes(std::size_t shards, std::size_t capacity_per_ring)
+    : shards_(shards), capacity_(capacity_per_ring), region_(region_bytes(shards, capacity_per_ring)) {
+  MNV_ASSERT(shards >= 1 && shards <= UINT32_MAX);
+  MNV_ASSERT(capacity_per_ring >= 2 && (capacity_per_ring & (capacity_per_ring - 1)) == 0);
+  rings_ = static_cast<Ring*>(region_.take(sizeof(Ring) * shards * shards, alignof(Ring)));
+  for (std::size_t from = 0; from < shards; ++from) {
+    for (std::size_t to = 0; to < shards; ++to) {
+      // Slots from the zeroed mapping: zero bytes are valid messages (trivially copyable).
+      std::size_t capacity = from == to ? 2 : capacity_per_ring;
+      auto* slots = static_cast<ShardMessage*>(region_.take(sizeof(ShardMessage) * capacity, Ring::slot_align()));
+      new (&rings_[from * shards + to]) Ring(slots, capacity);
+    }
+  }
+  sleep_ = region_.make_array<SleepState>(shards);
+  local_ = region_.make_array<Local>(shards);
+  dirty_storage_ = region_.make_array<std::uint32_t>(shards * shards);
   for (std::size_t i = 0; i < shards; ++i) local_[i].dirty = &dirty_storage_[i * shards];
 }
 
-Mailboxes::~Mailboxes() = default;
+Mailboxes::~Mailboxes() {
+  for (std::size_t i = 0; i < shards_ * shards_; ++i) rings_[i].~Ring();
+  for (std::size_t i = 0; i < shards_; ++i) {
+    sleep_[i].~SleepState();
+    local_[i].~Local();
+  }
+}
 
 void Mailboxes::set_waker(std::size_t shard, Waker fn, void* ctx) {
   MNV_ASSERT(shard < shards_);

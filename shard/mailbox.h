@@ -5,7 +5,9 @@
 // producer and one consumer and needs no lock and no read-modify-write on its hot path. A message
 // is a fixed 64-byte POD whose payload is copied in: it never points into another shard's
 // micro-heap (DESIGN.md §3 "Shards"). All memory — N×(N−1) rings of fixed capacity and the
-// per-shard state — is allocated by the constructor; send, flush and receive never allocate.
+// per-shard state — is one MAP_SHARED mapping made by the constructor (shard/shared_memory.h),
+// so shards forked as processes after it share the mailboxes as threads do; send, flush and
+// receive never allocate.
 //
 // Sending is two steps: send() stages a message (invisible to the receiver), flush() publishes
 // everything the shard staged since its last flush with one store per destination ring and wakes
@@ -55,6 +57,7 @@
 #include <memory>
 #include <type_traits>
 
+#include "shard/shared_memory.h"
 #include "shard/spsc_ring.h"
 
 namespace mnv {
@@ -85,7 +88,8 @@ struct MailboxStats {
 class Mailboxes {
  public:
   using Ring = SpscRing<ShardMessage>;
-  // Wakes a sleeping shard from another thread (in production: Poller::wake() on its poller).
+  // Wakes a sleeping shard from another thread (in production: Poller::wake() on its poller, or
+  // a write to its poller's wake eventfd when shards are processes).
   using Waker = void (*)(void* ctx);
 
   // Rings for `shards` shards (at least 1), each of `capacity_per_ring` messages (a power of
@@ -156,14 +160,16 @@ class Mailboxes {
     std::atomic<std::uint64_t> refused{0};
   };
 
-  Ring& ring(std::size_t from, std::size_t to) { return *rings_[from * shards_ + to]; }
+  Ring& ring(std::size_t from, std::size_t to) { return rings_[from * shards_ + to]; }
+  static std::size_t region_bytes(std::size_t shards, std::size_t capacity);
 
   const std::size_t shards_;
   const std::size_t capacity_;
-  std::unique_ptr<std::unique_ptr<Ring>[]> rings_;  // [from * shards_ + to]; diagonal null
-  std::unique_ptr<SleepState[]> sleep_;
-  std::unique_ptr<Local[]> local_;
-  std::unique_ptr<std::uint32_t[]> dirty_storage_;  // shards_ × shards_, sliced into Local::dirty
+  SharedRegion region_;             // everything below lives in it
+  Ring* rings_;                     // [from * shards_ + to]; the diagonal is built but unused
+  SleepState* sleep_;
+  Local* local_;
+  std::uint32_t* dirty_storage_;    // shards_ × shards_, sliced into Local::dirty
 };
 
 }  // namespace mnv

@@ -1,8 +1,17 @@
 #include "shard/shard.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <csignal>
 #include <cstring>
 
 #include "mem/log.h"
@@ -155,6 +164,10 @@ void Shard::retry_backlog() {
 }
 
 void Shard::on_turn() {
+  if (!stop_seen_ && set_->stop_requested()) {  // (processes: request_stop() in the parent)
+    stop_seen_ = true;
+    kernel_->request_stop();
+  }
   Mailboxes& mail = set_->mailboxes();
   ShardMessage batch[32];
   // Bounded per turn, and not while replies are backed up (the senders then wait: back-pressure).
@@ -179,14 +192,13 @@ bool Shard::before_wait(bool will_block) {
   return true;
 }
 
-void Shard::run(const Topology& topology) {
+bool Shard::set_up(const Topology& topology, std::string* error) {
   char name[16];
   std::snprintf(name, sizeof name, "shard-%zu", index_);
   ::pthread_setname_np(::pthread_self(), name);
-  std::string error;
-  if (!topology.pin_current_thread(cpu_, &error)) {
-    set_->report(index_, false, "shard " + std::to_string(index_) + ": " + error);
-    return;
+  if (!topology.pin_current_thread(cpu_, error)) {
+    *error = "shard " + std::to_string(index_) + ": " + *error;
+    return false;
   }
   KernelConfig kc;
   const AffinityConfig& a = set_->options().affinity;
@@ -202,6 +214,7 @@ void Shard::run(const Topology& topology) {
   kc.max_fds = set_->options().max_fds;
   kc.completion_io = set_->options().completion_io;
   kc.recv_multishot = set_->options().recv_multishot;
+  if (set_->processes_) kc.wake_fd = set_->wake_fds_[index_];
   if (kc.max_fds == 0) {
     rlimit r{};
     ::getrlimit(RLIMIT_NOFILE, &r);
@@ -209,8 +222,8 @@ void Shard::run(const Topology& topology) {
   }
   kernel_ = Kernel::create(kc);
   if (kernel_ == nullptr) {
-    set_->report(index_, false, "shard " + std::to_string(index_) + ": the kernel could not be created");
-    return;
+    *error = "shard " + std::to_string(index_) + ": the kernel could not be created";
+    return false;
   }
   // The kernel heap on this CPU's NUMA node. (Heap pools are created and first touched on this
   // pinned thread too, so the default local policy already places their pages on it.)
@@ -230,36 +243,86 @@ void Shard::run(const Topology& topology) {
     shard->set_->mailboxes().wake_done(shard->index_);
   };
   kernel_->set_hooks(hooks);
-  set_->mailboxes().set_waker(index_, [](void* p) { static_cast<Poller*>(p)->wake(); }, &kernel_->poller());
+  // (Processes: the set made every shard's waker, an eventfd write, before forking.)
+  if (!set_->processes_) {
+    set_->mailboxes().set_waker(index_, [](void* p) { static_cast<Poller*>(p)->wake(); }, &kernel_->poller());
+  }
+  return true;
+}
 
-  {  // shard order: wait for the previous shard's init
-    std::unique_lock<std::mutex> lock(set_->mu_);
-    set_->cv_.wait(lock, [&] { return set_->failed_ || set_->started_ == index_; });
-    if (set_->failed_) {
-      lock.unlock();
-      tl_shard = nullptr;
-      kernel_.reset();
-      return;
+Shard::Outcome Shard::run(const Topology& topology) {
+  std::string error;
+  Outcome outcome = Outcome::kNotStarted;
+  if (!set_up(topology, &error)) {
+    set_->report(index_, false, error);
+  } else if (set_->await_turn(index_)) {
+    bool ok = true;
+    if (set_->options().init) ok = set_->options().init(*this, &error);
+    set_->report(index_, ok, ok ? "" : "shard " + std::to_string(index_) + ": " + error);
+    if (ok && set_->await_go()) {
+      kernel_->run();
+      if (set_->options().fini) set_->options().fini(*this);
+      outcome = Outcome::kRan;
     }
   }
-  bool ok = true;
-  if (set_->options().init) ok = set_->options().init(*this, &error);
-  set_->report(index_, ok, ok ? "" : "shard " + std::to_string(index_) + ": " + error);
-  {
-    std::unique_lock<std::mutex> lock(set_->mu_);
-    set_->cv_.wait(lock, [&] { return set_->failed_ || set_->go_; });
-    if (set_->failed_) ok = false;
-  }
-  if (ok) kernel_->run();
   kernel_.reset();
   tl_shard = nullptr;
+  return outcome;
 }
 
 ShardSet::ShardSet(ShardSetOptions options)
     : options_(std::move(options)),
+      processes_(runs_as_processes(options_.affinity)),
       mailboxes_(static_cast<std::size_t>(options_.affinity.shards), options_.mailbox_capacity) {}
 
+bool ShardSet::runs_as_processes(const AffinityConfig& affinity) {
+  switch (affinity.shard_mode) {
+    case ShardMode::kThreads: return false;
+    case ShardMode::kProcesses: return true;
+    case ShardMode::kAuto:
+      return affinity.shards > 1 &&
+             (affinity.isolation == Isolation::kMprotect || affinity.isolation == Isolation::kStrict);
+  }
+  return false;
+}
+
+namespace {
+
+constexpr std::size_t kMaxReport = 1024;  // a start-up report: ok byte + error text (< PIPE_BUF)
+
+// One read: a start-up report is one write of under PIPE_BUF bytes, so one read takes it whole.
+ssize_t read_once(int fd, void* buf, std::size_t n) {
+  for (;;) {
+    ssize_t r = ::read(fd, buf, n);
+    if (r >= 0 || errno != EINTR) return r;
+  }
+}
+
+void write_eventfd(void* fd) {
+  std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t r = ::write(static_cast<int>(reinterpret_cast<std::intptr_t>(fd)), &one, sizeof one);
+}
+
+std::string describe_exit(int status) {
+  if (WIFSIGNALED(status)) {
+    const char* name = sigabbrev_np(WTERMSIG(status));
+    return std::string("died of SIG") + (name != nullptr ? name : "?") + " (" + strsignal(WTERMSIG(status)) + ")";
+  }
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  return "ended (status " + std::to_string(status) + ")";
+}
+
+}  // namespace
+
 void ShardSet::report(std::size_t index, bool ok, const std::string& error) {
+  if (processes_) {  // in the shard's process: one write (atomic under PIPE_BUF), read by fork_shard
+    char buf[kMaxReport];
+    std::size_t n = error.size() < kMaxReport - 1 ? error.size() : kMaxReport - 1;
+    buf[0] = ok ? 1 : 0;
+    std::memcpy(buf + 1, error.data(), n);
+    [[maybe_unused]] ssize_t w = ::write(report_fd_, buf, n + 1);
+    return;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (!ok) {
     if (!failed_) error_ = error;
@@ -274,6 +337,98 @@ void ShardSet::report(std::size_t index, bool ok, const std::string& error) {
   cv_.notify_all();
 }
 
+bool ShardSet::await_turn(std::size_t index) {
+  if (processes_) return true;  // forked only once the previous shard reported
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return failed_ || started_ == index; });
+  return !failed_;
+}
+
+bool ShardSet::await_go() {
+  if (processes_) {
+    char c = 0;
+    return read_once(go_fd_, &c, 1) == 1 && c == 'g';  // EOF: the start was called off
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return failed_ || go_; });
+  return !failed_;
+}
+
+bool ShardSet::fork_shard(std::size_t i, const Topology& topology, std::string* error) {
+  int report[2], go[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) {
+    *error = std::string("shard processes: pipe2: ") + std::strerror(errno);
+    return false;
+  }
+  if (::pipe2(go, O_CLOEXEC) != 0) {
+    *error = std::string("shard processes: pipe2: ") + std::strerror(errno);
+    ::close(report[0]);
+    ::close(report[1]);
+    return false;
+  }
+  pid_t parent = ::getpid();
+  std::fflush(nullptr);  // (or the child would write out the caller's buffered output again)
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    *error = std::string("shard processes: fork: ") + std::strerror(errno);
+    for (int fd : {report[0], report[1], go[0], go[1]}) ::close(fd);
+    return false;
+  }
+  if (pid == 0) {  // the shard's process: run it, never return into the caller's code
+    ::close(report[0]);
+    ::close(go[1]);
+    for (Child& c : children_) {
+      for (int fd : {c.pidfd, c.report_fd, c.go_fd}) ::close(fd);
+    }
+    ::close(stop_fd_);
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(1);  // the parent died before the line above
+    report_fd_ = report[1];
+    go_fd_ = go[0];
+    Shard::Outcome outcome = shards_[i]->run(topology);
+    std::fflush(nullptr);
+    ::_exit(outcome == Shard::Outcome::kRan ? 0 : 1);
+  }
+  ::close(report[1]);
+  ::close(go[0]);
+  Child c;
+  c.pid = pid;
+  c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  c.report_fd = report[0];
+  c.go_fd = go[1];
+  children_.push_back(c);
+  if (c.pidfd < 0) {
+    *error = std::string("shard processes: pidfd_open: ") + std::strerror(errno);
+    return false;
+  }
+  char buf[kMaxReport];
+  ssize_t n = read_once(c.report_fd, buf, sizeof buf);  // its report, or EOF if it died first
+  if (n > 0 && buf[0] == 1) return true;
+  if (n > 0) {
+    error->assign(buf + 1, static_cast<std::size_t>(n - 1));
+    return false;
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  children_.back().reaped = true;
+  *error = "shard " + std::to_string(i) + ": its process " + describe_exit(status) + " during start-up";
+  return false;
+}
+
+void ShardSet::call_off_start() {
+  for (Child& c : children_) {
+    ::close(c.go_fd);  // its await_go() reads EOF: it stops without running
+    c.go_fd = -1;
+  }
+  for (Child& c : children_) {
+    if (c.reaped) continue;
+    int status;
+    while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    c.reaped = true;
+  }
+}
+
 std::unique_ptr<ShardSet> ShardSet::start(const Topology& topology, ShardSetOptions options, std::string* error) {
   MNV_ASSERT(options.affinity.shards >= 1 &&
              options.affinity.cpus.size() == static_cast<std::size_t>(options.affinity.shards));
@@ -281,6 +436,35 @@ std::unique_ptr<ShardSet> ShardSet::start(const Topology& topology, ShardSetOpti
   for (int i = 0; i < set->options_.affinity.shards; ++i) {
     set->shards_.push_back(std::unique_ptr<Shard>(new Shard(set.get(), static_cast<std::size_t>(i),
                                                             set->options_.affinity.cpus[static_cast<std::size_t>(i)])));
+  }
+  if (set->processes_) {
+    set->shared_ = std::make_unique<SharedObject<SharedState>>();
+    for (std::size_t i = 0; i < set->shards_.size(); ++i) {
+      int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      if (fd < 0) {
+        *error = std::string("shard processes: eventfd: ") + std::strerror(errno);
+        return nullptr;
+      }
+      set->wake_fds_.push_back(fd);
+      set->mailboxes_.set_waker(i, write_eventfd, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
+    }
+    set->stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (set->stop_fd_ < 0) {
+      *error = std::string("shard processes: eventfd: ") + std::strerror(errno);
+      return nullptr;
+    }
+    for (std::size_t i = 0; i < set->shards_.size(); ++i) {
+      if (!set->fork_shard(i, topology, error)) {
+        set->call_off_start();
+        return nullptr;
+      }
+    }
+    for (Child& c : set->children_) {
+      char go = 'g';
+      [[maybe_unused]] ssize_t w = ::write(c.go_fd, &go, 1);
+    }
+    Kernel::set_stop_signal_fd(set->stop_fd_);  // SIGTERM/SIGINT here: passed on by wait()
+    return set;
   }
   for (auto& s : set->shards_) {
     Shard* shard = s.get();
@@ -298,6 +482,11 @@ std::unique_ptr<ShardSet> ShardSet::start(const Topology& topology, ShardSetOpti
 }
 
 void ShardSet::request_stop() {
+  if (processes_) {
+    (*shared_)->stop.store(true, std::memory_order_release);
+    for (int fd : wake_fds_) write_eventfd(reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
+    return;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& s : shards_) {
     if (s->kernel_ != nullptr) s->kernel_->request_stop();
@@ -305,12 +494,57 @@ void ShardSet::request_stop() {
 }
 
 int ShardSet::wait() {
-  for (auto& t : threads_) t.join();
-  threads_.clear();
-  return 0;
+  if (!processes_) {
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    return 0;
+  }
+  int rc = 0;
+  for (;;) {
+    std::vector<pollfd> fds;
+    for (std::size_t i = 0; i < children_.size(); ++i) {
+      Child& c = children_[i];
+      if (c.reaped) continue;
+      int status = 0;
+      if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
+        c.reaped = true;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+          log_line("mnv: shard %zu (process %d) %s; the other shards go on", i, c.pid, describe_exit(status).c_str());
+          rc = 1;
+        }
+        continue;
+      }
+      fds.push_back(pollfd{c.pidfd, POLLIN, 0});  // readable once it has exited
+    }
+    if (fds.empty()) break;
+    if (Kernel::stop_signalled() && !stop_requested()) request_stop();
+    fds.push_back(pollfd{stop_fd_, POLLIN, 0});
+    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) panic("mnv: shard processes: poll: %s", std::strerror(errno));
+    if (fds.back().revents & POLLIN) {
+      std::uint64_t count;
+      [[maybe_unused]] ssize_t r = ::read(stop_fd_, &count, sizeof count);
+      request_stop();
+    }
+  }
+  return rc;
 }
 
 ShardSet::~ShardSet() {
+  if (processes_) {
+    if (!children_.empty() && std::any_of(children_.begin(), children_.end(), [](const Child& c) { return !c.reaped; })) {
+      request_stop();
+      wait();
+    }
+    Kernel::set_stop_signal_fd(-1);
+    for (Child& c : children_) {
+      for (int fd : {c.pidfd, c.report_fd, c.go_fd}) {
+        if (fd >= 0) ::close(fd);
+      }
+    }
+    for (int fd : wake_fds_) ::close(fd);
+    if (stop_fd_ >= 0) ::close(stop_fd_);
+    return;
+  }
   if (!threads_.empty()) {
     request_stop();
     wait();

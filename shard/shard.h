@@ -13,6 +13,25 @@
 // Cross-shard calls: a handler registered for a message kind runs on the target shard's thread,
 // outside any micro-thread, and must not block; a micro-thread calls it with
 // `co_await cross_call(shard, kind, payload, deadline)` (shard/cross_call.h).
+//
+// Threads or processes (AffinityConfig::shard_mode). With isolation, every mprotect that takes
+// access away must reach the TLB of every CPU running the same address space: in one process
+// with several busy shard threads, each such call sends a shootdown IPI to every other shard's
+// CPU and waits for it (perf/protect_bench: ~1 µs alone, ~6.5 µs with a busy sibling thread on
+// this VM). So shards can run as processes instead, one address space each, forked in shard
+// order by start(): the same protocol (pin, kernel, init in shard order, all-or-nothing, then
+// run) reported through a pipe per shard, with the mailboxes in a shared mapping made before the
+// forks (shard/shared_memory.h) and each shard's poller woken through an eventfd made before
+// them too. `auto` picks processes when isolation is mprotect or strict and there are several
+// shards; threads otherwise. What changes for an app with processes:
+//   * shards share only shared mappings made before start() (SharedObject) and the mailboxes;
+//     what one shard's init leaves in ordinary memory the next shard does not see, and fd
+//     numbers mean nothing in another shard;
+//   * shard(i) in the caller's process is a shard that never runs there: report from `fini`;
+//   * a shard that dies (a trap in the kernel itself aborts it) takes only its own connections
+//     with it: wait() logs it, the others keep serving, and wait() returns 1 at the end;
+//   * the caller's SIGTERM/SIGINT (install_signal_handlers) is passed on to every shard, and a
+//     shard whose parent dies is sent SIGTERM.
 #pragma once
 
 #include <atomic>
@@ -29,6 +48,7 @@
 #include "runtime/kernel.h"
 #include "shard/affinity_config.h"
 #include "shard/mailbox.h"
+#include "shard/shared_memory.h"
 #include "shard/topology.h"
 
 namespace mnv {
@@ -77,6 +97,8 @@ class Shard {
 
  private:
   friend class ShardSet;
+  // What the shard ended with: the kernel ran (and returned), or start-up failed or was called off.
+  enum class Outcome { kRan, kNotStarted };
   struct Call {
     ThreadRef caller;
     CrossCallOp* op;
@@ -88,7 +110,8 @@ class Shard {
     bool sent;
   };
   Shard(ShardSet* set, std::size_t index, int cpu);
-  void run(const Topology& topology);  // the thread's body
+  Outcome run(const Topology& topology);  // the thread's (or the shard process's) body
+  bool set_up(const Topology& topology, std::string* error);  // pin, kernel, hooks
   void on_turn();
   bool before_wait(bool will_block);
   void deliver(const ShardMessage& m);
@@ -104,6 +127,7 @@ class Shard {
     void* ctx = nullptr;
   };
   Handler handlers_[kMaxKinds];
+  bool stop_seen_ = false;  // (processes) the set's stop flag was passed to the kernel
   std::vector<Call> calls_;               // fixed size kMaxCalls + 1; [0] unused
   std::uint32_t free_call_ = 0;
   std::vector<ShardMessage> requests_;    // calls whose send was refused (FIFO ring)
@@ -123,6 +147,9 @@ struct ShardSetOptions {
   // Runs on each shard's thread in shard order before its kernel runs; false (with *error)
   // aborts the whole start.
   std::function<bool(Shard&, std::string*)> init;
+  // Runs on each shard's thread after its kernel returned, before the kernel is destroyed: where
+  // a shard reports what it did (with processes, nothing else it knows reaches the caller).
+  std::function<void(Shard&)> fini;
 };
 
 class ShardSet {
@@ -131,12 +158,18 @@ class ShardSet {
   static std::unique_ptr<ShardSet> start(const Topology& topology, ShardSetOptions options, std::string* error);
   ~ShardSet();
 
-  // Blocks until every shard's kernel returned (SIGTERM/SIGINT, or request_stop()); returns 0.
+  // Whether shards with this config run as processes (ShardMode::kAuto resolved).
+  static bool runs_as_processes(const AffinityConfig& affinity);
+
+  // Blocks until every shard's kernel returned (SIGTERM/SIGINT, or request_stop()). Returns 0,
+  // or 1 if a shard process died (each is logged when it happens).
   int wait();
   // Asks every shard to stop (any thread).
   void request_stop();
 
+  bool processes() const { return processes_; }
   std::size_t size() const { return shards_.size(); }
+  // With processes, shard i runs in its own process: this one never ran (no kernel).
   Shard& shard(std::size_t i) const { return *shards_[i]; }
   Mailboxes& mailboxes() { return mailboxes_; }
   const ShardSetOptions& options() const { return options_; }
@@ -145,9 +178,38 @@ class ShardSet {
   friend class Shard;
   ShardSet(ShardSetOptions options);
   void report(std::size_t index, bool ok, const std::string& error);
+  // Start-up steps of a shard, for threads (under mu_) or in a shard process (the pipes).
+  bool await_turn(std::size_t index);  // this shard's init may run (the previous one's is done)
+  bool await_go();                     // every shard started: run the kernel
+
+  // Processes (in the caller): fork shard i and wait for its report; stop what was started.
+  bool fork_shard(std::size_t i, const Topology& topology, std::string* error);
+  void call_off_start();
+  bool stop_requested() const { return shared_ != nullptr && (*shared_)->stop.load(std::memory_order_acquire); }
 
   ShardSetOptions options_;
+  bool processes_ = false;
   Mailboxes mailboxes_;
+  // Processes: the stop flag every shard process checks each loop turn; each shard's wake
+  // eventfd (its poller's wake()); per child, its pid, a pidfd (readable once it exited), and
+  // the parent's ends of its start-up pipes; the eventfd the SIGTERM/SIGINT handler writes.
+  struct SharedState {
+    std::atomic<bool> stop{false};
+  };
+  std::unique_ptr<SharedObject<SharedState>> shared_;
+  std::vector<int> wake_fds_;
+  struct Child {
+    int pid = -1;
+    int pidfd = -1;
+    int report_fd = -1;  // read: the child's start-up report
+    int go_fd = -1;      // write: 'g' to run; closed: call it off
+    bool reaped = false;
+  };
+  std::vector<Child> children_;
+  int stop_fd_ = -1;
+  // In a shard process: its ends of the start-up pipes.
+  int report_fd_ = -1;
+  int go_fd_ = -1;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::thread> threads_;
   std::mutex mu_;

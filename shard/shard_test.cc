@@ -1,13 +1,21 @@
 // Tests of pinned shards: each shard thread is pinned and named, cross-shard calls with and
 // without deadlines (both outcomes), waking a sleeping shard, back-pressure on a full ring, a
-// shard that fails to start stopping the others, and SO_REUSEPORT spreading connections.
+// shard that fails to start stopping the others, and SO_REUSEPORT spreading connections. Then
+// the same with shards as processes (what they report comes back through shared memory: a
+// shard process's own memory, gtest's included, never reaches this one), and a shard process
+// killed while the other keeps serving.
 #include "shard/shard.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <atomic>
 #include <cerrno>
@@ -19,6 +27,7 @@
 #include "net/service.h"
 #include "runtime/raise.h"
 #include "shard/cross_call.h"
+#include "shard/shared_memory.h"
 #include "tests/echo_fixture.h"
 
 namespace mnv {
@@ -308,6 +317,187 @@ TEST(ShardTest, ReuseportSpreadsConnectionsOverShards) {
   set->wait();
   servers[0].reset();
   servers[1].reset();
+}
+
+// ---- Shards as processes ----------------------------------------------------------------------
+
+AffinityConfig two_shard_processes(const Topology& topo, std::size_t pool = 256) {
+  AffinityConfig a = two_shards(topo, pool);
+  a.shard_mode = ShardMode::kProcesses;
+  return a;
+}
+
+TEST(ShardProcessesTest, AutoMeansProcessesWithIsolationAndSeveralShards) {
+  AffinityConfig a;
+  a.shards = 2;
+  EXPECT_FALSE(ShardSet::runs_as_processes(a));  // isolation off
+  a.isolation = Isolation::kMprotect;
+  EXPECT_TRUE(ShardSet::runs_as_processes(a));
+  a.isolation = Isolation::kStrict;
+  EXPECT_TRUE(ShardSet::runs_as_processes(a));
+  a.isolation = Isolation::kPkeys;  // a register per thread: no TLB shootdown to avoid
+  EXPECT_FALSE(ShardSet::runs_as_processes(a));
+  a.isolation = Isolation::kMprotect;
+  a.shards = 1;
+  EXPECT_FALSE(ShardSet::runs_as_processes(a));
+  a.shard_mode = ShardMode::kProcesses;
+  EXPECT_TRUE(ShardSet::runs_as_processes(a));
+  a.shards = 2;
+  a.shard_mode = ShardMode::kThreads;
+  EXPECT_FALSE(ShardSet::runs_as_processes(a));
+}
+
+struct ProcessReport {
+  std::atomic<int> pid[2]{0, 0};
+  std::atomic<int> pinned[2]{0, 0};
+  std::atomic<int> named[2]{0, 0};
+};
+
+TEST(ShardProcessesTest, EachShardIsAPinnedNamedProcessOfItsOwn) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shard_processes(*topo);
+  static SharedObject<ProcessReport>* report;
+  SharedObject<ProcessReport> r;
+  report = &r;
+  o.init = [](Shard& s, std::string*) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    bool pinned = ::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) == 1 && CPU_ISSET(s.cpu(), &set);
+    char name[32] = {};
+    ::pthread_getname_np(::pthread_self(), name, sizeof name);
+    (*report)->pid[s.index()] = ::getpid();
+    (*report)->pinned[s.index()] = pinned ? 1 : 0;
+    (*report)->named[s.index()] = std::string(name) == "shard-" + std::to_string(s.index()) ? 1 : 0;
+    return true;
+  };
+  std::string error;
+  auto set = ShardSet::start(*topo, o, &error);
+  ASSERT_NE(set, nullptr) << error;
+  EXPECT_TRUE(set->processes());
+  set->request_stop();
+  EXPECT_EQ(set->wait(), 0);
+  for (int i = 0; i < o.affinity.shards; ++i) {
+    EXPECT_NE(r->pid[i].load(), 0);
+    EXPECT_NE(r->pid[i].load(), ::getpid());
+    EXPECT_EQ(r->pinned[i].load(), 1) << "shard " << i;
+    EXPECT_EQ(r->named[i].load(), 1) << "shard " << i;
+  }
+  if (o.affinity.shards == 2) {
+    EXPECT_NE(r->pid[0].load(), r->pid[1].load());
+  }
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);  // every shard process was reaped
+  EXPECT_EQ(errno, ECHILD);
+}
+
+TEST(ShardProcessesTest, AShardProcessThatFailsToStartStopsTheOthers) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shard_processes(*topo);
+  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
+  o.init = [](Shard& s, std::string* error) {
+    if (s.index() == 1) {
+      *error = "cannot bind";
+      return false;
+    }
+    return true;
+  };
+  std::string error;
+  auto set = ShardSet::start(*topo, o, &error);
+  EXPECT_EQ(set, nullptr);
+  EXPECT_EQ(error, "shard 1: cannot bind");
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);  // shard 0's process was called off and reaped
+  EXPECT_EQ(errno, ECHILD);
+}
+
+TEST(ShardProcessesTest, CrossShardCallsBetweenProcessesRoundTripAndWakeASleepingShard) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shard_processes(*topo);
+  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
+  static HeapPool* pool;
+  HeapPool p(16, 64);
+  pool = &p;
+  static SharedObject<CallResults>* results;
+  SharedObject<CallResults> r;
+  results = &r;
+  o.init = [](Shard& s, std::string*) {
+    if (s.index() == 1) s.handle(kDouble, double_it, nullptr);
+    if (s.index() == 0) {
+      s.kernel().start(*pool, caller, std::size_t{1}, std::uint64_t{1000}, 10000, std::int64_t{5'000'000'000},
+                       results->get());
+    }
+    return true;
+  };
+  std::string error;
+  auto set = ShardSet::start(*topo, o, &error);
+  ASSERT_NE(set, nullptr) << error;
+  EXPECT_EQ(set->wait(), 0);  // the caller stopped the set (from shard 0's process)
+  EXPECT_TRUE(r->done);
+  EXPECT_EQ(r->ok, 10000);
+  EXPECT_EQ(r->wrong, 0);
+  EXPECT_EQ(r->no_handler, 1);
+  EXPECT_GT(set->mailboxes().stats(0).wakeups, 0u);  // (the mailboxes are shared: readable here)
+}
+
+struct ServingReport {
+  std::atomic<std::uint16_t> port{0};
+  std::atomic<int> pid[2]{0, 0};
+};
+
+TEST(ShardProcessesTest, AKilledShardProcessLeavesTheOtherServing) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shard_processes(*topo, 512);
+  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
+  static SharedObject<ServingReport>* report;
+  SharedObject<ServingReport> r;
+  report = &r;
+  o.init = [](Shard& s, std::string* error) {
+    ServerConfig c = testing::echo_config(512);
+    c.reuse_port = true;
+    c.port = s.index() == 0 ? 0 : (*report)->port.load();
+    static std::unique_ptr<Server> server;  // (one per shard process)
+    server = Server::listen(s.kernel(), c, error);
+    if (server == nullptr) return false;
+    (*report)->port = server->port();
+    (*report)->pid[s.index()] = ::getpid();
+    return true;
+  };
+  std::string error;
+  auto set = ShardSet::start(*topo, o, &error);
+  ASSERT_NE(set, nullptr) << error;
+  std::uint16_t port = r->port.load();
+  {  // both serve
+    testing::Client c(port);
+    ASSERT_TRUE(c.send("before\n"));
+    ASSERT_EQ(c.recv_line(), "Line 0: before\n");
+  }
+  // Shard 1 dies at once, as a shard whose kernel faulted would (abort): its listener and its
+  // connections go with it; shard 0 takes every new connection.
+  ASSERT_EQ(::kill(r->pid[1].load(), SIGKILL), 0);
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, r->pid[1].load(), 0));
+  ASSERT_GE(pidfd, 0);
+  pollfd gone{pidfd, POLLIN, 0};
+  ASSERT_EQ(::poll(&gone, 1, 10'000), 1);  // it has exited (its listener is closed)
+  ::close(pidfd);
+  // Its listening socket can outlive the process briefly (its io_uring is torn down after the
+  // exit, in the background): a connection the kernel hashes to it then is reset, and a client
+  // connects again, as real ones do. Every one is served, by shard 0.
+  std::int64_t deadline = monotonic_ns() + 10'000'000'000;
+  int retries = 0;
+  for (int i = 0; i < 200; ++i) {
+    std::string line = "c" + std::to_string(i) + "\n";
+    for (;;) {
+      testing::Client c(port);
+      if (c.send(line) && c.recv_line() == "Line 0: " + line) break;
+      ++retries;
+      ASSERT_LT(monotonic_ns(), deadline) << "client " << i << " was never served";
+    }
+  }
+  std::printf("after shard 1 was killed: 200 clients served by shard 0 (%d connections reset first)\n", retries);
+  set->request_stop();
+  EXPECT_EQ(set->wait(), 1);  // one shard died
 }
 
 }  // namespace

@@ -40,6 +40,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <type_traits>
@@ -59,9 +60,19 @@ class SpscRing {
   // `capacity`: a power of two, at least 2. The slots are allocated and zeroed here (so no page
   // fault lands on the first pushes).
   explicit SpscRing(std::size_t capacity)
-      : slots_(allocate(capacity)), mask_(capacity - 1) {}
+      : slots_(allocate(capacity)), mask_(capacity - 1), owned_(true) {}
+  // The same over `capacity` slots at `slots` (zeroed, slot_align()-aligned, and outliving the
+  // ring), which someone else owns: the mailboxes place slots and rings in one shared mapping.
+  SpscRing(T* slots, std::size_t capacity) : slots_(slots), mask_(capacity - 1), owned_(false) {
+    MNV_ASSERT(capacity >= 2 && (capacity & (capacity - 1)) == 0);
+    MNV_ASSERT(reinterpret_cast<std::uintptr_t>(slots) % kSlotAlign == 0);
+  }
 
-  ~SpscRing() { ::operator delete(slots_, std::align_val_t{kSlotAlign}); }
+  ~SpscRing() {
+    if (owned_) ::operator delete(slots_, std::align_val_t{kSlotAlign});
+  }
+
+  static constexpr std::size_t slot_align() { return kSlotAlign; }
 
   SpscRing(const SpscRing&) = delete;
   SpscRing& operator=(const SpscRing&) = delete;
@@ -170,6 +181,7 @@ class SpscRing {
   // Read-only after construction: shared by both sides without ever being written.
   T* const slots_;
   const std::size_t mask_;
+  const bool owned_;
 
   // Published write index: stored by the producer, loaded by the consumer.
   alignas(kCacheLine) std::atomic<std::size_t> tail_{0};

@@ -11,7 +11,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -208,6 +210,7 @@ TEST(EchoConfigTest, EachBadValueIsNamedAndExitsTwoBeforeAnyShardStarts) {
       {"--poller=kqueue", "--poller=kqueue"},
       {"--isolation=maybe", "--isolation=maybe"},
       {"--balance=random", "--balance=random"},
+      {"--shard_mode=fork", "--shard_mode=fork"},
   };
   for (const Case& c : cases) {
     std::string err;
@@ -348,6 +351,49 @@ TEST_P(EchoDeathLogTest, AConnectionDyingDuringTheGracePeriodIsStillLoggedWithIt
   std::string line = err.substr(at, err.find('\n', at) - at);
   EXPECT_NE(line.find("died and was reclaimed: EFAULT: SIGSEGV"), std::string::npos) << line;
   EXPECT_NE(err.find("(1 died of a trap or an unhandled error)"), std::string::npos) << err;
+}
+
+// With isolation and two shards, the shards are processes (shard_mode auto): the server serves
+// from both, a connection that traps dies alone and is logged from its shard's process, and
+// SIGTERM to the server (the parent) stops every shard, each reporting what it served, exit 0.
+// Handoff balancing hands fds between shards, so it refuses processes named outright.
+TEST(EchoShardProcessesTest, ServeContainAFaultAndStopOnSigterm) {
+  if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "needs 2 CPUs";
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string log = std::string(tmp != nullptr ? tmp : "/tmp") + "/echo_shard_processes.log";
+  std::string err;
+  {
+    EchoProcess echo("io_uring", 0, {"--shards=2", "--isolation=mprotect", "--fault_injection"}, log);
+    ASSERT_NE(echo.port(), 0);
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int i = 0; i < 64; ++i) {
+      clients.push_back(std::make_unique<Client>(echo.port()));
+      ASSERT_TRUE(clients.back()->send("c" + std::to_string(i) + "\n"));
+    }
+    for (int i = 0; i < 64; ++i) ASSERT_EQ(clients[i]->recv_line(), "Line 0: c" + std::to_string(i) + "\n");
+    Client bad(echo.port());
+    ASSERT_TRUE(bad.send("!segv\n"));
+    EXPECT_TRUE(bad.sees_eof());
+    for (int i = 0; i < 64; ++i) {
+      ASSERT_TRUE(clients[i]->send("again\n"));
+      ASSERT_EQ(clients[i]->recv_line(), "Line 1: again\n");
+    }
+    EXPECT_EQ(echo.terminate(), 0);
+    err = slurp(log);
+  }
+  EXPECT_NE(err.find("2 shard(s) (processes)"), std::string::npos) << err;
+  EXPECT_NE(err.find("died and was reclaimed: EFAULT: SIGSEGV"), std::string::npos) << err;
+  std::size_t served = 0;
+  for (const char* shard : {"echo: shard 0 served ", "echo: shard 1 served "}) {
+    std::size_t at = err.find(shard);
+    ASSERT_NE(at, std::string::npos) << shard << " in:\n" << err;
+    served += std::strtoul(err.c_str() + at + std::strlen(shard), nullptr, 10);
+  }
+  EXPECT_EQ(served, 65u);
+  EXPECT_EQ(err.find("the other shards go on"), std::string::npos) << "no shard process died:\n" << err;
+
+  EXPECT_EQ(run_echo("--shards=2 --balance=handoff --shard_mode=processes", &err), 2);
+  EXPECT_NE(err.find("--balance=handoff needs shards as threads"), std::string::npos) << err;
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, EchoDeathLogTest, ::testing::Values("off", "mprotect", "strict"),

@@ -25,6 +25,7 @@
 #include "net/service.h"
 #include "runtime/kernel.h"
 #include "shard/affinity_flags.h"
+#include "shard/shared_memory.h"
 #include "shard/shard.h"
 #include "shard/topology.h"
 
@@ -56,8 +57,11 @@ static_assert(sizeof(HandoffMessage) <= mnv::kShardPayload);
 struct Echo {
   mnv::ServerConfig config;
   bool handoff = false;
-  std::vector<std::unique_ptr<mnv::Server>> servers;  // servers[k] lives on shard k
-  std::atomic<std::uint16_t> port{0};
+  // servers[k] lives on shard k (with shard processes, only in shard k's process: each shard
+  // reports its own counts from fini_shard).
+  std::vector<std::unique_ptr<mnv::Server>> servers;
+  // The port shard 0 bound, for the others: shared, since shards may be processes.
+  mnv::SharedObject<std::atomic<std::uint16_t>> port{std::uint16_t{0}};
   explicit Echo(std::size_t shards) : servers(shards) {}
 };
 
@@ -93,7 +97,7 @@ bool init_shard(mnv::Shard& shard, std::string* error) {
   Echo& echo = *g_echo;
   mnv::ServerConfig c = echo.config;
   c.reuse_port = true;
-  if (shard.index() > 0) c.port = echo.port.load();
+  if (shard.index() > 0) c.port = echo.port->load();
   void* ctx = reinterpret_cast<void*>(shard.index());
   if (echo.handoff) {
     c.on_accept = route;
@@ -102,9 +106,17 @@ bool init_shard(mnv::Shard& shard, std::string* error) {
   }
   auto server = mnv::Server::listen(shard.kernel(), c, error);
   if (server == nullptr) return false;
-  if (shard.index() == 0) echo.port = server->port();
+  if (shard.index() == 0) echo.port->store(server->port());
   echo.servers[shard.index()] = std::move(server);
   return true;
+}
+
+void fini_shard(mnv::Shard& shard) {
+  const auto& server = g_echo->servers[shard.index()];
+  if (server == nullptr) return;
+  std::fprintf(stderr, "echo: shard %zu served %lu connections (%lu died of a trap or an unhandled error)\n",
+               shard.index(), static_cast<unsigned long>(server->accepted()),
+               static_cast<unsigned long>(server->deaths()));
 }
 
 }  // namespace
@@ -145,6 +157,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "echo: --balance=%s: must be reuseport or handoff\n", balance.c_str());
     return 2;
   }
+  // Handoff passes accepted fds between shards and reads their load: one process.
+  if (balance == "handoff" && affinity.shards > 1) {
+    if (affinity.shard_mode == mnv::ShardMode::kProcesses) {
+      std::fprintf(stderr, "echo: --balance=handoff needs shards as threads (it hands fds between them), not --shard_mode=processes\n");
+      return 2;
+    }
+    affinity.shard_mode = mnv::ShardMode::kThreads;
+  }
 
   std::string io = absl::GetFlag(FLAGS_io);
   if (io != "multishot" && io != "recv" && io != "readiness") {
@@ -165,6 +185,7 @@ int main(int argc, char** argv) {
   mnv::ShardSetOptions options;
   options.affinity = affinity;
   options.init = init_shard;
+  options.fini = fini_shard;
   options.completion_io = io != "readiness";
   options.recv_multishot = io == "multishot";
   auto shards = mnv::ShardSet::start(*topology, options, &error);
@@ -172,22 +193,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "echo: %s\n", error.c_str());
     return 1;
   }
-  std::printf("listening on %s:%u\n", echo.config.host.c_str(), echo.port.load());
+  std::printf("listening on %s:%u\n", echo.config.host.c_str(), echo.port->load());
   std::fflush(stdout);
   std::string cpus;
   for (int c : affinity.cpus) cpus += (cpus.empty() ? "" : ",") + std::to_string(c);
   std::fprintf(stderr,
-               "echo: %d shard(s) on CPU %s, poller %s (io %s), isolation %s, balance %s, %zu heap pages per connection%s\n",
-               affinity.shards, cpus.c_str(), mnv::poller_name(affinity.poller), io.c_str(),
+               "echo: %d shard(s) (%s) on CPU %s, poller %s (io %s), isolation %s, balance %s, %zu heap pages per "
+               "connection%s\n",
+               affinity.shards, shards->processes() ? "processes" : "threads", cpus.c_str(),
+               mnv::poller_name(affinity.poller), io.c_str(),
                mnv::isolation_name(affinity.isolation), balance.c_str(), affinity.heap_pages,
                mnv::echo::g_fault_injection ? ", fault injection on" : "");
-  int rc = shards->wait();
-  for (std::size_t k = 0; k < echo.servers.size(); ++k) {
-    if (echo.servers[k] != nullptr) {
-      std::fprintf(stderr, "echo: shard %zu served %lu connections (%lu died of a trap or an unhandled error)\n", k,
-                   static_cast<unsigned long>(echo.servers[k]->accepted()),
-                   static_cast<unsigned long>(echo.servers[k]->deaths()));
-    }
-  }
-  return rc;
+  return shards->wait();
 }
