@@ -29,6 +29,8 @@
 #   MAX_CONNECTING [64] (echo_load --max_connecting: connections opening at once)
 #   TWO_SHARD_CPUS [0,LAST] (cpuset of the 2-shard server, and of echo_load in that case)
 #   ECHO_ARGS [] (extra flags for apps/echo)  MAILBOX_REPS [3]
+#   SHARD_MODES [auto] (one "2 shards, reuseport" row per --shard_mode given, e.g. "threads
+#     processes" with ECHO_ARGS=--isolation=mprotect: what shard processes save in TLB shootdowns)
 #   MAILBOX_ARGS ["--round_trips=300000 --messages=5000000"] (flags for mailbox_bench; its own
 #     defaults, 1M round trips and 30M messages, take ~10 s a run idle and far longer when the
 #     machine is busy: set MAILBOX_ARGS= to use them)  MAILBOX_TIMEOUT_S [40] (per run)
@@ -46,6 +48,7 @@ REPS=${REPS:-3}
 POLLER=${POLLER:-io_uring}
 MAX_CONNECTING=${MAX_CONNECTING:-64}
 ECHO_ARGS=${ECHO_ARGS:-}
+SHARD_MODES=${SHARD_MODES:-auto}
 MAILBOX_REPS=${MAILBOX_REPS:-3}
 MAILBOX_TIMEOUT_S=${MAILBOX_TIMEOUT_S:-40}
 MAILBOX_ARGS=${MAILBOX_ARGS---round_trips=300000 --messages=5000000}
@@ -103,11 +106,14 @@ balance() {
 
 # --- echo: 1 shard vs 2 ------------------------------------------------------------------------
 # name|server cpus|client cpus|flags
-CONFIGS=(
-  "1 shard|$ONE_SHARD_CPU|$ONE_CLIENT_CPU|--shards=1 --cpuset=$ONE_SHARD_CPU --balance=reuseport"
-  "2 shards, reuseport|$TWO_SHARD_CPUS|$TWO_SHARD_CPUS|--shards=2 --cpuset=$TWO_SHARD_CPUS --balance=reuseport"
-  "2 shards, handoff|$TWO_SHARD_CPUS|$TWO_SHARD_CPUS|--shards=2 --cpuset=$TWO_SHARD_CPUS --balance=handoff"
-)
+CONFIGS=("1 shard|$ONE_SHARD_CPU|$ONE_CLIENT_CPU|--shards=1 --cpuset=$ONE_SHARD_CPU --balance=reuseport")
+for mode in $SHARD_MODES; do
+  label=""
+  [ "$SHARD_MODES" = auto ] || label=", $mode"
+  CONFIGS+=("2 shards, reuseport$label|$TWO_SHARD_CPUS|$TWO_SHARD_CPUS|--shards=2 --cpuset=$TWO_SHARD_CPUS --balance=reuseport --shard_mode=$mode")
+done
+# (handoff hands fds between shards: always threads)
+CONFIGS+=("2 shards, handoff|$TWO_SHARD_CPUS|$TWO_SHARD_CPUS|--shards=2 --cpuset=$TWO_SHARD_CPUS --balance=handoff")
 declare -A LOAD BAL
 for ((rep = 1; rep <= REPS; rep++)); do
   for entry in "${CONFIGS[@]}"; do
@@ -156,14 +162,14 @@ noisy=()
 echo "## Echo on 1 shard vs 2 ($(date -u +%Y-%m-%d), $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(uname -r), $ncpu CPUs)"
 echo
 echo "Command: \`perf/shard_compare.sh\` (DURATION_S=$DURATION_S WARMUP_S=$WARMUP_S CONNS=$CONNS SIZE=$SIZE"
-echo "REPS=$REPS POLLER=$POLLER MAX_CONNECTING=$MAX_CONNECTING${ECHO_ARGS:+ ECHO_ARGS=\"$ECHO_ARGS\"}): echo_load ping-pong, one $SIZE-byte"
+echo "REPS=$REPS POLLER=$POLLER MAX_CONNECTING=$MAX_CONNECTING${ECHO_ARGS:+ ECHO_ARGS=\"$ECHO_ARGS\"} SHARD_MODES=\"$SHARD_MODES\"): echo_load ping-pong, one $SIZE-byte"
 echo "line outstanding per connection. 1 shard: server pinned to CPU $ONE_SHARD_CPU, echo_load to CPU $ONE_CLIENT_CPU."
 echo "2 shards: the server's shards on CPUs $TWO_SHARD_CPUS, echo_load on the same CPUs."
 if [ "$ncpu" = 2 ]; then
   echo "**This machine has only 2 CPUs: with 2 shards the load client competes with the server for"
   echo "both, so the 2-shard msgs/s is not a scaling figure.**"
 fi
-echo "Server CPU is the whole process (every shard thread) over the measured window. Each column is"
+echo "Server CPU is the whole server (every shard thread, or process) over the measured window. Each column is"
 echo "the median of $REPS interleaved rounds; \"msgs/s spread\" is max/min over the rounds. Balance:"
 echo "connections served per shard in each round (the server's SIGTERM lines) and the median max/mean"
 echo "ratio (1.00 = even). echo_load opens at most $MAX_CONNECTING connections at a time."

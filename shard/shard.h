@@ -1,6 +1,6 @@
 // shard/shard.h — shards: one virtual kernel per chosen core, pinned, and the calls between them.
 //
-// A ShardSet starts one OS thread per shard (named "shard-K", visible in /proc/PID/task/*/comm),
+// A ShardSet starts one OS thread (or process: below) per shard (named "shard-K", in its comm),
 // pins it to its CPU (shard/topology.h), and runs a Kernel on it. Everything a shard owns — its
 // kernel, kernel heap, heap pools, io_uring ring — is created and touched only by its own
 // thread; shards share nothing but the Mailboxes (shard/mailbox.h), drained by the kernel's loop
