@@ -155,6 +155,12 @@ void Mailboxes::wake_done(std::size_t shard) {
   sleep_[shard].asleep.store(0, std::memory_order_seq_cst);
 }
 
+void Mailboxes::drop_staged(std::size_t from) {
+  MNV_ASSERT(from < shards_);
+  for (std::size_t to = 0; to < shards_; ++to) ring(from, to).drop_unpublished();
+  local_[from].dirty_count = 0;
+}
+
 bool Mailboxes::asleep(std::size_t shard) const {
   MNV_ASSERT(shard < shards_);
   return sleep_[shard].asleep.load(std::memory_order_seq_cst) != 0;

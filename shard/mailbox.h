@@ -134,6 +134,11 @@ class Mailboxes {
   void cancel_sleep(std::size_t shard);
   void wake_done(std::size_t shard);
 
+  // Shard `from` died (shards as processes) and is about to be started again: what it staged
+  // and never published is dropped, so its replacement starts with clean send state. Call only
+  // while no process runs as `from`.
+  void drop_staged(std::size_t from);
+
   // Whether `shard` has said it is asleep (for tests and diagnostics).
   bool asleep(std::size_t shard) const;
 

@@ -55,6 +55,12 @@ void Shard::on_post(std::uint32_t kind, PostHandler fn, void* ctx) {
   handlers_[kind].ctx = ctx;
 }
 
+void Shard::seed_calls(std::uint32_t incarnation) {
+  // A reply to the last incarnation's call may still be in a ring: start this one's call
+  // generations elsewhere (a gen is 20 bits; 4096 calls per slot apart per incarnation).
+  for (Call& c : calls_) c.gen = (incarnation << kCallBits) & ((1u << (32 - kCallBits)) - 1);
+}
+
 bool Shard::post(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len) {
   MNV_ASSERT(to < set_->size() && to != index_ && kind < kMaxKinds && len <= kShardPayload);
   ShardMessage m{};
@@ -354,7 +360,13 @@ bool ShardSet::await_go() {
   return !failed_;
 }
 
-bool ShardSet::fork_shard(std::size_t i, const Topology& topology, std::string* error) {
+bool ShardSet::fork_shard(std::size_t i, std::string* error) {
+  Child& c = children_[i];
+  for (int* fd : {&c.pidfd, &c.report_fd, &c.go_fd}) {  // (a restart: the last incarnation's)
+    if (*fd >= 0) ::close(*fd);
+    *fd = -1;
+  }
+  ++c.incarnation;
   int report[2], go[2];
   if (::pipe2(report, O_CLOEXEC) != 0) {
     *error = std::string("shard processes: pipe2: ") + std::strerror(errno);
@@ -377,26 +389,28 @@ bool ShardSet::fork_shard(std::size_t i, const Topology& topology, std::string* 
   if (pid == 0) {  // the shard's process: run it, never return into the caller's code
     ::close(report[0]);
     ::close(go[1]);
-    for (Child& c : children_) {
-      for (int fd : {c.pidfd, c.report_fd, c.go_fd}) ::close(fd);
+    for (Child& other : children_) {
+      for (int fd : {other.pidfd, other.report_fd, other.go_fd}) {
+        if (fd >= 0) ::close(fd);
+      }
     }
     ::close(stop_fd_);
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(1);  // the parent died before the line above
     report_fd_ = report[1];
     go_fd_ = go[0];
-    Shard::Outcome outcome = shards_[i]->run(topology);
+    shards_[i]->seed_calls(c.incarnation);
+    Shard::Outcome outcome = shards_[i]->run(*topology_);
     std::fflush(nullptr);
     ::_exit(outcome == Shard::Outcome::kRan ? 0 : 1);
   }
   ::close(report[1]);
   ::close(go[0]);
-  Child c;
   c.pid = pid;
+  c.reaped = false;
   c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   c.report_fd = report[0];
   c.go_fd = go[1];
-  children_.push_back(c);
   if (c.pidfd < 0) {
     *error = std::string("shard processes: pidfd_open: ") + std::strerror(errno);
     return false;
@@ -410,18 +424,58 @@ bool ShardSet::fork_shard(std::size_t i, const Topology& topology, std::string* 
   }
   int status = 0;
   ::waitpid(pid, &status, 0);
-  children_.back().reaped = true;
+  c.reaped = true;
   *error = "shard " + std::to_string(i) + ": its process " + describe_exit(status) + " during start-up";
   return false;
 }
 
+bool ShardSet::restart(std::size_t i, int status) {
+  std::string how = describe_exit(status);
+  bool restarted = restart(i, how);
+  if (options_.on_death) options_.on_death(i, how, restarted);
+  return restarted;
+}
+
+bool ShardSet::restart(std::size_t i, const std::string& how) {
+  Child& c = children_[i];
+  if (stop_requested() || Kernel::stop_signalled()) {
+    log_line("mnv: shard %zu (process %d) %s while stopping", i, c.pid, how.c_str());
+    return false;
+  }
+  std::int64_t now = monotonic_ns();
+  if (c.restarts == 0 || now - c.window_ns > kRestartWindowNs) {
+    c.window_ns = now;
+    c.restarts = 0;
+  }
+  if (c.restarts == kMaxRestarts) {
+    log_line("mnv: shard %zu (process %d) %s; not restarted: it died %d times within %lld s (the other shards go on)",
+             i, c.pid, how.c_str(), kMaxRestarts + 1, static_cast<long long>(kRestartWindowNs / 1'000'000'000));
+    return false;
+  }
+  ++c.restarts;
+  int old = c.pid;
+  // What it staged and never published is dropped; messages it published are delivered.
+  mailboxes_.drop_staged(i);
+  std::string error;
+  if (!fork_shard(i, &error)) {
+    log_line("mnv: shard %zu (process %d) %s; its restart failed: %s (the other shards go on)", i, old, how.c_str(),
+             error.c_str());
+    return false;
+  }
+  char go = 'g';
+  [[maybe_unused]] ssize_t w = ::write(c.go_fd, &go, 1);
+  log_line("mnv: shard %zu (process %d) %s; restarted as process %d (the other shards went on)", i, old, how.c_str(),
+           c.pid);
+  return true;
+}
+
 void ShardSet::call_off_start() {
   for (Child& c : children_) {
-    ::close(c.go_fd);  // its await_go() reads EOF: it stops without running
+    if (c.go_fd >= 0) ::close(c.go_fd);  // its await_go() reads EOF: it stops without running
     c.go_fd = -1;
   }
   for (Child& c : children_) {
-    if (c.reaped) continue;
+    if (c.pid <= 0 || c.reaped) continue;
     int status;
     while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -453,8 +507,10 @@ std::unique_ptr<ShardSet> ShardSet::start(const Topology& topology, ShardSetOpti
       *error = std::string("shard processes: eventfd: ") + std::strerror(errno);
       return nullptr;
     }
+    set->topology_ = &topology;
+    set->children_.assign(set->shards_.size(), Child{});
     for (std::size_t i = 0; i < set->shards_.size(); ++i) {
-      if (!set->fork_shard(i, topology, error)) {
+      if (!set->fork_shard(i, error)) {
         set->call_off_start();
         return nullptr;
       }
@@ -508,11 +564,11 @@ int ShardSet::wait() {
       int status = 0;
       if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
         c.reaped = true;
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-          log_line("mnv: shard %zu (process %d) %s; the other shards go on", i, c.pid, describe_exit(status).c_str());
-          rc = 1;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;  // it stopped when asked
+        if (!restart(i, status)) {
+          rc = 1;  // down for good
+          continue;
         }
-        continue;
       }
       fds.push_back(pollfd{c.pidfd, POLLIN, 0});  // readable once it has exited
     }
@@ -531,7 +587,7 @@ int ShardSet::wait() {
 
 ShardSet::~ShardSet() {
   if (processes_) {
-    if (!children_.empty() && std::any_of(children_.begin(), children_.end(), [](const Child& c) { return !c.reaped; })) {
+    if (std::any_of(children_.begin(), children_.end(), [](const Child& c) { return c.pid > 0 && !c.reaped; })) {
       request_stop();
       wait();
     }

@@ -29,7 +29,12 @@
 //     numbers mean nothing in another shard;
 //   * shard(i) in the caller's process is a shard that never runs there: report from `fini`;
 //   * a shard that dies (a trap in the kernel itself aborts it) takes only its own connections
-//     with it: wait() logs it, the others keep serving, and wait() returns 1 at the end;
+//     with it: the others keep serving, and wait() (which must be running) logs it and starts
+//     it again, as nginx's master does its workers: a fresh fork of the caller that pins, makes
+//     its kernel and runs `init` again (at most kMaxRestarts times a minute per shard; then it
+//     stays down). Whatever it had staged in the mailboxes and not published is dropped; calls
+//     to it that it took and never answered end at their deadlines. wait() returns 1 at the end
+//     if a shard stayed down;
 //   * the caller's SIGTERM/SIGINT (install_signal_handlers) is passed on to every shard, and a
 //     shard whose parent dies is sent SIGTERM.
 #pragma once
@@ -112,6 +117,7 @@ class Shard {
   Shard(ShardSet* set, std::size_t index, int cpu);
   Outcome run(const Topology& topology);  // the thread's (or the shard process's) body
   bool set_up(const Topology& topology, std::string* error);  // pin, kernel, hooks
+  void seed_calls(std::uint32_t incarnation);  // (processes) before a restarted shard runs
   void on_turn();
   bool before_wait(bool will_block);
   void deliver(const ShardMessage& m);
@@ -150,6 +156,10 @@ struct ShardSetOptions {
   // Runs on each shard's thread after its kernel returned, before the kernel is destroyed: where
   // a shard reports what it did (with processes, nothing else it knows reaches the caller).
   std::function<void(Shard&)> fini;
+  // Processes: runs in the caller's process, on the thread in wait(), each time a shard process
+  // dies (`how`: "died of SIGKILL (Killed)", ...) once wait() has decided whether it is
+  // restarted (after it logged it).
+  std::function<void(std::size_t shard, const std::string& how, bool restarted)> on_death;
 };
 
 class ShardSet {
@@ -158,11 +168,16 @@ class ShardSet {
   static std::unique_ptr<ShardSet> start(const Topology& topology, ShardSetOptions options, std::string* error);
   ~ShardSet();
 
+  // Processes: a shard that dies is started again by wait() up to kMaxRestarts times within
+  // kRestartWindowNs; the next death within it leaves it down.
+  static constexpr int kMaxRestarts = 5;
+  static constexpr std::int64_t kRestartWindowNs = 60'000'000'000;
+
   // Whether shards with this config run as processes (ShardMode::kAuto resolved).
   static bool runs_as_processes(const AffinityConfig& affinity);
 
   // Blocks until every shard's kernel returned (SIGTERM/SIGINT, or request_stop()). Returns 0,
-  // or 1 if a shard process died (each is logged when it happens).
+  // or 1 if a shard process died and was not started again (each death is logged).
   int wait();
   // Asks every shard to stop (any thread).
   void request_stop();
@@ -182,9 +197,12 @@ class ShardSet {
   bool await_turn(std::size_t index);  // this shard's init may run (the previous one's is done)
   bool await_go();                     // every shard started: run the kernel
 
-  // Processes (in the caller): fork shard i and wait for its report; stop what was started.
-  bool fork_shard(std::size_t i, const Topology& topology, std::string* error);
+  // Processes (in the caller): fork shard i and wait for its report; stop what was started;
+  // restart shard i after it died (false: not restarted, and why is logged).
+  bool fork_shard(std::size_t i, std::string* error);
   void call_off_start();
+  bool restart(std::size_t i, int status);  // (calls on_death)
+  bool restart(std::size_t i, const std::string& how);
   bool stop_requested() const { return shared_ != nullptr && (*shared_)->stop.load(std::memory_order_acquire); }
 
   ShardSetOptions options_;
@@ -204,8 +222,12 @@ class ShardSet {
     int report_fd = -1;  // read: the child's start-up report
     int go_fd = -1;      // write: 'g' to run; closed: call it off
     bool reaped = false;
+    std::uint32_t incarnation = 0;  // forks of this shard so far
+    int restarts = 0;               // within the window that began at window_ns
+    std::int64_t window_ns = 0;
   };
-  std::vector<Child> children_;
+  const Topology* topology_ = nullptr;  // (processes: start()'s, for restarts)
+  std::vector<Child> children_;         // [shard]
   int stop_fd_ = -1;
   // In a shard process: its ends of the start-up pipes.
   int report_fd_ = -1;

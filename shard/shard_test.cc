@@ -22,6 +22,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "net/io.h"
 #include "net/service.h"
@@ -443,9 +444,11 @@ TEST(ShardProcessesTest, CrossShardCallsBetweenProcessesRoundTripAndWakeASleepin
 struct ServingReport {
   std::atomic<std::uint16_t> port{0};
   std::atomic<int> pid[2]{0, 0};
+  std::atomic<int> inits[2]{0, 0};
+  int started = -1;  // an eventfd each init writes (made before start: every process has it)
 };
 
-TEST(ShardProcessesTest, AKilledShardProcessLeavesTheOtherServing) {
+TEST(ShardProcessesTest, AKilledShardProcessIsRestartedWhileTheOtherServes) {
   auto topo = topology();
   ShardSetOptions o;
   o.affinity = two_shard_processes(*topo, 512);
@@ -453,37 +456,42 @@ TEST(ShardProcessesTest, AKilledShardProcessLeavesTheOtherServing) {
   static SharedObject<ServingReport>* report;
   SharedObject<ServingReport> r;
   report = &r;
+  r->started = ::eventfd(0, EFD_CLOEXEC);
+  ASSERT_GE(r->started, 0);
   o.init = [](Shard& s, std::string* error) {
     ServerConfig c = testing::echo_config(512);
     c.reuse_port = true;
-    c.port = s.index() == 0 ? 0 : (*report)->port.load();
+    c.port = (*report)->port.load();  // 0 for the first shard 0: pick one
     static std::unique_ptr<Server> server;  // (one per shard process)
     server = Server::listen(s.kernel(), c, error);
     if (server == nullptr) return false;
     (*report)->port = server->port();
     (*report)->pid[s.index()] = ::getpid();
+    ++(*report)->inits[s.index()];
+    ::eventfd_write((*report)->started, 1);
     return true;
   };
   std::string error;
   auto set = ShardSet::start(*topo, o, &error);
   ASSERT_NE(set, nullptr) << error;
+  int rc = -1;
+  std::thread waiter([&] { rc = set->wait(); });  // (wait() is what restarts shards)
+  std::uint64_t n = 0;
+  ASSERT_EQ(::eventfd_read(r->started, &n), 0);
+  ASSERT_EQ(n, 2u);  // both started
   std::uint16_t port = r->port.load();
-  {  // both serve
-    testing::Client c(port);
-    ASSERT_TRUE(c.send("before\n"));
-    ASSERT_EQ(c.recv_line(), "Line 0: before\n");
-  }
-  // Shard 1 dies at once, as a shard whose kernel faulted would (abort): its listener and its
-  // connections go with it; shard 0 takes every new connection.
-  ASSERT_EQ(::kill(r->pid[1].load(), SIGKILL), 0);
-  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, r->pid[1].load(), 0));
-  ASSERT_GE(pidfd, 0);
-  pollfd gone{pidfd, POLLIN, 0};
-  ASSERT_EQ(::poll(&gone, 1, 10'000), 1);  // it has exited (its listener is closed)
-  ::close(pidfd);
-  // Its listening socket can outlive the process briefly (its io_uring is torn down after the
-  // exit, in the background): a connection the kernel hashes to it then is reset, and a client
-  // connects again, as real ones do. Every one is served, by shard 0.
+  int killed = r->pid[1].load();
+  // Shard 1 dies at once, as a shard whose runtime faulted would (abort): its listener and its
+  // connections go with it, shard 0 goes on, and wait() starts shard 1 again.
+  ASSERT_EQ(::kill(killed, SIGKILL), 0);
+  ASSERT_EQ(::eventfd_read(r->started, &n), 0);  // the new shard 1 has run its init
+  EXPECT_EQ(n, 1u);
+  EXPECT_EQ(r->inits[1].load(), 2);
+  EXPECT_EQ(r->inits[0].load(), 1);
+  EXPECT_NE(r->pid[1].load(), killed);
+  // The dead listener can outlive its process briefly (its io_uring is torn down after the exit,
+  // in the background): a connection the kernel hashes to it then is reset, and the client
+  // connects again, as real ones do. Every one is served.
   std::int64_t deadline = monotonic_ns() + 10'000'000'000;
   int retries = 0;
   for (int i = 0; i < 200; ++i) {
@@ -495,9 +503,62 @@ TEST(ShardProcessesTest, AKilledShardProcessLeavesTheOtherServing) {
       ASSERT_LT(monotonic_ns(), deadline) << "client " << i << " was never served";
     }
   }
-  std::printf("after shard 1 was killed: 200 clients served by shard 0 (%d connections reset first)\n", retries);
+  std::printf("after shard 1 was killed and restarted: 200 clients served (%d connections reset first)\n", retries);
   set->request_stop();
-  EXPECT_EQ(set->wait(), 1);  // one shard died
+  waiter.join();
+  EXPECT_EQ(rc, 0);  // every shard was up at the end
+  ::close(r->started);
+}
+
+// A shard that keeps dying is restarted kMaxRestarts times within a minute, then left down
+// while the others go on; each death is reported to on_death with whether it was restarted.
+TEST(ShardProcessesTest, AShardThatKeepsDyingIsRestartedAtMostFiveTimesAMinute) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shard_processes(*topo, 64);
+  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
+  static SharedObject<ServingReport>* report;
+  SharedObject<ServingReport> r;
+  report = &r;
+  r->started = ::eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE);
+  ASSERT_GE(r->started, 0);
+  o.init = [](Shard& s, std::string*) {
+    (*report)->pid[s.index()] = ::getpid();
+    ++(*report)->inits[s.index()];
+    ::eventfd_write((*report)->started, 1);
+    return true;
+  };
+  static int deaths_fd;
+  deaths_fd = ::eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE);
+  static std::atomic<int> restarted, not_restarted;
+  restarted = 0;
+  not_restarted = 0;
+  o.on_death = [](std::size_t shard, const std::string& how, bool again) {
+    if (shard == 1 && how == "died of SIGKILL (Killed)") ++(again ? restarted : not_restarted);
+    ::eventfd_write(deaths_fd, 1);
+  };
+  std::string error;
+  auto set = ShardSet::start(*topo, o, &error);
+  ASSERT_NE(set, nullptr) << error;
+  int rc = -1;
+  std::thread waiter([&] { rc = set->wait(); });
+  std::uint64_t n;
+  ASSERT_EQ(::eventfd_read(r->started, &n), 0);
+  ASSERT_EQ(::eventfd_read(r->started, &n), 0);  // both started
+  for (int k = 1; k <= ShardSet::kMaxRestarts + 1; ++k) {
+    ASSERT_EQ(::kill(r->pid[1].load(), SIGKILL), 0);
+    ASSERT_EQ(::eventfd_read(deaths_fd, &n), 0);  // wait() saw it die
+    if (k <= ShardSet::kMaxRestarts) ASSERT_EQ(::eventfd_read(r->started, &n), 0);  // and started it again
+  }
+  EXPECT_EQ(restarted.load(), ShardSet::kMaxRestarts);
+  EXPECT_EQ(not_restarted.load(), 1);
+  EXPECT_EQ(r->inits[1].load(), 1 + ShardSet::kMaxRestarts);
+  EXPECT_EQ(r->inits[0].load(), 1);
+  set->request_stop();  // (shard 0 is still running: it stops now)
+  waiter.join();
+  EXPECT_EQ(rc, 1);  // shard 1 stayed down
+  ::close(r->started);
+  ::close(deaths_fd);
 }
 
 }  // namespace

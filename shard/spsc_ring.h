@@ -110,6 +110,10 @@ class SpscRing {
   // Messages staged since the last publish().
   std::size_t unpublished() const { return prod_.tail - prod_.published; }
 
+  // Forgets what was staged and not published. Only while no producer runs: a producer process
+  // that died mid-turn, before its replacement starts (shards as processes).
+  void drop_unpublished() { prod_.tail = prod_.published; }
+
   // ---- Consumer side: one thread only. ----
 
   // How many published messages are waiting, starting at peek(0). Reloads the producer's index

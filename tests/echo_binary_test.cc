@@ -1,8 +1,10 @@
 // Tests of the apps/echo binary as a real process: the seed's echo behaviour against a golden
 // transcript, a clean exit 0 on SIGTERM with connections open, and EMFILE on accept backing off
 // (not spinning) and recovering, for each poller.
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -394,6 +396,74 @@ TEST(EchoShardProcessesTest, ServeContainAFaultAndStopOnSigterm) {
 
   EXPECT_EQ(run_echo("--shards=2 --balance=handoff --shard_mode=processes", &err), 2);
   EXPECT_NE(err.find("--balance=handoff needs shards as threads"), std::string::npos) << err;
+}
+
+// The processes whose parent is `pid` (from /proc/N/stat).
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> kids;
+  if (DIR* dir = ::opendir("/proc")) {
+    while (dirent* e = ::readdir(dir)) {
+      char* end;
+      long p = std::strtol(e->d_name, &end, 10);
+      if (*end != '\0' || p <= 0) continue;
+      std::string stat = slurp("/proc/" + std::to_string(p) + "/stat");
+      std::size_t close = stat.rfind(')');
+      int ppid = 0;
+      if (close != std::string::npos && std::sscanf(stat.c_str() + close + 1, " %*c %d", &ppid) == 1 && ppid == pid) {
+        kids.push_back(static_cast<pid_t>(p));
+      }
+    }
+    ::closedir(dir);
+  }
+  return kids;
+}
+
+// A shard process killed outright (as a fault in the runtime itself would end it) is started
+// again by the server while the other shard serves; the server still serves everyone and exits
+// 0 on SIGTERM. The server's stderr is read through a FIFO, line by line, to wait for its log.
+TEST(EchoShardProcessesTest, AKilledShardProcessIsRestarted) {
+  if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "needs 2 CPUs";
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string fifo = std::string(tmp != nullptr ? tmp : "/tmp") + "/echo_restart.fifo";
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  int rd = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // (so the server's open does not block)
+  ASSERT_GE(rd, 0);
+  ::fcntl(rd, F_SETFL, 0);
+  FILE* log = ::fdopen(rd, "r");
+  auto line_with = [log](const char* needle) {
+    char line[1024];
+    while (std::fgets(line, sizeof line, log) != nullptr) {
+      if (std::strstr(line, needle) != nullptr) return std::string(line);
+    }
+    return std::string();
+  };
+  {
+    EchoProcess echo("io_uring", 0, {"--shards=2", "--isolation=mprotect"}, fifo);
+    ASSERT_NE(echo.port(), 0);
+    ASSERT_NE(line_with("2 shard(s) (processes)"), "");
+    std::vector<pid_t> shards = children_of(echo.pid());
+    ASSERT_EQ(shards.size(), 2u);
+    ASSERT_EQ(::kill(shards[1], SIGKILL), 0);
+    std::string restarted = line_with("restarted as process");
+    EXPECT_NE(restarted.find("(process " + std::to_string(shards[1]) + ") died of SIGKILL"), std::string::npos)
+        << restarted;
+    // A connection hashed to the dead listener before it is gone is reset: the client connects
+    // again, as real ones do.
+    std::int64_t deadline = monotonic_ns() + 10'000'000'000;
+    for (int i = 0; i < 100; ++i) {
+      std::string line = "c" + std::to_string(i) + "\n";
+      for (;;) {
+        Client c(echo.port());
+        if (c.send(line) && c.recv_line() == "Line 0: " + line) break;
+        ASSERT_LT(monotonic_ns(), deadline) << "client " << i << " was never served";
+      }
+    }
+    EXPECT_EQ(children_of(echo.pid()).size(), 2u);
+    EXPECT_EQ(echo.terminate(), 0);
+  }
+  std::fclose(log);
+  ::unlink(fifo.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, EchoDeathLogTest, ::testing::Values("off", "mprotect", "strict"),

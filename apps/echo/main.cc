@@ -97,7 +97,8 @@ bool init_shard(mnv::Shard& shard, std::string* error) {
   Echo& echo = *g_echo;
   mnv::ServerConfig c = echo.config;
   c.reuse_port = true;
-  if (shard.index() > 0) c.port = echo.port->load();
+  // The port shard 0 bound (port 0 picks one), for the others and for a restarted shard 0.
+  if (std::uint16_t bound = echo.port->load(); bound != 0) c.port = bound;
   void* ctx = reinterpret_cast<void*>(shard.index());
   if (echo.handoff) {
     c.on_accept = route;
