@@ -6,7 +6,9 @@
 # meanwhile sends lines that make three connections' handlers fault for real: a null dereference
 # (!segv), an integer division by zero (!fpe) and heap exhaustion (!oom). Prints the server's
 # supervisor log lines for those deaths and the load's error count: the faulting connections
-# die alone, everyone else keeps being served. Expects the opt build (tools/mnv demo does it).
+# die alone, everyone else keeps being served. Then (2 CPUs or more) a whole shard: two shards
+# as processes under load, one killed with SIGKILL; its connections are reset, the other
+# shard's go on, and the server starts it again. Expects the opt build (tools/mnv demo does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,7 +49,7 @@ for fault in '!segv' '!fpe' '!oom'; do
 done
 wait "$load_pid"
 load_pid=""
-field() { grep '^RESULT' "$out/load" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+field() { grep '^RESULT' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 echo
 echo "   the server's supervisor logged:"
 grep 'died and was reclaimed' "$out/stderr" | sed -e 's/^mnv: server on port [0-9]*: /     /' -e 's/ (fd [0-9]*, process [0-9]*)//' -e 's/ ([0-9]* deaths so far)//'
@@ -59,3 +61,38 @@ rc=0
 wait "$server_pid" || rc=$?
 server_pid=""
 echo "   SIGTERM: exit status $rc; $(grep -o 'served [0-9]* connections ([0-9]* died[^)]*)' "$out/stderr" | head -1)"
+
+# 6) A whole shard killed. With isolation and several shards, each shard is a process of its
+# own; one killed outright (as a fault in the runtime itself would end it) takes only its own
+# connections, and the server starts it again.
+if [ "$ncpu" -ge 2 ]; then
+  mkfifo "$out/stdout2"
+  taskset -c "0-$server_cpu" bazel-bin/apps/echo/echo --isolation=mprotect --shards=2 \
+    >"$out/stdout2" 2>"$out/stderr2" &
+  server_pid=$!
+  exec 4<"$out/stdout2"
+  read -r first <&4
+  port=${first##*:}
+  echo
+  echo "6) a whole shard process killed: apps/echo --isolation=mprotect --shards=2 (shards as processes); $first"
+  taskset -c "$client_cpu" bazel-bin/perf/echo_load --port="$port" --conns=200 --size=64 --warmup_s=0.5 \
+    --duration_s="$DURATION_S" >"$out/load2" 2>&1 &
+  load_pid=$!
+  sleep 1  # (into the measured part of the load: the shards are up, "listening" came after them)
+  victim=$(pgrep -P "$server_pid" | tail -1)
+  echo "     SIGKILL to shard process $victim during the load"
+  kill -KILL "$victim"
+  wait "$load_pid" || true  # (its reset connections are errors: it exits 1)
+  load_pid=""
+  grep 'restarted as process' "$out/stderr2" | sed -e 's/^mnv: /     server: /'
+  printf '     the load: %s msgs/s, %s of its 200 connections were on the killed shard and were reset, %s kept being served\n' \
+    "$(field "$out/load2" msgs_per_s)" "$(field "$out/load2" conn_errors)" "$(field "$out/load2" conns_ok)"
+  taskset -c "$client_cpu" bazel-bin/perf/echo_load --port="$port" --conns=100 --size=64 --warmup_s=0 \
+    --duration_s=0.5 >"$out/load3" 2>&1 || true
+  printf '     then 100 new connections: %s errors\n' "$(field "$out/load3" errors)"
+  kill -TERM "$server_pid"
+  rc=0
+  wait "$server_pid" || rc=$?
+  server_pid=""
+  echo "   SIGTERM: exit status $rc; $(grep -o 'shard [0-9] served [0-9]* connections' "$out/stderr2" | sort | paste -sd ';' | sed 's/;/; /g')"
+fi
