@@ -720,8 +720,16 @@ void Kernel::begin_shutdown() {
   if (stopping_) return;
   stopping_ = true;
   stop_deadline_ = now_ + config_.grace_ns;
+  int listeners = 0;
   for (std::uint32_t slot = 1; slot <= slots_used_; ++slot) {
-    if (slots_[slot].proc != nullptr && slots_[slot].listener) reclaim(slot);
+    if (slots_[slot].proc != nullptr && slots_[slot].listener) {
+      reclaim(slot);
+      ++listeners;
+    }
+  }
+  if (listeners > 0) {  // (for operators, and for tests that wait for it)
+    log_line("mnv: stopping: %d listener(s) closed; %u process(es) get up to %lld ms to finish", listeners, live_,
+             static_cast<long long>(config_.grace_ns / 1'000'000));
   }
   // Supervisors with nothing left to watch are told (an empty Death from reap()); the others
   // once their last child is gone.

@@ -548,7 +548,9 @@ TEST(ShardProcessesTest, AShardThatKeepsDyingIsRestartedAtMostFiveTimesAMinute) 
   for (int k = 1; k <= ShardSet::kMaxRestarts + 1; ++k) {
     ASSERT_EQ(::kill(r->pid[1].load(), SIGKILL), 0);
     ASSERT_EQ(::eventfd_read(deaths_fd, &n), 0);  // wait() saw it die
-    if (k <= ShardSet::kMaxRestarts) ASSERT_EQ(::eventfd_read(r->started, &n), 0);  // and started it again
+    if (k <= ShardSet::kMaxRestarts) {
+      ASSERT_EQ(::eventfd_read(r->started, &n), 0);  // and started it again
+    }
   }
   EXPECT_EQ(restarted.load(), ShardSet::kMaxRestarts);
   EXPECT_EQ(not_restarted.load(), 1);

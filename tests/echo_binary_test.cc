@@ -1,6 +1,7 @@
 // Tests of the apps/echo binary as a real process: the seed's echo behaviour against a golden
 // transcript, a clean exit 0 on SIGTERM with connections open, and EMFILE on accept backing off
-// (not spinning) and recovering, for each poller.
+// (not spinning) and recovering, for each poller; bad flags; deaths logged with their peers (per
+// isolation mode); shards as processes, one of them killed and restarted.
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -306,32 +307,55 @@ TEST_P(EchoDeathLogTest, EachDeadConnectionIsLoggedWithItsPeerAndWhy) {
   EXPECT_NE(err.find("served 4 connections (3 died of a trap or an unhandled error)"), std::string::npos) << err;
 }
 
-// Waits until the server at `port` refuses new connections (its listener is closed: SIGTERM has
-// been seen). False if that does not happen within 10 s.
-bool wait_until_refused(std::uint16_t port) {
-  for (int i = 0; i < 1000; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    int e = errno;
-    ::close(fd);
-    if (rc != 0 && e == ECONNREFUSED) return true;
-    ::usleep(10'000);
+// A server's stderr as a FIFO the test reads line by line: waiting for a log line is waiting on
+// an event. Open it before starting the server (pass path() as its stderr path): the server's
+// open for writing then does not block.
+class LogPipe {
+ public:
+  explicit LogPipe(const std::string& name) {
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    path_ = std::string(tmp != nullptr ? tmp : "/tmp") + "/" + name + ".fifo";
+    ::unlink(path_.c_str());
+    EXPECT_EQ(::mkfifo(path_.c_str(), 0600), 0);
+    int fd = ::open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    EXPECT_GE(fd, 0);
+    ::fcntl(fd, F_SETFL, 0);  // (blocking reads from now on)
+    file_ = ::fdopen(fd, "r");
   }
-  return false;
-}
+  ~LogPipe() {
+    std::fclose(file_);
+    ::unlink(path_.c_str());
+  }
+  const std::string& path() const { return path_; }
+  // Reads until a line containing `needle` (returned) or EOF (""); every line read is kept.
+  std::string line_with(const std::string& needle) {
+    char line[1024];
+    while (std::fgets(line, sizeof line, file_) != nullptr) {
+      text_ += line;
+      if (std::strstr(line, needle.c_str()) != nullptr) return line;
+    }
+    return "";
+  }
+  // Everything the server wrote, once it has exited (reads to EOF).
+  const std::string& all() {
+    char line[1024];
+    while (std::fgets(line, sizeof line, file_) != nullptr) text_ += line;
+    return text_;
+  }
+
+ private:
+  std::string path_;
+  FILE* file_ = nullptr;
+  std::string text_;
+};
 
 // On SIGTERM the listener closes at once, but the server's supervisor stays until the last
 // connection is gone: a connection that dies during the grace period is still logged with its
 // peer, and the server then exits 0 without waiting out the grace period.
 TEST_P(EchoDeathLogTest, AConnectionDyingDuringTheGracePeriodIsStillLoggedWithItsPeer) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  std::string log = std::string(tmp != nullptr ? tmp : "/tmp") + "/echo_grace_" + GetParam() + ".log";
+  LogPipe log(std::string("echo_grace_") + GetParam());
   std::string mode = std::string("--isolation=") + GetParam();
-  EchoProcess echo("epoll", 0, {"--shards=1", "--fault_injection", "--grace_ms=30000", mode}, log);
+  EchoProcess echo("epoll", 0, {"--shards=1", "--fault_injection", "--grace_ms=30000", mode}, log.path());
   ASSERT_NE(echo.port(), 0);
   Client c(echo.port());
   ASSERT_TRUE(c.send("hello\n"));
@@ -339,14 +363,20 @@ TEST_P(EchoDeathLogTest, AConnectionDyingDuringTheGracePeriodIsStillLoggedWithIt
   std::uint16_t port = local_port(c.fd());
   std::int64_t start = monotonic_ns();
   ::kill(echo.pid(), SIGTERM);
-  ASSERT_TRUE(wait_until_refused(echo.port()));
+  std::string stopping = log.line_with("mnv: stopping: ");  // its listener is closed
+  EXPECT_NE(stopping.find("1 listener(s) closed"), std::string::npos) << stopping;
+  EXPECT_NE(stopping.find("30000 ms"), std::string::npos) << stopping;
+  {
+    Client late(echo.port());
+    EXPECT_FALSE(late.connected());  // no new connection once it is stopping
+  }
   ASSERT_TRUE(c.send("still served\n"));  // in-flight connections keep being served
   ASSERT_EQ(c.recv_line(), "Line 1: still served\n");
   ASSERT_TRUE(c.send("!segv\n"));
   EXPECT_TRUE(c.sees_eof());
   EXPECT_EQ(echo.wait(), 0);
   EXPECT_LT(monotonic_ns() - start, 20'000'000'000);  // its last connection gone: no grace wait
-  std::string err = slurp(log);
+  std::string err = log.all();
   std::string conn = "connection 127.0.0.1:" + std::to_string(port) + " (fd ";
   std::size_t at = err.find(conn);
   ASSERT_NE(at, std::string::npos) << conn << " in:\n" << err;
@@ -423,29 +453,15 @@ std::vector<pid_t> children_of(pid_t pid) {
 // 0 on SIGTERM. The server's stderr is read through a FIFO, line by line, to wait for its log.
 TEST(EchoShardProcessesTest, AKilledShardProcessIsRestarted) {
   if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "needs 2 CPUs";
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  std::string fifo = std::string(tmp != nullptr ? tmp : "/tmp") + "/echo_restart.fifo";
-  ::unlink(fifo.c_str());
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  int rd = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // (so the server's open does not block)
-  ASSERT_GE(rd, 0);
-  ::fcntl(rd, F_SETFL, 0);
-  FILE* log = ::fdopen(rd, "r");
-  auto line_with = [log](const char* needle) {
-    char line[1024];
-    while (std::fgets(line, sizeof line, log) != nullptr) {
-      if (std::strstr(line, needle) != nullptr) return std::string(line);
-    }
-    return std::string();
-  };
+  LogPipe log("echo_restart");
   {
-    EchoProcess echo("io_uring", 0, {"--shards=2", "--isolation=mprotect"}, fifo);
+    EchoProcess echo("io_uring", 0, {"--shards=2", "--isolation=mprotect"}, log.path());
     ASSERT_NE(echo.port(), 0);
-    ASSERT_NE(line_with("2 shard(s) (processes)"), "");
+    ASSERT_NE(log.line_with("2 shard(s) (processes)"), "");
     std::vector<pid_t> shards = children_of(echo.pid());
     ASSERT_EQ(shards.size(), 2u);
     ASSERT_EQ(::kill(shards[1], SIGKILL), 0);
-    std::string restarted = line_with("restarted as process");
+    std::string restarted = log.line_with("restarted as process");
     EXPECT_NE(restarted.find("(process " + std::to_string(shards[1]) + ") died of SIGKILL"), std::string::npos)
         << restarted;
     // A connection hashed to the dead listener before it is gone is reset: the client connects
@@ -462,8 +478,7 @@ TEST(EchoShardProcessesTest, AKilledShardProcessIsRestarted) {
     EXPECT_EQ(children_of(echo.pid()).size(), 2u);
     EXPECT_EQ(echo.terminate(), 0);
   }
-  std::fclose(log);
-  ::unlink(fifo.c_str());
+  EXPECT_NE(log.all().find("echo: shard 1 served"), std::string::npos) << log.all();
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, EchoDeathLogTest, ::testing::Values("off", "mprotect", "strict"),

@@ -54,4 +54,5 @@ kill -TERM "$server_pid"
 rc=0
 wait "$server_pid" || rc=$?
 server_pid=""
-echo "4) SIGTERM: the server stopped its listener, closed every connection and exited with status $rc."
+echo "4) SIGTERM: the server stopped its listener, closed every connection and exited with status $rc:"
+grep -h 'mnv: stopping' "$out/stderr" | sed 's/^/     /'
