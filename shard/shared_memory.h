@@ -24,10 +24,11 @@ namespace mnv {
 
 class SharedRegion {
  public:
-  // An anonymous MAP_SHARED mapping of at least `bytes` (zeroed); dies on failure (it is made
-  // at start-up, before any shard runs, and is small).
+  // An anonymous MAP_SHARED mapping of at least `bytes` (zeroed, and populated now, so no page
+  // fault lands on a shard's first use of it); dies on failure (it is made at start-up, before
+  // any shard runs, and is small).
   explicit SharedRegion(std::size_t bytes) : bytes_(bytes == 0 ? 1 : bytes) {
-    void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (p == MAP_FAILED) panic("mnv: shared mapping of %zu bytes failed", bytes_);
     base_ = static_cast<char*>(p);
   }
