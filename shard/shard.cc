@@ -170,9 +170,13 @@ void Shard::retry_backlog() {
 }
 
 void Shard::on_turn() {
-  if (!stop_seen_ && set_->stop_requested()) {  // (processes: request_stop() in the parent)
-    stop_seen_ = true;
-    kernel_->request_stop();
+  if (set_->processes_) {
+    std::atomic<std::uint64_t>& turns = set_->beats_[index_].turns;  // (the watchdog's heartbeat)
+    turns.store(turns.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (!stop_seen_ && set_->stop_requested()) {  // request_stop() in the parent
+      stop_seen_ = true;
+      kernel_->request_stop();
+    }
   }
   Mailboxes& mail = set_->mailboxes();
   ShardMessage batch[32];
@@ -408,6 +412,9 @@ bool ShardSet::fork_shard(std::size_t i, std::string* error) {
   ::close(go[0]);
   c.pid = pid;
   c.reaped = false;
+  c.watchdog_killed = false;
+  c.last_turns = beats_[i].turns.load(std::memory_order_relaxed);
+  c.progress_ns = monotonic_ns();
   c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   c.report_fd = report[0];
   c.go_fd = go[1];
@@ -430,7 +437,9 @@ bool ShardSet::fork_shard(std::size_t i, std::string* error) {
 }
 
 bool ShardSet::restart(std::size_t i, int status) {
-  std::string how = describe_exit(status);
+  std::string how = children_[i].watchdog_killed
+                        ? "made no progress for " + std::to_string(options_.watchdog_ms) + " ms and was killed by the watchdog"
+                        : describe_exit(status);
   bool restarted = restart(i, how);
   if (options_.on_death) options_.on_death(i, how, restarted);
   return restarted;
@@ -493,6 +502,8 @@ std::unique_ptr<ShardSet> ShardSet::start(const Topology& topology, ShardSetOpti
   }
   if (set->processes_) {
     set->shared_ = std::make_unique<SharedObject<SharedState>>();
+    set->beats_region_ = std::make_unique<SharedRegion>(sizeof(Beat) * set->shards_.size() + alignof(Beat));
+    set->beats_ = set->beats_region_->make_array<Beat>(set->shards_.size());
     for (std::size_t i = 0; i < set->shards_.size(); ++i) {
       int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
       if (fd < 0) {
@@ -575,14 +586,39 @@ int ShardSet::wait() {
     if (fds.empty()) break;
     if (Kernel::stop_signalled() && !stop_requested()) request_stop();
     fds.push_back(pollfd{stop_fd_, POLLIN, 0});
-    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) panic("mnv: shard processes: poll: %s", std::strerror(errno));
+    // With a watchdog, a look at every shard's progress a few times per watchdog period.
+    int timeout_ms = options_.watchdog_ms > 0 ? static_cast<int>(std::max<std::int64_t>(options_.watchdog_ms / 4, 1)) : -1;
+    if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
+      panic("mnv: shard processes: poll: %s", std::strerror(errno));
+    }
     if (fds.back().revents & POLLIN) {
       std::uint64_t count;
       [[maybe_unused]] ssize_t r = ::read(stop_fd_, &count, sizeof count);
       request_stop();
     }
+    if (options_.watchdog_ms > 0) watch(monotonic_ns());
   }
   return rc;
+}
+
+void ShardSet::watch(std::int64_t now) {
+  for (std::size_t i = 0; i < children_.size(); ++i) {
+    Child& c = children_[i];
+    if (c.reaped || c.watchdog_killed) continue;
+    std::uint64_t turns = beats_[i].turns.load(std::memory_order_relaxed);
+    // Asleep in its poller (nothing to do) is not stuck.
+    if (turns != c.last_turns || mailboxes_.asleep(i)) {
+      c.last_turns = turns;
+      c.progress_ns = now;
+      continue;
+    }
+    if (now - c.progress_ns < options_.watchdog_ms * 1'000'000) continue;
+    log_line("mnv: shard %zu (process %d) made no progress for %lld ms (a micro-thread that never yields, or a hang): "
+             "killing it",
+             i, c.pid, static_cast<long long>((now - c.progress_ns) / 1'000'000));
+    c.watchdog_killed = true;
+    ::kill(c.pid, SIGKILL);
+  }
 }
 
 ShardSet::~ShardSet() {

@@ -35,6 +35,9 @@
 //     stays down). Whatever it had staged in the mailboxes and not published is dropped; calls
 //     to it that it took and never answered end at their deadlines. wait() returns 1 at the end
 //     if a shard stayed down;
+//   * a watchdog (ShardSetOptions::watchdog_ms) in wait() kills a shard whose loop has not
+//     turned for that long while it was not asleep in its poller (a micro-thread that never
+//     yields holds its whole shard), which is then restarted as above;
 //   * the caller's SIGTERM/SIGINT (install_signal_handlers) is passed on to every shard, and a
 //     shard whose parent dies is sent SIGTERM.
 #pragma once
@@ -160,6 +163,11 @@ struct ShardSetOptions {
   // dies (`how`: "died of SIGKILL (Killed)", ...) once wait() has decided whether it is
   // restarted (after it logged it).
   std::function<void(std::size_t shard, const std::string& how, bool restarted)> on_death;
+  // Processes: a shard whose loop has not turned for this long while it was not asleep (a
+  // micro-thread that never yields, a hang in the runtime) is killed by wait() and, like any
+  // dead shard, started again; 0: no watchdog. Micro-threads are cooperative, so this is what
+  // stops one runaway handler from holding its shard's connections forever.
+  std::int64_t watchdog_ms = 10'000;
 };
 
 class ShardSet {
@@ -225,7 +233,18 @@ class ShardSet {
     std::uint32_t incarnation = 0;  // forks of this shard so far
     int restarts = 0;               // within the window that began at window_ns
     std::int64_t window_ns = 0;
+    std::uint64_t last_turns = 0;   // watchdog: its loop turns when last seen to progress,
+    std::int64_t progress_ns = 0;   // and when that was
+    bool watchdog_killed = false;
   };
+  // Processes: each shard's loop-turn count, bumped by the shard every turn and read by the
+  // watchdog in wait() (one cache line per shard).
+  struct alignas(kCacheLine) Beat {
+    std::atomic<std::uint64_t> turns{0};
+  };
+  std::unique_ptr<SharedRegion> beats_region_;
+  Beat* beats_ = nullptr;
+  void watch(std::int64_t now);  // the watchdog's check of every live shard
   const Topology* topology_ = nullptr;  // (processes: start()'s, for restarts)
   std::vector<Child> children_;         // [shard]
   int stop_fd_ = -1;

@@ -563,5 +563,73 @@ TEST(ShardProcessesTest, AShardThatKeepsDyingIsRestartedAtMostFiveTimesAMinute) 
   ::close(deaths_fd);
 }
 
+// A micro-thread that never yields holds its shard: with shards as processes the watchdog kills
+// that shard once it has made no progress for watchdog_ms, and it is started again; an idle
+// shard (asleep in its poller) is left alone.
+Thread spin_forever() {
+  for (;;) {
+  }
+  co_return;
+}
+
+void start_spinning(const ShardMessage&, void*) {
+  static HeapPool spin_pool(4, 4);
+  Shard::current()->kernel().start(spin_pool, spin_forever);
+}
+
+TEST(ShardProcessesTest, TheWatchdogRestartsAShardAMicroThreadHolds) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shard_processes(*topo, 64);
+  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
+  o.watchdog_ms = 200;
+  static SharedObject<ServingReport>* report;
+  SharedObject<ServingReport> r;
+  report = &r;
+  r->started = ::eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE);
+  ASSERT_GE(r->started, 0);
+  o.init = [](Shard& s, std::string*) {
+    // Shard 0 asks shard 1 to start the spinner (delivered once shard 1 runs, after its init).
+    if (s.index() == 0) s.post(1, 5, nullptr, 0);
+    if (s.index() == 1) s.on_post(5, start_spinning, nullptr);
+    (*report)->pid[s.index()] = ::getpid();
+    ++(*report)->inits[s.index()];
+    ::eventfd_write((*report)->started, 1);
+    return true;
+  };
+  static int deaths_fd;
+  deaths_fd = ::eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE);
+  static std::string how;
+  static std::atomic<int> restarted;
+  restarted = 0;
+  o.on_death = [](std::size_t shard, const std::string& h, bool again) {
+    if (shard == 1) {
+      how = h;
+      if (again) ++restarted;
+    }
+    ::eventfd_write(deaths_fd, 1);
+  };
+  std::string error;
+  auto set = ShardSet::start(*topo, o, &error);
+  ASSERT_NE(set, nullptr) << error;
+  int rc = -1;
+  std::thread waiter([&] { rc = set->wait(); });
+  std::uint64_t n;
+  ASSERT_EQ(::eventfd_read(r->started, &n), 0);
+  ASSERT_EQ(::eventfd_read(r->started, &n), 0);  // both started
+  int stuck = r->pid[1].load();
+  ASSERT_EQ(::eventfd_read(deaths_fd, &n), 0);      // killed by the watchdog
+  ASSERT_EQ(::eventfd_read(r->started, &n), 0);     // and started again
+  EXPECT_NE(how.find("made no progress for 200 ms and was killed by the watchdog"), std::string::npos) << how;
+  EXPECT_EQ(restarted.load(), 1);
+  EXPECT_NE(r->pid[1].load(), stuck);
+  EXPECT_EQ(r->inits[0].load(), 1);  // the idle shard was left alone
+  set->request_stop();
+  waiter.join();
+  EXPECT_EQ(rc, 0);
+  ::close(r->started);
+  ::close(deaths_fd);
+}
+
 }  // namespace
 }  // namespace mnv

@@ -214,6 +214,7 @@ TEST(EchoConfigTest, EachBadValueIsNamedAndExitsTwoBeforeAnyShardStarts) {
       {"--isolation=maybe", "--isolation=maybe"},
       {"--balance=random", "--balance=random"},
       {"--shard_mode=fork", "--shard_mode=fork"},
+      {"--watchdog_ms=-1", "--watchdog_ms=-1"},
   };
   for (const Case& c : cases) {
     std::string err;
@@ -479,6 +480,53 @@ TEST(EchoShardProcessesTest, AKilledShardProcessIsRestarted) {
     EXPECT_EQ(echo.terminate(), 0);
   }
   EXPECT_NE(log.all().find("echo: shard 1 served"), std::string::npos) << log.all();
+}
+
+// A handler that spins forever holds its whole shard (micro-threads are cooperative); with
+// shards as processes the watchdog kills that shard and it is started again: the connections on
+// the other shard are served throughout, and new ones on both afterwards.
+TEST(EchoShardProcessesTest, AShardAHandlerHangsIsRestartedByTheWatchdog) {
+  if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "needs 2 CPUs";
+  LogPipe log("echo_watchdog");
+  {
+    EchoProcess echo("io_uring", 0, {"--shards=2", "--isolation=mprotect", "--fault_injection", "--watchdog_ms=300"},
+                     log.path());
+    ASSERT_NE(echo.port(), 0);
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int i = 0; i < 32; ++i) {
+      clients.push_back(std::make_unique<Client>(echo.port()));
+      ASSERT_TRUE(clients.back()->send("c" + std::to_string(i) + "\n"));
+      ASSERT_EQ(clients.back()->recv_line(), "Line 0: c" + std::to_string(i) + "\n");
+    }
+    Client hang(echo.port());
+    ASSERT_TRUE(hang.send("!hang\n"));
+    std::string killed = log.line_with("made no progress");
+    EXPECT_NE(killed.find("killing it"), std::string::npos) << killed;
+    std::string restarted = log.line_with("restarted as process");
+    EXPECT_NE(restarted.find("killed by the watchdog"), std::string::npos) << restarted;
+    EXPECT_TRUE(hang.sees_eof());  // its shard's connections went with it
+    // The other shard's connections were never interrupted; the hung shard's were reset.
+    int served = 0, reset = 0;
+    for (auto& c : clients) {
+      if (c->send("again\n") && c->recv_line() == "Line 1: again\n") {
+        ++served;
+      } else {
+        ++reset;
+      }
+    }
+    EXPECT_GT(served, 0);
+    EXPECT_EQ(served + reset, 32);
+    std::int64_t deadline = monotonic_ns() + 10'000'000'000;
+    for (int i = 0; i < 64; ++i) {  // new connections: served (by either shard)
+      std::string line = "n" + std::to_string(i) + "\n";
+      for (;;) {
+        Client c(echo.port());
+        if (c.send(line) && c.recv_line() == "Line 0: " + line) break;
+        ASSERT_LT(monotonic_ns(), deadline) << "client " << i << " was never served";
+      }
+    }
+    EXPECT_EQ(echo.terminate(), 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, EchoDeathLogTest, ::testing::Values("off", "mprotect", "strict"),

@@ -8,7 +8,8 @@
 # supervisor log lines for those deaths and the load's error count: the faulting connections
 # die alone, everyone else keeps being served. Then (2 CPUs or more) a whole shard: two shards
 # as processes under load, one killed with SIGKILL; its connections are reset, the other
-# shard's go on, and the server starts it again. Expects the opt build (tools/mnv demo does it).
+# shard's go on, and the server starts it again; and a handler that hangs its shard, which the
+# shard watchdog restarts. Expects the opt build (tools/mnv demo does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,8 +68,8 @@ echo "   SIGTERM: exit status $rc; $(grep -o 'served [0-9]* connections ([0-9]* 
 # connections, and the server starts it again.
 if [ "$ncpu" -ge 2 ]; then
   mkfifo "$out/stdout2"
-  taskset -c "0-$server_cpu" bazel-bin/apps/echo/echo --isolation=mprotect --shards=2 \
-    >"$out/stdout2" 2>"$out/stderr2" &
+  taskset -c "0-$server_cpu" bazel-bin/apps/echo/echo --isolation=mprotect --shards=2 --fault_injection \
+    --watchdog_ms=500 >"$out/stdout2" 2>"$out/stderr2" &
   server_pid=$!
   exec 4<"$out/stdout2"
   read -r first <&4
@@ -90,6 +91,13 @@ if [ "$ncpu" -ge 2 ]; then
   taskset -c "$client_cpu" bazel-bin/perf/echo_load --port="$port" --conns=100 --size=64 --warmup_s=0 \
     --duration_s=0.5 >"$out/load3" 2>&1 || true
   printf '     then 100 new connections: %s errors\n' "$(field "$out/load3" errors)"
+  echo
+  echo "7) a handler that never yields (a line !hang) holds its whole shard; the shard watchdog (500 ms) restarts it:"
+  printf '!hang\n' | timeout 5 bash -c "exec 9<>/dev/tcp/127.0.0.1/$port; cat >&9; timeout 3 cat <&9" >/dev/null || true
+  taskset -c "$client_cpu" bazel-bin/perf/echo_load --port="$port" --conns=100 --size=64 --warmup_s=0 \
+    --duration_s=0.5 >"$out/load4" 2>&1 || true
+  grep -E 'made no progress|killed by the watchdog' "$out/stderr2" | sed -e 's/^mnv: /     server: /'
+  printf '     then 100 new connections: %s errors\n' "$(field "$out/load4" errors)"
   kill -TERM "$server_pid"
   rc=0
   wait "$server_pid" || rc=$?

@@ -64,6 +64,7 @@ Task<> serve(Accepted& conn) {
     if (g_fault_injection && n > 0 && line[0] == '!') {
       if (is(line, n, "!segv")) null_dereference();
       if (is(line, n, "!fpe")) divide_by_zero();
+      if (is(line, n, "!hang")) spin_forever();
       if (is(line, n, "!oom")) {
         while (this_process().heap().allocate(kPageSize) != nullptr) {
         }

@@ -17,6 +17,9 @@ inline constexpr std::size_t kMaxLine = 8191;
 // Chaos testing from outside the process (off by default; apps/echo --fault_injection): a line
 // "!segv", "!fpe" or "!oom" makes that connection's handler dereference a null pointer, divide
 // an integer by zero, or exhaust its micro-heap, so containment can be shown on a live server.
+// "!hang" makes it spin forever without yielding, holding its whole shard: with shards as
+// processes the shard's watchdog kills and restarts that shard (shard/shard.h); otherwise the
+// shard stays stuck, which is what a runaway handler does to any cooperative scheduler.
 extern bool g_fault_injection;
 
 Task<> serve(Accepted& conn);

@@ -41,7 +41,11 @@ ABSL_FLAG(std::string, io, "recv",
           "into the connection's ring, sends as SQEs) or readiness (readv/writev on readiness); "
           "with --isolation other than off, always readiness");
 ABSL_FLAG(bool, fault_injection, false,
-          "chaos testing: a line !segv, !fpe or !oom makes that connection's handler fault");
+          "chaos testing: a line !segv, !fpe or !oom makes that connection's handler fault, !hang makes it spin "
+          "forever (holding its shard until the watchdog restarts it, with shards as processes)");
+ABSL_FLAG(std::int64_t, watchdog_ms, 10'000,
+          "shards as processes: a shard whose loop has not turned for this long (not asleep) is killed and "
+          "restarted; 0: off");
 
 namespace {
 
@@ -187,6 +191,11 @@ int main(int argc, char** argv) {
   options.affinity = affinity;
   options.init = init_shard;
   options.fini = fini_shard;
+  options.watchdog_ms = absl::GetFlag(FLAGS_watchdog_ms);
+  if (options.watchdog_ms < 0) {
+    std::fprintf(stderr, "echo: --watchdog_ms=%lld: must be 0 (off) or more\n", static_cast<long long>(options.watchdog_ms));
+    return 2;
+  }
   options.completion_io = io != "readiness";
   options.recv_multishot = io == "multishot";
   auto shards = mnv::ShardSet::start(*topology, options, &error);
