@@ -230,7 +230,8 @@ bool Shard::set_up(const Topology& topology, std::string* error) {
     ::getrlimit(RLIMIT_NOFILE, &r);
     kc.max_fds = r.rlim_cur > 1'048'576 ? 1'048'576 : (r.rlim_cur < 1024 ? 1024 : r.rlim_cur);
   }
-  kernel_ = Kernel::create(kc);
+  std::unique_ptr<Kernel> kernel = Kernel::create(kc);
+  swap_kernel(kernel);
   if (kernel_ == nullptr) {
     *error = "shard " + std::to_string(index_) + ": the kernel could not be created";
     return false;
@@ -275,9 +276,22 @@ Shard::Outcome Shard::run(const Topology& topology) {
       outcome = Outcome::kRan;
     }
   }
-  kernel_.reset();
+  std::unique_ptr<Kernel> done;
+  swap_kernel(done);
+  done.reset();  // (outside the set's mutex)
   tl_shard = nullptr;
   return outcome;
+}
+
+void Shard::swap_kernel(std::unique_ptr<Kernel>& kernel) {
+  if (set_->processes_) {
+    kernel_.swap(kernel);
+    return;
+  }
+  // Threads: request_stop() and a failing shard's report() reach kernel_ from other threads
+  // under the set's mutex, so it changes only under it.
+  std::lock_guard<std::mutex> lock(set_->mu_);
+  kernel_.swap(kernel);
 }
 
 ShardSet::ShardSet(ShardSetOptions options)

@@ -121,6 +121,7 @@ class Shard {
   Outcome run(const Topology& topology);  // the thread's (or the shard process's) body
   bool set_up(const Topology& topology, std::string* error);  // pin, kernel, hooks
   void seed_calls(std::uint32_t incarnation);  // (processes) before a restarted shard runs
+  void swap_kernel(std::unique_ptr<Kernel>& kernel);  // kernel_ <-> kernel (threads: under the set's mutex)
   void on_turn();
   bool before_wait(bool will_block);
   void deliver(const ShardMessage& m);
