@@ -9,7 +9,9 @@
 // reply comes back through the reverse ring. Errors are raised: ETIMEDOUT after `timeout_ns`
 // (0: no deadline; a late reply is dropped), ENOSYS when the target has no handler for the kind,
 // ENOBUFS when kMaxCalls calls are already in flight from this shard, EINVAL for a bad shard or
-// payload. A full ring is back-pressure: the call waits in this shard's backlog (still under its
+// payload, ECONNRESET when the target shard's process died before it answered (shards as
+// processes: the call ends once the parent has seen the death; the restarted shard may still
+// run the request, but its reply is dropped). A full ring is back-pressure: the call waits in this shard's backlog (still under its
 // deadline) until the ring has room; nothing is dropped.
 #pragma once
 

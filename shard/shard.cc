@@ -55,6 +55,28 @@ void Shard::on_post(std::uint32_t kind, PostHandler fn, void* ctx) {
   handlers_[kind].ctx = ctx;
 }
 
+void Shard::fail_calls_to_the_dead() {
+  deaths_seen_ = set_->deaths_->total.load(std::memory_order_acquire);
+  for (std::size_t j = 0; j < set_->size(); ++j) {
+    std::uint32_t died = set_->died_[j].load(std::memory_order_acquire);
+    if (died == died_seen_[j]) continue;
+    died_seen_[j] = died;
+    // Shard j's process died since we last looked: whatever it took and never answered is lost.
+    // Every call to it ends now (ECONNRESET); one whose request is still in the ring may yet run
+    // on the restarted shard, and its reply is then dropped (the call is gone).
+    for (std::uint32_t i = 1; i < kMaxCalls; ++i) {
+      Call& c = calls_[i];
+      if (!c.live || c.to != j) continue;
+      kernel_->open_process(c.slot);
+      c.op->complete(ShardMessage{}, ECONNRESET);
+      kernel_->ready_thread(c.slot, c.caller);
+      c.live = false;
+      c.next_free = free_call_;
+      free_call_ = i;
+    }
+  }
+}
+
 void Shard::seed_calls(std::uint32_t incarnation) {
   // A reply to the last incarnation's call may still be in a ring: start this one's call
   // generations elsewhere (a gen is 20 bits; 4096 calls per slot apart per incarnation).
@@ -177,6 +199,7 @@ void Shard::on_turn() {
       stop_seen_ = true;
       kernel_->request_stop();
     }
+    if (set_->deaths_->total.load(std::memory_order_acquire) != deaths_seen_) fail_calls_to_the_dead();
   }
   Mailboxes& mail = set_->mailboxes();
   ShardMessage batch[32];
@@ -254,6 +277,11 @@ bool Shard::set_up(const Topology& topology, std::string* error) {
     shard->set_->mailboxes().wake_done(shard->index_);
   };
   kernel_->set_hooks(hooks);
+  if (set_->processes_) {  // deaths before this incarnation are not news to it
+    deaths_seen_ = set_->deaths_->total.load(std::memory_order_acquire);
+    died_seen_.resize(set_->size());
+    for (std::size_t j = 0; j < set_->size(); ++j) died_seen_[j] = set_->died_[j].load(std::memory_order_acquire);
+  }
   // (Processes: the set made every shard's waker, an eventfd write, before forking.)
   if (!set_->processes_) {
     set_->mailboxes().set_waker(index_, [](void* p) { static_cast<Poller*>(p)->wake(); }, &kernel_->poller());
@@ -516,8 +544,14 @@ std::unique_ptr<ShardSet> ShardSet::start(const Topology& topology, ShardSetOpti
   }
   if (set->processes_) {
     set->shared_ = std::make_unique<SharedObject<SharedState>>();
-    set->beats_region_ = std::make_unique<SharedRegion>(sizeof(Beat) * set->shards_.size() + alignof(Beat));
-    set->beats_ = set->beats_region_->make_array<Beat>(set->shards_.size());
+    std::size_t n = set->shards_.size();
+    std::size_t bytes = SharedRegion::grow(0, sizeof(Beat) * n, alignof(Beat));
+    bytes = SharedRegion::grow(bytes, sizeof(Deaths), alignof(Deaths));
+    bytes = SharedRegion::grow(bytes, sizeof(std::atomic<std::uint32_t>) * n, alignof(std::atomic<std::uint32_t>));
+    set->beats_region_ = std::make_unique<SharedRegion>(bytes);
+    set->beats_ = set->beats_region_->make_array<Beat>(n);
+    set->deaths_ = set->beats_region_->make<Deaths>();
+    set->died_ = set->beats_region_->make_array<std::atomic<std::uint32_t>>(n);
     for (std::size_t i = 0; i < set->shards_.size(); ++i) {
       int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
       if (fd < 0) {
@@ -590,6 +624,12 @@ int ShardSet::wait() {
       if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
         c.reaped = true;
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;  // it stopped when asked
+        // The others fail their calls to it at their next loop turn (woken for it).
+        died_[i].fetch_add(1, std::memory_order_release);
+        deaths_->total.fetch_add(1, std::memory_order_release);
+        for (std::size_t j = 0; j < children_.size(); ++j) {
+          if (j != i) write_eventfd(reinterpret_cast<void*>(static_cast<std::intptr_t>(wake_fds_[j])));
+        }
         if (!restart(i, status)) {
           rc = 1;  // down for good
           continue;

@@ -32,8 +32,9 @@
 //     with it: the others keep serving, and wait() (which must be running) logs it and starts
 //     it again, as nginx's master does its workers: a fresh fork of the caller that pins, makes
 //     its kernel and runs `init` again (at most kMaxRestarts times a minute per shard; then it
-//     stays down). Whatever it had staged in the mailboxes and not published is dropped; calls
-//     to it that it took and never answered end at their deadlines. wait() returns 1 at the end
+//     stays down). Whatever it had staged in the mailboxes and not published is dropped; every
+//     call in flight to it ends with ECONNRESET once the parent has seen the death (the others
+//     are woken for it), deadline or not. wait() returns 1 at the end
 //     if a shard stayed down;
 //   * a watchdog (ShardSetOptions::watchdog_ms) in wait() kills a shard whose loop has not
 //     turned for that long while it was not asleep in its poller (a micro-thread that never
@@ -121,6 +122,7 @@ class Shard {
   Outcome run(const Topology& topology);  // the thread's (or the shard process's) body
   bool set_up(const Topology& topology, std::string* error);  // pin, kernel, hooks
   void seed_calls(std::uint32_t incarnation);  // (processes) before a restarted shard runs
+  void fail_calls_to_the_dead();  // (processes) calls to a shard that died: ECONNRESET
   void swap_kernel(std::unique_ptr<Kernel>& kernel);  // kernel_ <-> kernel (threads: under the set's mutex)
   void on_turn();
   bool before_wait(bool will_block);
@@ -138,6 +140,8 @@ class Shard {
   };
   Handler handlers_[kMaxKinds];
   bool stop_seen_ = false;  // (processes) the set's stop flag was passed to the kernel
+  std::uint32_t deaths_seen_ = 0;              // (processes) ShardSet::Deaths::total, last seen
+  std::vector<std::uint32_t> died_seen_;       // (processes) ShardSet::died_[j], last seen
   std::vector<Call> calls_;               // fixed size kMaxCalls + 1; [0] unused
   std::uint32_t free_call_ = 0;
   std::vector<ShardMessage> requests_;    // calls whose send was refused (FIFO ring)
@@ -243,8 +247,16 @@ class ShardSet {
   struct alignas(kCacheLine) Beat {
     std::atomic<std::uint64_t> turns{0};
   };
+  // Processes: deaths seen by wait() so far, and per shard how many times it died; written only
+  // by the parent (apart from the beats: a shard writes its beat every turn), read each turn by
+  // every shard, which fails its calls to a shard that died (ECONNRESET).
+  struct alignas(kCacheLine) Deaths {
+    std::atomic<std::uint32_t> total{0};
+  };
   std::unique_ptr<SharedRegion> beats_region_;
   Beat* beats_ = nullptr;
+  Deaths* deaths_ = nullptr;
+  std::atomic<std::uint32_t>* died_ = nullptr;  // [shard]
   void watch(std::int64_t now);  // the watchdog's check of every live shard
   const Topology* topology_ = nullptr;  // (processes: start()'s, for restarts)
   std::vector<Child> children_;         // [shard]

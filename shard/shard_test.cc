@@ -112,7 +112,7 @@ void double_it(const ShardMessage& req, ShardMessage* reply, void*) {
 }
 
 struct CallResults {
-  std::atomic<int> ok{0}, wrong{0}, timed_out{0}, no_handler{0};
+  std::atomic<int> ok{0}, wrong{0}, timed_out{0}, no_handler{0}, reset{0};
   std::atomic<bool> done{false};
 };
 
@@ -120,6 +120,7 @@ Finally note(CallResults* r) {
   for (;;) {
     if (error().code == ETIMEDOUT) ++r->timed_out;
     if (error().code == ENOSYS) ++r->no_handler;
+    if (error().code == ECONNRESET) ++r->reset;
     co_await lower();
   }
 }
@@ -629,6 +630,51 @@ TEST(ShardProcessesTest, TheWatchdogRestartsAShardAMicroThreadHolds) {
   EXPECT_EQ(rc, 0);
   ::close(r->started);
   ::close(deaths_fd);
+}
+
+// A call whose target shard process dies before it answers ends with ECONNRESET (it has no
+// deadline: without this it would wait forever); the next call reaches the restarted shard.
+void die_now(const ShardMessage&, ShardMessage*, void*) { ::kill(::getpid(), SIGKILL); }
+
+Thread call_a_dying_shard(CallResults* r) {
+  co_await finally(note(r));
+  co_await cross_call(1, 7, nullptr, 0, 0);  // shard 1 takes it and dies: raised, lowered
+  std::uint64_t v = 21;
+  ShardMessage reply = co_await cross_call(1, kDouble, &v, sizeof v, 0);  // the restarted shard 1
+  std::uint64_t got;
+  std::memcpy(&got, reply.payload, sizeof got);
+  if (got == 42) ++r->ok;
+  r->done = true;
+  Shard::current()->set().request_stop();
+}
+
+TEST(ShardProcessesTest, ACallToAShardThatDiesBeforeAnsweringEndsWithEconnreset) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shard_processes(*topo);
+  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
+  static HeapPool* pool;
+  HeapPool p(16, 64);
+  pool = &p;
+  static SharedObject<CallResults>* results;
+  SharedObject<CallResults> r;
+  results = &r;
+  o.init = [](Shard& s, std::string*) {
+    if (s.index() == 1) {
+      s.handle(7, die_now, nullptr);
+      s.handle(kDouble, double_it, nullptr);
+    }
+    if (s.index() == 0) s.kernel().start(*pool, call_a_dying_shard, results->get());
+    return true;
+  };
+  std::string error;
+  auto set = ShardSet::start(*topo, o, &error);
+  ASSERT_NE(set, nullptr) << error;
+  EXPECT_EQ(set->wait(), 0);  // shard 1 was restarted; the caller stopped the set
+  EXPECT_TRUE(r->done);
+  EXPECT_EQ(r->reset, 1);
+  EXPECT_EQ(r->ok, 1);
+  EXPECT_EQ(r->timed_out, 0);
 }
 
 }  // namespace
