@@ -489,7 +489,7 @@ TEST(EchoShardProcessesTest, AShardAHandlerHangsIsRestartedByTheWatchdog) {
   if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "needs 2 CPUs";
   LogPipe log("echo_watchdog");
   {
-    EchoProcess echo("io_uring", 0, {"--shards=2", "--isolation=mprotect", "--fault_injection", "--watchdog_ms=300"},
+    EchoProcess echo("io_uring", 0, {"--shards=2", "--isolation=mprotect", "--fault_injection", "--watchdog_ms=1000"},
                      log.path());
     ASSERT_NE(echo.port(), 0);
     std::vector<std::unique_ptr<Client>> clients;
