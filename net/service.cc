@@ -141,7 +141,8 @@ Server::Server(Kernel& kernel, const ServerConfig& config)
       // With isolation each heap is its own kernel VMA, so protecting it is cheap (mem/heap_pool.h).
       pool_(config.heap_pages, config.pool_size, 1,
             kernel.isolation() == IsolationMode::kOff ? HeapPool::Guards::kNone : HeapPool::Guards::kSeparate),
-      listener_pool_(4, 2) {}  // the listener process and the supervisor's
+      listener_pool_(4, 2),  // the listener process and the supervisor's
+      counters_(config.counters != nullptr ? config.counters : &own_counters_) {}
 
 Server::~Server() {
   // The listener process is reclaimed by the kernel (which closes the listening fd).
@@ -212,10 +213,10 @@ void Server::connection_died(const Death& death) {
   if (death.dropped != 0) {
     log_line("mnv: server on port %u: %lu connection deaths were not reported (the supervisor's queue was full)",
              port_, static_cast<unsigned long>(death.dropped));
-    deaths_.fetch_add(death.dropped, std::memory_order_relaxed);
+    counters_->deaths.fetch_add(death.dropped, std::memory_order_relaxed);
   }
   if (!death) return;
-  std::uint64_t n = deaths_.fetch_add(1, std::memory_order_relaxed) + 1;
+  std::uint64_t n = counters_->deaths.fetch_add(1, std::memory_order_relaxed) + 1;
   auto conn = death.tag.as<ConnectionTag>();
   char peer[INET6_ADDRSTRLEN + 16];
   char why[256];
@@ -227,22 +228,22 @@ void Server::connection_died(const Death& death) {
 void Server::start_connection(int fd, const sockaddr_storage& peer, socklen_t len) {
   Process* p = kernel_.new_process(pool_);
   if (p == nullptr) {
-    refused_.fetch_add(1, std::memory_order_relaxed);
+    counters_->refused.fetch_add(1, std::memory_order_relaxed);
     std::int64_t now = monotonic_ns();
     if (now - last_refusal_log_ > 1'000'000'000) {
       log_line("mnv: server on port %u: all %zu connection heaps in use; refusing connections (%lu so far)",
-               port_, pool_.capacity(), static_cast<unsigned long>(refused_.load(std::memory_order_relaxed)));
+               port_, pool_.capacity(), static_cast<unsigned long>(counters_->refused.load(std::memory_order_relaxed)));
       last_refusal_log_ = now;
     }
     ::close(fd);
     return;
   }
-  accepted_.fetch_add(1, std::memory_order_relaxed);
+  counters_->accepted.fetch_add(1, std::memory_order_relaxed);
   kernel_.adopt_fd(fd, p);
-  active_.fetch_add(1, std::memory_order_relaxed);
+  counters_->active.fetch_add(1, std::memory_order_relaxed);
   kernel_.supervise(p->kernel_slot(), supervisor_, Tag::of(connection_tag(fd, peer)));
   if (p->start(connection, this, fd, peer, len) == nullptr) {
-    active_.fetch_sub(1, std::memory_order_relaxed);  // the frame did not fit: reclaimed with its fd
+    counters_->active.fetch_sub(1, std::memory_order_relaxed);  // the frame did not fit: reclaimed with its fd
   }
 }
 

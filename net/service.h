@@ -50,6 +50,16 @@ using Handler = Task<> (*)(Accepted& conn);
 // handed it to another shard).
 using AcceptHook = bool (*)(Server& server, int fd, const sockaddr_storage& peer, socklen_t len, void* ctx);
 
+// What a server counts, written by its kernel's thread and readable from anywhere. A server
+// keeps its own, or the ones ServerConfig::counters points at: memory another shard can read
+// when shards are processes (a SharedRegion, shard/shared_memory.h), e.g. for balancing.
+struct ServerCounters {
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> refused{0};
+  std::atomic<std::uint64_t> deaths{0};  // connection processes that died of a trap or an error
+  std::atomic<long> active{0};            // connections being served now
+};
+
 struct ServerConfig {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;  // 0: the OS picks a free port; see Server::port()
@@ -62,6 +72,7 @@ struct ServerConfig {
   bool reuse_port = false;       // SO_REUSEPORT (one listener per shard)
   AcceptHook on_accept = nullptr;
   void* on_accept_ctx = nullptr;
+  ServerCounters* counters = nullptr;  // null: the server's own
 };
 
 class Server {
@@ -75,19 +86,19 @@ class Server {
   std::uint16_t port() const { return port_; }
   HeapPool& pool() { return pool_; }
   // Counters written by the server's kernel thread, readable from any thread.
-  std::uint64_t accepted() const { return accepted_.load(std::memory_order_relaxed); }
-  std::uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
+  std::uint64_t accepted() const { return counters_->accepted.load(std::memory_order_relaxed); }
+  std::uint64_t refused() const { return counters_->refused.load(std::memory_order_relaxed); }
   // Connection processes that died of a trap or an error no handler took.
-  std::uint64_t deaths() const { return deaths_.load(std::memory_order_relaxed); }
+  std::uint64_t deaths() const { return counters_->deaths.load(std::memory_order_relaxed); }
   // Connections being served now (readable from other threads, e.g. for balancing).
-  long active() const { return active_.load(std::memory_order_relaxed); }
+  long active() const { return counters_->active.load(std::memory_order_relaxed); }
 
   // Serves an accepted fd in a new micro-process here (the listener calls it; so may a shard
   // that was handed the fd). A full pool refuses it.
   void start_connection(int fd, const sockaddr_storage& peer, socklen_t len);
   // Internal: a connection's thread ended; a connection's process died (told by the server's
   // supervisor thread).
-  void connection_ended() { active_.fetch_sub(1, std::memory_order_relaxed); }
+  void connection_ended() { counters_->active.fetch_sub(1, std::memory_order_relaxed); }
   void connection_died(const Death& death);
   int listen_fd() const { return listen_fd_; }
 
@@ -100,10 +111,8 @@ class Server {
   int listen_fd_ = -1;
   std::uint16_t port_ = 0;
   Supervisor supervisor_;  // the supervisor thread, in the listener's process
-  std::atomic<std::uint64_t> accepted_{0};
-  std::atomic<std::uint64_t> refused_{0};
-  std::atomic<std::uint64_t> deaths_{0};
-  std::atomic<long> active_{0};
+  ServerCounters own_counters_;
+  ServerCounters* counters_;  // own_counters_ or ServerConfig::counters
   std::int64_t last_refusal_log_ = 0;
 };
 

@@ -29,8 +29,9 @@
 #   MAX_CONNECTING [64] (echo_load --max_connecting: connections opening at once)
 #   TWO_SHARD_CPUS [0,LAST] (cpuset of the 2-shard server, and of echo_load in that case)
 #   ECHO_ARGS [] (extra flags for apps/echo)  MAILBOX_REPS [3]
-#   SHARD_MODES [auto] (one "2 shards, reuseport" row per --shard_mode given, e.g. "threads
-#     processes" with ECHO_ARGS=--isolation=mprotect: what shard processes save in TLB shootdowns)
+#   SHARD_MODES [auto] (a reuseport and a handoff row of 2 shards per --shard_mode given, e.g.
+#     "threads processes" with ECHO_ARGS=--isolation=mprotect: what shard processes save in TLB
+#     shootdowns)
 #   MAILBOX_ARGS ["--round_trips=300000 --messages=5000000"] (flags for mailbox_bench; its own
 #     defaults, 1M round trips and 30M messages, take ~10 s a run idle and far longer when the
 #     machine is busy: set MAILBOX_ARGS= to use them)  MAILBOX_TIMEOUT_S [40] (per run)
@@ -107,13 +108,13 @@ balance() {
 # --- echo: 1 shard vs 2 ------------------------------------------------------------------------
 # name|server cpus|client cpus|flags
 CONFIGS=("1 shard|$ONE_SHARD_CPU|$ONE_CLIENT_CPU|--shards=1 --cpuset=$ONE_SHARD_CPU --balance=reuseport")
-for mode in $SHARD_MODES; do
-  label=""
-  [ "$SHARD_MODES" = auto ] || label=", $mode"
-  CONFIGS+=("2 shards, reuseport$label|$TWO_SHARD_CPUS|$TWO_SHARD_CPUS|--shards=2 --cpuset=$TWO_SHARD_CPUS --balance=reuseport --shard_mode=$mode")
+for balance in reuseport handoff; do
+  for mode in $SHARD_MODES; do
+    label=""
+    [ "$SHARD_MODES" = auto ] || label=", $mode"
+    CONFIGS+=("2 shards, $balance$label|$TWO_SHARD_CPUS|$TWO_SHARD_CPUS|--shards=2 --cpuset=$TWO_SHARD_CPUS --balance=$balance --shard_mode=$mode")
+  done
 done
-# (handoff hands fds between shards: always threads)
-CONFIGS+=("2 shards, handoff|$TWO_SHARD_CPUS|$TWO_SHARD_CPUS|--shards=2 --cpuset=$TWO_SHARD_CPUS --balance=handoff")
 declare -A LOAD BAL
 for ((rep = 1; rep <= REPS; rep++)); do
   for entry in "${CONFIGS[@]}"; do

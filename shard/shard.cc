@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -91,6 +92,72 @@ bool Shard::post(std::size_t to, std::uint32_t kind, const void* payload, std::s
   return set_->mailboxes().send(index_, to, m);
 }
 
+bool Shard::post_fd(std::size_t to, std::uint32_t kind, int fd, const void* payload, std::size_t len) {
+  MNV_ASSERT(to < set_->size() && to != index_ && kind < kMaxKinds && len <= kShardPayload && fd >= 0);
+  ShardMessage m{};
+  m.kind = kind | kPostBit | kFdBit;
+  m.from = static_cast<std::uint32_t>(index_);
+  if (len > 0) std::memcpy(m.payload, payload, len);
+  Mailboxes& mail = set_->mailboxes();
+  if (!set_->processes_) {
+    m.id = static_cast<std::uint64_t>(fd);  // one fd table: the number is the fd
+    return mail.send(index_, to, m);
+  }
+  // The wake-up first (it is what makes `to` read its socket; one with nothing to read is
+  // harmless), then the message and the fd in one datagram, so they cannot be paired wrongly.
+  ShardMessage hint{};
+  hint.kind = kFdBit;
+  if (!mail.send(index_, to, hint)) return false;
+  iovec iov{&m, sizeof m};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  if (::sendmsg(set_->fd_sockets_[to][1], &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof m)) {
+    return false;
+  }
+  ::close(fd);  // (`to` has its own now)
+  return true;
+}
+
+void Shard::receive_fds() {
+  for (;;) {
+    ShardMessage m;
+    iovec iov{&m, sizeof m};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(set_->fd_sockets_[index_][0], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // (EAGAIN: all taken)
+    int fd = -1;
+    if (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr && c->cmsg_type == SCM_RIGHTS) {
+      std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    }
+    if (n != static_cast<ssize_t>(sizeof m) || fd < 0) {
+      if (fd >= 0) ::close(fd);
+      continue;
+    }
+    m.id = static_cast<std::uint64_t>(fd);
+    std::uint32_t kind = m.kind & ~(kPostBit | kFdBit);
+    if (kind < kMaxKinds && handlers_[kind].post != nullptr) {
+      handlers_[kind].post(m, handlers_[kind].ctx);
+    } else {
+      ::close(fd);  // nobody takes it
+    }
+  }
+}
+
 std::uint32_t Shard::begin_call(ThreadRef caller, CrossCallOp* op, std::size_t to, const ShardMessage& request) {
   if (free_call_ == 0) return 0;
   std::uint32_t i = free_call_;
@@ -156,9 +223,17 @@ void Shard::deliver(const ShardMessage& m) {
     free_call_ = i;
     return;
   }
+  if (m.kind == kFdBit) {  // (processes) fds were posted to this shard's socket
+    receive_fds();
+    return;
+  }
   if (m.kind & kPostBit) {
-    std::uint32_t kind = m.kind & ~kPostBit;
-    if (kind < kMaxKinds && handlers_[kind].post != nullptr) handlers_[kind].post(m, handlers_[kind].ctx);
+    std::uint32_t kind = m.kind & ~(kPostBit | kFdBit);
+    if (kind < kMaxKinds && handlers_[kind].post != nullptr) {
+      handlers_[kind].post(m, handlers_[kind].ctx);
+    } else if (int fd = posted_fd(m); fd >= 0) {
+      ::close(fd);  // nobody takes it
+    }
     return;
   }
   ShardMessage reply{};
@@ -299,6 +374,8 @@ Shard::Outcome Shard::run(const Topology& topology) {
     if (set_->options().init) ok = set_->options().init(*this, &error);
     set_->report(index_, ok, ok ? "" : "shard " + std::to_string(index_) + ": " + error);
     if (ok && set_->await_go()) {
+      // (Processes: a restarted shard takes what was posted to the one that died.)
+      if (set_->processes_) receive_fds();
       kernel_->run();
       if (set_->options().fini) set_->options().fini(*this);
       outcome = Outcome::kRan;
@@ -561,6 +638,14 @@ std::unique_ptr<ShardSet> ShardSet::start(const Topology& topology, ShardSetOpti
       set->wake_fds_.push_back(fd);
       set->mailboxes_.set_waker(i, write_eventfd, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
     }
+    for (std::size_t i = 0; i < set->shards_.size(); ++i) {
+      std::array<int, 2> pair{-1, -1};
+      if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair.data()) != 0) {
+        *error = std::string("shard processes: socketpair: ") + std::strerror(errno);
+        return nullptr;
+      }
+      set->fd_sockets_.push_back(pair);
+    }
     set->stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (set->stop_fd_ < 0) {
       *error = std::string("shard processes: eventfd: ") + std::strerror(errno);
@@ -688,6 +773,9 @@ ShardSet::~ShardSet() {
       }
     }
     for (int fd : wake_fds_) ::close(fd);
+    for (const auto& pair : fd_sockets_) {
+      for (int fd : pair) ::close(fd);
+    }
     if (stop_fd_ >= 0) ::close(stop_fd_);
     return;
   }

@@ -26,7 +26,7 @@
 // shards; threads otherwise. What changes for an app with processes:
 //   * shards share only shared mappings made before start() (SharedObject) and the mailboxes;
 //     what one shard's init leaves in ordinary memory the next shard does not see, and fd
-//     numbers mean nothing in another shard;
+//     numbers mean nothing in another shard (post_fd() hands an fd over, in either mode);
 //   * shard(i) in the caller's process is a shard that never runs there: report from `fini`;
 //   * a shard that dies (a trap in the kernel itself aborts it) takes only its own connections
 //     with it: the others keep serving, and wait() (which must be running) logs it and starts
@@ -43,6 +43,7 @@
 //     shard whose parent dies is sent SIGTERM.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -75,6 +76,7 @@ class Shard {
   static constexpr std::uint32_t kReplyBit = 0x8000'0000u;
   static constexpr std::uint32_t kNoHandlerBit = 0x4000'0000u;  // in a reply: nobody handles it
   static constexpr std::uint32_t kPostBit = 0x2000'0000u;       // a one-way message
+  static constexpr std::uint32_t kFdBit = 0x1000'0000u;         // it carries an fd (post_fd)
   static constexpr std::size_t kMaxKinds = 64;
   static constexpr std::size_t kMaxCalls = 4096;  // cross-shard calls in flight from one shard
 
@@ -92,6 +94,14 @@ class Shard {
   // Sends a one-way message of `kind` to shard `to`; published at the end of this loop turn.
   // False if the ring is full (the caller keeps the work).
   bool post(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len);
+  // The same, handing `fd` over with it: the handler gets it, open in its own process, as
+  // posted_fd(message) and owns it from then on. With threads the number is passed as is; with
+  // processes the fd and the message travel together over a Unix socket (SCM_RIGHTS; the
+  // mailbox carries only a wake-up), and this process's copy is closed. False if it could not
+  // be sent (the caller keeps the fd).
+  bool post_fd(std::size_t to, std::uint32_t kind, int fd, const void* payload, std::size_t len);
+  // The fd a message from post_fd() carries, or -1.
+  static int posted_fd(const ShardMessage& m) { return (m.kind & kFdBit) ? static_cast<int>(m.id) : -1; }
 
   // Internal, for CrossCallOp: registers a call (0 when kMaxCalls are in flight) and stages it.
   std::uint32_t begin_call(ThreadRef caller, CrossCallOp* op, std::size_t to, const ShardMessage& request);
@@ -127,6 +137,7 @@ class Shard {
   void on_turn();
   bool before_wait(bool will_block);
   void deliver(const ShardMessage& m);
+  void receive_fds();  // (processes) every message waiting with its fd on this shard's socket
   void retry_backlog();
 
   ShardSet* set_;
@@ -229,6 +240,9 @@ class ShardSet {
   };
   std::unique_ptr<SharedObject<SharedState>> shared_;
   std::vector<int> wake_fds_;
+  // Processes: per shard, a Unix seqpacket pair over which fds are posted to it ([0]: it reads;
+  // [1]: the others send).
+  std::vector<std::array<int, 2>> fd_sockets_;
   struct Child {
     int pid = -1;
     int pidfd = -1;

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -676,6 +677,67 @@ TEST(ShardProcessesTest, ACallToAShardThatDiesBeforeAnsweringEndsWithEconnreset)
   EXPECT_EQ(r->ok, 1);
   EXPECT_EQ(r->timed_out, 0);
 }
+
+// An fd posted to another shard arrives open in its process (threads: the same number; processes:
+// a copy passed over a Unix socket, the sender's closed) with the message's payload.
+struct FdPostReport {
+  std::atomic<int> got{0};       // bytes the receiver read from the fd
+  std::atomic<bool> match{false};
+  std::atomic<int> sender_fd_open{-1};  // (processes) whether the sender's copy was closed
+};
+
+void read_posted(const ShardMessage& m, void*) {
+  SharedObject<FdPostReport>* report;
+  std::memcpy(&report, m.payload, sizeof report);
+  int fd = Shard::posted_fd(m);
+  char buf[16] = {};
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  (*report)->got = static_cast<int>(n);
+  (*report)->match = n == 5 && std::memcmp(buf, "fd ok", 5) == 0;
+  Shard::current()->set().request_stop();
+}
+
+class ShardPostFdTest : public ::testing::TestWithParam<ShardMode> {};
+
+TEST_P(ShardPostFdTest, APostedFdArrivesOpenWithItsMessage) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shards(*topo);
+  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
+  o.affinity.shard_mode = GetParam();
+  static SharedObject<FdPostReport>* report;
+  SharedObject<FdPostReport> r;
+  report = &r;
+  o.init = [](Shard& s, std::string* error) {
+    if (s.index() == 1) s.on_post(6, read_posted, nullptr);
+    if (s.index() != 0) return true;
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0 || ::write(p[1], "fd ok", 5) != 5) {
+      *error = "pipe";
+      return false;
+    }
+    ::close(p[1]);
+    SharedObject<FdPostReport>* payload = report;  // (a pointer into the shared mapping: valid in every shard)
+    if (!s.post_fd(1, 6, p[0], &payload, sizeof payload)) {
+      *error = "post_fd refused";
+      return false;
+    }
+    (*report)->sender_fd_open = ::fcntl(p[0], F_GETFD) != -1 ? 1 : 0;
+    return true;
+  };
+  std::string error;
+  auto set = ShardSet::start(*topo, o, &error);
+  ASSERT_NE(set, nullptr) << error;
+  EXPECT_EQ(set->wait(), 0);
+  EXPECT_EQ(r->got.load(), 5);
+  EXPECT_TRUE(r->match.load());
+  // Threads share the fd (the receiver closed it); a process's copy is closed once sent.
+  EXPECT_EQ(r->sender_fd_open.load(), GetParam() == ShardMode::kProcesses ? 0 : 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, ShardPostFdTest, ::testing::Values(ShardMode::kThreads, ShardMode::kProcesses),
+                         [](const ::testing::TestParamInfo<ShardMode>& i) { return std::string(shard_mode_name(i.param)); });
 
 }  // namespace
 }  // namespace mnv

@@ -51,8 +51,7 @@ namespace {
 
 constexpr std::uint32_t kHandoff = 1;  // post kind: an accepted fd for the receiving shard
 
-struct HandoffMessage {
-  int fd;
+struct HandoffMessage {  // (the fd goes with it: Shard::post_fd)
   socklen_t len;
   unsigned char peer[sizeof(sockaddr_in6)];
 };
@@ -64,9 +63,15 @@ struct Echo {
   // servers[k] lives on shard k (with shard processes, only in shard k's process: each shard
   // reports its own counts from fini_shard).
   std::vector<std::unique_ptr<mnv::Server>> servers;
-  // The port shard 0 bound, for the others: shared, since shards may be processes.
+  // What every shard reads of the others, shared since shards may be processes: the port shard
+  // 0 bound, and each server's counters (handoff balances on their active connections).
   mnv::SharedObject<std::atomic<std::uint16_t>> port{std::uint16_t{0}};
-  explicit Echo(std::size_t shards) : servers(shards) {}
+  mnv::SharedRegion shared_counters;
+  mnv::ServerCounters* counters;  // [shard]
+  explicit Echo(std::size_t shards)
+      : servers(shards),
+        shared_counters(sizeof(mnv::ServerCounters) * shards),
+        counters(shared_counters.make_array<mnv::ServerCounters>(shards)) {}
 };
 
 Echo* g_echo = nullptr;
@@ -77,16 +82,16 @@ bool route(mnv::Server& server, int fd, const sockaddr_storage& peer, socklen_t 
   std::size_t best = here;
   long least = server.active();
   for (std::size_t k = 0; k < g_echo->servers.size(); ++k) {
-    long load = g_echo->servers[k]->active();
+    long load = g_echo->counters[k].active.load(std::memory_order_relaxed);
     if (load < least) {
       least = load;
       best = k;
     }
   }
   if (best == here) return false;  // the caller serves it
-  HandoffMessage m{fd, len, {}};
+  HandoffMessage m{len, {}};
   std::memcpy(m.peer, &peer, len < sizeof m.peer ? len : sizeof m.peer);
-  return mnv::Shard::current()->post(best, kHandoff, &m, sizeof m);  // ring full: serve it here
+  return mnv::Shard::current()->post_fd(best, kHandoff, fd, &m, sizeof m);  // not sent: serve it here
 }
 
 void on_handoff(const mnv::ShardMessage& msg, void* ctx) {
@@ -94,13 +99,17 @@ void on_handoff(const mnv::ShardMessage& msg, void* ctx) {
   std::memcpy(&m, msg.payload, sizeof m);
   sockaddr_storage peer{};
   std::memcpy(&peer, m.peer, m.len < sizeof m.peer ? m.len : sizeof m.peer);
-  g_echo->servers[reinterpret_cast<std::size_t>(ctx)]->start_connection(m.fd, peer, m.len);
+  g_echo->servers[reinterpret_cast<std::size_t>(ctx)]->start_connection(mnv::Shard::posted_fd(msg), peer, m.len);
 }
 
 bool init_shard(mnv::Shard& shard, std::string* error) {
   Echo& echo = *g_echo;
   mnv::ServerConfig c = echo.config;
   c.reuse_port = true;
+  c.counters = &echo.counters[shard.index()];
+  // (A restarted shard starts with no connections: those of the one that died went with it.
+  // What it accepted and what died add up over the shard's incarnations.)
+  c.counters->active.store(0, std::memory_order_relaxed);
   // The port shard 0 bound (port 0 picks one), for the others and for a restarted shard 0.
   if (std::uint16_t bound = echo.port->load(); bound != 0) c.port = bound;
   void* ctx = reinterpret_cast<void*>(shard.index());
@@ -161,14 +170,6 @@ int main(int argc, char** argv) {
   if (balance != "reuseport" && balance != "handoff") {
     std::fprintf(stderr, "echo: --balance=%s: must be reuseport or handoff\n", balance.c_str());
     return 2;
-  }
-  // Handoff passes accepted fds between shards and reads their load: one process.
-  if (balance == "handoff" && affinity.shards > 1) {
-    if (affinity.shard_mode == mnv::ShardMode::kProcesses) {
-      std::fprintf(stderr, "echo: --balance=handoff needs shards as threads (it hands fds between them), not --shard_mode=processes\n");
-      return 2;
-    }
-    affinity.shard_mode = mnv::ShardMode::kThreads;
   }
 
   std::string io = absl::GetFlag(FLAGS_io);
