@@ -1,18 +1,11 @@
+// shard/shard.cc — a shard (its kernel and hooks, cross-shard calls and posts) and the ShardSet
+// with shards as threads; what is particular to shards as processes is in shard_processes.cc.
 #include "shard/shard.h"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
-#include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <csignal>
 #include <cstring>
 
 #include "mem/log.h"
@@ -56,28 +49,6 @@ void Shard::on_post(std::uint32_t kind, PostHandler fn, void* ctx) {
   handlers_[kind].ctx = ctx;
 }
 
-void Shard::fail_calls_to_the_dead() {
-  deaths_seen_ = set_->deaths_->total.load(std::memory_order_acquire);
-  for (std::size_t j = 0; j < set_->size(); ++j) {
-    std::uint32_t died = set_->died_[j].load(std::memory_order_acquire);
-    if (died == died_seen_[j]) continue;
-    died_seen_[j] = died;
-    // Shard j's process died since we last looked: whatever it took and never answered is lost.
-    // Every call to it ends now (ECONNRESET); one whose request is still in the ring may yet run
-    // on the restarted shard, and its reply is then dropped (the call is gone).
-    for (std::uint32_t i = 1; i < kMaxCalls; ++i) {
-      Call& c = calls_[i];
-      if (!c.live || c.to != j) continue;
-      kernel_->open_process(c.slot);
-      c.op->complete(ShardMessage{}, ECONNRESET);
-      kernel_->ready_thread(c.slot, c.caller);
-      c.live = false;
-      c.next_free = free_call_;
-      free_call_ = i;
-    }
-  }
-}
-
 void Shard::seed_calls(std::uint32_t incarnation) {
   // A reply to the last incarnation's call may still be in a ring: start this one's call
   // generations elsewhere (a gen is 20 bits; 4096 calls per slot apart per incarnation).
@@ -103,60 +74,9 @@ bool Shard::post_fd(std::size_t to, std::uint32_t kind, int fd, const void* payl
     m.id = static_cast<std::uint64_t>(fd);  // one fd table: the number is the fd
     return mail.send(index_, to, m);
   }
-  // The wake-up first (it is what makes `to` read its socket; one with nothing to read is
-  // harmless), then the message and the fd in one datagram, so they cannot be paired wrongly.
-  ShardMessage hint{};
-  hint.kind = kFdBit;
-  if (!mail.send(index_, to, hint)) return false;
-  iovec iov{&m, sizeof m};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  if (::sendmsg(set_->fd_sockets_[to][1], &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof m)) {
-    return false;
-  }
-  ::close(fd);  // (`to` has its own now)
-  return true;
+  return set_->send_fd(to, m, fd);
 }
 
-void Shard::receive_fds() {
-  for (;;) {
-    ShardMessage m;
-    iovec iov{&m, sizeof m};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n = ::recvmsg(set_->fd_sockets_[index_][0], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // (EAGAIN: all taken)
-    int fd = -1;
-    if (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr && c->cmsg_type == SCM_RIGHTS) {
-      std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    }
-    if (n != static_cast<ssize_t>(sizeof m) || fd < 0) {
-      if (fd >= 0) ::close(fd);
-      continue;
-    }
-    m.id = static_cast<std::uint64_t>(fd);
-    std::uint32_t kind = m.kind & ~(kPostBit | kFdBit);
-    if (kind < kMaxKinds && handlers_[kind].post != nullptr) {
-      handlers_[kind].post(m, handlers_[kind].ctx);
-    } else {
-      ::close(fd);  // nobody takes it
-    }
-  }
-}
 
 std::uint32_t Shard::begin_call(ThreadRef caller, CrossCallOp* op, std::size_t to, const ShardMessage& request) {
   if (free_call_ == 0) return 0;
@@ -415,41 +335,9 @@ bool ShardSet::runs_as_processes(const AffinityConfig& affinity) {
   return false;
 }
 
-namespace {
-
-constexpr std::size_t kMaxReport = 1024;  // a start-up report: ok byte + error text (< PIPE_BUF)
-
-// One read: a start-up report is one write of under PIPE_BUF bytes, so one read takes it whole.
-ssize_t read_once(int fd, void* buf, std::size_t n) {
-  for (;;) {
-    ssize_t r = ::read(fd, buf, n);
-    if (r >= 0 || errno != EINTR) return r;
-  }
-}
-
-void write_eventfd(void* fd) {
-  std::uint64_t one = 1;
-  [[maybe_unused]] ssize_t r = ::write(static_cast<int>(reinterpret_cast<std::intptr_t>(fd)), &one, sizeof one);
-}
-
-std::string describe_exit(int status) {
-  if (WIFSIGNALED(status)) {
-    const char* name = sigabbrev_np(WTERMSIG(status));
-    return std::string("died of SIG") + (name != nullptr ? name : "?") + " (" + strsignal(WTERMSIG(status)) + ")";
-  }
-  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  return "ended (status " + std::to_string(status) + ")";
-}
-
-}  // namespace
-
 void ShardSet::report(std::size_t index, bool ok, const std::string& error) {
-  if (processes_) {  // in the shard's process: one write (atomic under PIPE_BUF), read by fork_shard
-    char buf[kMaxReport];
-    std::size_t n = error.size() < kMaxReport - 1 ? error.size() : kMaxReport - 1;
-    buf[0] = ok ? 1 : 0;
-    std::memcpy(buf + 1, error.data(), n);
-    [[maybe_unused]] ssize_t w = ::write(report_fd_, buf, n + 1);
+  if (processes_) {
+    report_to_parent(ok, error);
     return;
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -474,141 +362,10 @@ bool ShardSet::await_turn(std::size_t index) {
 }
 
 bool ShardSet::await_go() {
-  if (processes_) {
-    char c = 0;
-    return read_once(go_fd_, &c, 1) == 1 && c == 'g';  // EOF: the start was called off
-  }
+  if (processes_) return await_go_from_parent();
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return failed_ || go_; });
   return !failed_;
-}
-
-bool ShardSet::fork_shard(std::size_t i, std::string* error) {
-  Child& c = children_[i];
-  for (int* fd : {&c.pidfd, &c.report_fd, &c.go_fd}) {  // (a restart: the last incarnation's)
-    if (*fd >= 0) ::close(*fd);
-    *fd = -1;
-  }
-  ++c.incarnation;
-  int report[2], go[2];
-  if (::pipe2(report, O_CLOEXEC) != 0) {
-    *error = std::string("shard processes: pipe2: ") + std::strerror(errno);
-    return false;
-  }
-  if (::pipe2(go, O_CLOEXEC) != 0) {
-    *error = std::string("shard processes: pipe2: ") + std::strerror(errno);
-    ::close(report[0]);
-    ::close(report[1]);
-    return false;
-  }
-  pid_t parent = ::getpid();
-  std::fflush(nullptr);  // (or the child would write out the caller's buffered output again)
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    *error = std::string("shard processes: fork: ") + std::strerror(errno);
-    for (int fd : {report[0], report[1], go[0], go[1]}) ::close(fd);
-    return false;
-  }
-  if (pid == 0) {  // the shard's process: run it, never return into the caller's code
-    ::close(report[0]);
-    ::close(go[1]);
-    for (Child& other : children_) {
-      for (int fd : {other.pidfd, other.report_fd, other.go_fd}) {
-        if (fd >= 0) ::close(fd);
-      }
-    }
-    ::close(stop_fd_);
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != parent) ::_exit(1);  // the parent died before the line above
-    report_fd_ = report[1];
-    go_fd_ = go[0];
-    shards_[i]->seed_calls(c.incarnation);
-    Shard::Outcome outcome = shards_[i]->run(*topology_);
-    std::fflush(nullptr);
-    ::_exit(outcome == Shard::Outcome::kRan ? 0 : 1);
-  }
-  ::close(report[1]);
-  ::close(go[0]);
-  c.pid = pid;
-  c.reaped = false;
-  c.watchdog_killed = false;
-  c.last_turns = beats_[i].turns.load(std::memory_order_relaxed);
-  c.progress_ns = monotonic_ns();
-  c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  c.report_fd = report[0];
-  c.go_fd = go[1];
-  if (c.pidfd < 0) {
-    *error = std::string("shard processes: pidfd_open: ") + std::strerror(errno);
-    return false;
-  }
-  char buf[kMaxReport];
-  ssize_t n = read_once(c.report_fd, buf, sizeof buf);  // its report, or EOF if it died first
-  if (n > 0 && buf[0] == 1) return true;
-  if (n > 0) {
-    error->assign(buf + 1, static_cast<std::size_t>(n - 1));
-    return false;
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  c.reaped = true;
-  *error = "shard " + std::to_string(i) + ": its process " + describe_exit(status) + " during start-up";
-  return false;
-}
-
-bool ShardSet::restart(std::size_t i, int status) {
-  std::string how = children_[i].watchdog_killed
-                        ? "made no progress for " + std::to_string(options_.watchdog_ms) + " ms and was killed by the watchdog"
-                        : describe_exit(status);
-  bool restarted = restart(i, how);
-  if (options_.on_death) options_.on_death(i, how, restarted);
-  return restarted;
-}
-
-bool ShardSet::restart(std::size_t i, const std::string& how) {
-  Child& c = children_[i];
-  if (stop_requested() || Kernel::stop_signalled()) {
-    log_line("mnv: shard %zu (process %d) %s while stopping", i, c.pid, how.c_str());
-    return false;
-  }
-  std::int64_t now = monotonic_ns();
-  if (c.restarts == 0 || now - c.window_ns > kRestartWindowNs) {
-    c.window_ns = now;
-    c.restarts = 0;
-  }
-  if (c.restarts == kMaxRestarts) {
-    log_line("mnv: shard %zu (process %d) %s; not restarted: it died %d times within %lld s (the other shards go on)",
-             i, c.pid, how.c_str(), kMaxRestarts + 1, static_cast<long long>(kRestartWindowNs / 1'000'000'000));
-    return false;
-  }
-  ++c.restarts;
-  int old = c.pid;
-  // What it staged and never published is dropped; messages it published are delivered.
-  mailboxes_.drop_staged(i);
-  std::string error;
-  if (!fork_shard(i, &error)) {
-    log_line("mnv: shard %zu (process %d) %s; its restart failed: %s (the other shards go on)", i, old, how.c_str(),
-             error.c_str());
-    return false;
-  }
-  char go = 'g';
-  [[maybe_unused]] ssize_t w = ::write(c.go_fd, &go, 1);
-  log_line("mnv: shard %zu (process %d) %s; restarted as process %d (the other shards went on)", i, old, how.c_str(),
-           c.pid);
-  return true;
-}
-
-void ShardSet::call_off_start() {
-  for (Child& c : children_) {
-    if (c.go_fd >= 0) ::close(c.go_fd);  // its await_go() reads EOF: it stops without running
-    c.go_fd = -1;
-  }
-  for (Child& c : children_) {
-    if (c.pid <= 0 || c.reaped) continue;
-    int status;
-    while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    c.reaped = true;
-  }
 }
 
 std::unique_ptr<ShardSet> ShardSet::start(const Topology& topology, ShardSetOptions options, std::string* error) {
@@ -619,53 +376,7 @@ std::unique_ptr<ShardSet> ShardSet::start(const Topology& topology, ShardSetOpti
     set->shards_.push_back(std::unique_ptr<Shard>(new Shard(set.get(), static_cast<std::size_t>(i),
                                                             set->options_.affinity.cpus[static_cast<std::size_t>(i)])));
   }
-  if (set->processes_) {
-    set->shared_ = std::make_unique<SharedObject<SharedState>>();
-    std::size_t n = set->shards_.size();
-    std::size_t bytes = SharedRegion::grow(0, sizeof(Beat) * n, alignof(Beat));
-    bytes = SharedRegion::grow(bytes, sizeof(Deaths), alignof(Deaths));
-    bytes = SharedRegion::grow(bytes, sizeof(std::atomic<std::uint32_t>) * n, alignof(std::atomic<std::uint32_t>));
-    set->beats_region_ = std::make_unique<SharedRegion>(bytes);
-    set->beats_ = set->beats_region_->make_array<Beat>(n);
-    set->deaths_ = set->beats_region_->make<Deaths>();
-    set->died_ = set->beats_region_->make_array<std::atomic<std::uint32_t>>(n);
-    for (std::size_t i = 0; i < set->shards_.size(); ++i) {
-      int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-      if (fd < 0) {
-        *error = std::string("shard processes: eventfd: ") + std::strerror(errno);
-        return nullptr;
-      }
-      set->wake_fds_.push_back(fd);
-      set->mailboxes_.set_waker(i, write_eventfd, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
-    }
-    for (std::size_t i = 0; i < set->shards_.size(); ++i) {
-      std::array<int, 2> pair{-1, -1};
-      if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair.data()) != 0) {
-        *error = std::string("shard processes: socketpair: ") + std::strerror(errno);
-        return nullptr;
-      }
-      set->fd_sockets_.push_back(pair);
-    }
-    set->stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (set->stop_fd_ < 0) {
-      *error = std::string("shard processes: eventfd: ") + std::strerror(errno);
-      return nullptr;
-    }
-    set->topology_ = &topology;
-    set->children_.assign(set->shards_.size(), Child{});
-    for (std::size_t i = 0; i < set->shards_.size(); ++i) {
-      if (!set->fork_shard(i, error)) {
-        set->call_off_start();
-        return nullptr;
-      }
-    }
-    for (Child& c : set->children_) {
-      char go = 'g';
-      [[maybe_unused]] ssize_t w = ::write(c.go_fd, &go, 1);
-    }
-    Kernel::set_stop_signal_fd(set->stop_fd_);  // SIGTERM/SIGINT here: passed on by wait()
-    return set;
-  }
+  if (set->processes_) return set->start_processes(topology, error) ? std::move(set) : nullptr;
   for (auto& s : set->shards_) {
     Shard* shard = s.get();
     set->threads_.emplace_back([shard, &topology] { shard->run(topology); });
@@ -683,8 +394,7 @@ std::unique_ptr<ShardSet> ShardSet::start(const Topology& topology, ShardSetOpti
 
 void ShardSet::request_stop() {
   if (processes_) {
-    (*shared_)->stop.store(true, std::memory_order_release);
-    for (int fd : wake_fds_) write_eventfd(reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
+    stop_processes();
     return;
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -694,89 +404,15 @@ void ShardSet::request_stop() {
 }
 
 int ShardSet::wait() {
-  if (!processes_) {
-    for (auto& t : threads_) t.join();
-    threads_.clear();
-    return 0;
-  }
-  int rc = 0;
-  for (;;) {
-    std::vector<pollfd> fds;
-    for (std::size_t i = 0; i < children_.size(); ++i) {
-      Child& c = children_[i];
-      if (c.reaped) continue;
-      int status = 0;
-      if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
-        c.reaped = true;
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;  // it stopped when asked
-        // The others fail their calls to it at their next loop turn (woken for it).
-        died_[i].fetch_add(1, std::memory_order_release);
-        deaths_->total.fetch_add(1, std::memory_order_release);
-        for (std::size_t j = 0; j < children_.size(); ++j) {
-          if (j != i) write_eventfd(reinterpret_cast<void*>(static_cast<std::intptr_t>(wake_fds_[j])));
-        }
-        if (!restart(i, status)) {
-          rc = 1;  // down for good
-          continue;
-        }
-      }
-      fds.push_back(pollfd{c.pidfd, POLLIN, 0});  // readable once it has exited
-    }
-    if (fds.empty()) break;
-    if (Kernel::stop_signalled() && !stop_requested()) request_stop();
-    fds.push_back(pollfd{stop_fd_, POLLIN, 0});
-    // With a watchdog, a look at every shard's progress a few times per watchdog period.
-    int timeout_ms = options_.watchdog_ms > 0 ? static_cast<int>(std::max<std::int64_t>(options_.watchdog_ms / 4, 1)) : -1;
-    if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
-      panic("mnv: shard processes: poll: %s", std::strerror(errno));
-    }
-    if (fds.back().revents & POLLIN) {
-      std::uint64_t count;
-      [[maybe_unused]] ssize_t r = ::read(stop_fd_, &count, sizeof count);
-      request_stop();
-    }
-    if (options_.watchdog_ms > 0) watch(monotonic_ns());
-  }
-  return rc;
-}
-
-void ShardSet::watch(std::int64_t now) {
-  for (std::size_t i = 0; i < children_.size(); ++i) {
-    Child& c = children_[i];
-    if (c.reaped || c.watchdog_killed) continue;
-    std::uint64_t turns = beats_[i].turns.load(std::memory_order_relaxed);
-    // Asleep in its poller (nothing to do) is not stuck.
-    if (turns != c.last_turns || mailboxes_.asleep(i)) {
-      c.last_turns = turns;
-      c.progress_ns = now;
-      continue;
-    }
-    if (now - c.progress_ns < options_.watchdog_ms * 1'000'000) continue;
-    log_line("mnv: shard %zu (process %d) made no progress for %lld ms (a micro-thread that never yields, or a hang): "
-             "killing it",
-             i, c.pid, static_cast<long long>((now - c.progress_ns) / 1'000'000));
-    c.watchdog_killed = true;
-    ::kill(c.pid, SIGKILL);
-  }
+  if (processes_) return wait_processes();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  return 0;
 }
 
 ShardSet::~ShardSet() {
   if (processes_) {
-    if (std::any_of(children_.begin(), children_.end(), [](const Child& c) { return c.pid > 0 && !c.reaped; })) {
-      request_stop();
-      wait();
-    }
-    Kernel::set_stop_signal_fd(-1);
-    for (Child& c : children_) {
-      for (int fd : {c.pidfd, c.report_fd, c.go_fd}) {
-        if (fd >= 0) ::close(fd);
-      }
-    }
-    for (int fd : wake_fds_) ::close(fd);
-    for (const auto& pair : fd_sockets_) {
-      for (int fd : pair) ::close(fd);
-    }
-    if (stop_fd_ >= 0) ::close(stop_fd_);
+    close_processes();
     return;
   }
   if (!threads_.empty()) {

@@ -221,8 +221,17 @@ class ShardSet {
   bool await_turn(std::size_t index);  // this shard's init may run (the previous one's is done)
   bool await_go();                     // every shard started: run the kernel
 
-  // Processes (in the caller): fork shard i and wait for its report; stop what was started;
-  // restart shard i after it died (false: not restarted, and why is logged).
+  // Processes (shard/shard_processes.cc). In the caller: start, stop, wait for, and close the
+  // shard processes; in a shard's process: its report and its go.
+  bool start_processes(const Topology& topology, std::string* error);
+  void stop_processes();
+  int wait_processes();
+  void close_processes();
+  void report_to_parent(bool ok, const std::string& error);
+  bool await_go_from_parent();
+  bool send_fd(std::size_t to, const ShardMessage& message, int fd);  // for Shard::post_fd
+  // In the caller: fork shard i and wait for its report; stop what was started; restart shard
+  // i after it died (false: not restarted, and why is logged).
   bool fork_shard(std::size_t i, std::string* error);
   void call_off_start();
   bool restart(std::size_t i, int status);  // (calls on_death)
