@@ -131,7 +131,14 @@ int ShardSet::wait_processes() {
       int status = 0;
       if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
         c.reaped = true;
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;  // it stopped when asked
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {  // it stopped (when asked, normally)
+          if (!stop_requested() && !Kernel::stop_signalled()) {
+            log_line("mnv: shard %zu (process %d) stopped by itself (a SIGTERM sent to it alone?); the other shards "
+                     "go on",
+                     i, c.pid);
+          }
+          continue;
+        }
         // The others fail their calls to it at their next loop turn (woken for it).
         died_[i].fetch_add(1, std::memory_order_release);
         deaths_->total.fetch_add(1, std::memory_order_release);
