@@ -507,35 +507,27 @@ std::vector<int> process_tree(int pid) {
 bool read_one_cpu_us(int pid, std::int64_t* us);
 bool read_one_rss_kib(int pid, std::int64_t* kib);
 
+// read_one() summed over `pid`'s process tree; false if `pid`'s own is unreadable (a child's
+// is skipped: it may just have exited).
+bool sum_over_tree(int pid, bool (*read_one)(int, std::int64_t*), std::int64_t* out) {
+  std::int64_t sum = 0;
+  for (int p : process_tree(pid)) {
+    std::int64_t one;
+    if (read_one(p, &one)) {
+      sum += one;
+    } else if (p == pid) {
+      return false;
+    }
+  }
+  *out = sum;
+  return true;
+}
+
 }  // namespace
 
-bool read_proc_cpu_us(int pid, std::int64_t* us) {
-  std::int64_t sum = 0;
-  for (int p : process_tree(pid)) {
-    std::int64_t one;
-    if (!read_one_cpu_us(p, &one)) {
-      if (p == pid) return false;
-      continue;  // (a child that just exited)
-    }
-    sum += one;
-  }
-  *us = sum;
-  return true;
-}
+bool read_proc_cpu_us(int pid, std::int64_t* us) { return sum_over_tree(pid, read_one_cpu_us, us); }
 
-bool read_proc_rss_kib(int pid, std::int64_t* kib) {
-  std::int64_t sum = 0;
-  for (int p : process_tree(pid)) {
-    std::int64_t one;
-    if (!read_one_rss_kib(p, &one)) {
-      if (p == pid) return false;
-      continue;
-    }
-    sum += one;
-  }
-  *kib = sum;
-  return true;
-}
+bool read_proc_rss_kib(int pid, std::int64_t* kib) { return sum_over_tree(pid, read_one_rss_kib, kib); }
 
 namespace {
 

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <sstream>
 #include <toml++/toml.h>
@@ -34,6 +35,9 @@ constexpr std::int64_t kMaxPoolSize = 16'777'216;
 constexpr const char* kPollers = "io_uring, epoll or poll";
 constexpr const char* kIsolations = "off, mprotect, strict or pkeys";
 constexpr const char* kShardModes = "auto, threads or processes";
+
+// parse_poller (runtime/poller.h) for a string_view, as the other parsers here take.
+bool parse_poller_name(std::string_view name, PollerKind* out) { return parse_poller(std::string(name).c_str(), out); }
 
 const char* type_name(toml::node_type type) {
   switch (type) {
@@ -145,11 +149,11 @@ class Reader {
       } else if (name == "cpuset") {
         cpuset(at, node);
       } else if (name == "poller") {
-        poller(at, node);
+        named(at, node, parse_poller_name, kPollers, &spec_->poller, &spec_->poller_at);
       } else if (name == "isolation") {
-        isolation(at, node);
+        named(at, node, parse_isolation, kIsolations, &spec_->isolation, &spec_->isolation_at);
       } else if (name == "shard_mode") {
-        shard_mode(at, node);
+        named(at, node, parse_shard_mode, kShardModes, &spec_->shard_mode, &spec_->shard_mode_at);
       } else if (name == "grace_ms") {
         integer(at, node, 0, kMaxGraceMs, &spec_->grace_ms, &spec_->grace_ms_at);
       } else if (name == "service") {
@@ -225,37 +229,19 @@ class Reader {
     spec_->cpuset_at = at;
   }
 
-  void poller(const std::string& at, const toml::node& node) {
+  // A string naming one value of an enum: `parse` reads it (false if unknown), `rule` says what
+  // it must be.
+  template <typename E, typename Parse>
+  void named(const std::string& at, const toml::node& node, Parse parse, const char* rule, E* out,
+             std::string* out_at) {
     const auto* s = node.as_string();
-    PollerKind kind;
-    if (s == nullptr || !parse_poller(s->get().c_str(), &kind)) {
-      return problem(node, at + ": must be " + kPollers +
+    E value;
+    if (s == nullptr || !parse(s->get(), &value)) {
+      return problem(node, at + ": must be " + rule +
                                (s == nullptr ? std::string(", not ") + type_name(node.type()) : ""));
     }
-    spec_->poller = kind;
-    spec_->poller_at = at;
-  }
-
-  void isolation(const std::string& at, const toml::node& node) {
-    const auto* s = node.as_string();
-    Isolation mode;
-    if (s == nullptr || !parse_isolation(s->get(), &mode)) {
-      return problem(node, at + ": must be " + kIsolations +
-                               (s == nullptr ? std::string(", not ") + type_name(node.type()) : ""));
-    }
-    spec_->isolation = mode;
-    spec_->isolation_at = at;
-  }
-
-  void shard_mode(const std::string& at, const toml::node& node) {
-    const auto* s = node.as_string();
-    ShardMode mode;
-    if (s == nullptr || !parse_shard_mode(s->get(), &mode)) {
-      return problem(node, at + ": must be " + kShardModes +
-                               (s == nullptr ? std::string(", not ") + type_name(node.type()) : ""));
-    }
-    spec_->shard_mode = mode;
-    spec_->shard_mode_at = at;
+    *out = value;
+    *out_at = at;
   }
 
   bool integer(const std::string& at, const toml::node& node, std::int64_t lo, std::int64_t hi, std::int64_t* out,
@@ -366,14 +352,25 @@ const char* isolation_name(Isolation isolation) {
   return "?";
 }
 
-bool parse_isolation(std::string_view name, Isolation* out) {
-  for (Isolation mode : {Isolation::kOff, Isolation::kMprotect, Isolation::kStrict, Isolation::kPkeys}) {
-    if (name == isolation_name(mode)) {
-      *out = mode;
+namespace {
+
+// The value of `all` whose name_of() is `name`; false (and *out untouched) if none is.
+template <typename E>
+bool parse_by_name(std::string_view name, std::initializer_list<E> all, const char* (*name_of)(E), E* out) {
+  for (E value : all) {
+    if (name == name_of(value)) {
+      *out = value;
       return true;
     }
   }
   return false;
+}
+
+}  // namespace
+
+bool parse_isolation(std::string_view name, Isolation* out) {
+  return parse_by_name(name, {Isolation::kOff, Isolation::kMprotect, Isolation::kStrict, Isolation::kPkeys},
+                       isolation_name, out);
 }
 
 const char* shard_mode_name(ShardMode mode) {
@@ -389,13 +386,7 @@ const char* shard_mode_name(ShardMode mode) {
 }
 
 bool parse_shard_mode(std::string_view name, ShardMode* out) {
-  for (ShardMode mode : {ShardMode::kAuto, ShardMode::kThreads, ShardMode::kProcesses}) {
-    if (name == shard_mode_name(mode)) {
-      *out = mode;
-      return true;
-    }
-  }
-  return false;
+  return parse_by_name(name, {ShardMode::kAuto, ShardMode::kThreads, ShardMode::kProcesses}, shard_mode_name, out);
 }
 
 bool parse_affinity_toml(std::string_view text, std::string_view source_name, AffinitySpec* out, std::string* error) {
@@ -453,29 +444,22 @@ bool apply_overrides(const AffinityOverrides& o, AffinitySpec* spec, std::string
     s.cpuset = set;
     s.cpuset_at = at;
   }
-  if (o.poller) {
-    std::string at = "--poller=" + *o.poller;
-    if (!parse_poller(o.poller->c_str(), &s.poller)) {
-      *error = at + ": must be " + kPollers;
+  // A flag naming one value of an enum (as Reader::named).
+  auto named = [error](const char* flag, const std::optional<std::string>& value, auto parse, const char* rule,
+                       auto* field, std::string* field_at) {
+    if (!value) return true;
+    std::string at = std::string("--") + flag + "=" + *value;
+    if (!parse(*value, field)) {
+      *error = at + ": must be " + rule;
       return false;
     }
-    s.poller_at = at;
-  }
-  if (o.isolation) {
-    std::string at = "--isolation=" + *o.isolation;
-    if (!parse_isolation(*o.isolation, &s.isolation)) {
-      *error = at + ": must be " + kIsolations;
-      return false;
-    }
-    s.isolation_at = at;
-  }
-  if (o.shard_mode) {
-    std::string at = "--shard_mode=" + *o.shard_mode;
-    if (!parse_shard_mode(*o.shard_mode, &s.shard_mode)) {
-      *error = at + ": must be " + kShardModes;
-      return false;
-    }
-    s.shard_mode_at = at;
+    *field_at = at;
+    return true;
+  };
+  if (!named("poller", o.poller, parse_poller_name, kPollers, &s.poller, &s.poller_at) ||
+      !named("isolation", o.isolation, parse_isolation, kIsolations, &s.isolation, &s.isolation_at) ||
+      !named("shard_mode", o.shard_mode, parse_shard_mode, kShardModes, &s.shard_mode, &s.shard_mode_at)) {
+    return false;
   }
   struct IntOverride {
     const char* flag;

@@ -110,7 +110,20 @@ void Shard::cancel_call(std::uint32_t call) {
   std::uint32_t i = call & ((1u << kCallBits) - 1);
   Call& c = calls_[i];
   if (!c.live || c.gen != call >> kCallBits) return;
-  c.live = false;  // a late reply finds it dead; a backlogged request is still sent, its reply dropped
+  free_call(i);  // a late reply finds it dead; a backlogged request is still sent, its reply dropped
+}
+
+void Shard::complete_call(std::uint32_t i, const ShardMessage& reply, int error) {
+  Call& c = calls_[i];
+  kernel_->open_process(c.slot);  // (the caller's heap may be hidden between its dispatches)
+  c.op->complete(reply, error);
+  kernel_->ready_thread(c.slot, c.caller);
+  free_call(i);
+}
+
+void Shard::free_call(std::uint32_t i) {
+  Call& c = calls_[i];
+  c.live = false;
   c.next_free = free_call_;
   free_call_ = i;
 }
@@ -135,12 +148,7 @@ void Shard::deliver(const ShardMessage& m) {
     Call& c = calls_[i];
     if (!c.live || c.gen != gen) return;  // timed out meanwhile: dropped
     ++stats_.replies;
-    kernel_->open_process(c.slot);
-    c.op->complete(m, (m.kind & kNoHandlerBit) ? ENOSYS : 0);
-    kernel_->ready_thread(c.slot, c.caller);
-    c.live = false;
-    c.next_free = free_call_;
-    free_call_ = i;
+    complete_call(i, m, (m.kind & kNoHandlerBit) ? ENOSYS : 0);
     return;
   }
   if (m.kind == kFdBit) {  // (processes) fds were posted to this shard's socket
@@ -194,7 +202,7 @@ void Shard::on_turn() {
       stop_seen_ = true;
       kernel_->request_stop();
     }
-    if (set_->deaths_->total.load(std::memory_order_acquire) != deaths_seen_) fail_calls_to_the_dead();
+    if (set_->control_->deaths.load(std::memory_order_acquire) != deaths_seen_) fail_calls_to_the_dead();
   }
   Mailboxes& mail = set_->mailboxes();
   ShardMessage batch[32];
@@ -273,7 +281,7 @@ bool Shard::set_up(const Topology& topology, std::string* error) {
   };
   kernel_->set_hooks(hooks);
   if (set_->processes_) {  // deaths before this incarnation are not news to it
-    deaths_seen_ = set_->deaths_->total.load(std::memory_order_acquire);
+    deaths_seen_ = set_->control_->deaths.load(std::memory_order_acquire);
     died_seen_.resize(set_->size());
     for (std::size_t j = 0; j < set_->size(); ++j) died_seen_[j] = set_->died_[j].load(std::memory_order_acquire);
   }

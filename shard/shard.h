@@ -133,6 +133,9 @@ class Shard {
   bool set_up(const Topology& topology, std::string* error);  // pin, kernel, hooks
   void seed_calls(std::uint32_t incarnation);  // (processes) before a restarted shard runs
   void fail_calls_to_the_dead();  // (processes) calls to a shard that died: ECONNRESET
+  // Call slot i: ends the call with `reply` or `error` and readies its caller; frees the slot.
+  void complete_call(std::uint32_t i, const ShardMessage& reply, int error);
+  void free_call(std::uint32_t i);
   void swap_kernel(std::unique_ptr<Kernel>& kernel);  // kernel_ <-> kernel (threads: under the set's mutex)
   void on_turn();
   bool before_wait(bool will_block);
@@ -151,7 +154,7 @@ class Shard {
   };
   Handler handlers_[kMaxKinds];
   bool stop_seen_ = false;  // (processes) the set's stop flag was passed to the kernel
-  std::uint32_t deaths_seen_ = 0;              // (processes) ShardSet::Deaths::total, last seen
+  std::uint32_t deaths_seen_ = 0;              // (processes) ShardSet::Control::deaths, last seen
   std::vector<std::uint32_t> died_seen_;       // (processes) ShardSet::died_[j], last seen
   std::vector<Call> calls_;               // fixed size kMaxCalls + 1; [0] unused
   std::uint32_t free_call_ = 0;
@@ -234,20 +237,16 @@ class ShardSet {
   // i after it died (false: not restarted, and why is logged).
   bool fork_shard(std::size_t i, std::string* error);
   void call_off_start();
-  bool restart(std::size_t i, int status);  // (calls on_death)
-  bool restart(std::size_t i, const std::string& how);
-  bool stop_requested() const { return shared_ != nullptr && (*shared_)->stop.load(std::memory_order_acquire); }
+  bool restart(std::size_t i, int status);  // try_restart(), then on_death
+  bool try_restart(std::size_t i, const std::string& how);
+  bool stop_requested() const { return control_ != nullptr && control_->stop.load(std::memory_order_acquire); }
 
   ShardSetOptions options_;
   bool processes_ = false;
   Mailboxes mailboxes_;
-  // Processes: the stop flag every shard process checks each loop turn; each shard's wake
-  // eventfd (its poller's wake()); per child, its pid, a pidfd (readable once it exited), and
-  // the parent's ends of its start-up pipes; the eventfd the SIGTERM/SIGINT handler writes.
-  struct SharedState {
-    std::atomic<bool> stop{false};
-  };
-  std::unique_ptr<SharedObject<SharedState>> shared_;
+  // Processes: each shard's wake eventfd (its poller's wake()); per child, its pid, a pidfd
+  // (readable once it exited), and the parent's ends of its start-up pipes; the eventfd the
+  // SIGTERM/SIGINT handler writes.
   std::vector<int> wake_fds_;
   // Processes: per shard, a Unix seqpacket pair over which fds are posted to it ([0]: it reads;
   // [1]: the others send).
@@ -265,21 +264,22 @@ class ShardSet {
     std::int64_t progress_ns = 0;   // and when that was
     bool watchdog_killed = false;
   };
-  // Processes: each shard's loop-turn count, bumped by the shard every turn and read by the
-  // watchdog in wait() (one cache line per shard).
+  // Processes: what the shard processes and the parent share, in one mapping made before the
+  // forks. Written by the parent, read by every shard each loop turn: the stop flag, and the
+  // deaths wait() has seen (a shard then fails its calls to one that died: ECONNRESET), with
+  // per shard how many times it died. Written by each shard every turn, read by the watchdog in
+  // wait(): its loop-turn count, one cache line per shard.
+  struct alignas(kCacheLine) Control {
+    std::atomic<bool> stop{false};
+    std::atomic<std::uint32_t> deaths{0};
+  };
   struct alignas(kCacheLine) Beat {
     std::atomic<std::uint64_t> turns{0};
   };
-  // Processes: deaths seen by wait() so far, and per shard how many times it died; written only
-  // by the parent (apart from the beats: a shard writes its beat every turn), read each turn by
-  // every shard, which fails its calls to a shard that died (ECONNRESET).
-  struct alignas(kCacheLine) Deaths {
-    std::atomic<std::uint32_t> total{0};
-  };
-  std::unique_ptr<SharedRegion> beats_region_;
-  Beat* beats_ = nullptr;
-  Deaths* deaths_ = nullptr;
-  std::atomic<std::uint32_t>* died_ = nullptr;  // [shard]
+  std::unique_ptr<SharedRegion> shared_;
+  Control* control_ = nullptr;
+  Beat* beats_ = nullptr;                        // [shard]
+  std::atomic<std::uint32_t>* died_ = nullptr;   // [shard]
   void watch(std::int64_t now);  // the watchdog's check of every live shard
   const Topology* topology_ = nullptr;  // (processes: start()'s, for restarts)
   std::vector<Child> children_;         // [shard]

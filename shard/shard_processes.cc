@@ -69,15 +69,14 @@ bool ShardSet::await_go_from_parent() {
 }
 
 bool ShardSet::start_processes(const Topology& topology, std::string* error) {
-  shared_ = std::make_unique<SharedObject<SharedState>>();
   std::size_t n = shards_.size();
-  std::size_t bytes = SharedRegion::grow(0, sizeof(Beat) * n, alignof(Beat));
-  bytes = SharedRegion::grow(bytes, sizeof(Deaths), alignof(Deaths));
+  std::size_t bytes = SharedRegion::grow(0, sizeof(Control), alignof(Control));
+  bytes = SharedRegion::grow(bytes, sizeof(Beat) * n, alignof(Beat));
   bytes = SharedRegion::grow(bytes, sizeof(std::atomic<std::uint32_t>) * n, alignof(std::atomic<std::uint32_t>));
-  beats_region_ = std::make_unique<SharedRegion>(bytes);
-  beats_ = beats_region_->make_array<Beat>(n);
-  deaths_ = beats_region_->make<Deaths>();
-  died_ = beats_region_->make_array<std::atomic<std::uint32_t>>(n);
+  shared_ = std::make_unique<SharedRegion>(bytes);
+  control_ = shared_->make<Control>();
+  beats_ = shared_->make_array<Beat>(n);
+  died_ = shared_->make_array<std::atomic<std::uint32_t>>(n);
   for (std::size_t i = 0; i < shards_.size(); ++i) {
     int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0) {
@@ -117,7 +116,7 @@ bool ShardSet::start_processes(const Topology& topology, std::string* error) {
 }
 
 void ShardSet::stop_processes() {
-  (*shared_)->stop.store(true, std::memory_order_release);  // (seen by each shard's on_turn)
+  control_->stop.store(true, std::memory_order_release);  // (seen by each shard's on_turn)
   for (int fd : wake_fds_) write_eventfd(reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
 }
 
@@ -141,7 +140,7 @@ int ShardSet::wait_processes() {
         }
         // The others fail their calls to it at their next loop turn (woken for it).
         died_[i].fetch_add(1, std::memory_order_release);
-        deaths_->total.fetch_add(1, std::memory_order_release);
+        control_->deaths.fetch_add(1, std::memory_order_release);
         for (std::size_t j = 0; j < children_.size(); ++j) {
           if (j != i) write_eventfd(reinterpret_cast<void*>(static_cast<std::intptr_t>(wake_fds_[j])));
         }
@@ -217,7 +216,7 @@ bool ShardSet::send_fd(std::size_t to, const ShardMessage& message, int fd) {
 
 
 void Shard::fail_calls_to_the_dead() {
-  deaths_seen_ = set_->deaths_->total.load(std::memory_order_acquire);
+  deaths_seen_ = set_->control_->deaths.load(std::memory_order_acquire);
   for (std::size_t j = 0; j < set_->size(); ++j) {
     std::uint32_t died = set_->died_[j].load(std::memory_order_acquire);
     if (died == died_seen_[j]) continue;
@@ -226,14 +225,7 @@ void Shard::fail_calls_to_the_dead() {
     // Every call to it ends now (ECONNRESET); one whose request is still in the ring may yet run
     // on the restarted shard, and its reply is then dropped (the call is gone).
     for (std::uint32_t i = 1; i < kMaxCalls; ++i) {
-      Call& c = calls_[i];
-      if (!c.live || c.to != j) continue;
-      kernel_->open_process(c.slot);
-      c.op->complete(ShardMessage{}, ECONNRESET);
-      kernel_->ready_thread(c.slot, c.caller);
-      c.live = false;
-      c.next_free = free_call_;
-      free_call_ = i;
+      if (calls_[i].live && calls_[i].to == j) complete_call(i, ShardMessage{}, ECONNRESET);
     }
   }
 }
@@ -349,12 +341,12 @@ bool ShardSet::restart(std::size_t i, int status) {
   std::string how = children_[i].watchdog_killed
                         ? "made no progress for " + std::to_string(options_.watchdog_ms) + " ms and was killed by the watchdog"
                         : describe_exit(status);
-  bool restarted = restart(i, how);
+  bool restarted = try_restart(i, how);
   if (options_.on_death) options_.on_death(i, how, restarted);
   return restarted;
 }
 
-bool ShardSet::restart(std::size_t i, const std::string& how) {
+bool ShardSet::try_restart(std::size_t i, const std::string& how) {
   Child& c = children_[i];
   if (stop_requested() || Kernel::stop_signalled()) {
     log_line("mnv: shard %zu (process %d) %s while stopping", i, c.pid, how.c_str());
