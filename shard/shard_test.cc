@@ -1,9 +1,8 @@
-// Tests of pinned shards: each shard thread is pinned and named, cross-shard calls with and
-// without deadlines (both outcomes), waking a sleeping shard, back-pressure on a full ring, a
-// shard that fails to start stopping the others, and SO_REUSEPORT spreading connections. Then
-// the same with shards as processes (what they report comes back through shared memory: a
-// shard process's own memory, gtest's included, never reaches this one), and a shard process
-// killed while the other keeps serving.
+// Tests of pinned shards, as threads and as processes where the behaviour is the same (each is
+// pinned and named, a shard that fails to start stops the others, cross-shard calls and waking a
+// sleeping shard, posting an fd); with threads, cross-shard call deadlines (both outcomes),
+// back-pressure on a full ring and SO_REUSEPORT spreading connections; with processes, what only
+// they do: restarts (and their limit), the watchdog, and calls to a shard that died.
 #include "shard/shard.h"
 
 #include <gtest/gtest.h>
@@ -22,6 +21,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -54,40 +54,74 @@ std::unique_ptr<Topology> topology() {
   return t;
 }
 
-TEST(ShardTest, EachShardThreadIsPinnedAndNamed) {
+// Shards as threads and as processes (shard/shard.h): what the shards report comes back through
+// shared memory, which works the same in both (a shard process's own memory, gtest's included,
+// never reaches this one).
+class ShardModeTest : public ::testing::TestWithParam<ShardMode> {
+ protected:
+  AffinityConfig config(const Topology& topo) {
+    AffinityConfig a = two_shards(topo);
+    a.shard_mode = GetParam();
+    return a;
+  }
+};
+
+std::string mode_name(const ::testing::TestParamInfo<ShardMode>& i) { return shard_mode_name(i.param); }
+
+struct StartReport {
+  std::atomic<int> pid[2]{0, 0};
+  std::atomic<int> pinned[2]{0, 0};
+  std::atomic<int> named[2]{0, 0};  // its thread's name and its comm are "shard-K"
+};
+
+TEST_P(ShardModeTest, EachShardIsPinnedAndNamed) {
   auto topo = topology();
   ShardSetOptions o;
-  o.affinity = two_shards(*topo);
-  static std::atomic<int> checked{0};
-  checked = 0;
-  o.init = [](Shard& s, std::string* error) {
+  o.affinity = config(*topo);
+  static SharedObject<StartReport>* report;
+  SharedObject<StartReport> r;
+  report = &r;
+  o.init = [](Shard& s, std::string*) {
     cpu_set_t set;
     CPU_ZERO(&set);
-    EXPECT_EQ(::sched_getaffinity(0, sizeof set, &set), 0);
-    EXPECT_EQ(CPU_COUNT(&set), 1);
-    EXPECT_TRUE(CPU_ISSET(s.cpu(), &set));
+    bool pinned = ::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) == 1 && CPU_ISSET(s.cpu(), &set);
+    std::string want = "shard-" + std::to_string(s.index());
     char name[32] = {};
     ::pthread_getname_np(::pthread_self(), name, sizeof name);
-    EXPECT_EQ(std::string(name), "shard-" + std::to_string(s.index()));
     std::ifstream comm("/proc/self/task/" + std::to_string(::gettid()) + "/comm");
     std::string c;
     std::getline(comm, c);
-    EXPECT_EQ(c, "shard-" + std::to_string(s.index()));
-    ++checked;
+    (*report)->pid[s.index()] = ::getpid();
+    (*report)->pinned[s.index()] = pinned ? 1 : 0;
+    (*report)->named[s.index()] = name == want && c == want ? 1 : 0;
     return true;
   };
   std::string error;
   auto set = ShardSet::start(*topo, o, &error);
   ASSERT_NE(set, nullptr) << error;
+  EXPECT_EQ(set->processes(), GetParam() == ShardMode::kProcesses);
   set->request_stop();
   EXPECT_EQ(set->wait(), 0);
-  EXPECT_EQ(checked.load(), o.affinity.shards);
+  for (int i = 0; i < o.affinity.shards; ++i) {
+    EXPECT_EQ(r->pinned[i].load(), 1) << "shard " << i;
+    EXPECT_EQ(r->named[i].load(), 1) << "shard " << i;
+    if (GetParam() == ShardMode::kProcesses) {
+      EXPECT_NE(r->pid[i].load(), ::getpid()) << "shard " << i;  // a process of its own
+    } else {
+      EXPECT_EQ(r->pid[i].load(), ::getpid()) << "shard " << i;
+    }
+  }
+  if (GetParam() == ShardMode::kProcesses && o.affinity.shards == 2) {
+    EXPECT_NE(r->pid[0].load(), r->pid[1].load());
+  }
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);  // (processes: every one was reaped)
+  EXPECT_EQ(errno, ECHILD);
 }
 
-TEST(ShardTest, AShardThatFailsToStartStopsTheOthers) {
+TEST_P(ShardModeTest, AShardThatFailsToStartStopsTheOthers) {
   auto topo = topology();
   ShardSetOptions o;
-  o.affinity = two_shards(*topo);
+  o.affinity = config(*topo);
   if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
   o.init = [](Shard& s, std::string* error) {
     if (s.index() == 1) {
@@ -100,6 +134,8 @@ TEST(ShardTest, AShardThatFailsToStartStopsTheOthers) {
   auto set = ShardSet::start(*topo, o, &error);
   EXPECT_EQ(set, nullptr);
   EXPECT_EQ(error, "shard 1: cannot bind");
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);  // (processes: shard 0's was called off and reaped)
+  EXPECT_EQ(errno, ECHILD);
 }
 
 constexpr std::uint32_t kDouble = 1;
@@ -145,33 +181,35 @@ Thread caller(std::size_t to, std::uint64_t from, int count, std::int64_t timeou
   Shard::current()->set().request_stop();
 }
 
-TEST(ShardTest, CrossShardCallsRoundTripAndWakeASleepingShard) {
+TEST_P(ShardModeTest, CrossShardCallsRoundTripAndWakeASleepingShard) {
   auto topo = topology();
   ShardSetOptions o;
-  o.affinity = two_shards(*topo);
+  o.affinity = config(*topo);
   if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
   static HeapPool* pool;
   HeapPool p(16, 64);
   pool = &p;
-  static CallResults results;
-  results.ok = 0;
-  results.wrong = 0;
-  results.done = false;
-  results.no_handler = 0;
+  static SharedObject<CallResults>* results;
+  SharedObject<CallResults> r;
+  results = &r;
   o.init = [](Shard& s, std::string*) {
     if (s.index() == 1) s.handle(kDouble, double_it, nullptr);
-    if (s.index() == 0) s.kernel().start(*pool, caller, std::size_t{1}, std::uint64_t{1000}, 10000, std::int64_t{5'000'000'000}, &results);
+    if (s.index() == 0) {
+      s.kernel().start(*pool, caller, std::size_t{1}, std::uint64_t{1000}, 10000, std::int64_t{5'000'000'000},
+                       results->get());
+    }
     return true;
   };
   std::string error;
   auto set = ShardSet::start(*topo, o, &error);
   ASSERT_NE(set, nullptr) << error;
-  set->wait();
-  EXPECT_TRUE(results.done);
-  EXPECT_EQ(results.ok, 10000);
-  EXPECT_EQ(results.wrong, 0);
-  EXPECT_EQ(results.no_handler, 1);  // ENOSYS raised for a kind nobody handles
-  // Shard 1 had nothing else to do: it slept between calls and had to be woken.
+  EXPECT_EQ(set->wait(), 0);  // the caller stopped the set
+  EXPECT_TRUE(r->done);
+  EXPECT_EQ(r->ok, 10000);
+  EXPECT_EQ(r->wrong, 0);
+  EXPECT_EQ(r->no_handler, 1);  // ENOSYS raised for a kind nobody handles
+  // Shard 1 had nothing else to do: it slept between calls and had to be woken. (The mailboxes
+  // are shared memory: readable here in both modes.)
   EXPECT_GT(set->mailboxes().stats(0).wakeups, 0u);
 }
 
@@ -350,104 +388,60 @@ TEST(ShardProcessesTest, AutoMeansProcessesWithIsolationAndSeveralShards) {
   EXPECT_FALSE(ShardSet::runs_as_processes(a));
 }
 
-struct ProcessReport {
-  std::atomic<int> pid[2]{0, 0};
-  std::atomic<int> pinned[2]{0, 0};
-  std::atomic<int> named[2]{0, 0};
-};
-
-TEST(ShardProcessesTest, EachShardIsAPinnedNamedProcessOfItsOwn) {
-  auto topo = topology();
-  ShardSetOptions o;
-  o.affinity = two_shard_processes(*topo);
-  static SharedObject<ProcessReport>* report;
-  SharedObject<ProcessReport> r;
-  report = &r;
-  o.init = [](Shard& s, std::string*) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    bool pinned = ::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) == 1 && CPU_ISSET(s.cpu(), &set);
-    char name[32] = {};
-    ::pthread_getname_np(::pthread_self(), name, sizeof name);
-    (*report)->pid[s.index()] = ::getpid();
-    (*report)->pinned[s.index()] = pinned ? 1 : 0;
-    (*report)->named[s.index()] = std::string(name) == "shard-" + std::to_string(s.index()) ? 1 : 0;
-    return true;
+// Shard processes under wait(), which is what restarts them, running on a thread of its own.
+// Each shard's init calls started(): its pid and a count of its inits go to shared memory, and
+// an eventfd (a semaphore, made before the forks so every process has it) says one more shard
+// has started; on_death can call died() to say so through another one.
+class SupervisedShards {
+ public:
+  struct Report {
+    std::atomic<std::uint16_t> port{0};
+    std::atomic<int> pid[2]{0, 0};
+    std::atomic<int> inits[2]{0, 0};
   };
-  std::string error;
-  auto set = ShardSet::start(*topo, o, &error);
-  ASSERT_NE(set, nullptr) << error;
-  EXPECT_TRUE(set->processes());
-  set->request_stop();
-  EXPECT_EQ(set->wait(), 0);
-  for (int i = 0; i < o.affinity.shards; ++i) {
-    EXPECT_NE(r->pid[i].load(), 0);
-    EXPECT_NE(r->pid[i].load(), ::getpid());
-    EXPECT_EQ(r->pinned[i].load(), 1) << "shard " << i;
-    EXPECT_EQ(r->named[i].load(), 1) << "shard " << i;
+  SupervisedShards()
+      : started_(::eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE)), deaths_(::eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE)) {}
+  ~SupervisedShards() {
+    if (waiter_.joinable()) stop();
+    ::close(started_);
+    ::close(deaths_);
   }
-  if (o.affinity.shards == 2) {
-    EXPECT_NE(r->pid[0].load(), r->pid[1].load());
+  Report& report() { return *report_; }
+  // In a shard's init; in on_death.
+  void started(Shard& s) {
+    report_->pid[s.index()] = ::getpid();
+    ++report_->inits[s.index()];
+    ::eventfd_write(started_, 1);
   }
-  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);  // every shard process was reaped
-  EXPECT_EQ(errno, ECHILD);
-}
-
-TEST(ShardProcessesTest, AShardProcessThatFailsToStartStopsTheOthers) {
-  auto topo = topology();
-  ShardSetOptions o;
-  o.affinity = two_shard_processes(*topo);
-  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
-  o.init = [](Shard& s, std::string* error) {
-    if (s.index() == 1) {
-      *error = "cannot bind";
-      return false;
-    }
+  void died() { ::eventfd_write(deaths_, 1); }
+  // Starts the set, and wait() on its thread.
+  bool start(const Topology& topo, const ShardSetOptions& o, std::string* error) {
+    set_ = ShardSet::start(topo, o, error);
+    if (set_ == nullptr) return false;
+    waiter_ = std::thread([this] { rc_ = set_->wait(); });
     return true;
-  };
-  std::string error;
-  auto set = ShardSet::start(*topo, o, &error);
-  EXPECT_EQ(set, nullptr);
-  EXPECT_EQ(error, "shard 1: cannot bind");
-  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);  // shard 0's process was called off and reaped
-  EXPECT_EQ(errno, ECHILD);
-}
+  }
+  // Until one more shard has started / one more death was seen.
+  bool await_start() { return await(started_); }
+  bool await_death() { return await(deaths_); }
+  // Stops the set; wait()'s result.
+  int stop() {
+    set_->request_stop();
+    waiter_.join();
+    return rc_;
+  }
 
-TEST(ShardProcessesTest, CrossShardCallsBetweenProcessesRoundTripAndWakeASleepingShard) {
-  auto topo = topology();
-  ShardSetOptions o;
-  o.affinity = two_shard_processes(*topo);
-  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
-  static HeapPool* pool;
-  HeapPool p(16, 64);
-  pool = &p;
-  static SharedObject<CallResults>* results;
-  SharedObject<CallResults> r;
-  results = &r;
-  o.init = [](Shard& s, std::string*) {
-    if (s.index() == 1) s.handle(kDouble, double_it, nullptr);
-    if (s.index() == 0) {
-      s.kernel().start(*pool, caller, std::size_t{1}, std::uint64_t{1000}, 10000, std::int64_t{5'000'000'000},
-                       results->get());
-    }
-    return true;
-  };
-  std::string error;
-  auto set = ShardSet::start(*topo, o, &error);
-  ASSERT_NE(set, nullptr) << error;
-  EXPECT_EQ(set->wait(), 0);  // the caller stopped the set (from shard 0's process)
-  EXPECT_TRUE(r->done);
-  EXPECT_EQ(r->ok, 10000);
-  EXPECT_EQ(r->wrong, 0);
-  EXPECT_EQ(r->no_handler, 1);
-  EXPECT_GT(set->mailboxes().stats(0).wakeups, 0u);  // (the mailboxes are shared: readable here)
-}
-
-struct ServingReport {
-  std::atomic<std::uint16_t> port{0};
-  std::atomic<int> pid[2]{0, 0};
-  std::atomic<int> inits[2]{0, 0};
-  int started = -1;  // an eventfd each init writes (made before start: every process has it)
+ private:
+  static bool await(int fd) {
+    std::uint64_t n;
+    return ::eventfd_read(fd, &n) == 0 && n == 1;
+  }
+  SharedObject<Report> report_;
+  int started_;
+  int deaths_;
+  std::unique_ptr<ShardSet> set_;
+  std::thread waiter_;
+  int rc_ = -1;
 };
 
 TEST(ShardProcessesTest, AKilledShardProcessIsRestartedWhileTheOtherServes) {
@@ -455,61 +449,36 @@ TEST(ShardProcessesTest, AKilledShardProcessIsRestartedWhileTheOtherServes) {
   ShardSetOptions o;
   o.affinity = two_shard_processes(*topo, 512);
   if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
-  static SharedObject<ServingReport>* report;
-  SharedObject<ServingReport> r;
-  report = &r;
-  r->started = ::eventfd(0, EFD_CLOEXEC);
-  ASSERT_GE(r->started, 0);
-  o.init = [](Shard& s, std::string* error) {
+  SupervisedShards run;
+  SupervisedShards::Report& r = run.report();
+  o.init = [&run](Shard& s, std::string* error) {
     ServerConfig c = testing::echo_config(512);
     c.reuse_port = true;
-    c.port = (*report)->port.load();  // 0 for the first shard 0: pick one
+    c.port = run.report().port.load();  // 0 for the first shard 0: pick one
     static std::unique_ptr<Server> server;  // (one per shard process)
     server = Server::listen(s.kernel(), c, error);
     if (server == nullptr) return false;
-    (*report)->port = server->port();
-    (*report)->pid[s.index()] = ::getpid();
-    ++(*report)->inits[s.index()];
-    ::eventfd_write((*report)->started, 1);
+    run.report().port = server->port();
+    run.started(s);
     return true;
   };
   std::string error;
-  auto set = ShardSet::start(*topo, o, &error);
-  ASSERT_NE(set, nullptr) << error;
-  int rc = -1;
-  std::thread waiter([&] { rc = set->wait(); });  // (wait() is what restarts shards)
-  std::uint64_t n = 0;
-  ASSERT_EQ(::eventfd_read(r->started, &n), 0);
-  ASSERT_EQ(n, 2u);  // both started
-  std::uint16_t port = r->port.load();
-  int killed = r->pid[1].load();
+  ASSERT_TRUE(run.start(*topo, o, &error)) << error;
+  ASSERT_TRUE(run.await_start());
+  ASSERT_TRUE(run.await_start());  // both started
+  int killed = r.pid[1].load();
   // Shard 1 dies at once, as a shard whose runtime faulted would (abort): its listener and its
   // connections go with it, shard 0 goes on, and wait() starts shard 1 again.
   ASSERT_EQ(::kill(killed, SIGKILL), 0);
-  ASSERT_EQ(::eventfd_read(r->started, &n), 0);  // the new shard 1 has run its init
-  EXPECT_EQ(n, 1u);
-  EXPECT_EQ(r->inits[1].load(), 2);
-  EXPECT_EQ(r->inits[0].load(), 1);
-  EXPECT_NE(r->pid[1].load(), killed);
-  // The dead listener can outlive its process briefly (its io_uring is torn down after the exit,
-  // in the background): a connection the kernel hashes to it then is reset, and the client
-  // connects again, as real ones do. Every one is served.
-  std::int64_t deadline = monotonic_ns() + 10'000'000'000;
-  int retries = 0;
-  for (int i = 0; i < 200; ++i) {
-    std::string line = "c" + std::to_string(i) + "\n";
-    for (;;) {
-      testing::Client c(port);
-      if (c.send(line) && c.recv_line() == "Line 0: " + line) break;
-      ++retries;
-      ASSERT_LT(monotonic_ns(), deadline) << "client " << i << " was never served";
-    }
-  }
-  std::printf("after shard 1 was killed and restarted: 200 clients served (%d connections reset first)\n", retries);
-  set->request_stop();
-  waiter.join();
-  EXPECT_EQ(rc, 0);  // every shard was up at the end
-  ::close(r->started);
+  ASSERT_TRUE(run.await_start());  // the new shard 1 has run its init
+  EXPECT_EQ(r.inits[1].load(), 2);
+  EXPECT_EQ(r.inits[0].load(), 1);
+  EXPECT_NE(r.pid[1].load(), killed);
+  // Every client is served (one hashed to the dead listener before it is gone connects again).
+  int resets = testing::serve_reconnecting(r.port.load(), 200, "c");
+  EXPECT_GE(resets, 0) << "a client was never served";
+  std::printf("after shard 1 was killed and restarted: 200 clients served (%d connections reset first)\n", resets);
+  EXPECT_EQ(run.stop(), 0);  // every shard was up at the end
 }
 
 // A shard that keeps dying is restarted kMaxRestarts times within a minute, then left down
@@ -519,50 +488,33 @@ TEST(ShardProcessesTest, AShardThatKeepsDyingIsRestartedAtMostFiveTimesAMinute) 
   ShardSetOptions o;
   o.affinity = two_shard_processes(*topo, 64);
   if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
-  static SharedObject<ServingReport>* report;
-  SharedObject<ServingReport> r;
-  report = &r;
-  r->started = ::eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE);
-  ASSERT_GE(r->started, 0);
-  o.init = [](Shard& s, std::string*) {
-    (*report)->pid[s.index()] = ::getpid();
-    ++(*report)->inits[s.index()];
-    ::eventfd_write((*report)->started, 1);
+  SupervisedShards run;
+  SupervisedShards::Report& r = run.report();
+  o.init = [&run](Shard& s, std::string*) {
+    run.started(s);
     return true;
   };
-  static int deaths_fd;
-  deaths_fd = ::eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE);
-  static std::atomic<int> restarted, not_restarted;
-  restarted = 0;
-  not_restarted = 0;
-  o.on_death = [](std::size_t shard, const std::string& how, bool again) {
+  std::atomic<int> restarted{0}, not_restarted{0};
+  o.on_death = [&](std::size_t shard, const std::string& how, bool again) {
     if (shard == 1 && how == "died of SIGKILL (Killed)") ++(again ? restarted : not_restarted);
-    ::eventfd_write(deaths_fd, 1);
+    run.died();
   };
   std::string error;
-  auto set = ShardSet::start(*topo, o, &error);
-  ASSERT_NE(set, nullptr) << error;
-  int rc = -1;
-  std::thread waiter([&] { rc = set->wait(); });
-  std::uint64_t n;
-  ASSERT_EQ(::eventfd_read(r->started, &n), 0);
-  ASSERT_EQ(::eventfd_read(r->started, &n), 0);  // both started
+  ASSERT_TRUE(run.start(*topo, o, &error)) << error;
+  ASSERT_TRUE(run.await_start());
+  ASSERT_TRUE(run.await_start());  // both started
   for (int k = 1; k <= ShardSet::kMaxRestarts + 1; ++k) {
-    ASSERT_EQ(::kill(r->pid[1].load(), SIGKILL), 0);
-    ASSERT_EQ(::eventfd_read(deaths_fd, &n), 0);  // wait() saw it die
+    ASSERT_EQ(::kill(r.pid[1].load(), SIGKILL), 0);
+    ASSERT_TRUE(run.await_death());  // wait() saw it die
     if (k <= ShardSet::kMaxRestarts) {
-      ASSERT_EQ(::eventfd_read(r->started, &n), 0);  // and started it again
+      ASSERT_TRUE(run.await_start());  // and started it again
     }
   }
   EXPECT_EQ(restarted.load(), ShardSet::kMaxRestarts);
   EXPECT_EQ(not_restarted.load(), 1);
-  EXPECT_EQ(r->inits[1].load(), 1 + ShardSet::kMaxRestarts);
-  EXPECT_EQ(r->inits[0].load(), 1);
-  set->request_stop();  // (shard 0 is still running: it stops now)
-  waiter.join();
-  EXPECT_EQ(rc, 1);  // shard 1 stayed down
-  ::close(r->started);
-  ::close(deaths_fd);
+  EXPECT_EQ(r.inits[1].load(), 1 + ShardSet::kMaxRestarts);
+  EXPECT_EQ(r.inits[0].load(), 1);
+  EXPECT_EQ(run.stop(), 1);  // shard 1 stayed down (shard 0 stops now)
 }
 
 // A micro-thread that never yields holds its shard: with shards as processes the watchdog kills
@@ -585,52 +537,41 @@ TEST(ShardProcessesTest, TheWatchdogRestartsAShardAMicroThreadHolds) {
   o.affinity = two_shard_processes(*topo, 64);
   if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
   o.watchdog_ms = 500;  // (long enough that a busy machine never starves the idle shard that long)
-  static SharedObject<ServingReport>* report;
-  SharedObject<ServingReport> r;
-  report = &r;
-  r->started = ::eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE);
-  ASSERT_GE(r->started, 0);
-  o.init = [](Shard& s, std::string*) {
+  SupervisedShards run;
+  SupervisedShards::Report& r = run.report();
+  o.init = [&run](Shard& s, std::string*) {
     // Shard 0 asks shard 1 to start the spinner (delivered once shard 1 runs, after its init).
     if (s.index() == 0) s.post(1, 5, nullptr, 0);
     if (s.index() == 1) s.on_post(5, start_spinning, nullptr);
-    (*report)->pid[s.index()] = ::getpid();
-    ++(*report)->inits[s.index()];
-    ::eventfd_write((*report)->started, 1);
+    run.started(s);
     return true;
   };
-  static int deaths_fd;
-  deaths_fd = ::eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE);
-  static std::string how;
-  static std::atomic<int> restarted;
-  restarted = 0;
-  o.on_death = [](std::size_t shard, const std::string& h, bool again) {
+  std::mutex mu;
+  std::string how;
+  int restarted = 0;
+  o.on_death = [&](std::size_t shard, const std::string& h, bool again) {
     if (shard == 1) {
+      std::lock_guard<std::mutex> lock(mu);
       how = h;
       if (again) ++restarted;
     }
-    ::eventfd_write(deaths_fd, 1);
+    run.died();
   };
   std::string error;
-  auto set = ShardSet::start(*topo, o, &error);
-  ASSERT_NE(set, nullptr) << error;
-  int rc = -1;
-  std::thread waiter([&] { rc = set->wait(); });
-  std::uint64_t n;
-  ASSERT_EQ(::eventfd_read(r->started, &n), 0);
-  ASSERT_EQ(::eventfd_read(r->started, &n), 0);  // both started
-  int stuck = r->pid[1].load();
-  ASSERT_EQ(::eventfd_read(deaths_fd, &n), 0);      // killed by the watchdog
-  ASSERT_EQ(::eventfd_read(r->started, &n), 0);     // and started again
-  EXPECT_NE(how.find("made no progress for 500 ms and was killed by the watchdog"), std::string::npos) << how;
-  EXPECT_EQ(restarted.load(), 1);
-  EXPECT_NE(r->pid[1].load(), stuck);
-  EXPECT_EQ(r->inits[0].load(), 1);  // the idle shard was left alone
-  set->request_stop();
-  waiter.join();
-  EXPECT_EQ(rc, 0);
-  ::close(r->started);
-  ::close(deaths_fd);
+  ASSERT_TRUE(run.start(*topo, o, &error)) << error;
+  ASSERT_TRUE(run.await_start());
+  ASSERT_TRUE(run.await_start());  // both started
+  int stuck = r.pid[1].load();
+  ASSERT_TRUE(run.await_death());  // killed by the watchdog
+  ASSERT_TRUE(run.await_start());  // and started again
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_NE(how.find("made no progress for 500 ms and was killed by the watchdog"), std::string::npos) << how;
+    EXPECT_EQ(restarted, 1);
+  }
+  EXPECT_NE(r.pid[1].load(), stuck);
+  EXPECT_EQ(r.inits[0].load(), 1);  // the idle shard was left alone
+  EXPECT_EQ(run.stop(), 0);
 }
 
 // A call whose target shard process dies before it answers ends with ECONNRESET (it has no
@@ -698,14 +639,11 @@ void read_posted(const ShardMessage& m, void*) {
   Shard::current()->set().request_stop();
 }
 
-class ShardPostFdTest : public ::testing::TestWithParam<ShardMode> {};
-
-TEST_P(ShardPostFdTest, APostedFdArrivesOpenWithItsMessage) {
+TEST_P(ShardModeTest, APostedFdArrivesOpenWithItsMessage) {
   auto topo = topology();
   ShardSetOptions o;
-  o.affinity = two_shards(*topo);
+  o.affinity = config(*topo);
   if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
-  o.affinity.shard_mode = GetParam();
   static SharedObject<FdPostReport>* report;
   SharedObject<FdPostReport> r;
   report = &r;
@@ -736,8 +674,7 @@ TEST_P(ShardPostFdTest, APostedFdArrivesOpenWithItsMessage) {
   EXPECT_EQ(r->sender_fd_open.load(), GetParam() == ShardMode::kProcesses ? 0 : 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, ShardPostFdTest, ::testing::Values(ShardMode::kThreads, ShardMode::kProcesses),
-                         [](const ::testing::TestParamInfo<ShardMode>& i) { return std::string(shard_mode_name(i.param)); });
+INSTANTIATE_TEST_SUITE_P(Modes, ShardModeTest, ::testing::Values(ShardMode::kThreads, ShardMode::kProcesses), mode_name);
 
 }  // namespace
 }  // namespace mnv

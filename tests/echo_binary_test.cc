@@ -477,17 +477,8 @@ TEST(EchoShardProcessesTest, AKilledShardProcessIsRestarted) {
     std::string restarted = log.line_with("restarted as process");
     EXPECT_NE(restarted.find("(process " + std::to_string(shards[1]) + ") died of SIGKILL"), std::string::npos)
         << restarted;
-    // A connection hashed to the dead listener before it is gone is reset: the client connects
-    // again, as real ones do.
-    std::int64_t deadline = monotonic_ns() + 10'000'000'000;
-    for (int i = 0; i < 100; ++i) {
-      std::string line = "c" + std::to_string(i) + "\n";
-      for (;;) {
-        Client c(echo.port());
-        if (c.send(line) && c.recv_line() == "Line 0: " + line) break;
-        ASSERT_LT(monotonic_ns(), deadline) << "client " << i << " was never served";
-      }
-    }
+    // (a connection hashed to the dead listener before it is gone is made again)
+    EXPECT_GE(serve_reconnecting(echo.port(), 100, "c"), 0) << "a client was never served";
     EXPECT_EQ(children_of(echo.pid()).size(), 2u);
     EXPECT_EQ(echo.terminate(), 0);
   }
@@ -528,15 +519,8 @@ TEST(EchoShardProcessesTest, AShardAHandlerHangsIsRestartedByTheWatchdog) {
     }
     EXPECT_GT(served, 0);
     EXPECT_EQ(served + reset, 32);
-    std::int64_t deadline = monotonic_ns() + 10'000'000'000;
-    for (int i = 0; i < 64; ++i) {  // new connections: served (by either shard)
-      std::string line = "n" + std::to_string(i) + "\n";
-      for (;;) {
-        Client c(echo.port());
-        if (c.send(line) && c.recv_line() == "Line 0: " + line) break;
-        ASSERT_LT(monotonic_ns(), deadline) << "client " << i << " was never served";
-      }
-    }
+    // New connections: served (by either shard).
+    EXPECT_GE(serve_reconnecting(echo.port(), 64, "n"), 0) << "a client was never served";
     EXPECT_EQ(echo.terminate(), 0);
   }
 }

@@ -216,6 +216,27 @@ class Client {
   bool connected_ = false;
 };
 
+// `count` clients, one after another, each sending "<prefix>K\n" on a new connection and
+// expecting its echo. A connection reset on the way (hashed to a shard's listener that is going
+// away: a dead shard process's outlives it briefly) is made again, as real clients do, until
+// `patience_ns` from now. Returns the connections that were reset, or -1 if a client was never
+// served in time.
+inline int serve_reconnecting(std::uint16_t port, int count, const std::string& prefix,
+                              std::int64_t patience_ns = 10'000'000'000) {
+  std::int64_t deadline = monotonic_ns() + patience_ns;
+  int resets = 0;
+  for (int i = 0; i < count; ++i) {
+    std::string line = prefix + std::to_string(i) + "\n";
+    for (;;) {
+      Client c(port);
+      if (c.send(line) && c.recv_line() == "Line 0: " + line) break;
+      ++resets;
+      if (monotonic_ns() >= deadline) return -1;
+    }
+  }
+  return resets;
+}
+
 inline std::string kind_name(const ::testing::TestParamInfo<PollerKind>& info) {
   return poller_name(info.param);
 }
