@@ -78,10 +78,8 @@ TEST_P(ShardModeTest, EachShardIsPinnedAndNamed) {
   auto topo = topology();
   ShardSetOptions o;
   o.affinity = config(*topo);
-  static SharedObject<StartReport>* report;
   SharedObject<StartReport> r;
-  report = &r;
-  o.init = [](Shard& s, std::string*) {
+  o.init = [&r](Shard& s, std::string*) {
     cpu_set_t set;
     CPU_ZERO(&set);
     bool pinned = ::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) == 1 && CPU_ISSET(s.cpu(), &set);
@@ -91,9 +89,9 @@ TEST_P(ShardModeTest, EachShardIsPinnedAndNamed) {
     std::ifstream comm("/proc/self/task/" + std::to_string(::gettid()) + "/comm");
     std::string c;
     std::getline(comm, c);
-    (*report)->pid[s.index()] = ::getpid();
-    (*report)->pinned[s.index()] = pinned ? 1 : 0;
-    (*report)->named[s.index()] = name == want && c == want ? 1 : 0;
+    r->pid[s.index()] = ::getpid();
+    r->pinned[s.index()] = pinned ? 1 : 0;
+    r->named[s.index()] = name == want && c == want ? 1 : 0;
     return true;
   };
   std::string error;
@@ -186,17 +184,12 @@ TEST_P(ShardModeTest, CrossShardCallsRoundTripAndWakeASleepingShard) {
   ShardSetOptions o;
   o.affinity = config(*topo);
   if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
-  static HeapPool* pool;
-  HeapPool p(16, 64);
-  pool = &p;
-  static SharedObject<CallResults>* results;
-  SharedObject<CallResults> r;
-  results = &r;
-  o.init = [](Shard& s, std::string*) {
+  HeapPool pool(16, 64);
+  SharedObject<CallResults> r;  // (captured by address: the same in a forked shard process)
+  o.init = [&pool, &r](Shard& s, std::string*) {
     if (s.index() == 1) s.handle(kDouble, double_it, nullptr);
     if (s.index() == 0) {
-      s.kernel().start(*pool, caller, std::size_t{1}, std::uint64_t{1000}, 10000, std::int64_t{5'000'000'000},
-                       results->get());
+      s.kernel().start(pool, caller, std::size_t{1}, std::uint64_t{1000}, 10000, std::int64_t{5'000'000'000}, r.get());
     }
     return true;
   };
@@ -595,18 +588,14 @@ TEST(ShardProcessesTest, ACallToAShardThatDiesBeforeAnsweringEndsWithEconnreset)
   ShardSetOptions o;
   o.affinity = two_shard_processes(*topo);
   if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
-  static HeapPool* pool;
-  HeapPool p(16, 64);
-  pool = &p;
-  static SharedObject<CallResults>* results;
+  HeapPool pool(16, 64);
   SharedObject<CallResults> r;
-  results = &r;
-  o.init = [](Shard& s, std::string*) {
+  o.init = [&pool, &r](Shard& s, std::string*) {
     if (s.index() == 1) {
       s.handle(7, die_now, nullptr);
       s.handle(kDouble, double_it, nullptr);
     }
-    if (s.index() == 0) s.kernel().start(*pool, call_a_dying_shard, results->get());
+    if (s.index() == 0) s.kernel().start(pool, call_a_dying_shard, r.get());
     return true;
   };
   std::string error;
@@ -644,10 +633,8 @@ TEST_P(ShardModeTest, APostedFdArrivesOpenWithItsMessage) {
   ShardSetOptions o;
   o.affinity = config(*topo);
   if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
-  static SharedObject<FdPostReport>* report;
   SharedObject<FdPostReport> r;
-  report = &r;
-  o.init = [](Shard& s, std::string* error) {
+  o.init = [&r](Shard& s, std::string* error) {
     if (s.index() == 1) s.on_post(6, read_posted, nullptr);
     if (s.index() != 0) return true;
     int p[2];
@@ -656,12 +643,12 @@ TEST_P(ShardModeTest, APostedFdArrivesOpenWithItsMessage) {
       return false;
     }
     ::close(p[1]);
-    SharedObject<FdPostReport>* payload = report;  // (a pointer into the shared mapping: valid in every shard)
+    SharedObject<FdPostReport>* payload = &r;  // (a pointer into the shared mapping: valid in every shard)
     if (!s.post_fd(1, 6, p[0], &payload, sizeof payload)) {
       *error = "post_fd refused";
       return false;
     }
-    (*report)->sender_fd_open = ::fcntl(p[0], F_GETFD) != -1 ? 1 : 0;
+    r->sender_fd_open = ::fcntl(p[0], F_GETFD) != -1 ? 1 : 0;
     return true;
   };
   std::string error;
