@@ -142,7 +142,11 @@ Server::Server(Kernel& kernel, const ServerConfig& config)
       pool_(config.heap_pages, config.pool_size, 1,
             kernel.isolation() == IsolationMode::kOff ? HeapPool::Guards::kNone : HeapPool::Guards::kSeparate),
       listener_pool_(4, 2),  // the listener process and the supervisor's
-      counters_(config.counters != nullptr ? config.counters : &own_counters_) {}
+      counters_(config.counters != nullptr ? config.counters : &own_counters_) {
+  // Shared counters may be a predecessor's (a restarted shard's server): what it accepted and
+  // what died add up, but none of its connections is this server's.
+  counters_->active.store(0, std::memory_order_relaxed);
+}
 
 Server::~Server() {
   // The listener process is reclaimed by the kernel (which closes the listening fd).

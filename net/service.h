@@ -52,7 +52,9 @@ using AcceptHook = bool (*)(Server& server, int fd, const sockaddr_storage& peer
 
 // What a server counts, written by its kernel's thread and readable from anywhere. A server
 // keeps its own, or the ones ServerConfig::counters points at: memory another shard can read
-// when shards are processes (a SharedRegion, shard/shared_memory.h), e.g. for balancing.
+// when shards are processes (a SharedRegion, shard/shared_memory.h), e.g. for balancing. A new
+// server on counters already used (a restarted shard's) adds to accepted, refused and deaths,
+// and starts active at 0.
 struct ServerCounters {
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::uint64_t> refused{0};

@@ -55,26 +55,26 @@ void Shard::seed_calls(std::uint32_t incarnation) {
   for (Call& c : calls_) c.gen = (incarnation << kCallBits) & ((1u << (32 - kCallBits)) - 1);
 }
 
-bool Shard::post(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len) {
+ShardMessage Shard::make_post(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len) const {
   MNV_ASSERT(to < set_->size() && to != index_ && kind < kMaxKinds && len <= kShardPayload);
   ShardMessage m{};
   m.kind = kind | kPostBit;
+  m.from = static_cast<std::uint32_t>(index_);
   if (len > 0) std::memcpy(m.payload, payload, len);
-  return set_->mailboxes().send(index_, to, m);
+  return m;
+}
+
+bool Shard::post(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len) {
+  return set_->mailboxes().send(index_, to, make_post(to, kind, payload, len));
 }
 
 bool Shard::post_fd(std::size_t to, std::uint32_t kind, int fd, const void* payload, std::size_t len) {
-  MNV_ASSERT(to < set_->size() && to != index_ && kind < kMaxKinds && len <= kShardPayload && fd >= 0);
-  ShardMessage m{};
-  m.kind = kind | kPostBit | kFdBit;
-  m.from = static_cast<std::uint32_t>(index_);
-  if (len > 0) std::memcpy(m.payload, payload, len);
-  Mailboxes& mail = set_->mailboxes();
-  if (!set_->processes_) {
-    m.id = static_cast<std::uint64_t>(fd);  // one fd table: the number is the fd
-    return mail.send(index_, to, m);
-  }
-  return set_->send_fd(to, m, fd);
+  MNV_ASSERT(fd >= 0);
+  ShardMessage m = make_post(to, kind, payload, len);
+  m.kind |= kFdBit;
+  if (set_->processes_) return set_->send_fd(to, m, fd);
+  m.id = static_cast<std::uint64_t>(fd);  // one fd table: the number is the fd
+  return set_->mailboxes().send(index_, to, m);
 }
 
 

@@ -140,6 +140,7 @@ class Shard {
   void on_turn();
   bool before_wait(bool will_block);
   void deliver(const ShardMessage& m);
+  ShardMessage make_post(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len) const;
   void receive_fds();  // (processes) every message waiting with its fd on this shard's socket
   void retry_backlog();
 

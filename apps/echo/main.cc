@@ -106,10 +106,7 @@ bool init_shard(mnv::Shard& shard, std::string* error) {
   Echo& echo = *g_echo;
   mnv::ServerConfig c = echo.config;
   c.reuse_port = true;
-  c.counters = &echo.counters[shard.index()];
-  // (A restarted shard starts with no connections: those of the one that died went with it.
-  // What it accepted and what died add up over the shard's incarnations.)
-  c.counters->active.store(0, std::memory_order_relaxed);
+  c.counters = &echo.counters[shard.index()];  // (a restarted shard's server goes on counting)
   // The port shard 0 bound (port 0 picks one), for the others and for a restarted shard 0.
   if (std::uint16_t bound = echo.port->load(); bound != 0) c.port = bound;
   void* ctx = reinterpret_cast<void*>(shard.index());
