@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <new>
 
+#include "mem/critical_section.h"
 #include "mem/log.h"
 #include "mem/page.h"
 
@@ -91,6 +92,7 @@ std::size_t Heap::trim() {
 }
 
 void* Heap::allocate(std::size_t bytes) {
+  CriticalSection cs;  // (a runaway trap must not leave a block half split)
   std::size_t want = bytes + sizeof(Block);
   if (want < bytes || want > (std::size_t{1} << 31)) {
     needed_pages_ = pages_for(want);
@@ -154,6 +156,7 @@ void Heap::push_free(Block* b) {
 }
 
 void Heap::free(void* p) {
+  CriticalSection cs;
   if (p == nullptr) return;
   MNV_ASSERT(contains(p));
   auto* b = reinterpret_cast<Block*>(static_cast<char*>(p) - sizeof(Block));

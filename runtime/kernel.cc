@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "mem/log.h"
 #include "mem/page.h"
@@ -748,6 +749,8 @@ void Kernel::request_stop() {
 int Kernel::run() {
   Kernel* saved = tl_kernel;
   tl_kernel = this;
+  std::optional<RunawayTimer> runaway;
+  if (config_.max_run_ns > 0) runaway.emplace(config_.max_run_ns);
   now_ = monotonic_ns();
   next_trim_ = now_ + config_.trim_interval_ns;
   constexpr int kMaxEvents = 256;

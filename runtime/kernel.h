@@ -25,6 +25,7 @@
 #include <string>
 #include <utility>
 
+#include "mem/critical_section.h"
 #include "mem/heap_pool.h"
 #include "mem/kernel_heap.h"
 #include "runtime/block.h"
@@ -60,6 +61,10 @@ struct KernelConfig {
   std::size_t death_queue = 64;
   std::int64_t grace_ns = 5'000'000'000;       // SIGTERM: time in-flight work gets to finish
   std::int64_t trim_interval_ns = 1'000'000'000;  // idle processes give back unused heap pages
+  // A process that runs this much CPU time in one dispatch without returning to the kernel (a
+  // thread that never yields, threads that never stop readying each other) is trapped with
+  // SIGXCPU and reclaimed like one that faulted (runtime/trap.h: RunawayTimer); 0: no limit.
+  std::int64_t max_run_ns = 0;
   bool exit_when_idle = false;  // run() returns once no process is left (tests, clients)
   // Sockets receive and send through the poller itself where it can (io_uring; see
   // runtime/completion_io.h): no read/write system call per message. The OS then uses
@@ -180,7 +185,8 @@ class Kernel {
   // Internal (runtime/supervise.h): the thread holding supervisor entry `id` ended.
   void release_supervisor(std::uint32_t id);
 
-  // Opens the kernel heap for a kernel call made from inside a process in strict mode.
+  // Opens the kernel heap for a kernel call made from inside a process in strict mode, and keeps
+  // a runaway trap (max_run_ns) from cutting the call short.
   class Gate {
    public:
     explicit Gate(Kernel* k);
@@ -189,6 +195,7 @@ class Kernel {
     Gate& operator=(const Gate&) = delete;
 
    private:
+    CriticalSection critical_;
     Kernel* k_;
     bool opened_;
   };

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "mem/critical_section.h"
 #include "mem/log.h"
 
 namespace mnv {
@@ -618,6 +619,7 @@ inline void IoUringPoller::start_transfer(int fd, FdState& s, Transfers* x, Tran
 }
 
 void IoUringPoller::recv(int fd, Transfers* x, void* buf, std::uint32_t len, bool poll_first) {
+  CriticalSection cs;  // (called from micro-threads: see mem/critical_section.h)
   MNV_ASSERT(len > 0);
   FdState& s = state(fd);
   Transfer& t = x->rx;
@@ -632,6 +634,7 @@ void IoUringPoller::recv(int fd, Transfers* x, void* buf, std::uint32_t len, boo
 }
 
 void IoUringPoller::send(int fd, Transfers* x, const iovec* iov, int n) {
+  CriticalSection cs;
   MNV_ASSERT(n >= 1 && n <= 2);
   FdState& s = state(fd);
   Transfer& t = x->tx;
@@ -677,6 +680,7 @@ int IoUringPoller::cancel_in_flight(std::uint64_t data) {
 }
 
 void IoUringPoller::cancel(int fd, Transfers* x, bool send) {
+  CriticalSection cs;
   FdState& s = state(fd);
   MNV_ASSERT(s.xfer == x);
   Transfer& t = send ? x->tx : x->rx;
@@ -687,6 +691,7 @@ void IoUringPoller::cancel(int fd, Transfers* x, bool send) {
 }
 
 void IoUringPoller::detach(int fd, Transfers* x) {
+  CriticalSection cs;
   FdState& s = state(fd);
   if (s.xfer == x) s.xfer = nullptr;
 }
@@ -712,6 +717,7 @@ void IoUringPoller::ms_arm(int fd, FdState& s) {
 }
 
 void IoUringPoller::arm_recv(int fd) {
+  CriticalSection cs;
   FdState& s = state(fd);
   if (s.ms_state == kMsLive || s.ms_arm_pending || s.ms_starved || s.rx_ended) return;
   if (s.ms_state == kMsCancelling) {  // stopped for backpressure: again once it has ended
@@ -730,6 +736,7 @@ inline void IoUringPoller::recycle(std::uint32_t bid) {
 }
 
 std::int32_t IoUringPoller::take_recv(int fd, const iovec* iov, int n) {
+  CriticalSection cs;
   FdState& s = state(fd);
   if (s.rx_first == 0) {
     if (!s.rx_ended) return -EAGAIN;
@@ -763,6 +770,7 @@ std::int32_t IoUringPoller::take_recv(int fd, const iovec* iov, int n) {
 }
 
 std::uint32_t IoUringPoller::lend_recv(int fd, const char** data, std::uint32_t* len) {
+  CriticalSection cs;
   FdState& s = state(fd);
   if (s.rx_first == 0) return 0;
   MNV_ASSERT(s.rx_lent == 0);
@@ -778,6 +786,7 @@ std::uint32_t IoUringPoller::lend_recv(int fd, const char** data, std::uint32_t*
 }
 
 void IoUringPoller::give_back(int fd, std::uint32_t token) {
+  CriticalSection cs;
   FdState& s = state(fd);
   if (token == 0 || s.rx_lent != token) return;  // forgotten since: already back
   s.rx_lent = 0;

@@ -42,6 +42,7 @@ void Process::release_idle() {
 }
 
 void Process::adopt(ThreadState* t) {
+  CriticalSection critical;
   MNV_ASSERT(t->status == Status::kCreated && t->process == nullptr);
   MNV_ASSERT(heap_->contains(t));
   t->process = this;
@@ -60,8 +61,13 @@ ThreadRef Process::spawn(Thread&& thread, void* message) {
 }
 
 std::size_t Process::dispatch() {
+  // The dispatcher's own bookkeeping is runtime code; only the threads' code (inside resume())
+  // runs where a runaway trap may land (mem/critical_section.h).
+  CriticalSection critical;
+  const int depth = tl_critical_depth;
   MNV_ASSERT(!dispatching_);
   dispatching_ = true;
+  ++tl_dispatches;  // (a new dispatch for the runaway clock: runtime/trap.h)
   Current saved = tl_current;
   TrapPoint trap;
   TrapPoint* saved_trap = tl_trap_point;
@@ -70,6 +76,7 @@ std::size_t Process::dispatch() {
   if (sigsetjmp(trap.env, 0) != 0) {
     // A thread trapped (runtime/trap.h). Its frame is never resumed: its finally handler runs
     // with EFAULT; nothing else of this process runs; the kernel then reclaims the process.
+    tl_critical_depth = depth;  // (the jump skipped OutsideCriticalSection's end)
     ThreadState* t = tl_current.thread;
     faulted_ = true;
     faulted_thread = t;
@@ -92,7 +99,10 @@ std::size_t Process::dispatch() {
       // A blocked op is retried before its coroutine sees anything.
       if (t->op->step() != Op::Step::kResume) continue;
     }
-    t->resume_at.resume();  // t may have ended: do not touch it after this
+    {
+      OutsideCriticalSection program;
+      t->resume_at.resume();  // t may have ended: do not touch it after this
+    }
   }
   tl_trap_point = saved_trap;
   tl_current = saved;
@@ -134,6 +144,7 @@ void Process::block(ThreadState* t, Block* b) {
 }
 
 void Process::forget(ThreadState* t) {
+  CriticalSection critical;
   if (t->block != nullptr) cancel_kernel_timer(std::exchange(t->block->timer, 0));
   if (t->supervisor_id != 0) release_kernel_supervisor(std::exchange(t->supervisor_id, 0));
   List<ThreadState, QueueTag>::unlink(t);

@@ -11,6 +11,16 @@
 // A trap anywhere else (the kernel itself, a shard thread between dispatches, main) is a bug in
 // the runtime or the program: it is never swallowed. The handler prints the signal, the address
 // and a backtrace, restores the default action and re-raises, so the process dies loudly.
+//
+// Runaway micro-processes. Micro-threads are cooperative: one that never yields (a loop that
+// never ends) would hold its whole shard. While a RunawayTimer lives on an OS thread, a CPU-time
+// timer sends it SIGXCPU every quarter of `max_run_ns` of that thread's CPU time (an idle or
+// sleeping shard gets none). When one Process::dispatch has gone on for `max_run_ns` of CPU
+// time, the tick traps the thread that is running, as a hardware fault would (signal SIGXCPU,
+// the address is where it was): its finally handler runs with EFAULT, its process is reclaimed,
+// every other process goes on. The trap is taken only in the program's own code: not inside the
+// runtime's bookkeeping (mem/critical_section.h) and not inside a system library (the C and C++
+// libraries, the vDSO: a lock of theirs may be held); there a later tick tries again.
 #pragma once
 
 #include <csetjmp>
@@ -26,6 +36,23 @@ struct TrapPoint {
 };
 
 inline constinit thread_local TrapPoint* tl_trap_point = nullptr;
+// Process dispatches begun on this OS thread (the runaway clock restarts with each one).
+inline constinit thread_local std::uint64_t tl_dispatches = 0;
+
+class RunawayTimer {
+ public:
+  // Arms the runaway clock on the calling OS thread (see above); max_run_ns > 0. A failure is
+  // logged once and leaves it unarmed.
+  explicit RunawayTimer(std::int64_t max_run_ns);
+  ~RunawayTimer();
+  RunawayTimer(const RunawayTimer&) = delete;
+  RunawayTimer& operator=(const RunawayTimer&) = delete;
+  bool armed() const { return armed_; }
+
+ private:
+  bool armed_ = false;
+  void* timer_ = nullptr;  // a timer_t
+};
 
 // Installs the handlers (process-wide, idempotent) and an alternate stack for the calling OS
 // thread (each shard thread calls it too; the main thread's is installed on first call).
@@ -33,7 +60,7 @@ void install_trap_handlers();
 // Gives the calling OS thread its alternate signal stack (idempotent per thread).
 void install_trap_stack();
 
-// "SIGSEGV (segmentation fault)" etc.
+// "SIGSEGV (invalid memory access)" etc.
 const char* describe_signal(int signo);
 
 }  // namespace mnv

@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "mem/critical_section.h"
 #include "mem/log.h"
 #include "runtime/process.h"
 #include "runtime/raise.h"
@@ -65,10 +66,12 @@ ShardMessage Shard::make_post(std::size_t to, std::uint32_t kind, const void* pa
 }
 
 bool Shard::post(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len) {
+  CriticalSection cs;  // (called from micro-threads: see mem/critical_section.h)
   return set_->mailboxes().send(index_, to, make_post(to, kind, payload, len));
 }
 
 bool Shard::post_fd(std::size_t to, std::uint32_t kind, int fd, const void* payload, std::size_t len) {
+  CriticalSection cs;  // (called from micro-threads: see mem/critical_section.h)
   MNV_ASSERT(fd >= 0);
   ShardMessage m = make_post(to, kind, payload, len);
   m.kind |= kFdBit;
@@ -79,6 +82,7 @@ bool Shard::post_fd(std::size_t to, std::uint32_t kind, int fd, const void* payl
 
 
 std::uint32_t Shard::begin_call(ThreadRef caller, CrossCallOp* op, std::size_t to, const ShardMessage& request) {
+  CriticalSection cs;  // (called from micro-threads: see mem/critical_section.h)
   if (free_call_ == 0) return 0;
   std::uint32_t i = free_call_;
   Call& c = calls_[i];
@@ -107,6 +111,7 @@ std::uint32_t Shard::begin_call(ThreadRef caller, CrossCallOp* op, std::size_t t
 }
 
 void Shard::cancel_call(std::uint32_t call) {
+  CriticalSection cs;  // (called from micro-threads: see mem/critical_section.h)
   std::uint32_t i = call & ((1u << kCallBits) - 1);
   Call& c = calls_[i];
   if (!c.live || c.gen != call >> kCallBits) return;
@@ -250,6 +255,7 @@ bool Shard::set_up(const Topology& topology, std::string* error) {
   kc.max_fds = set_->options().max_fds;
   kc.completion_io = set_->options().completion_io;
   kc.recv_multishot = set_->options().recv_multishot;
+  kc.max_run_ns = set_->options().max_run_ms * 1'000'000;
   if (set_->processes_) kc.wake_fd = set_->wake_fds_[index_];
   if (kc.max_fds == 0) {
     rlimit r{};

@@ -173,6 +173,9 @@ struct ShardSetOptions {
   std::size_t max_fds = 0;              // per kernel; 0: from RLIMIT_NOFILE
   bool completion_io = true;            // KernelConfig::completion_io
   bool recv_multishot = false;          // KernelConfig::recv_multishot
+  // KernelConfig::max_run_ns, in ms: a micro-process that runs this much CPU time without
+  // returning to its kernel is trapped (SIGXCPU) and reclaimed; its shard goes on. 0: no limit.
+  std::int64_t max_run_ms = 1'000;
   // Runs on each shard's thread in shard order before its kernel runs; false (with *error)
   // aborts the whole start.
   std::function<bool(Shard&, std::string*)> init;
@@ -184,9 +187,9 @@ struct ShardSetOptions {
   // restarted (after it logged it).
   std::function<void(std::size_t shard, const std::string& how, bool restarted)> on_death;
   // Processes: a shard whose loop has not turned for this long while it was not asleep (a
-  // micro-thread that never yields, a hang in the runtime) is killed by wait() and, like any
-  // dead shard, started again; 0: no watchdog. Micro-threads are cooperative, so this is what
-  // stops one runaway handler from holding its shard's connections forever.
+  // hang in the runtime, a micro-thread blocked in a system call, or one that never yields when
+  // max_run_ms is off or longer) is killed by wait() and, like any dead shard, started again;
+  // 0: no watchdog.
   std::int64_t watchdog_ms = 10'000;
 };
 

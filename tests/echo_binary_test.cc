@@ -218,6 +218,7 @@ TEST(EchoConfigTest, EachBadValueIsNamedAndExitsTwoBeforeAnyShardStarts) {
       {"--balance=random", "--balance=random"},
       {"--shard_mode=fork", "--shard_mode=fork"},
       {"--watchdog_ms=-1", "--watchdog_ms=-1"},
+      {"--max_run_ms=-1", "--max_run_ms=-1: must be 0 (off) or more"},
   };
   for (const Case& c : cases) {
     std::string err;
@@ -485,14 +486,42 @@ TEST(EchoShardProcessesTest, AKilledShardProcessIsRestarted) {
   EXPECT_NE(log.all().find("echo: shard 1 served"), std::string::npos) << log.all();
 }
 
-// A handler that spins forever holds its whole shard (micro-threads are cooperative); with
-// shards as processes the watchdog kills that shard and it is started again: the connections on
-// the other shard are served throughout, and new ones on both afterwards.
+// A handler that spins forever is trapped once it has run --max_run_ms of CPU time: only its
+// connection is closed, and the others on the same shard are served throughout.
+TEST(EchoFaultTest, AHandlerThatNeverYieldsIsTrappedAlone) {
+  LogPipe log("echo_runaway");
+  {
+    EchoProcess echo("io_uring", 0, {"--shards=1", "--fault_injection", "--max_run_ms=300"}, log.path());
+    ASSERT_NE(echo.port(), 0);
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int i = 0; i < 16; ++i) {
+      clients.push_back(std::make_unique<Client>(echo.port()));
+      ASSERT_TRUE(clients.back()->send("c" + std::to_string(i) + "\n"));
+      ASSERT_EQ(clients.back()->recv_line(), "Line 0: c" + std::to_string(i) + "\n");
+    }
+    Client hang(echo.port());
+    ASSERT_TRUE(hang.send("!hang\n"));
+    EXPECT_TRUE(hang.sees_eof());
+    std::string died = log.line_with("died and was reclaimed");
+    EXPECT_NE(died.find("SIGXCPU (ran past its CPU time limit without yielding)"), std::string::npos) << died;
+    for (std::size_t i = 0; i < clients.size(); ++i) {
+      ASSERT_TRUE(clients[i]->send("again\n"));
+      EXPECT_EQ(clients[i]->recv_line(), "Line 1: again\n") << i;
+    }
+    EXPECT_EQ(echo.terminate(), 0);
+  }
+}
+
+// With the per-handler limit off, a handler that spins forever holds its whole shard
+// (micro-threads are cooperative); with shards as processes the watchdog kills that shard and it
+// is started again: the connections on the other shard are served throughout, and new ones on
+// both afterwards.
 TEST(EchoShardProcessesTest, AShardAHandlerHangsIsRestartedByTheWatchdog) {
   if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "needs 2 CPUs";
   LogPipe log("echo_watchdog");
   {
-    EchoProcess echo("io_uring", 0, {"--shards=2", "--isolation=mprotect", "--fault_injection", "--watchdog_ms=1000"},
+    EchoProcess echo("io_uring", 0,
+                     {"--shards=2", "--isolation=mprotect", "--fault_injection", "--watchdog_ms=1000", "--max_run_ms=0"},
                      log.path());
     ASSERT_NE(echo.port(), 0);
     std::vector<std::unique_ptr<Client>> clients;

@@ -53,6 +53,9 @@ inline std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
 // Runs a Server with `config` on its own kernel thread until stop().
 class ServerThread {
  public:
+  // The kernel's runaway limit (KernelConfig::max_run_ns): a handler that never yields is
+  // trapped after this much CPU time.
+  static constexpr std::int64_t kMaxRunNs = 200'000'000;
   ServerThread(PollerKind poller, ServerConfig config, IsolationMode isolation = IsolationMode::kOff)
       : ServerThread(Backend{poller}, config, 0, isolation) {}
   // trim_interval_ns: how often idle processes give memory back (0: the kernel's default).
@@ -70,6 +73,7 @@ class ServerThread {
       kc.max_fds = 4096;
       kc.max_processes = config.pool_size + 8;
       kc.grace_ns = 100'000'000;
+      kc.max_run_ns = kMaxRunNs;
       kernel_ = Kernel::create(kc);
       std::string error;
       server_ = Server::listen(*kernel_, config, &error);

@@ -3,13 +3,15 @@
 #
 # Starts //apps/echo with --isolation=mprotect (every connection's micro-heap hidden while it is
 # not running) and --fault_injection, drives it with ping-pong load from the other core, and
-# meanwhile sends lines that make three connections' handlers fault for real: a null dereference
-# (!segv), an integer division by zero (!fpe) and heap exhaustion (!oom). Prints the server's
+# meanwhile sends lines that make four connections' handlers fault for real: a null dereference
+# (!segv), an integer division by zero (!fpe), heap exhaustion (!oom) and a loop that never
+# yields (!hang, trapped once it has run --max_run_ms=200 of CPU). Prints the server's
 # supervisor log lines for those deaths and the load's error count: the faulting connections
 # die alone, everyone else keeps being served. Then (2 CPUs or more) a whole shard: two shards
 # as processes under load, one killed with SIGKILL; its connections are reset, the other
-# shard's go on, and the server starts it again; and a handler that hangs its shard, which the
-# shard watchdog restarts. Expects the opt build (tools/mnv demo does it).
+# shard's go on, and the server starts it again; and, with the per-handler limit turned off, a
+# handler that hangs its shard, which the shard watchdog restarts. Expects the opt build (tools/mnv
+# demo does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +32,7 @@ cleanup() {
 trap cleanup EXIT
 
 mkfifo "$out/stdout"
-taskset -c "$server_cpu" bazel-bin/apps/echo/echo --isolation=mprotect --fault_injection --shards=1 \
+taskset -c "$server_cpu" bazel-bin/apps/echo/echo --isolation=mprotect --fault_injection --shards=1 --max_run_ms=200 \
   >"$out/stdout" 2>"$out/stderr" &
 server_pid=$!
 exec 3<"$out/stdout"
@@ -39,11 +41,11 @@ port=${first##*:}
 
 echo "mnvkd demo: fault containment. apps/echo --isolation=mprotect --fault_injection; $first"
 echo
-echo "5) 200 connections of ping-pong load for ${DURATION_S} s while three other connections fault:"
+echo "5) 200 connections of ping-pong load for ${DURATION_S} s while four other connections fault:"
 taskset -c "$client_cpu" bazel-bin/perf/echo_load --port="$port" --conns=200 --size=64 --warmup_s=0.5 \
   --duration_s="$DURATION_S" --server_pid="$server_pid" >"$out/load" 2>&1 &
 load_pid=$!
-for fault in '!segv' '!fpe' '!oom'; do
+for fault in '!segv' '!fpe' '!oom' '!hang'; do
   # Each faulting connection sees its peer close it: its micro-process died and was reclaimed.
   reply=$(printf '%s\n' "$fault" | timeout 5 bash -c "exec 9<>/dev/tcp/127.0.0.1/$port; cat >&9; timeout 2 cat <&9" || true)
   printf '     sent %-6s -> connection closed by the server%s\n' "$fault" "${reply:+ after: $reply}"
@@ -69,13 +71,13 @@ echo "   SIGTERM: exit status $rc; $(grep -o 'served [0-9]* connections ([0-9]* 
 if [ "$ncpu" -ge 2 ]; then
   mkfifo "$out/stdout2"
   taskset -c "0-$server_cpu" bazel-bin/apps/echo/echo --isolation=mprotect --shards=2 --fault_injection \
-    --watchdog_ms=500 >"$out/stdout2" 2>"$out/stderr2" &
+    --watchdog_ms=500 --max_run_ms=0 >"$out/stdout2" 2>"$out/stderr2" &
   server_pid=$!
   exec 4<"$out/stdout2"
   read -r first <&4
   port=${first##*:}
   echo
-  echo "6) a whole shard process killed: apps/echo --isolation=mprotect --shards=2 (shards as processes); $first"
+  echo "6) a whole shard process killed: apps/echo --isolation=mprotect --shards=2 --max_run_ms=0 (shards as processes); $first"
   taskset -c "$client_cpu" bazel-bin/perf/echo_load --port="$port" --conns=200 --size=64 --warmup_s=0.5 \
     --duration_s="$DURATION_S" >"$out/load2" 2>&1 &
   load_pid=$!
@@ -92,7 +94,8 @@ if [ "$ncpu" -ge 2 ]; then
     --duration_s=0.5 >"$out/load3" 2>&1 || true
   printf '     then 100 new connections: %s errors\n' "$(field "$out/load3" errors)"
   echo
-  echo "7) a handler that never yields (a line !hang) holds its whole shard; the shard watchdog (500 ms) restarts it:"
+  echo "7) with the per-handler CPU limit off (--max_run_ms=0), a handler that never yields (!hang) holds its"
+  echo "   whole shard; the shard watchdog (500 ms) is the outer net: it kills and restarts that shard:"
   printf '!hang\n' | timeout 5 bash -c "exec 9<>/dev/tcp/127.0.0.1/$port; cat >&9; timeout 3 cat <&9" >/dev/null || true
   taskset -c "$client_cpu" bazel-bin/perf/echo_load --port="$port" --conns=100 --size=64 --warmup_s=0 \
     --duration_s=0.5 >"$out/load4" 2>&1 || true

@@ -42,7 +42,11 @@ ABSL_FLAG(std::string, io, "recv",
           "with --isolation other than off, always readiness");
 ABSL_FLAG(bool, fault_injection, false,
           "chaos testing: a line !segv, !fpe or !oom makes that connection's handler fault, !hang makes it spin "
-          "forever (holding its shard until the watchdog restarts it, with shards as processes)");
+          "forever (until --max_run_ms traps it; with that off, shards as processes are restarted by the "
+          "watchdog)");
+ABSL_FLAG(std::int64_t, max_run_ms, 1'000,
+          "CPU time a connection's handler may run without yielding before it is trapped (SIGXCPU) and its "
+          "connection closed; 0: no limit");
 ABSL_FLAG(std::int64_t, watchdog_ms, 10'000,
           "shards as processes: a shard whose loop has not turned for this long (not asleep) is killed and "
           "restarted; 0: off");
@@ -192,6 +196,11 @@ int main(int argc, char** argv) {
   options.watchdog_ms = absl::GetFlag(FLAGS_watchdog_ms);
   if (options.watchdog_ms < 0) {
     std::fprintf(stderr, "echo: --watchdog_ms=%lld: must be 0 (off) or more\n", static_cast<long long>(options.watchdog_ms));
+    return 2;
+  }
+  options.max_run_ms = absl::GetFlag(FLAGS_max_run_ms);
+  if (options.max_run_ms < 0) {
+    std::fprintf(stderr, "echo: --max_run_ms=%lld: must be 0 (off) or more\n", static_cast<long long>(options.max_run_ms));
     return 2;
   }
   options.completion_io = io != "readiness";
