@@ -56,6 +56,7 @@ struct RequestAwaiter {
   void* message;
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) const noexcept {
+    CriticalSection critical;  // (mem/critical_section.h)
     ThreadState& me = this_thread();
     MNV_ASSERT(callee->process == me.process && callee != &me);
     me.resume_at = h;
@@ -91,6 +92,7 @@ struct ListenAwaiter {
     me.listening = true;
   }
   Message await_resume() const noexcept {
+    CriticalSection critical;
     ThreadState& me = this_thread();
     if (me.has_message) {
       me.has_message = false;
@@ -108,6 +110,7 @@ struct ListenAwaiter {
 // Replies to `requester` (listened to by the current thread) and plays it.
 // Returns false if it is no longer waiting (an error was raised into it meanwhile).
 inline bool respond(ThreadRef requester, void* reply) {
+  CriticalSection critical;
   if (requester == nullptr || !List<ThreadState, QueueTag>::is_linked(requester)) return false;
   ThreadState& me = this_thread();
   me.serving.remove(requester);

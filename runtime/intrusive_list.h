@@ -10,7 +10,6 @@
 
 #include <cstddef>
 
-#include "mem/critical_section.h"
 #include "mem/log.h"
 
 namespace mnv {
@@ -46,7 +45,6 @@ class List {
   void remove(T* t) { unlink(t); }
   // Takes t off whichever List<T, Tag> it is on; no-op if it is on none.
   static void unlink(T* t) {
-    CriticalSection cs;  // (a runaway trap must not leave a list half relinked)
     ListLink* l = link(t);
     if (!l->linked()) return;
     l->prev->next = l->next;
@@ -68,7 +66,6 @@ class List {
   static ListLink* link(T* t) { return static_cast<Linked<Tag>*>(t); }
   static T* from(ListLink* l) { return static_cast<T*>(static_cast<Linked<Tag>*>(l)); }
   void insert_before(ListLink* pos, ListLink* l) {
-    CriticalSection cs;
     MNV_ASSERT(!l->linked());
     l->next = pos;
     l->prev = pos->prev;

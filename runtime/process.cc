@@ -64,7 +64,6 @@ std::size_t Process::dispatch() {
   // The dispatcher's own bookkeeping is runtime code; only the threads' code (inside resume())
   // runs where a runaway trap may land (mem/critical_section.h).
   CriticalSection critical;
-  const int depth = tl_critical_depth;
   MNV_ASSERT(!dispatching_);
   dispatching_ = true;
   ++tl_dispatches;  // (a new dispatch for the runaway clock: runtime/trap.h)
@@ -76,7 +75,7 @@ std::size_t Process::dispatch() {
   if (sigsetjmp(trap.env, 0) != 0) {
     // A thread trapped (runtime/trap.h). Its frame is never resumed: its finally handler runs
     // with EFAULT; nothing else of this process runs; the kernel then reclaims the process.
-    tl_critical_depth = depth;  // (the jump skipped OutsideCriticalSection's end)
+    tl_in_critical = true;  // (back in the section above: the jump skipped OutsideCriticalSection's end)
     ThreadState* t = tl_current.thread;
     faulted_ = true;
     faulted_thread = t;
@@ -111,6 +110,7 @@ std::size_t Process::dispatch() {
 }
 
 void Process::play(ThreadRef t) {
+  CriticalSection critical;
   MNV_ASSERT(t->process == this);
   if (t->status != Status::kCreated && t->status != Status::kPaused) return;
   t->status = Status::kRunnable;
@@ -118,6 +118,7 @@ void Process::play(ThreadRef t) {
 }
 
 void Process::play_next(ThreadRef t) {
+  CriticalSection critical;
   MNV_ASSERT(t->process == this);
   if (t->status != Status::kCreated && t->status != Status::kPaused) return;
   t->status = Status::kRunnable;
@@ -125,6 +126,7 @@ void Process::play_next(ThreadRef t) {
 }
 
 void Process::ready(ThreadRef t) {
+  CriticalSection critical;
   MNV_ASSERT(t->process == this && t->status == Status::kBlocked);
   blocked_.remove(t);
   if (t->block != nullptr) cancel_kernel_timer(std::exchange(t->block->timer, 0));
@@ -133,11 +135,13 @@ void Process::ready(ThreadRef t) {
 }
 
 void Process::requeue(ThreadState* t) {
+  CriticalSection critical;
   t->status = Status::kRunnable;
   run_.push_back(t);
 }
 
 void Process::block(ThreadState* t, Block* b) {
+  CriticalSection critical;
   t->status = Status::kBlocked;
   t->block = b;
   blocked_.push_back(t);

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "mem/critical_section.h"
 #include "mem/heap.h"
 #include "runtime/intrusive_list.h"
 #include "runtime/thread.h"
@@ -28,7 +29,10 @@ struct IdleTag {};
 // unlinked (List<IdleHook, IdleTag>::unlink) before its memory is freed.
 struct IdleHook : Linked<IdleTag> {
   explicit IdleHook(void (*fn)(IdleHook*)) : release(fn) {}
-  ~IdleHook() { List<IdleHook, IdleTag>::unlink(this); }
+  ~IdleHook() {
+    CriticalSection critical;  // (mem/critical_section.h)
+    List<IdleHook, IdleTag>::unlink(this);
+  }
   IdleHook(const IdleHook&) = delete;
   IdleHook& operator=(const IdleHook&) = delete;
   void (*release)(IdleHook*);
@@ -69,6 +73,7 @@ class Process {
 
   // Registers `h` to run at the next release_idle() (no-op if it already is registered).
   void release_when_idle(IdleHook* h) {
+    CriticalSection critical;  // (mem/critical_section.h)
     if (!List<IdleHook, IdleTag>::is_linked(h)) idle_.push_back(h);
   }
   // The process is idle: runs and unregisters every registered hook. Called by the kernel

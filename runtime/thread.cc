@@ -4,6 +4,7 @@
 #include <exception>
 #include <typeinfo>
 
+#include "mem/critical_section.h"
 #include "mem/heap.h"
 #include "mem/log.h"
 #include "mem/page.h"
@@ -42,6 +43,7 @@ void Thread::reset() {
 }
 
 void end_thread(ThreadState* t) {
+  CriticalSection critical;  // (mem/critical_section.h)
   Error gone{.code = EPIPE};
   while (ThreadState* r = t->pending.pop_front()) r->raise_in(gone);
   while (ThreadState* r = t->serving.pop_front()) r->raise_in(gone);
@@ -58,6 +60,7 @@ void end_thread(ThreadState* t) {
 }
 
 std::coroutine_handle<> ThreadState::raise(std::coroutine_handle<> at, const Error& e) {
+  CriticalSection critical;  // (mem/critical_section.h)
   error = e;
   if (!finally_at || in_finally) {
     log_thread_end(this, in_finally ? "(raise inside its finally handler)" : "(no finally handler)");
@@ -72,6 +75,7 @@ std::coroutine_handle<> ThreadState::raise(std::coroutine_handle<> at, const Err
 }
 
 void ThreadState::raise_in(const Error& e) {
+  CriticalSection critical;  // (mem/critical_section.h)
   MNV_ASSERT(status != Status::kRunning);
   List<ThreadState, QueueTag>::unlink(this);
   if (block != nullptr) cancel_kernel_timer(std::exchange(block->timer, 0));
@@ -112,6 +116,7 @@ void Finally::promise_type::unhandled_exception() noexcept { log_uncaught(); }
 
 namespace detail {
 std::coroutine_handle<> raise_no_frame(std::coroutine_handle<> at) {
+  CriticalSection critical;  // (mem/critical_section.h)
   Error e{.code = ENOMEM, .needed_pages = this_process().heap().needed_pages()};
   return this_thread().raise(at, e);
 }

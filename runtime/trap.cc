@@ -152,7 +152,7 @@ void on_runaway_tick(int signo, siginfo_t* info, void* context) {
   }
   if (++tl_runaway_ticks <= tl_runaway_limit) return;
   std::uintptr_t pc = interrupted_pc(context);
-  if (tl_critical_depth != 0 || in_system_code(pc)) return;  // not here: the next tick tries again
+  if (tl_in_critical || in_system_code(pc)) return;  // not here: the next tick tries again
   tl_runaway_ticks = 0;
   tp->signo = SIGXCPU;
   tp->address = pc;
