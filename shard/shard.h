@@ -191,6 +191,11 @@ struct ShardSetOptions {
   // max_run_ms is off or longer) is killed by wait() and, like any dead shard, started again;
   // 0: no watchdog.
   std::int64_t watchdog_ms = 10'000;
+  // Processes: how long a shard process may take to start (pin, kernel, `init`) before it is
+  // killed and its start has failed: at start() (which then fails, stopping the others) and at
+  // a restart (the shard stays down; the others go on, and wait() keeps supervising them and
+  // still passes SIGTERM on). A stop requested meanwhile ends the wait at once. 0: no limit.
+  std::int64_t start_timeout_ms = 30'000;
 };
 
 class ShardSet {
@@ -240,6 +245,9 @@ class ShardSet {
   // In the caller: fork shard i and wait for its report; stop what was started; restart shard
   // i after it died (false: not restarted, and why is logged).
   bool fork_shard(std::size_t i, std::string* error);
+  // Shard i's start-up report (or EOF: it died first) into buf: its length, or -1 when it took
+  // longer than start_timeout_ms or a stop was requested meanwhile (*why says which).
+  ssize_t await_report(std::size_t i, char* buf, std::size_t len, std::string* why);
   void call_off_start();
   bool restart(std::size_t i, int status);  // try_restart(), then on_death
   bool try_restart(std::size_t i, const std::string& how);

@@ -324,7 +324,17 @@ bool ShardSet::fork_shard(std::size_t i, std::string* error) {
     return false;
   }
   char buf[kMaxReport];
-  ssize_t n = read_once(c.report_fd, buf, sizeof buf);  // its report, or EOF if it died first
+  std::string why;
+  ssize_t n = await_report(i, buf, sizeof buf, &why);
+  if (n < 0) {  // it is killed: a start that hangs must not hold the caller (nor wait()) forever
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    c.reaped = true;
+    *error = "shard " + std::to_string(i) + ": its process " + why + " (killed)";
+    return false;
+  }
   if (n > 0 && buf[0] == 1) return true;
   if (n > 0) {
     error->assign(buf + 1, static_cast<std::size_t>(n - 1));
@@ -335,6 +345,29 @@ bool ShardSet::fork_shard(std::size_t i, std::string* error) {
   c.reaped = true;
   *error = "shard " + std::to_string(i) + ": its process " + describe_exit(status) + " during start-up";
   return false;
+}
+
+ssize_t ShardSet::await_report(std::size_t i, char* buf, std::size_t len, std::string* why) {
+  const Child& c = children_[i];
+  std::int64_t start = monotonic_ns();
+  for (;;) {
+    // Slices of at most 100 ms, to see a stop requested meanwhile (SIGTERM during a restart).
+    std::int64_t waited_ms = (monotonic_ns() - start) / 1'000'000;
+    std::int64_t slice_ms = 100;
+    if (options_.start_timeout_ms > 0) slice_ms = std::min(slice_ms, std::max<std::int64_t>(options_.start_timeout_ms - waited_ms, 0));
+    pollfd p{c.report_fd, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(slice_ms));
+    if (r > 0) return read_once(c.report_fd, buf, len);  // its report, or EOF if it died first
+    if (r < 0 && errno != EINTR) panic("mnv: shard processes: poll: %s", std::strerror(errno));
+    if (stop_requested() || Kernel::stop_signalled()) {
+      *why = "was still starting when the shards were asked to stop";
+      return -1;
+    }
+    if (options_.start_timeout_ms > 0 && monotonic_ns() - start >= options_.start_timeout_ms * 1'000'000) {
+      *why = "did not finish starting within " + std::to_string(options_.start_timeout_ms) + " ms";
+      return -1;
+    }
+  }
 }
 
 bool ShardSet::restart(std::size_t i, int status) {

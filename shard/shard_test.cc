@@ -510,6 +510,72 @@ TEST(ShardProcessesTest, AShardThatKeepsDyingIsRestartedAtMostFiveTimesAMinute) 
   EXPECT_EQ(run.stop(), 1);  // shard 1 stayed down (shard 0 stops now)
 }
 
+// A shard whose restart hangs in its init (say, it waits on something that never comes) must not
+// hold wait(), which supervises the other shards and passes SIGTERM on: after start_timeout_ms
+// the starting process is killed and the shard left down; a stop requested meanwhile ends the
+// wait at once, limit or not.
+void restart_hangs(std::int64_t start_timeout_ms, bool stop_while_starting) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shard_processes(*topo, 64);
+  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
+  o.start_timeout_ms = start_timeout_ms;
+  SupervisedShards run;
+  SupervisedShards::Report& r = run.report();
+  o.init = [&run](Shard& s, std::string*) {
+    bool again = s.index() == 1 && run.report().inits[1].load() > 0;
+    run.started(s);
+    while (again) ::pause();  // its second incarnation never finishes starting
+    return true;
+  };
+  std::atomic<int> not_restarted{0};
+  o.on_death = [&](std::size_t shard, const std::string&, bool again) {
+    if (shard == 1 && !again) ++not_restarted;
+    run.died();
+  };
+  std::string error;
+  ASSERT_TRUE(run.start(*topo, o, &error)) << error;
+  ASSERT_TRUE(run.await_start());
+  ASSERT_TRUE(run.await_start());  // both started
+  ASSERT_EQ(::kill(r.pid[1].load(), SIGKILL), 0);
+  ASSERT_TRUE(run.await_start());  // its restart began, and hangs
+  std::int64_t t0 = monotonic_ns();
+  if (stop_while_starting) {
+    EXPECT_EQ(run.stop(), 1);  // returns although shard 1 never finished starting
+    EXPECT_EQ(not_restarted.load(), 1);
+    return;
+  }
+  ASSERT_TRUE(run.await_death());  // wait() gave up on it
+  EXPECT_GE(monotonic_ns() - t0, (start_timeout_ms - 100) * 1'000'000);
+  EXPECT_EQ(not_restarted.load(), 1);
+  EXPECT_EQ(r.inits[0].load(), 1);  // shard 0 went on
+  EXPECT_EQ(run.stop(), 1);         // shard 1 stayed down
+}
+
+TEST(ShardProcessesTest, ARestartThatHangsIsKilledAfterTheStartTimeout) { restart_hangs(300, false); }
+
+TEST(ShardProcessesTest, AStopEndsAHungRestartWithoutATimeout) { restart_hangs(0, true); }
+
+// A start that hangs fails after start_timeout_ms, like any failed start: the shards started
+// before it are stopped and reaped, and start() says which shard and why.
+TEST(ShardProcessesTest, AStartThatHangsFailsAfterTheStartTimeout) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shard_processes(*topo, 64);
+  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
+  o.start_timeout_ms = 300;
+  o.init = [](Shard& s, std::string*) {
+    while (s.index() == 1) ::pause();
+    return true;
+  };
+  std::string error;
+  EXPECT_EQ(ShardSet::start(*topo, o, &error), nullptr);
+  EXPECT_NE(error.find("shard 1: its process did not finish starting within 300 ms (killed)"), std::string::npos)
+      << error;
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);  // no child left behind
+  EXPECT_EQ(errno, ECHILD);
+}
+
 // A micro-thread that never yields holds its shard: with shards as processes the watchdog kills
 // that shard once it has made no progress for watchdog_ms, and it is started again; an idle
 // shard (asleep in its poller) is left alone.
