@@ -69,7 +69,16 @@ class IoOp : public Op {
   IoOp(const IoOp&) = delete;
   IoOp& operator=(const IoOp&) = delete;
 
-  bool await_ready() noexcept { return (last_ = self().attempt()) == R::kDone; }
+  bool await_ready() noexcept {
+    if (!this_process().spend()) {  // not now: at the kernel's next pass (runtime/process.h)
+      last_ = R::kWait;
+      block_.fd = -1;
+      block_.events = 0;
+      block_.next_pass = true;
+      return false;
+    }
+    return (last_ = self().attempt()) == R::kDone;
+  }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
     h_ = h;
     ThreadState& t = this_thread();

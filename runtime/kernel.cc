@@ -541,20 +541,33 @@ void Kernel::dispatch(std::uint32_t slot) {
   if (hide) protect_kernel(true);
   in_process_ = true;
   running_slot_ = slot;
-  p->dispatch();
+  p->dispatch(Process::kDispatchBudget);
   running_slot_ = 0;
   in_process_ = false;
   if (hide) protect_kernel(false);
+  if (config_.max_run_ns > 0 && !s.proc->faulted()) report_stall(slot);
   s.last_turn = turns_;
   s.trimmed = false;
   ++dispatches_;
   flush(slot);
+  if (s.proc->runnable()) enqueue(slot);  // its budget was spent: the rest in the next pass
   if (s.proc->faulted() || (s.proc->thread_count() == 0 && s.proc->death().code != 0)) {
     report_death(slot);
     reclaim(slot);
     return;
   }
   if (s.proc->thread_count() == 0) reclaim(slot);
+}
+
+void Kernel::report_stall(std::uint32_t slot) {
+  // Under the limit, but long enough to be a stall for every other process of this kernel (a
+  // quarter of the limit or more): one line, as Seastar's stall reports, so it can be found
+  // before it becomes a trap.
+  std::int64_t ran = last_dispatch_ran_at_least_ns();
+  if (ran == 0) return;
+  log_line("mnv: process %u ran %lld ms or more of CPU time without returning to its kernel (a stall for the "
+           "others; at %lld ms it is trapped)",
+           slot, static_cast<long long>(ran / 1'000'000), static_cast<long long>(config_.max_run_ns / 1'000'000));
 }
 
 void Kernel::deliver(std::uint32_t slot) {
@@ -606,6 +619,12 @@ void Kernel::flush(std::uint32_t slot) {
   s.proc->blocked().for_each([&](ThreadState* t) {
     Block* b = t->block;
     if (b == nullptr) return;
+    if (b->next_pass) {  // its op waits only for the next pass (the dispatch's budget was spent)
+      b->next_pass = false;
+      s.proc->ready(t);
+      enqueue(slot);
+      return;
+    }
     if (b->fd >= 0) {
       FdEntry& e = fds_[b->fd];
       if (e.owner != slot) own(b->fd, slot);

@@ -213,6 +213,7 @@ class Kernel {
   void on_fd_event(int fd, std::uint32_t events);
   void on_timer(std::uint64_t cookie, std::uint32_t id);
   void deliver(std::uint32_t slot);
+  void report_stall(std::uint32_t slot);  // after a dispatch (KernelConfig::max_run_ns)
   void close_heap(std::uint32_t slot);
   void protect_kernel(bool hide);
   void trim_idle();

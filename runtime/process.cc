@@ -60,7 +60,7 @@ ThreadRef Process::spawn(Thread&& thread, void* message) {
   return t;
 }
 
-std::size_t Process::dispatch() {
+std::size_t Process::dispatch(std::uint64_t budget) {
   // The dispatcher's own bookkeeping is runtime code; only the threads' code (inside resume())
   // runs where a runaway trap may land (mem/critical_section.h).
   CriticalSection critical;
@@ -90,7 +90,10 @@ std::size_t Process::dispatch() {
     t->raise_in(e);
   }
   tl_trap_point = &trap;
-  while (ThreadState* t = run_.pop_front()) {
+  budget_ = budget;
+  // (A process that faulted runs its faulted thread's handler whatever is left of the budget.)
+  while (!run_.empty() && (spend() || faulted_)) {
+    ThreadState* t = run_.pop_front();
     if (faulted_ && t != faulted_thread) continue;  // the process is going away
     t->status = Status::kRunning;
     tl_current.thread = t;
@@ -105,6 +108,7 @@ std::size_t Process::dispatch() {
   }
   tl_trap_point = saved_trap;
   tl_current = saved;
+  budget_ = ~std::uint64_t{0};  // (ops started outside a dispatch are not limited)
   dispatching_ = false;
   return threads_;
 }

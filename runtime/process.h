@@ -3,9 +3,19 @@
 // A Process (the seed's struct vk_proc_local) lives inside its own micro-heap together with all of
 // its threads, so hiding the heap hides the whole process. It keeps its own run queue and blocked
 // queue: dispatch() runs every runnable thread, one after another, until each has blocked,
-// paused or ended; then control goes back to whoever dispatched it (the virtual kernel). The
-// kernel holds no pointers into the process while it is not running: it reads what the process
-// waits on after dispatch, and hands events back through ready().
+// paused or ended, or the dispatch's budget is spent; then control goes back to whoever
+// dispatched it (the virtual kernel). The kernel holds no pointers into the process while it is
+// not running: it reads what the process waits on after dispatch, and hands events back through
+// ready().
+//
+// The budget (the kernel gives kDispatchBudget) makes a busy process take turns with the others
+// of its kernel, as Tokio's cooperative budget does for tasks: each thread resumed and each I/O
+// op started spends one unit. Once it is spent, the threads still runnable wait for the kernel's
+// next pass, and an I/O op that would have gone ahead without blocking blocks until then instead
+// (Block::next_pass). So a connection whose data never runs out (a flood of pipelined lines, a
+// full accept queue) or threads that keep readying each other hand the CPU back every few
+// hundred steps, and only code that never reaches the runtime can run into the kernel's limit
+// on one dispatch (KernelConfig::max_run_ns).
 #pragma once
 
 #include <cstddef>
@@ -80,8 +90,18 @@ class Process {
   // (outside dispatch) before it trims the heap.
   void release_idle();
 
-  // Runs until no thread is runnable. Returns the number of threads still alive.
-  std::size_t dispatch();
+  // What the kernel gives one dispatch: threads resumed plus I/O ops started (see above).
+  static constexpr std::uint64_t kDispatchBudget = 128;
+  // Runs until no thread is runnable or `budget` is spent (the default: never, for tests and
+  // tools that drive a process by hand). Returns the number of threads still alive.
+  std::size_t dispatch(std::uint64_t budget = ~std::uint64_t{0});
+  // Spends one unit of the running dispatch's budget: false once it is spent (the caller then
+  // waits for the kernel's next pass: Block::next_pass).
+  bool spend() {
+    if (budget_ == 0) return false;
+    --budget_;
+    return true;
+  }
 
   // Puts a created or paused thread on the run queue (the seed's vk_play); no-op if it is
   // already runnable or running.
@@ -91,6 +111,7 @@ class Process {
   // A blocked thread's wait is over: it goes to the run queue.
   void ready(ThreadRef t);
 
+  // Threads are runnable (after a dispatch: it spent its budget first).
   bool runnable() const { return !run_.empty(); }
   // A thread of this process trapped (runtime/trap.h): the kernel reclaims the whole process.
   bool faulted() const { return faulted_; }
@@ -125,6 +146,7 @@ class Process {
   Error death_;
   bool dispatching_ = false;
   bool faulted_ = false;
+  std::uint64_t budget_ = ~std::uint64_t{0};  // of the running dispatch
 };
 
 inline Process& this_process() {

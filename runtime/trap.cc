@@ -79,6 +79,7 @@ constexpr int kTicksPerLimit = 4;
 thread_local int tl_runaway_limit = 0;  // 0: no runaway clock on this thread (a stale tick)
 thread_local std::uint64_t tl_runaway_dispatch = 0;
 thread_local int tl_runaway_ticks = 0;
+thread_local std::int64_t tl_runaway_period_ns = 0;
 
 // The executable code of the system libraries (and the vDSO), where a trap must not land: read
 // from /proc/self/maps when the first clock is armed. Fixed size, read by the handler.
@@ -161,6 +162,12 @@ void on_runaway_tick(int signo, siginfo_t* info, void* context) {
 
 }  // namespace
 
+std::int64_t last_dispatch_ran_at_least_ns() {
+  std::atomic_signal_fence(std::memory_order_seq_cst);  // (written by the handler, on this thread)
+  if (tl_runaway_limit == 0 || tl_runaway_dispatch != tl_dispatches || tl_runaway_ticks < 2) return 0;
+  return (tl_runaway_ticks - 1) * tl_runaway_period_ns;
+}
+
 RunawayTimer::RunawayTimer(std::int64_t max_run_ns) {
   MNV_ASSERT(max_run_ns > 0);
   std::call_once(g_runaway_once, [] {
@@ -190,6 +197,7 @@ RunawayTimer::RunawayTimer(std::int64_t max_run_ns) {
   its.it_value = its.it_interval;
   tl_runaway_ticks = 0;
   tl_runaway_dispatch = tl_dispatches - 1;
+  tl_runaway_period_ns = period;
   tl_runaway_limit = kTicksPerLimit;
   if (::timer_settime(timer, 0, &its, nullptr) != 0) {
     log_line("mnv: the runaway clock could not be armed (timer_settime: %s)", std::strerror(errno));

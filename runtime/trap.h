@@ -39,6 +39,12 @@ inline constinit thread_local TrapPoint* tl_trap_point = nullptr;
 // Process dispatches begun on this OS thread (the runaway clock restarts with each one).
 inline constinit thread_local std::uint64_t tl_dispatches = 0;
 
+// What the runaway clock saw of the dispatch that ended last on this thread: CPU time it ran at
+// least (whole tick periods, a quarter of max_run_ns each, between its first tick and its last),
+// or 0 when it saw under two ticks or there is no clock. Anything above 0 was a stall for every
+// other process of its kernel, which the kernel reports (Kernel::report_stall).
+std::int64_t last_dispatch_ran_at_least_ns();
+
 class RunawayTimer {
  public:
   // Arms the runaway clock on the calling OS thread (see above); max_run_ns > 0. A failure is
