@@ -62,8 +62,10 @@ struct KernelConfig {
   std::int64_t grace_ns = 5'000'000'000;       // SIGTERM: time in-flight work gets to finish
   std::int64_t trim_interval_ns = 1'000'000'000;  // idle processes give back unused heap pages
   // A process that runs this much CPU time in one dispatch without returning to the kernel (a
-  // thread that never yields, threads that never stop readying each other) is trapped with
-  // SIGXCPU and reclaimed like one that faulted (runtime/trap.h: RunawayTimer); 0: no limit.
+  // thread in a loop that never reaches the runtime: anything that yields or does I/O returns
+  // within its dispatch's budget, runtime/process.h) is trapped with SIGXCPU and reclaimed like
+  // one that faulted (runtime/trap.h: RunawayTimer); 0: no limit. A dispatch that ran a quarter
+  // of it or more is logged as a stall.
   std::int64_t max_run_ns = 0;
   bool exit_when_idle = false;  // run() returns once no process is left (tests, clients)
   // Sockets receive and send through the poller itself where it can (io_uring; see
