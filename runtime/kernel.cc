@@ -550,13 +550,16 @@ void Kernel::dispatch(std::uint32_t slot) {
   s.trimmed = false;
   ++dispatches_;
   flush(slot);
-  if (s.proc->runnable()) enqueue(slot);  // its budget was spent: the rest in the next pass
   if (s.proc->faulted() || (s.proc->thread_count() == 0 && s.proc->death().code != 0)) {
     report_death(slot);
     reclaim(slot);
     return;
   }
-  if (s.proc->thread_count() == 0) reclaim(slot);
+  if (s.proc->thread_count() == 0) {
+    reclaim(slot);
+    return;
+  }
+  if (s.proc->runnable()) enqueue(slot);  // its budget was spent: the rest in the next pass
 }
 
 void Kernel::report_stall(std::uint32_t slot) {
