@@ -164,7 +164,9 @@ class Engine {
   }
   void end_measuring() { measuring_ = false; }
 
-  bool all_answered() const { return answered_ + failed_ == n_; }
+  // Every connection has answered once or failed before it could (one that answered and failed
+  // later counts once: it is in answered_ and not in failed_unanswered_).
+  bool all_answered() const { return answered_ + failed_unanswered_ == n_; }
   int answered() const { return answered_; }
   int healthy() const {
     int h = 0;
@@ -204,6 +206,7 @@ class Engine {
     if (c.fd >= 0) close(c.fd);  // also leaves the epoll set
     c.fd = -1;
     if (c.state != kUnstarted && !c.answered) --opening_;
+    if (!c.answered) ++failed_unanswered_;
     c.state = kFailed;
     ++failed_;
     if (measuring_ && count_mode_ && c.busy && c.tagged) {
@@ -431,6 +434,7 @@ class Engine {
   int opening_ = 0;   // started, not yet answered, not failed
   int answered_ = 0;  // have received their first reply (including ones that failed later)
   int failed_ = 0;
+  int failed_unanswered_ = 0;  // failed before their first reply
   std::int64_t now_ = 0;
 
   bool measuring_ = false;

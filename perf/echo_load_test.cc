@@ -276,10 +276,11 @@ TEST(EchoClientTest, WrongReplyIsAnError) {
 }
 
 // A thread-per-connection echo server for `conns` connections; the first one it accepts is closed
-// after `close_first_after` replies.
+// after `close_first_after` replies. `others_after_first`: the other connections are served only
+// once the first is closed (so it dies before they have answered at all).
 class ThreadedEchoServer {
  public:
-  ThreadedEchoServer(int conns, int close_first_after) {
+  ThreadedEchoServer(int conns, int close_first_after, bool others_after_first = false) {
     lfd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
@@ -291,14 +292,22 @@ class ThreadedEchoServer {
       return;
     }
     port_ = ntohs(a.sin_port);
-    acceptor_ = std::thread([this, conns, close_first_after] {
+    acceptor_ = std::thread([this, conns, close_first_after, others_after_first] {
+      int held[8];
       for (int k = 0; k < conns; ++k) {
         struct pollfd p = {lfd_, POLLIN, 0};
         if (poll(&p, 1, 10000) != 1) return;
         int fd = accept(lfd_, nullptr, nullptr);
         if (fd < 0) return;
+        if (k > 0 && others_after_first) {
+          held[k] = fd;
+          continue;
+        }
         workers_[k] = std::thread(serve, fd, k == 0 ? close_first_after : -1);
       }
+      if (!others_after_first) return;
+      workers_[0].join();
+      for (int k = 1; k < conns; ++k) workers_[k] = std::thread(serve, held[k], -1);
     });
   }
   ~ThreadedEchoServer() {
@@ -357,6 +366,25 @@ TEST(EchoClientTest, CountModeReplacesLinesLostWithAConnection) {
   EXPECT_TRUE(r.first_error.find("closed by the server") != std::string::npos ||
               r.first_error.find("reset by peer") != std::string::npos)
       << r.first_error;
+}
+
+// The first connection dies after one reply, before the others have answered at all: the
+// measured window still starts once every other connection has answered (a connection that
+// answered and then failed is not waited for twice).
+TEST(EchoClientTest, AConnectionThatDiesBeforeTheOthersAnswerDoesNotStallTheRun) {
+  ThreadedEchoServer server(/*conns=*/4, /*close_first_after=*/1, /*others_after_first=*/true);
+  ASSERT_GT(server.port(), 0);
+  LoadOptions opt;
+  opt.port = server.port();
+  opt.connections = 4;
+  opt.warmup_s = 0;
+  opt.messages = 100;
+  opt.timeout_s = 20;
+  LoadResult r = run_load(opt);
+  EXPECT_EQ(r.messages, 100u);
+  EXPECT_EQ(r.conn_errors, 1u) << r.first_error;
+  EXPECT_EQ(r.timeouts, 0u) << r.first_error;
+  EXPECT_EQ(r.connections_ok, 3);
 }
 
 TEST(LatencyHistogramTest, SmallValuesAreExact) {
