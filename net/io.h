@@ -60,7 +60,8 @@ inline Socket& default_socket() {
 template <typename Derived>
 class IoOp : public Op {
  public:
-  enum class R { kDone, kWait, kError };
+  // kNextPass (internal): not tried, the dispatch's budget is spent (runtime/process.h).
+  enum class R { kDone, kWait, kError, kNextPass };
 
   IoOp(Socket& s, std::source_location where) : s_(&s), where_(where) {}
   ~IoOp() {
@@ -70,11 +71,8 @@ class IoOp : public Op {
   IoOp& operator=(const IoOp&) = delete;
 
   bool await_ready() noexcept {
-    if (!this_process().spend()) {  // not now: at the kernel's next pass (runtime/process.h)
-      last_ = R::kWait;
-      block_.fd = -1;
-      block_.events = 0;
-      block_.next_pass = true;
+    if (!this_process().spend()) {
+      last_ = R::kNextPass;
       return false;
     }
     return (last_ = self().attempt()) == R::kDone;
@@ -84,7 +82,14 @@ class IoOp : public Op {
     ThreadState& t = this_thread();
     t.resume_at = h;
     if (last_ == R::kError) return t.raise(h, error_value());
-    block(t);
+    if (last_ == R::kNextPass) {
+      // Runnable, its op tried first when it next runs: the dispatch ends here (its budget is
+      // spent), and the kernel runs what is left at its next pass.
+      t.op = this;
+      t.process->requeue(&t);
+    } else {
+      block(t);
+    }
     return std::noop_coroutine();
   }
 

@@ -19,9 +19,6 @@ struct Block {
   std::int64_t deadline_ns = 0; // CLOCK_MONOTONIC; 0 = none
   bool timed_out = false;       // set by the kernel when the deadline fired first
   std::uint32_t timer = 0;      // the kernel's timer id while armed (kernel-owned)
-  // Waits for nothing but the kernel's next pass (the op was not tried: the dispatch's budget was
-  // spent, runtime/process.h); the kernel readies it after the dispatch and clears this.
-  bool next_pass = false;
 
   void clear() {
     revents = 0;

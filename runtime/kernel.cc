@@ -622,12 +622,6 @@ void Kernel::flush(std::uint32_t slot) {
   s.proc->blocked().for_each([&](ThreadState* t) {
     Block* b = t->block;
     if (b == nullptr) return;
-    if (b->next_pass) {  // its op waits only for the next pass (the dispatch's budget was spent)
-      b->next_pass = false;
-      s.proc->ready(t);
-      enqueue(slot);
-      return;
-    }
     if (b->fd >= 0) {
       FdEntry& e = fds_[b->fd];
       if (e.owner != slot) own(b->fd, slot);

@@ -11,8 +11,8 @@
 // The budget (the kernel gives kDispatchBudget) makes a busy process take turns with the others
 // of its kernel, as Tokio's cooperative budget does for tasks: each thread resumed and each I/O
 // op started spends one unit. Once it is spent, the threads still runnable wait for the kernel's
-// next pass, and an I/O op that would have gone ahead without blocking blocks until then instead
-// (Block::next_pass). So a connection whose data never runs out (a flood of pipelined lines, a
+// next pass (Kernel::dispatch queues the process again), and so does a thread whose I/O op
+// would have gone ahead without blocking: the op is left to run first when it is resumed. So a connection whose data never runs out (a flood of pipelined lines, a
 // full accept queue) or threads that keep readying each other hand the CPU back every few
 // hundred steps, and only code that never reaches the runtime can run into the kernel's limit
 // on one dispatch (KernelConfig::max_run_ns).
@@ -96,7 +96,7 @@ class Process {
   // tools that drive a process by hand). Returns the number of threads still alive.
   std::size_t dispatch(std::uint64_t budget = ~std::uint64_t{0});
   // Spends one unit of the running dispatch's budget: false once it is spent (the caller then
-  // waits for the kernel's next pass: Block::next_pass).
+  // waits for the kernel's next pass: it requeue()s its thread, which the dispatch leaves).
   bool spend() {
     if (budget_ == 0) return false;
     --budget_;
