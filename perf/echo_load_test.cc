@@ -347,16 +347,21 @@ class ThreadedEchoServer {
   std::thread workers_[8];
 };
 
+// A count-mode run of `messages` lines over 4 connections, no warm-up, at most 20 s.
+LoadResult count_four(int port, std::int64_t messages) {
+  LoadOptions opt;
+  opt.port = port;
+  opt.connections = 4;
+  opt.warmup_s = 0;
+  opt.messages = messages;
+  opt.timeout_s = 20;
+  return run_load(opt);
+}
+
 TEST(EchoClientTest, CountModeReplacesLinesLostWithAConnection) {
   ThreadedEchoServer server(/*conns=*/4, /*close_first_after=*/20);
   ASSERT_GT(server.port(), 0);
-  LoadOptions opt;
-  opt.port = server.port();
-  opt.connections = 4;
-  opt.warmup_s = 0;
-  opt.messages = 400;
-  opt.timeout_s = 20;
-  LoadResult r = run_load(opt);
+  LoadResult r = count_four(server.port(), 400);
   EXPECT_EQ(r.messages, 400u);  // exactly the count, though one connection was closed under it
   EXPECT_EQ(r.conn_errors, 1u) << r.first_error;
   EXPECT_EQ(r.mismatches, 0u);
@@ -374,13 +379,7 @@ TEST(EchoClientTest, CountModeReplacesLinesLostWithAConnection) {
 TEST(EchoClientTest, AConnectionThatDiesBeforeTheOthersAnswerDoesNotStallTheRun) {
   ThreadedEchoServer server(/*conns=*/4, /*close_first_after=*/1, /*others_after_first=*/true);
   ASSERT_GT(server.port(), 0);
-  LoadOptions opt;
-  opt.port = server.port();
-  opt.connections = 4;
-  opt.warmup_s = 0;
-  opt.messages = 100;
-  opt.timeout_s = 20;
-  LoadResult r = run_load(opt);
+  LoadResult r = count_four(server.port(), 100);
   EXPECT_EQ(r.messages, 100u);
   EXPECT_EQ(r.conn_errors, 1u) << r.first_error;
   EXPECT_EQ(r.timeouts, 0u) << r.first_error;

@@ -76,7 +76,7 @@ void on_trap(int signo, siginfo_t* info, void*) {
 // Ticks per max_run: the timer's period is a quarter of it, and the trap comes on the tick after
 // four whole periods of one dispatch.
 constexpr int kTicksPerLimit = 4;
-thread_local int tl_runaway_limit = 0;  // 0: no runaway clock on this thread (a stale tick)
+thread_local bool tl_runaway_armed = false;  // a runaway clock ticks at this thread (else a tick is stale)
 thread_local std::uint64_t tl_runaway_dispatch = 0;
 thread_local int tl_runaway_ticks = 0;
 thread_local std::int64_t tl_runaway_period_ns = 0;
@@ -140,7 +140,7 @@ void on_runaway_tick(int signo, siginfo_t* info, void* context) {
     ::raise(signo);
     return;
   }
-  if (tl_runaway_limit == 0) return;
+  if (!tl_runaway_armed) return;
   TrapPoint* tp = tl_trap_point;
   if (tp == nullptr || tl_current.thread == nullptr) {  // between dispatches: nobody is running
     tl_runaway_ticks = 0;
@@ -151,7 +151,7 @@ void on_runaway_tick(int signo, siginfo_t* info, void* context) {
     tl_runaway_ticks = 1;
     return;
   }
-  if (++tl_runaway_ticks <= tl_runaway_limit) return;
+  if (++tl_runaway_ticks <= kTicksPerLimit) return;
   std::uintptr_t pc = interrupted_pc(context);
   if (tl_in_critical || in_system_code(pc)) return;  // not here: the next tick tries again
   tl_runaway_ticks = 0;
@@ -164,7 +164,7 @@ void on_runaway_tick(int signo, siginfo_t* info, void* context) {
 
 std::int64_t last_dispatch_ran_at_least_ns() {
   std::atomic_signal_fence(std::memory_order_seq_cst);  // (written by the handler, on this thread)
-  if (tl_runaway_limit == 0 || tl_runaway_dispatch != tl_dispatches || tl_runaway_ticks < 2) return 0;
+  if (!tl_runaway_armed || tl_runaway_dispatch != tl_dispatches || tl_runaway_ticks < 2) return 0;
   return (tl_runaway_ticks - 1) * tl_runaway_period_ns;
 }
 
@@ -198,11 +198,11 @@ RunawayTimer::RunawayTimer(std::int64_t max_run_ns) {
   tl_runaway_ticks = 0;
   tl_runaway_dispatch = tl_dispatches - 1;
   tl_runaway_period_ns = period;
-  tl_runaway_limit = kTicksPerLimit;
+  tl_runaway_armed = true;
   if (::timer_settime(timer, 0, &its, nullptr) != 0) {
     log_line("mnv: the runaway clock could not be armed (timer_settime: %s)", std::strerror(errno));
     ::timer_delete(timer);
-    tl_runaway_limit = 0;
+    tl_runaway_armed = false;
     return;
   }
   timer_ = timer;
@@ -212,7 +212,7 @@ RunawayTimer::RunawayTimer(std::int64_t max_run_ns) {
 RunawayTimer::~RunawayTimer() {
   if (!armed_) return;
   ::timer_delete(static_cast<timer_t>(timer_));
-  tl_runaway_limit = 0;  // (a tick still pending is ignored)
+  tl_runaway_armed = false;  // (a tick still pending is ignored)
 }
 
 const char* describe_signal(int signo) {

@@ -38,6 +38,14 @@ ssize_t read_once(int fd, void* buf, std::size_t n) {
   }
 }
 
+// Waits for child `pid` to end; its wait status.
+int reap(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
 void write_eventfd(void* fd) {
   std::uint64_t one = 1;
   [[maybe_unused]] ssize_t r = ::write(static_cast<int>(reinterpret_cast<std::intptr_t>(fd)), &one, sizeof one);
@@ -328,9 +336,7 @@ bool ShardSet::fork_shard(std::size_t i, std::string* error) {
   ssize_t n = await_report(i, buf, sizeof buf, &why);
   if (n < 0) {  // it is killed: a start that hangs must not hold the caller (nor wait()) forever
     ::kill(pid, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    reap(pid);
     c.reaped = true;
     *error = "shard " + std::to_string(i) + ": its process " + why + " (killed)";
     return false;
@@ -340,8 +346,7 @@ bool ShardSet::fork_shard(std::size_t i, std::string* error) {
     error->assign(buf + 1, static_cast<std::size_t>(n - 1));
     return false;
   }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
+  int status = reap(pid);
   c.reaped = true;
   *error = "shard " + std::to_string(i) + ": its process " + describe_exit(status) + " during start-up";
   return false;
@@ -419,9 +424,7 @@ void ShardSet::call_off_start() {
   }
   for (Child& c : children_) {
     if (c.pid <= 0 || c.reaped) continue;
-    int status;
-    while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    reap(c.pid);
     c.reaped = true;
   }
 }

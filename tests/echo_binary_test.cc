@@ -405,13 +405,9 @@ TEST_P(EchoShardProcessesBalanceTest, ServeContainAFaultAndStopOnSigterm) {
                      {"--shards=2", "--isolation=mprotect", "--fault_injection", std::string("--balance=") + GetParam()},
                      log.path());
     ASSERT_NE(echo.port(), 0);
-    std::vector<std::unique_ptr<Client>> clients;
-    for (int i = 0; i < 64; ++i) {
-      clients.push_back(std::make_unique<Client>(echo.port()));
-      ASSERT_TRUE(clients.back()->send("c" + std::to_string(i) + "\n"));
-      // (one at a time: handoff balances on the connections each shard is serving)
-      ASSERT_EQ(clients.back()->recv_line(), "Line 0: c" + std::to_string(i) + "\n");
-    }
+    // (one at a time: handoff balances on the connections each shard is serving)
+    auto clients = open_answered(echo.port(), 64);
+    ASSERT_EQ(clients.size(), 64u);
     Client bad(echo.port());
     ASSERT_TRUE(bad.send("!segv\n"));
     EXPECT_TRUE(bad.sees_eof());
@@ -493,12 +489,8 @@ TEST(EchoFaultTest, AHandlerThatNeverYieldsIsTrappedAlone) {
   {
     EchoProcess echo("io_uring", 0, {"--shards=1", "--fault_injection", "--max_run_ms=300"}, log.path());
     ASSERT_NE(echo.port(), 0);
-    std::vector<std::unique_ptr<Client>> clients;
-    for (int i = 0; i < 16; ++i) {
-      clients.push_back(std::make_unique<Client>(echo.port()));
-      ASSERT_TRUE(clients.back()->send("c" + std::to_string(i) + "\n"));
-      ASSERT_EQ(clients.back()->recv_line(), "Line 0: c" + std::to_string(i) + "\n");
-    }
+    auto clients = open_answered(echo.port(), 16);
+    ASSERT_EQ(clients.size(), 16u);
     Client hang(echo.port());
     ASSERT_TRUE(hang.send("!hang\n"));
     EXPECT_TRUE(hang.sees_eof());
@@ -524,12 +516,8 @@ TEST(EchoShardProcessesTest, AShardAHandlerHangsIsRestartedByTheWatchdog) {
                      {"--shards=2", "--isolation=mprotect", "--fault_injection", "--watchdog_ms=1000", "--max_run_ms=0"},
                      log.path());
     ASSERT_NE(echo.port(), 0);
-    std::vector<std::unique_ptr<Client>> clients;
-    for (int i = 0; i < 32; ++i) {
-      clients.push_back(std::make_unique<Client>(echo.port()));
-      ASSERT_TRUE(clients.back()->send("c" + std::to_string(i) + "\n"));
-      ASSERT_EQ(clients.back()->recv_line(), "Line 0: c" + std::to_string(i) + "\n");
-    }
+    auto clients = open_answered(echo.port(), 32);
+    ASSERT_EQ(clients.size(), 32u);
     Client hang(echo.port());
     ASSERT_TRUE(hang.send("!hang\n"));
     std::string killed = log.line_with("made no progress");

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "apps/echo/echo_service.h"
 #include "net/service.h"
@@ -219,6 +220,20 @@ class Client {
   int fd_ = -1;
   bool connected_ = false;
 };
+
+// `n` connections, opened one after another, each sending "<prefix>K\n" and reading its reply
+// "Line 0: <prefix>K\n" before the next opens (so a balancing server sees them one at a time).
+// Stops at the first that is not answered as it should be: callers check the size.
+inline std::vector<std::unique_ptr<Client>> open_answered(std::uint16_t port, int n, const std::string& prefix = "c") {
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < n; ++i) {
+    auto c = std::make_unique<Client>(port);
+    std::string line = prefix + std::to_string(i) + "\n";
+    if (!c->send(line) || c->recv_line() != "Line 0: " + line) break;
+    clients.push_back(std::move(c));
+  }
+  return clients;
+}
 
 // `count` clients, one after another, each sending "<prefix>K\n" on a new connection and
 // expecting its echo. A connection reset on the way (hashed to a shard's listener that is going

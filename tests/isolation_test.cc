@@ -30,13 +30,15 @@ namespace {
 
 class IsolationTest : public ::testing::TestWithParam<IsolationMode> {
  protected:
-  std::unique_ptr<Kernel> make_kernel() {
+  // max_run_ns: KernelConfig::max_run_ns (0: no runaway limit).
+  std::unique_ptr<Kernel> make_kernel(std::int64_t max_run_ns = 0) {
     KernelConfig kc;
     kc.poller = PollerKind::kEpoll;
     kc.isolation = GetParam();
     kc.max_fds = 4096;
     kc.max_processes = 256;
     kc.exit_when_idle = true;
+    kc.max_run_ns = max_run_ns;
     return Kernel::create(kc);
   }
   HeapPool pool_{16, 64};
@@ -221,13 +223,7 @@ Thread sleeper(int naps, int* done) {
 // A thread that never yields is trapped (SIGXCPU) once its process has run max_run_ns of CPU
 // time in one dispatch; its process is reclaimed and the kernel goes on with the others.
 TEST_P(IsolationTest, ARunawayThreadIsTrappedAndTheOthersGoOn) {
-  KernelConfig kc;
-  kc.poller = PollerKind::kEpoll;
-  kc.isolation = GetParam();
-  kc.max_processes = 256;
-  kc.exit_when_idle = true;
-  kc.max_run_ns = 50'000'000;
-  auto k = Kernel::create(kc);
+  auto k = make_kernel(50'000'000);
   ASSERT_NE(k, nullptr);
   int done = 0;
   k->start(pool_, sleeper, 20, &done);
@@ -267,13 +263,7 @@ Thread busy_pipe(int lines, int* got) {
 }
 
 TEST_P(IsolationTest, ABusyProcessThatYieldsOrDoesIoIsNeverTrapped) {
-  KernelConfig kc;
-  kc.poller = PollerKind::kEpoll;
-  kc.isolation = GetParam();
-  kc.max_processes = 256;
-  kc.exit_when_idle = true;
-  kc.max_run_ns = 4'000'000;  // far less than the whole job takes
-  auto k = Kernel::create(kc);
+  auto k = make_kernel(4'000'000);  // far less than the whole job takes
   ASSERT_NE(k, nullptr);
   constexpr int kLines = 200'000;
   int got = 0, naps_done = 0;
@@ -304,13 +294,7 @@ Thread staller(std::int64_t cpu_ns, bool* finished) {
 }
 
 TEST_P(IsolationTest, AStallUnderTheLimitIsReportedAndGoesOn) {
-  KernelConfig kc;
-  kc.poller = PollerKind::kEpoll;
-  kc.isolation = GetParam();
-  kc.max_processes = 256;
-  kc.exit_when_idle = true;
-  kc.max_run_ns = 200'000'000;  // ticks every 50 ms of CPU time
-  auto k = Kernel::create(kc);
+  auto k = make_kernel(200'000'000);  // ticks every 50 ms of CPU time
   ASSERT_NE(k, nullptr);
   bool finished = false;
   k->start(pool_, staller, std::int64_t{130'000'000}, &finished);
@@ -353,13 +337,7 @@ Thread churner(int* rounds) {
 }
 
 TEST_P(IsolationTest, RunawayTrapsNeverCutTheRuntimeShort) {
-  KernelConfig kc;
-  kc.poller = PollerKind::kEpoll;
-  kc.isolation = GetParam();
-  kc.max_processes = 256;
-  kc.exit_when_idle = true;
-  kc.max_run_ns = 10'000'000;
-  auto k = Kernel::create(kc);
+  auto k = make_kernel(10'000'000);
   ASSERT_NE(k, nullptr);
   constexpr int kRunaways = 12;
   int rounds = 0;
