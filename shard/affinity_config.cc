@@ -338,19 +338,7 @@ class Reader {
 
 }  // namespace
 
-const char* isolation_name(Isolation isolation) {
-  switch (isolation) {
-    case Isolation::kOff:
-      return "off";
-    case Isolation::kMprotect:
-      return "mprotect";
-    case Isolation::kStrict:
-      return "strict";
-    case Isolation::kPkeys:
-      return "pkeys";
-  }
-  return "?";
-}
+const char* isolation_name(IsolationMode isolation) { return isolation_mode_name(isolation); }
 
 namespace {
 
@@ -368,8 +356,8 @@ bool parse_by_name(std::string_view name, std::initializer_list<E> all, const ch
 
 }  // namespace
 
-bool parse_isolation(std::string_view name, Isolation* out) {
-  return parse_by_name(name, {Isolation::kOff, Isolation::kMprotect, Isolation::kStrict, Isolation::kPkeys},
+bool parse_isolation(std::string_view name, IsolationMode* out) {
+  return parse_by_name(name, {IsolationMode::kOff, IsolationMode::kMprotect, IsolationMode::kStrict, IsolationMode::kPkeys},
                        isolation_name, out);
 }
 
@@ -577,7 +565,7 @@ bool resolve_affinity(const AffinitySpec& spec, const Topology& topology, Affini
     }
   }
 
-  if (spec.isolation == Isolation::kPkeys) {
+  if (spec.isolation == IsolationMode::kPkeys) {
     std::string why;
     if (!Kernel::isolation_available(IsolationMode::kPkeys, &why)) {
       *error = (spec.isolation_at.empty() ? std::string("isolation") : spec.isolation_at) + ": " + why;

@@ -34,15 +34,12 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/kernel.h"
 #include "runtime/poller.h"
 #include "shard/cpuset.h"
 #include "shard/topology.h"
 
 namespace mnv {
-
-// Isolation of micro-heaps (DESIGN.md §3 "Isolation and traps"); validated here, enforced by
-// the runtime.
-enum class Isolation { kOff, kMprotect, kStrict, kPkeys };
 
 // How shards run: as threads of one process (sharing its address space), or as processes of
 // their own (sharing only what is mapped shared before they start; shard/shard.h).
@@ -53,10 +50,10 @@ const char* shard_mode_name(ShardMode mode);
 // Parses a name as above; false if unknown.
 bool parse_shard_mode(std::string_view name, ShardMode* out);
 
-// "off", "mprotect", "strict", "pkeys".
-const char* isolation_name(Isolation isolation);
+// The runtime's isolation modes (runtime/kernel.h) by name: "off", "mprotect", "strict", "pkeys".
+const char* isolation_name(IsolationMode isolation);
 // Parses a name as above; false if unknown.
-bool parse_isolation(std::string_view name, Isolation* out);
+bool parse_isolation(std::string_view name, IsolationMode* out);
 
 // The resolved config: what the shard launcher needs.
 struct AffinityConfig {
@@ -64,7 +61,7 @@ struct AffinityConfig {
   CpuSet cpuset;          // the CPUs shards are placed on (a subset of topology.allowed())
   std::vector<int> cpus;  // cpus[i] is shard i's CPU; shards entries, all distinct
   PollerKind poller = PollerKind::kIoUring;
-  Isolation isolation = Isolation::kOff;
+  IsolationMode isolation = IsolationMode::kOff;
   ShardMode shard_mode = ShardMode::kAuto;
   std::int64_t grace_ms = 2000;
   std::size_t heap_pages = 8;
@@ -81,7 +78,7 @@ struct AffinitySpec {
   std::string cpuset_at;
   PollerKind poller = PollerKind::kIoUring;
   std::string poller_at;
-  Isolation isolation = Isolation::kOff;
+  IsolationMode isolation = IsolationMode::kOff;
   std::string isolation_at;
   ShardMode shard_mode = ShardMode::kAuto;
   std::string shard_mode_at;

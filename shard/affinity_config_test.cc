@@ -100,7 +100,7 @@ cpu = 1
   // cores 0 and 2 on different nodes, so the node with two free cores (node 1: CPUs 2, 3) wins.
   EXPECT_EQ(c.cpus, (std::vector<int>{2, 3, 1}));
   EXPECT_EQ(c.poller, PollerKind::kEpoll);
-  EXPECT_EQ(c.isolation, Isolation::kMprotect);
+  EXPECT_EQ(c.isolation, IsolationMode::kMprotect);
   EXPECT_EQ(c.shard_mode, ShardMode::kProcesses);
   EXPECT_EQ(c.grace_ms, 500);
   EXPECT_EQ(c.heap_pages, 4u);
@@ -115,7 +115,7 @@ TEST(AffinityConfigTest, EmptyFileGivesTheDefaults) {
   // Distinct cores first (0-3), then siblings on the first-filled node (4, 5 on node 0).
   EXPECT_EQ(c.cpus, (std::vector<int>{0, 1, 4, 5, 2, 3}));
   EXPECT_EQ(c.poller, PollerKind::kIoUring);
-  EXPECT_EQ(c.isolation, Isolation::kOff);
+  EXPECT_EQ(c.isolation, IsolationMode::kOff);
   EXPECT_EQ(c.shard_mode, ShardMode::kAuto);
   EXPECT_EQ(c.grace_ms, 2000);
   EXPECT_EQ(c.heap_pages, 8u);
@@ -301,7 +301,7 @@ pool_size = 10
   EXPECT_EQ(format_cpuset(c.cpuset), "2-3");
   EXPECT_EQ(c.cpus, (std::vector<int>{2, 3}));
   EXPECT_EQ(c.poller, PollerKind::kPoll);
-  EXPECT_EQ(c.isolation, Isolation::kStrict);
+  EXPECT_EQ(c.isolation, IsolationMode::kStrict);
   EXPECT_EQ(c.shard_mode, ShardMode::kThreads);
   EXPECT_EQ(c.grace_ms, 0);
   EXPECT_EQ(c.heap_pages, 16u);
@@ -409,19 +409,19 @@ TEST(AffinityConfigTest, SampleFileParsesAndFitsThisMachine) {
   ASSERT_TRUE(resolve_affinity(spec, *topology, &c, &error)) << error;
   EXPECT_EQ(c.shards, topology->allowed().count());
   EXPECT_EQ(c.poller, PollerKind::kIoUring);
-  EXPECT_EQ(c.isolation, Isolation::kOff);
+  EXPECT_EQ(c.isolation, IsolationMode::kOff);
   EXPECT_EQ(c.grace_ms, 2000);
   EXPECT_EQ(c.heap_pages, 8u);
   EXPECT_EQ(c.pool_size, 8192u);
 }
 
 TEST(AffinityConfigTest, IsolationNames) {
-  for (Isolation mode : {Isolation::kOff, Isolation::kMprotect, Isolation::kStrict, Isolation::kPkeys}) {
-    Isolation parsed;
+  for (IsolationMode mode : {IsolationMode::kOff, IsolationMode::kMprotect, IsolationMode::kStrict, IsolationMode::kPkeys}) {
+    IsolationMode parsed;
     ASSERT_TRUE(parse_isolation(isolation_name(mode), &parsed));
     EXPECT_EQ(parsed, mode);
   }
-  Isolation parsed;
+  IsolationMode parsed;
   EXPECT_FALSE(parse_isolation("", &parsed));
   EXPECT_FALSE(parse_isolation("OFF", &parsed));
 }

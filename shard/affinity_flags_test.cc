@@ -49,7 +49,7 @@ TEST(AffinityFlagsTest, FlagsLoadTheFileAndOverrideIt) {
   ASSERT_TRUE(load_affinity_from_flags(*topology, app, &c, &error)) << error;
   EXPECT_EQ(c.shards, 1);
   EXPECT_EQ(c.poller, PollerKind::kPoll);  // the app's value, no flag given
-  EXPECT_EQ(c.isolation, Isolation::kStrict);
+  EXPECT_EQ(c.isolation, IsolationMode::kStrict);
   EXPECT_EQ(c.heap_pages, 32u);
 
   absl::SetFlag(&FLAGS_shards, "auto");
@@ -61,7 +61,7 @@ TEST(AffinityFlagsTest, FlagsLoadTheFileAndOverrideIt) {
   EXPECT_EQ(c.shards, 2);
   EXPECT_EQ(c.cpus, (std::vector<int>{4, 5}));
   EXPECT_EQ(c.poller, PollerKind::kEpoll);  // the flag beats the app's value
-  EXPECT_EQ(c.isolation, Isolation::kOff);
+  EXPECT_EQ(c.isolation, IsolationMode::kOff);
   EXPECT_EQ(c.shard_mode, ShardMode::kProcesses);
 
   absl::SetFlag(&FLAGS_shards, "0");
@@ -95,7 +95,7 @@ TEST(AffinityFlagsTest, ParsedFromACommandLine) {
   EXPECT_EQ(c.shards, 2);
   EXPECT_EQ(c.cpus, (std::vector<int>{2, 3}));
   EXPECT_EQ(c.poller, PollerKind::kPoll);
-  EXPECT_EQ(c.isolation, Isolation::kMprotect);
+  EXPECT_EQ(c.isolation, IsolationMode::kMprotect);
   EXPECT_EQ(c.pool_size, 7u);
   for (auto* flag : {&FLAGS_config, &FLAGS_shards, &FLAGS_cpuset, &FLAGS_poller, &FLAGS_isolation}) {
     absl::SetFlag(flag, "");

@@ -1,5 +1,6 @@
-// shard/shard.cc — a shard (its kernel and hooks, cross-shard calls and posts) and the ShardSet
-// with shards as threads; what is particular to shards as processes is in shard_processes.cc.
+// shard/shard.cc — a shard (its kernel and hooks, cross-shard calls and posts), what every
+// launcher shares (ShardSet), and CrossCallOp. The launchers themselves are shard_threads.cc and
+// shard_processes.cc.
 #include "shard/shard.h"
 
 #include <pthread.h>
@@ -14,13 +15,20 @@
 #include "runtime/raise.h"
 #include "runtime/trap.h"
 #include "shard/cross_call.h"
+#include "shard/shard_processes.h"
+#include "shard/shard_threads.h"
 
 namespace mnv {
 
 namespace {
 constinit thread_local Shard* tl_shard = nullptr;
-constexpr std::uint32_t kCallBits = 12;  // call id = gen << 12 | index (kMaxCalls = 4096)
+// A call id (the message's id, and the handle CrossCallOp keeps): gen << kCallBits | slot index.
+constexpr std::uint32_t kCallBits = 12;
 static_assert((1u << kCallBits) == Shard::kMaxCalls);
+constexpr std::uint32_t kGenMask = (1u << (32 - kCallBits)) - 1;  // a gen has 20 bits
+std::uint32_t call_id(std::uint32_t gen, std::uint32_t index) { return (gen << kCallBits) | index; }
+std::uint32_t call_index(std::uint64_t id) { return static_cast<std::uint32_t>(id) & ((1u << kCallBits) - 1); }
+std::uint32_t call_gen(std::uint64_t id) { return static_cast<std::uint32_t>(id >> kCallBits) & kGenMask; }
 }  // namespace
 
 Shard* Shard::current() { return tl_shard; }
@@ -51,9 +59,8 @@ void Shard::on_post(std::uint32_t kind, PostHandler fn, void* ctx) {
 }
 
 void Shard::seed_calls(std::uint32_t incarnation) {
-  // A reply to the last incarnation's call may still be in a ring: start this one's call
-  // generations elsewhere (a gen is 20 bits; 4096 calls per slot apart per incarnation).
-  for (Call& c : calls_) c.gen = (incarnation << kCallBits) & ((1u << (32 - kCallBits)) - 1);
+  // (4096 calls per slot apart per incarnation.)
+  for (Call& c : calls_) c.gen = (incarnation << kCallBits) & kGenMask;
 }
 
 ShardMessage Shard::make_post(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len) const {
@@ -75,11 +82,8 @@ bool Shard::post_fd(std::size_t to, std::uint32_t kind, int fd, const void* payl
   MNV_ASSERT(fd >= 0);
   ShardMessage m = make_post(to, kind, payload, len);
   m.kind |= kFdBit;
-  if (set_->processes_) return set_->send_fd(to, m, fd);
-  m.id = static_cast<std::uint64_t>(fd);  // one fd table: the number is the fd
-  return set_->mailboxes().send(index_, to, m);
+  return set_->send_fd(index_, to, m, fd);
 }
-
 
 std::uint32_t Shard::begin_call(ThreadRef caller, CrossCallOp* op, std::size_t to, const ShardMessage& request) {
   CriticalSection cs;  // (called from micro-threads: see mem/critical_section.h)
@@ -92,9 +96,9 @@ std::uint32_t Shard::begin_call(ThreadRef caller, CrossCallOp* op, std::size_t t
   c.slot = caller->process->kernel_slot();
   c.to = static_cast<std::uint32_t>(to);
   c.live = true;
-  c.gen = (c.gen + 1) & ((1u << (32 - kCallBits)) - 1);
+  c.gen = (c.gen + 1) & kGenMask;
   ShardMessage m = request;
-  m.id = (std::uint64_t{c.gen} << kCallBits) | i;
+  m.id = call_id(c.gen, i);
   ++stats_.calls;
   if (backlog_len_ == 0 && set_->mailboxes().send(index_, to, m)) {
     c.sent = true;
@@ -107,14 +111,14 @@ std::uint32_t Shard::begin_call(ThreadRef caller, CrossCallOp* op, std::size_t t
     ++backlog_len_;
     ++stats_.backlogged;
   }
-  return static_cast<std::uint32_t>(m.id & ((1u << kCallBits) - 1)) | (c.gen << kCallBits);
+  return call_id(c.gen, i);
 }
 
 void Shard::cancel_call(std::uint32_t call) {
   CriticalSection cs;  // (called from micro-threads: see mem/critical_section.h)
-  std::uint32_t i = call & ((1u << kCallBits) - 1);
+  std::uint32_t i = call_index(call);
   Call& c = calls_[i];
-  if (!c.live || c.gen != call >> kCallBits) return;
+  if (!c.live || c.gen != call_gen(call)) return;
   free_call(i);  // a late reply finds it dead; a backlogged request is still sent, its reply dropped
 }
 
@@ -147,8 +151,8 @@ bool Shard::run_local(const ShardMessage& request, ShardMessage* reply) {
 void Shard::deliver(const ShardMessage& m) {
   Mailboxes& mail = set_->mailboxes();
   if (m.kind & kReplyBit) {
-    std::uint32_t i = static_cast<std::uint32_t>(m.id & ((1u << kCallBits) - 1));
-    std::uint32_t gen = static_cast<std::uint32_t>(m.id >> kCallBits);
+    std::uint32_t i = call_index(m.id);
+    std::uint32_t gen = call_gen(m.id);
     if (i == 0 || i >= kMaxCalls) return;
     Call& c = calls_[i];
     if (!c.live || c.gen != gen) return;  // timed out meanwhile: dropped
@@ -157,16 +161,11 @@ void Shard::deliver(const ShardMessage& m) {
     return;
   }
   if (m.kind == kFdBit) {  // (processes) fds were posted to this shard's socket
-    receive_fds();
+    set_->receive_fds(*this);
     return;
   }
   if (m.kind & kPostBit) {
-    std::uint32_t kind = m.kind & ~(kPostBit | kFdBit);
-    if (kind < kMaxKinds && handlers_[kind].post != nullptr) {
-      handlers_[kind].post(m, handlers_[kind].ctx);
-    } else if (int fd = posted_fd(m); fd >= 0) {
-      ::close(fd);  // nobody takes it
-    }
+    deliver_post(m);
     return;
   }
   ShardMessage reply{};
@@ -178,6 +177,23 @@ void Shard::deliver(const ShardMessage& m) {
   MNV_ASSERT(outbox_len_ < outbox_.size());
   reply.from = m.from;  // while queued here: the requester it goes back to
   outbox_[(outbox_head_ + outbox_len_++) % outbox_.size()] = reply;
+}
+
+void Shard::deliver_post(const ShardMessage& m) {
+  std::uint32_t kind = m.kind & ~(kPostBit | kFdBit);
+  if (kind < kMaxKinds && handlers_[kind].post != nullptr) {
+    handlers_[kind].post(m, handlers_[kind].ctx);
+  } else if (int fd = posted_fd(m); fd >= 0) {
+    ::close(fd);  // nobody takes it
+  }
+}
+
+void Shard::fail_calls_to(std::size_t to) {
+  // Whatever `to` took and never answered is lost. A call whose request is still in the ring may
+  // yet run on the restarted shard; its reply is then dropped (the call is gone).
+  for (std::uint32_t i = 1; i < kMaxCalls; ++i) {
+    if (calls_[i].live && calls_[i].to == to) complete_call(i, ShardMessage{}, ECONNRESET);
+  }
 }
 
 void Shard::retry_backlog() {
@@ -192,7 +208,7 @@ void Shard::retry_backlog() {
     ShardMessage& m = requests_[backlog_head_];
     std::size_t to = request_to_[backlog_head_];
     if (!mail.send(index_, to, m)) break;
-    std::uint32_t i = static_cast<std::uint32_t>(m.id & ((1u << kCallBits) - 1));
+    std::uint32_t i = call_index(m.id);
     if (calls_[i].live) calls_[i].sent = true;
     backlog_head_ = (backlog_head_ + 1) % requests_.size();
     --backlog_len_;
@@ -200,15 +216,7 @@ void Shard::retry_backlog() {
 }
 
 void Shard::on_turn() {
-  if (set_->processes_) {
-    std::atomic<std::uint64_t>& turns = set_->beats_[index_].turns;  // (the watchdog's heartbeat)
-    turns.store(turns.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    if (!stop_seen_ && set_->stop_requested()) {  // request_stop() in the parent
-      stop_seen_ = true;
-      kernel_->request_stop();
-    }
-    if (set_->control_->deaths.load(std::memory_order_acquire) != deaths_seen_) fail_calls_to_the_dead();
-  }
+  set_->on_turn(*this);
   Mailboxes& mail = set_->mailboxes();
   ShardMessage batch[32];
   // Bounded per turn, and not while replies are backed up (the senders then wait: back-pressure).
@@ -244,26 +252,21 @@ bool Shard::set_up(const Topology& topology, std::string* error) {
   KernelConfig kc;
   const AffinityConfig& a = set_->options().affinity;
   kc.poller = a.poller;
-  switch (a.isolation) {
-    case Isolation::kOff: kc.isolation = IsolationMode::kOff; break;
-    case Isolation::kMprotect: kc.isolation = IsolationMode::kMprotect; break;
-    case Isolation::kStrict: kc.isolation = IsolationMode::kStrict; break;
-    case Isolation::kPkeys: kc.isolation = IsolationMode::kPkeys; break;
-  }
+  kc.isolation = a.isolation;
   kc.grace_ns = a.grace_ms * 1'000'000;
   kc.max_processes = a.pool_size + 64;
   kc.max_fds = set_->options().max_fds;
   kc.completion_io = set_->options().completion_io;
   kc.recv_multishot = set_->options().recv_multishot;
   kc.max_run_ns = set_->options().max_run_ms * 1'000'000;
-  if (set_->processes_) kc.wake_fd = set_->wake_fds_[index_];
+  set_->configure_kernel(index_, &kc);
   if (kc.max_fds == 0) {
     rlimit r{};
     ::getrlimit(RLIMIT_NOFILE, &r);
     kc.max_fds = r.rlim_cur > 1'048'576 ? 1'048'576 : (r.rlim_cur < 1024 ? 1024 : r.rlim_cur);
   }
   std::unique_ptr<Kernel> kernel = Kernel::create(kc);
-  swap_kernel(kernel);
+  set_->swap_kernel(*this, kernel);
   if (kernel_ == nullptr) {
     *error = "shard " + std::to_string(index_) + ": the kernel could not be created";
     return false;
@@ -286,15 +289,7 @@ bool Shard::set_up(const Topology& topology, std::string* error) {
     shard->set_->mailboxes().wake_done(shard->index_);
   };
   kernel_->set_hooks(hooks);
-  if (set_->processes_) {  // deaths before this incarnation are not news to it
-    deaths_seen_ = set_->control_->deaths.load(std::memory_order_acquire);
-    died_seen_.resize(set_->size());
-    for (std::size_t j = 0; j < set_->size(); ++j) died_seen_[j] = set_->died_[j].load(std::memory_order_acquire);
-  }
-  // (Processes: the set made every shard's waker, an eventfd write, before forking.)
-  if (!set_->processes_) {
-    set_->mailboxes().set_waker(index_, [](void* p) { static_cast<Poller*>(p)->wake(); }, &kernel_->poller());
-  }
+  set_->attach(*this);
   return true;
 }
 
@@ -308,35 +303,31 @@ Shard::Outcome Shard::run(const Topology& topology) {
     if (set_->options().init) ok = set_->options().init(*this, &error);
     set_->report(index_, ok, ok ? "" : "shard " + std::to_string(index_) + ": " + error);
     if (ok && set_->await_go()) {
-      // (Processes: a restarted shard takes what was posted to the one that died.)
-      if (set_->processes_) receive_fds();
+      set_->before_run(*this);
       kernel_->run();
       if (set_->options().fini) set_->options().fini(*this);
       outcome = Outcome::kRan;
     }
   }
   std::unique_ptr<Kernel> done;
-  swap_kernel(done);
-  done.reset();  // (outside the set's mutex)
+  set_->swap_kernel(*this, done);
+  done.reset();  // (outside any lock of the set)
   tl_shard = nullptr;
   return outcome;
 }
 
-void Shard::swap_kernel(std::unique_ptr<Kernel>& kernel) {
-  if (set_->processes_) {
-    kernel_.swap(kernel);
-    return;
-  }
-  // Threads: request_stop() and a failing shard's report() reach kernel_ from other threads
-  // under the set's mutex, so it changes only under it.
-  std::lock_guard<std::mutex> lock(set_->mu_);
-  kernel_.swap(kernel);
-}
-
 ShardSet::ShardSet(ShardSetOptions options)
     : options_(std::move(options)),
-      processes_(runs_as_processes(options_.affinity)),
       mailboxes_(static_cast<std::size_t>(options_.affinity.shards), options_.mailbox_capacity) {}
+
+ShardSet::~ShardSet() = default;
+
+void ShardSet::make_shards() {
+  for (int i = 0; i < options_.affinity.shards; ++i) {
+    auto index = static_cast<std::size_t>(i);
+    shards_.push_back(std::unique_ptr<Shard>(new Shard(this, index, options_.affinity.cpus[index])));
+  }
+}
 
 bool ShardSet::runs_as_processes(const AffinityConfig& affinity) {
   switch (affinity.shard_mode) {
@@ -344,95 +335,16 @@ bool ShardSet::runs_as_processes(const AffinityConfig& affinity) {
     case ShardMode::kProcesses: return true;
     case ShardMode::kAuto:
       return affinity.shards > 1 &&
-             (affinity.isolation == Isolation::kMprotect || affinity.isolation == Isolation::kStrict);
+             (affinity.isolation == IsolationMode::kMprotect || affinity.isolation == IsolationMode::kStrict);
   }
   return false;
-}
-
-void ShardSet::report(std::size_t index, bool ok, const std::string& error) {
-  if (processes_) {
-    report_to_parent(ok, error);
-    return;
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!ok) {
-    if (!failed_) error_ = error;
-    failed_ = true;
-    for (auto& s : shards_) {
-      if (s->kernel_ != nullptr && s->index_ != index) s->kernel_->request_stop();
-    }
-  } else {
-    ++started_;
-    if (started_ == shards_.size()) go_ = true;
-  }
-  cv_.notify_all();
-}
-
-bool ShardSet::await_turn(std::size_t index) {
-  if (processes_) return true;  // forked only once the previous shard reported
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return failed_ || started_ == index; });
-  return !failed_;
-}
-
-bool ShardSet::await_go() {
-  if (processes_) return await_go_from_parent();
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return failed_ || go_; });
-  return !failed_;
 }
 
 std::unique_ptr<ShardSet> ShardSet::start(const Topology& topology, ShardSetOptions options, std::string* error) {
   MNV_ASSERT(options.affinity.shards >= 1 &&
              options.affinity.cpus.size() == static_cast<std::size_t>(options.affinity.shards));
-  std::unique_ptr<ShardSet> set(new ShardSet(std::move(options)));
-  for (int i = 0; i < set->options_.affinity.shards; ++i) {
-    set->shards_.push_back(std::unique_ptr<Shard>(new Shard(set.get(), static_cast<std::size_t>(i),
-                                                            set->options_.affinity.cpus[static_cast<std::size_t>(i)])));
-  }
-  if (set->processes_) return set->start_processes(topology, error) ? std::move(set) : nullptr;
-  for (auto& s : set->shards_) {
-    Shard* shard = s.get();
-    set->threads_.emplace_back([shard, &topology] { shard->run(topology); });
-  }
-  {
-    std::unique_lock<std::mutex> lock(set->mu_);
-    set->cv_.wait(lock, [&] { return set->failed_ || set->go_; });
-    if (!set->failed_) return set;
-    *error = set->error_;
-  }
-  for (auto& t : set->threads_) t.join();
-  set->threads_.clear();
-  return nullptr;
-}
-
-void ShardSet::request_stop() {
-  if (processes_) {
-    stop_processes();
-    return;
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto& s : shards_) {
-    if (s->kernel_ != nullptr) s->kernel_->request_stop();
-  }
-}
-
-int ShardSet::wait() {
-  if (processes_) return wait_processes();
-  for (auto& t : threads_) t.join();
-  threads_.clear();
-  return 0;
-}
-
-ShardSet::~ShardSet() {
-  if (processes_) {
-    close_processes();
-    return;
-  }
-  if (!threads_.empty()) {
-    request_stop();
-    wait();
-  }
+  if (runs_as_processes(options.affinity)) return ShardProcesses::start(topology, std::move(options), error);
+  return ShardThreads::start(topology, std::move(options), error);
 }
 
 // ---- CrossCallOp ------------------------------------------------------------------------------

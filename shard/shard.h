@@ -14,51 +14,40 @@
 // outside any micro-thread, and must not block; a micro-thread calls it with
 // `co_await cross_call(shard, kind, payload, deadline)` (shard/cross_call.h).
 //
-// Threads or processes (AffinityConfig::shard_mode). With isolation, every mprotect that takes
-// access away must reach the TLB of every CPU running the same address space: in one process
-// with several busy shard threads, each such call sends a shootdown IPI to every other shard's
-// CPU and waits for it (perf/protect_bench: ~1 µs alone, ~6.5 µs with a busy sibling thread on
-// this VM). So shards can run as processes instead, one address space each, forked in shard
-// order by start(): the same protocol (pin, kernel, init in shard order, all-or-nothing, then
-// run) reported through a pipe per shard, with the mailboxes in a shared mapping made before the
-// forks (shard/shared_memory.h) and each shard's poller woken through an eventfd made before
-// them too. `auto` picks processes when isolation is mprotect or strict and there are several
-// shards; threads otherwise. What changes for an app with processes:
+// ShardSet is the interface; start() picks one of its two launchers (AffinityConfig::shard_mode):
+// shard/shard_threads.h (threads of this process) or shard/shard_processes.h (a process each).
+// With isolation, every mprotect that takes access away must reach the TLB of every CPU running
+// the same address space: in one process with several busy shard threads, each such call sends a
+// shootdown IPI to every other shard's CPU and waits for it (perf/protect_bench: ~1 µs alone,
+// ~6.5 µs with a busy sibling thread on this VM). So shards can run as processes instead, one
+// address space each. `auto` picks processes when isolation is mprotect or strict and there are
+// several shards; threads otherwise. What changes for an app with processes:
 //   * shards share only shared mappings made before start() (SharedObject) and the mailboxes;
 //     what one shard's init leaves in ordinary memory the next shard does not see, and fd
 //     numbers mean nothing in another shard (post_fd() hands an fd over, in either mode);
 //   * shard(i) in the caller's process is a shard that never runs there: report from `fini`;
 //   * a shard that dies (a trap in the kernel itself aborts it) takes only its own connections
 //     with it: the others keep serving, and wait() (which must be running) logs it and starts
-//     it again, as nginx's master does its workers: a fresh fork of the caller that pins, makes
-//     its kernel and runs `init` again (at most kMaxRestarts times a minute per shard; then it
-//     stays down). Whatever it had staged in the mailboxes and not published is dropped; every
-//     call in flight to it ends with ECONNRESET once the parent has seen the death (the others
-//     are woken for it), deadline or not. wait() returns 1 at the end
-//     if a shard stayed down;
-//   * a watchdog (ShardSetOptions::watchdog_ms) in wait() kills a shard whose loop has not
-//     turned for that long while it was not asleep in its poller (a micro-thread that never
-//     yields holds its whole shard), which is then restarted as above;
-//   * the caller's SIGTERM/SIGINT (install_signal_handlers) is passed on to every shard, and a
-//     shard whose parent dies is sent SIGTERM.
+//     it again, as nginx's master does its workers (at most kMaxRestarts times a minute per
+//     shard; then it stays down). Every call in flight to it ends with ECONNRESET; wait()
+//     returns 1 at the end if a shard stayed down;
+//   * a shard whose loop has not turned for ShardSetOptions::restart_stuck_ms while it was not
+//     asleep (a micro-thread that never yields holds its whole shard) is killed by wait() and
+//     restarted as above;
+//   * request_stop() reaches every shard process; a shard whose parent dies is killed with it.
 #pragma once
 
-#include <array>
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "runtime/kernel.h"
 #include "shard/affinity_config.h"
 #include "shard/mailbox.h"
-#include "shard/shared_memory.h"
 #include "shard/topology.h"
 
 namespace mnv {
@@ -109,6 +98,15 @@ class Shard {
   // Internal: runs a request of this shard's own handlers synchronously (a call to oneself).
   bool run_local(const ShardMessage& request, ShardMessage* reply);
 
+  // Internal, for the launchers. Runs the post handler of a message that arrived with its fd
+  // (or closes the fd when nobody takes it).
+  void deliver_post(const ShardMessage& m);
+  // Ends every call in flight to shard `to` with ECONNRESET (its process died).
+  void fail_calls_to(std::size_t to);
+  // Before a restarted shard runs: start this incarnation's call generations apart from the
+  // last one's, whose late replies may still be in a ring.
+  void seed_calls(std::uint32_t incarnation);
+
   struct Stats {
     std::uint64_t calls = 0, replies = 0, requests_served = 0, backlogged = 0;
   };
@@ -131,17 +129,13 @@ class Shard {
   Shard(ShardSet* set, std::size_t index, int cpu);
   Outcome run(const Topology& topology);  // the thread's (or the shard process's) body
   bool set_up(const Topology& topology, std::string* error);  // pin, kernel, hooks
-  void seed_calls(std::uint32_t incarnation);  // (processes) before a restarted shard runs
-  void fail_calls_to_the_dead();  // (processes) calls to a shard that died: ECONNRESET
   // Call slot i: ends the call with `reply` or `error` and readies its caller; frees the slot.
   void complete_call(std::uint32_t i, const ShardMessage& reply, int error);
   void free_call(std::uint32_t i);
-  void swap_kernel(std::unique_ptr<Kernel>& kernel);  // kernel_ <-> kernel (threads: under the set's mutex)
   void on_turn();
   bool before_wait(bool will_block);
   void deliver(const ShardMessage& m);
   ShardMessage make_post(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len) const;
-  void receive_fds();  // (processes) every message waiting with its fd on this shard's socket
   void retry_backlog();
 
   ShardSet* set_;
@@ -154,9 +148,6 @@ class Shard {
     void* ctx = nullptr;
   };
   Handler handlers_[kMaxKinds];
-  bool stop_seen_ = false;  // (processes) the set's stop flag was passed to the kernel
-  std::uint32_t deaths_seen_ = 0;              // (processes) ShardSet::Control::deaths, last seen
-  std::vector<std::uint32_t> died_seen_;       // (processes) ShardSet::died_[j], last seen
   std::vector<Call> calls_;               // fixed size kMaxCalls + 1; [0] unused
   std::uint32_t free_call_ = 0;
   std::vector<ShardMessage> requests_;    // calls whose send was refused (FIFO ring)
@@ -189,8 +180,8 @@ struct ShardSetOptions {
   // Processes: a shard whose loop has not turned for this long while it was not asleep (a
   // hang in the runtime, a micro-thread blocked in a system call, or one that never yields when
   // max_run_ms is off or longer) is killed by wait() and, like any dead shard, started again;
-  // 0: no watchdog.
-  std::int64_t watchdog_ms = 10'000;
+  // 0: never.
+  std::int64_t restart_stuck_ms = 10'000;
   // Processes: how long a shard process may take to start (pin, kernel, `init`) before it is
   // killed and its start has failed: at start() (which then fails, stopping the others) and at
   // a restart (the shard stays down; the others go on, and wait() keeps supervising them and
@@ -198,11 +189,14 @@ struct ShardSetOptions {
   std::int64_t start_timeout_ms = 30'000;
 };
 
+// The shard launcher's interface: shards as threads (shard/shard_threads.h) or as processes
+// (shard/shard_processes.h).
 class ShardSet {
  public:
-  // Starts every shard; null with *error when any shard cannot start (the others are stopped).
+  // Starts every shard with the launcher runs_as_processes() names; null with *error when any
+  // shard cannot start (the others are stopped).
   static std::unique_ptr<ShardSet> start(const Topology& topology, ShardSetOptions options, std::string* error);
-  ~ShardSet();
+  virtual ~ShardSet();
 
   // Processes: a shard that dies is started again by wait() up to kMaxRestarts times within
   // kRestartWindowNs; the next death within it leaves it down.
@@ -214,99 +208,47 @@ class ShardSet {
 
   // Blocks until every shard's kernel returned (SIGTERM/SIGINT, or request_stop()). Returns 0,
   // or 1 if a shard process died and was not started again (each death is logged).
-  int wait();
+  virtual int wait() = 0;
   // Asks every shard to stop (any thread).
-  void request_stop();
+  virtual void request_stop() = 0;
+  virtual bool processes() const = 0;
 
-  bool processes() const { return processes_; }
   std::size_t size() const { return shards_.size(); }
   // With processes, shard i runs in its own process: this one never ran (no kernel).
   Shard& shard(std::size_t i) const { return *shards_[i]; }
   Mailboxes& mailboxes() { return mailboxes_; }
   const ShardSetOptions& options() const { return options_; }
 
- private:
-  friend class Shard;
-  ShardSet(ShardSetOptions options);
-  void report(std::size_t index, bool ok, const std::string& error);
-  // Start-up steps of a shard, for threads (under mu_) or in a shard process (the pipes).
-  bool await_turn(std::size_t index);  // this shard's init may run (the previous one's is done)
-  bool await_go();                     // every shard started: run the kernel
+ protected:
+  explicit ShardSet(ShardSetOptions options);
+  // What a launcher does for its shards, called by Shard on the shard's own thread:
+  // start-up steps, in order: kernel config, then (kernel made) attach, then report after
+  // `init`, wait for every shard's report (await_go), before_run, and each loop turn.
+  virtual void configure_kernel(std::size_t index, KernelConfig* config) = 0;
+  virtual void attach(Shard& shard) = 0;
+  virtual void report(std::size_t index, bool ok, const std::string& error) = 0;
+  virtual bool await_turn(std::size_t index) = 0;  // this shard's init may run
+  virtual bool await_go() = 0;                     // every shard started: run the kernel
+  virtual void before_run(Shard& shard) = 0;
+  virtual void on_turn(Shard& shard) = 0;
+  // Shard::post_fd's transport; and what a shard does with a kFdBit wake-up (processes).
+  virtual bool send_fd(std::size_t from, std::size_t to, ShardMessage message, int fd) = 0;
+  virtual void receive_fds(Shard& shard) = 0;
+  // Sets or clears shard.kernel_ (other threads may read it meanwhile).
+  virtual void swap_kernel(Shard& shard, std::unique_ptr<Kernel>& kernel) = 0;
 
-  // Processes (shard/shard_processes.cc). In the caller: start, stop, wait for, and close the
-  // shard processes; in a shard's process: its report and its go.
-  bool start_processes(const Topology& topology, std::string* error);
-  void stop_processes();
-  int wait_processes();
-  void close_processes();
-  void report_to_parent(bool ok, const std::string& error);
-  bool await_go_from_parent();
-  bool send_fd(std::size_t to, const ShardMessage& message, int fd);  // for Shard::post_fd
-  // In the caller: fork shard i and wait for its report; stop what was started; restart shard
-  // i after it died (false: not restarted, and why is logged).
-  bool fork_shard(std::size_t i, std::string* error);
-  // Shard i's start-up report (or EOF: it died first) into buf: its length, or -1 when it took
-  // longer than start_timeout_ms or a stop was requested meanwhile (*why says which).
-  ssize_t await_report(std::size_t i, char* buf, std::size_t len, std::string* why);
-  void call_off_start();
-  bool restart(std::size_t i, int status);  // try_restart(), then on_death
-  bool try_restart(std::size_t i, const std::string& how);
-  bool stop_requested() const { return control_ != nullptr && control_->stop.load(std::memory_order_acquire); }
+  // For the launchers: make the shards; run one; its kernel slot.
+  void make_shards();
+  // Runs shard's body: true if its kernel ran, false if start-up failed or was called off.
+  static bool run_shard(Shard& shard, const Topology& topology) { return shard.run(topology) == Shard::Outcome::kRan; }
+  static std::unique_ptr<Kernel>& kernel_of(Shard& shard) { return shard.kernel_; }
 
   ShardSetOptions options_;
-  bool processes_ = false;
   Mailboxes mailboxes_;
-  // Processes: each shard's wake eventfd (its poller's wake()); per child, its pid, a pidfd
-  // (readable once it exited), and the parent's ends of its start-up pipes; the eventfd the
-  // SIGTERM/SIGINT handler writes.
-  std::vector<int> wake_fds_;
-  // Processes: per shard, a Unix seqpacket pair over which fds are posted to it ([0]: it reads;
-  // [1]: the others send).
-  std::vector<std::array<int, 2>> fd_sockets_;
-  struct Child {
-    int pid = -1;
-    int pidfd = -1;
-    int report_fd = -1;  // read: the child's start-up report
-    int go_fd = -1;      // write: 'g' to run; closed: call it off
-    bool reaped = false;
-    std::uint32_t incarnation = 0;  // forks of this shard so far
-    int restarts = 0;               // within the window that began at window_ns
-    std::int64_t window_ns = 0;
-    std::uint64_t last_turns = 0;   // watchdog: its loop turns when last seen to progress,
-    std::int64_t progress_ns = 0;   // and when that was
-    bool watchdog_killed = false;
-  };
-  // Processes: what the shard processes and the parent share, in one mapping made before the
-  // forks. Written by the parent, read by every shard each loop turn: the stop flag, and the
-  // deaths wait() has seen (a shard then fails its calls to one that died: ECONNRESET), with
-  // per shard how many times it died. Written by each shard every turn, read by the watchdog in
-  // wait(): its loop-turn count, one cache line per shard.
-  struct alignas(kCacheLine) Control {
-    std::atomic<bool> stop{false};
-    std::atomic<std::uint32_t> deaths{0};
-  };
-  struct alignas(kCacheLine) Beat {
-    std::atomic<std::uint64_t> turns{0};
-  };
-  std::unique_ptr<SharedRegion> shared_;
-  Control* control_ = nullptr;
-  Beat* beats_ = nullptr;                        // [shard]
-  std::atomic<std::uint32_t>* died_ = nullptr;   // [shard]
-  void watch(std::int64_t now);  // the watchdog's check of every live shard
-  const Topology* topology_ = nullptr;  // (processes: start()'s, for restarts)
-  std::vector<Child> children_;         // [shard]
-  int stop_fd_ = -1;
-  // In a shard process: its ends of the start-up pipes.
-  int report_fd_ = -1;
-  int go_fd_ = -1;
   std::vector<std::unique_ptr<Shard>> shards_;
-  std::vector<std::thread> threads_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::size_t started_ = 0;   // shards whose init returned
-  bool failed_ = false;
-  bool go_ = false;           // every shard started: run the kernels
-  std::string error_;
+
+ private:
+  friend class Shard;
 };
 
 }  // namespace mnv

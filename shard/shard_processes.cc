@@ -1,12 +1,4 @@
-// shard/shard_processes.cc — shards as processes: ShardSet's process mode (shard/shard.h).
-//
-// The caller's process forks one process per shard, in shard order, and waits for each one's
-// start-up report on a pipe before forking the next; a pipe per shard then carries the go (or,
-// closed, the call-off). Afterwards the caller's wait() watches the shard processes through
-// pidfds: it restarts one that dies, kills one the watchdog finds stuck, and passes SIGTERM/SIGINT
-// on. What the processes share was mapped before the forks: the mailboxes, the stop flag, the
-// heartbeats and death counts, each shard's wake eventfd and its Unix socket for posted fds.
-// Kept apart from shard.cc, which is the shard itself and the threads mode.
+// shard/shard_processes.cc — shards as processes (shard/shard_processes.h).
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -22,7 +14,7 @@
 
 #include "mem/log.h"
 #include "shard/cross_call.h"
-#include "shard/shard.h"
+#include "shard/shard_processes.h"
 
 namespace mnv {
 
@@ -39,7 +31,7 @@ ssize_t read_once(int fd, void* buf, std::size_t n) {
 }
 
 // Waits for child `pid` to end; its wait status.
-int reap(pid_t pid) {
+int wait_for_exit(pid_t pid) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
@@ -62,8 +54,15 @@ std::string describe_exit(int status) {
 
 }  // namespace
 
+std::unique_ptr<ShardSet> ShardProcesses::start(const Topology& topology, ShardSetOptions options, std::string* error) {
+  std::unique_ptr<ShardProcesses> set(new ShardProcesses(std::move(options)));
+  set->make_shards();
+  if (!set->start_all(topology, error)) return nullptr;
+  return set;
+}
+
 // In a shard's process: one write (atomic under PIPE_BUF), read whole by fork_shard().
-void ShardSet::report_to_parent(bool ok, const std::string& error) {
+void ShardProcesses::report(std::size_t, bool ok, const std::string& error) {
   char buf[kMaxReport];
   std::size_t n = error.size() < kMaxReport - 1 ? error.size() : kMaxReport - 1;
   buf[0] = ok ? 1 : 0;
@@ -71,19 +70,19 @@ void ShardSet::report_to_parent(bool ok, const std::string& error) {
   [[maybe_unused]] ssize_t w = ::write(report_fd_, buf, n + 1);
 }
 
-bool ShardSet::await_go_from_parent() {
+bool ShardProcesses::await_go() {
   char c = 0;
   return read_once(go_fd_, &c, 1) == 1 && c == 'g';  // EOF: the start was called off
 }
 
-bool ShardSet::start_processes(const Topology& topology, std::string* error) {
+bool ShardProcesses::start_all(const Topology& topology, std::string* error) {
   std::size_t n = shards_.size();
   std::size_t bytes = SharedRegion::grow(0, sizeof(Control), alignof(Control));
-  bytes = SharedRegion::grow(bytes, sizeof(Beat) * n, alignof(Beat));
+  bytes = SharedRegion::grow(bytes, sizeof(Turns) * n, alignof(Turns));
   bytes = SharedRegion::grow(bytes, sizeof(std::atomic<std::uint32_t>) * n, alignof(std::atomic<std::uint32_t>));
   shared_ = std::make_unique<SharedRegion>(bytes);
   control_ = shared_->make<Control>();
-  beats_ = shared_->make_array<Beat>(n);
+  turns_ = shared_->make_array<Turns>(n);
   died_ = shared_->make_array<std::atomic<std::uint32_t>>(n);
   for (std::size_t i = 0; i < shards_.size(); ++i) {
     int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -123,21 +122,21 @@ bool ShardSet::start_processes(const Topology& topology, std::string* error) {
   return true;
 }
 
-void ShardSet::stop_processes() {
+void ShardProcesses::request_stop() {
   control_->stop.store(true, std::memory_order_release);  // (seen by each shard's on_turn)
   for (int fd : wake_fds_) write_eventfd(reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
 }
 
-int ShardSet::wait_processes() {
+int ShardProcesses::wait() {
   int rc = 0;
   for (;;) {
     std::vector<pollfd> fds;
     for (std::size_t i = 0; i < children_.size(); ++i) {
       Child& c = children_[i];
-      if (c.reaped) continue;
+      if (c.exited) continue;
       int status = 0;
       if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
-        c.reaped = true;
+        c.exited = true;
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {  // it stopped (when asked, normally)
           if (!stop_requested() && !Kernel::stop_signalled()) {
             log_line("mnv: shard %zu (process %d) stopped by itself (a SIGTERM sent to it alone?); the other shards "
@@ -149,9 +148,7 @@ int ShardSet::wait_processes() {
         // The others fail their calls to it at their next loop turn (woken for it).
         died_[i].fetch_add(1, std::memory_order_release);
         control_->deaths.fetch_add(1, std::memory_order_release);
-        for (std::size_t j = 0; j < children_.size(); ++j) {
-          if (j != i) write_eventfd(reinterpret_cast<void*>(static_cast<std::intptr_t>(wake_fds_[j])));
-        }
+        wake_all_but(i);
         if (!restart(i, status)) {
           rc = 1;  // down for good
           continue;
@@ -162,8 +159,10 @@ int ShardSet::wait_processes() {
     if (fds.empty()) break;
     if (Kernel::stop_signalled() && !stop_requested()) request_stop();
     fds.push_back(pollfd{stop_fd_, POLLIN, 0});
-    // With a watchdog, a look at every shard's progress a few times per watchdog period.
-    int timeout_ms = options_.watchdog_ms > 0 ? static_cast<int>(std::max<std::int64_t>(options_.watchdog_ms / 4, 1)) : -1;
+    // A look at every shard's progress a few times per restart_stuck_ms.
+    int timeout_ms = options_.restart_stuck_ms > 0
+                         ? static_cast<int>(std::max<std::int64_t>(options_.restart_stuck_ms / 4, 1))
+                         : -1;
     if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
       panic("mnv: shard processes: poll: %s", std::strerror(errno));
     }
@@ -172,13 +171,19 @@ int ShardSet::wait_processes() {
       [[maybe_unused]] ssize_t r = ::read(stop_fd_, &count, sizeof count);
       request_stop();
     }
-    if (options_.watchdog_ms > 0) watch(monotonic_ns());
+    if (options_.restart_stuck_ms > 0) kill_stuck_shards(monotonic_ns());
   }
   return rc;
 }
 
-void ShardSet::close_processes() {
-  if (std::any_of(children_.begin(), children_.end(), [](const Child& c) { return c.pid > 0 && !c.reaped; })) {
+void ShardProcesses::wake_all_but(std::size_t skip) {
+  for (std::size_t j = 0; j < wake_fds_.size(); ++j) {
+    if (j != skip) write_eventfd(reinterpret_cast<void*>(static_cast<std::intptr_t>(wake_fds_[j])));
+  }
+}
+
+ShardProcesses::~ShardProcesses() {
+  if (std::any_of(children_.begin(), children_.end(), [](const Child& c) { return c.pid > 0 && !c.exited; })) {
     request_stop();
     wait();
   }
@@ -195,9 +200,7 @@ void ShardSet::close_processes() {
   if (stop_fd_ >= 0) ::close(stop_fd_);
 }
 
-bool ShardSet::send_fd(std::size_t to, const ShardMessage& message, int fd) {
-  std::size_t from = message.from;
-  ShardMessage m = message;
+bool ShardProcesses::send_fd(std::size_t from, std::size_t to, ShardMessage m, int fd) {
   // The wake-up first (it is what makes `to` read its socket; one with nothing to read is
   // harmless), then the message and the fd in one datagram, so they cannot be paired wrongly.
   ShardMessage hint{};
@@ -223,25 +226,37 @@ bool ShardSet::send_fd(std::size_t to, const ShardMessage& message, int fd) {
 }
 
 
-void Shard::fail_calls_to_the_dead() {
-  deaths_seen_ = set_->control_->deaths.load(std::memory_order_acquire);
-  for (std::size_t j = 0; j < set_->size(); ++j) {
-    std::uint32_t died = set_->died_[j].load(std::memory_order_acquire);
+// ---- In a shard's process ---------------------------------------------------------------------
+
+void ShardProcesses::configure_kernel(std::size_t index, KernelConfig* config) {
+  config->wake_fd = wake_fds_[index];  // (every shard's waker, an eventfd write, was set before the forks)
+}
+
+void ShardProcesses::attach(Shard&) {
+  // Deaths before this incarnation are not news to it.
+  deaths_seen_ = control_->deaths.load(std::memory_order_acquire);
+  died_seen_.resize(size());
+  for (std::size_t j = 0; j < size(); ++j) died_seen_[j] = died_[j].load(std::memory_order_acquire);
+}
+
+void ShardProcesses::on_turn(Shard& shard) {
+  std::atomic<std::uint64_t>& turns = turns_[shard.index()].count;  // (read by kill_stuck_shards)
+  turns.store(turns.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  if (!stop_seen_ && stop_requested()) {  // request_stop() in the parent
+    stop_seen_ = true;
+    shard.kernel().request_stop();
+  }
+  if (control_->deaths.load(std::memory_order_acquire) == deaths_seen_) return;
+  deaths_seen_ = control_->deaths.load(std::memory_order_acquire);
+  for (std::size_t j = 0; j < size(); ++j) {
+    std::uint32_t died = died_[j].load(std::memory_order_acquire);
     if (died == died_seen_[j]) continue;
     died_seen_[j] = died;
-    // Shard j's process died since we last looked: whatever it took and never answered is lost.
-    // Every call to it ends now (ECONNRESET); one whose request is still in the ring may yet run
-    // on the restarted shard, and its reply is then dropped (the call is gone).
-    for (std::uint32_t i = 1; i < kMaxCalls; ++i) {
-      if (calls_[i].live && calls_[i].to == j) complete_call(i, ShardMessage{}, ECONNRESET);
-    }
+    shard.fail_calls_to(j);  // shard j's process died since we last looked
   }
 }
 
-
-
-
-void Shard::receive_fds() {
+void ShardProcesses::receive_fds(Shard& shard) {
   for (;;) {
     ShardMessage m;
     iovec iov{&m, sizeof m};
@@ -251,7 +266,7 @@ void Shard::receive_fds() {
     msg.msg_iovlen = 1;
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
-    ssize_t n = ::recvmsg(set_->fd_sockets_[index_][0], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    ssize_t n = ::recvmsg(fd_sockets_[shard.index()][0], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;  // (EAGAIN: all taken)
     int fd = -1;
@@ -263,17 +278,14 @@ void Shard::receive_fds() {
       continue;
     }
     m.id = static_cast<std::uint64_t>(fd);
-    std::uint32_t kind = m.kind & ~(kPostBit | kFdBit);
-    if (kind < kMaxKinds && handlers_[kind].post != nullptr) {
-      handlers_[kind].post(m, handlers_[kind].ctx);
-    } else {
-      ::close(fd);  // nobody takes it
-    }
+    shard.deliver_post(m);
   }
 }
 
+// ---- In the caller's process ------------------------------------------------------------------
 
-bool ShardSet::fork_shard(std::size_t i, std::string* error) {
+
+bool ShardProcesses::fork_shard(std::size_t i, std::string* error) {
   Child& c = children_[i];
   for (int* fd : {&c.pidfd, &c.report_fd, &c.go_fd}) {  // (a restart: the last incarnation's)
     if (*fd >= 0) ::close(*fd);
@@ -308,21 +320,21 @@ bool ShardSet::fork_shard(std::size_t i, std::string* error) {
       }
     }
     ::close(stop_fd_);
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // (the caller's hard exit must not leave shards behind)
     if (::getppid() != parent) ::_exit(1);  // the parent died before the line above
     report_fd_ = report[1];
     go_fd_ = go[0];
     shards_[i]->seed_calls(c.incarnation);
-    Shard::Outcome outcome = shards_[i]->run(*topology_);
+    bool ran = run_shard(*shards_[i], *topology_);
     std::fflush(nullptr);
-    ::_exit(outcome == Shard::Outcome::kRan ? 0 : 1);
+    ::_exit(ran ? 0 : 1);
   }
   ::close(report[1]);
   ::close(go[0]);
   c.pid = pid;
-  c.reaped = false;
-  c.watchdog_killed = false;
-  c.last_turns = beats_[i].turns.load(std::memory_order_relaxed);
+  c.exited = false;
+  c.killed_as_stuck = false;
+  c.last_turns = turns_[i].count.load(std::memory_order_relaxed);
   c.progress_ns = monotonic_ns();
   c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   c.report_fd = report[0];
@@ -336,8 +348,8 @@ bool ShardSet::fork_shard(std::size_t i, std::string* error) {
   ssize_t n = await_report(i, buf, sizeof buf, &why);
   if (n < 0) {  // it is killed: a start that hangs must not hold the caller (nor wait()) forever
     ::kill(pid, SIGKILL);
-    reap(pid);
-    c.reaped = true;
+    wait_for_exit(pid);
+    c.exited = true;
     *error = "shard " + std::to_string(i) + ": its process " + why + " (killed)";
     return false;
   }
@@ -346,13 +358,13 @@ bool ShardSet::fork_shard(std::size_t i, std::string* error) {
     error->assign(buf + 1, static_cast<std::size_t>(n - 1));
     return false;
   }
-  int status = reap(pid);
-  c.reaped = true;
+  int status = wait_for_exit(pid);
+  c.exited = true;
   *error = "shard " + std::to_string(i) + ": its process " + describe_exit(status) + " during start-up";
   return false;
 }
 
-ssize_t ShardSet::await_report(std::size_t i, char* buf, std::size_t len, std::string* why) {
+ssize_t ShardProcesses::await_report(std::size_t i, char* buf, std::size_t len, std::string* why) {
   const Child& c = children_[i];
   std::int64_t start = monotonic_ns();
   for (;;) {
@@ -375,16 +387,17 @@ ssize_t ShardSet::await_report(std::size_t i, char* buf, std::size_t len, std::s
   }
 }
 
-bool ShardSet::restart(std::size_t i, int status) {
-  std::string how = children_[i].watchdog_killed
-                        ? "made no progress for " + std::to_string(options_.watchdog_ms) + " ms and was killed by the watchdog"
+bool ShardProcesses::restart(std::size_t i, int status) {
+  std::string how = children_[i].killed_as_stuck
+                        ? "made no progress for " + std::to_string(options_.restart_stuck_ms) +
+                              " ms and was killed as stuck"
                         : describe_exit(status);
   bool restarted = try_restart(i, how);
   if (options_.on_death) options_.on_death(i, how, restarted);
   return restarted;
 }
 
-bool ShardSet::try_restart(std::size_t i, const std::string& how) {
+bool ShardProcesses::try_restart(std::size_t i, const std::string& how) {
   Child& c = children_[i];
   if (stop_requested() || Kernel::stop_signalled()) {
     log_line("mnv: shard %zu (process %d) %s while stopping", i, c.pid, how.c_str());
@@ -417,35 +430,35 @@ bool ShardSet::try_restart(std::size_t i, const std::string& how) {
   return true;
 }
 
-void ShardSet::call_off_start() {
+void ShardProcesses::call_off_start() {
   for (Child& c : children_) {
     if (c.go_fd >= 0) ::close(c.go_fd);  // its await_go() reads EOF: it stops without running
     c.go_fd = -1;
   }
   for (Child& c : children_) {
-    if (c.pid <= 0 || c.reaped) continue;
-    reap(c.pid);
-    c.reaped = true;
+    if (c.pid <= 0 || c.exited) continue;
+    wait_for_exit(c.pid);
+    c.exited = true;
   }
 }
 
 
-void ShardSet::watch(std::int64_t now) {
+void ShardProcesses::kill_stuck_shards(std::int64_t now) {
   for (std::size_t i = 0; i < children_.size(); ++i) {
     Child& c = children_[i];
-    if (c.reaped || c.watchdog_killed) continue;
-    std::uint64_t turns = beats_[i].turns.load(std::memory_order_relaxed);
+    if (c.exited || c.killed_as_stuck) continue;
+    std::uint64_t turns = turns_[i].count.load(std::memory_order_relaxed);
     // Asleep in its poller (nothing to do) is not stuck.
     if (turns != c.last_turns || mailboxes_.asleep(i)) {
       c.last_turns = turns;
       c.progress_ns = now;
       continue;
     }
-    if (now - c.progress_ns < options_.watchdog_ms * 1'000'000) continue;
+    if (now - c.progress_ns < options_.restart_stuck_ms * 1'000'000) continue;
     log_line("mnv: shard %zu (process %d) made no progress for %lld ms (a micro-thread that never yields, or a hang): "
              "killing it",
              i, c.pid, static_cast<long long>((now - c.progress_ns) / 1'000'000));
-    c.watchdog_killed = true;
+    c.killed_as_stuck = true;
     ::kill(c.pid, SIGKILL);
   }
 }

@@ -2,7 +2,7 @@
 // pinned and named, a shard that fails to start stops the others, cross-shard calls and waking a
 // sleeping shard, posting an fd); with threads, cross-shard call deadlines (both outcomes),
 // back-pressure on a full ring and SO_REUSEPORT spreading connections; with processes, what only
-// they do: restarts (and their limit), the watchdog, and calls to a shard that died.
+// they do: restarts (and their limit), killing a stuck shard, and calls to a shard that died.
 #include "shard/shard.h"
 
 #include <gtest/gtest.h>
@@ -365,13 +365,13 @@ TEST(ShardProcessesTest, AutoMeansProcessesWithIsolationAndSeveralShards) {
   AffinityConfig a;
   a.shards = 2;
   EXPECT_FALSE(ShardSet::runs_as_processes(a));  // isolation off
-  a.isolation = Isolation::kMprotect;
+  a.isolation = IsolationMode::kMprotect;
   EXPECT_TRUE(ShardSet::runs_as_processes(a));
-  a.isolation = Isolation::kStrict;
+  a.isolation = IsolationMode::kStrict;
   EXPECT_TRUE(ShardSet::runs_as_processes(a));
-  a.isolation = Isolation::kPkeys;  // a register per thread: no TLB shootdown to avoid
+  a.isolation = IsolationMode::kPkeys;  // a register per thread: no TLB shootdown to avoid
   EXPECT_FALSE(ShardSet::runs_as_processes(a));
-  a.isolation = Isolation::kMprotect;
+  a.isolation = IsolationMode::kMprotect;
   a.shards = 1;
   EXPECT_FALSE(ShardSet::runs_as_processes(a));
   a.shard_mode = ShardMode::kProcesses;
@@ -576,8 +576,8 @@ TEST(ShardProcessesTest, AStartThatHangsFailsAfterTheStartTimeout) {
   EXPECT_EQ(errno, ECHILD);
 }
 
-// A micro-thread that never yields holds its shard: with shards as processes the watchdog kills
-// that shard once it has made no progress for watchdog_ms, and it is started again; an idle
+// A micro-thread that never yields holds its shard: with shards as processes wait() kills
+// that shard once it has made no progress for restart_stuck_ms, and it is started again; an idle
 // shard (asleep in its poller) is left alone.
 Thread spin_forever() {
   for (;;) {
@@ -590,12 +590,12 @@ void start_spinning(const ShardMessage&, void*) {
   Shard::current()->kernel().start(spin_pool, spin_forever);
 }
 
-TEST(ShardProcessesTest, TheWatchdogRestartsAShardAMicroThreadHolds) {
+TEST(ShardProcessesTest, AShardAMicroThreadHoldsIsKilledAndRestarted) {
   auto topo = topology();
   ShardSetOptions o;
   o.affinity = two_shard_processes(*topo, 64);
   if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
-  o.watchdog_ms = 500;  // (long enough that a busy machine never starves the idle shard that long)
+  o.restart_stuck_ms = 500;  // (long enough that a busy machine never starves the idle shard that long)
   SupervisedShards run;
   SupervisedShards::Report& r = run.report();
   o.init = [&run](Shard& s, std::string*) {
@@ -621,11 +621,11 @@ TEST(ShardProcessesTest, TheWatchdogRestartsAShardAMicroThreadHolds) {
   ASSERT_TRUE(run.await_start());
   ASSERT_TRUE(run.await_start());  // both started
   int stuck = r.pid[1].load();
-  ASSERT_TRUE(run.await_death());  // killed by the watchdog
+  ASSERT_TRUE(run.await_death());  // killed as stuck
   ASSERT_TRUE(run.await_start());  // and started again
   {
     std::lock_guard<std::mutex> lock(mu);
-    EXPECT_NE(how.find("made no progress for 500 ms and was killed by the watchdog"), std::string::npos) << how;
+    EXPECT_NE(how.find("made no progress for 500 ms and was killed as stuck"), std::string::npos) << how;
     EXPECT_EQ(restarted, 1);
   }
   EXPECT_NE(r.pid[1].load(), stuck);

@@ -217,7 +217,7 @@ TEST(EchoConfigTest, EachBadValueIsNamedAndExitsTwoBeforeAnyShardStarts) {
       {"--isolation=maybe", "--isolation=maybe"},
       {"--balance=random", "--balance=random"},
       {"--shard_mode=fork", "--shard_mode=fork"},
-      {"--watchdog_ms=-1", "--watchdog_ms=-1"},
+      {"--restart_stuck_ms=-1", "--restart_stuck_ms=-1"},
       {"--max_run_ms=-1", "--max_run_ms=-1: must be 0 (off) or more"},
   };
   for (const Case& c : cases) {
@@ -505,15 +505,15 @@ TEST(EchoFaultTest, AHandlerThatNeverYieldsIsTrappedAlone) {
 }
 
 // With the per-handler limit off, a handler that spins forever holds its whole shard
-// (micro-threads are cooperative); with shards as processes the watchdog kills that shard and it
+// (micro-threads are cooperative); with shards as processes that shard is killed as stuck and it
 // is started again: the connections on the other shard are served throughout, and new ones on
 // both afterwards.
-TEST(EchoShardProcessesTest, AShardAHandlerHangsIsRestartedByTheWatchdog) {
+TEST(EchoShardProcessesTest, AShardAHandlerHangsIsKilledAsStuckAndRestarted) {
   if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "needs 2 CPUs";
-  LogPipe log("echo_watchdog");
+  LogPipe log("echo_stuck");
   {
     EchoProcess echo("io_uring", 0,
-                     {"--shards=2", "--isolation=mprotect", "--fault_injection", "--watchdog_ms=1000", "--max_run_ms=0"},
+                     {"--shards=2", "--isolation=mprotect", "--fault_injection", "--restart_stuck_ms=1000", "--max_run_ms=0"},
                      log.path());
     ASSERT_NE(echo.port(), 0);
     auto clients = open_answered(echo.port(), 32);
@@ -523,7 +523,7 @@ TEST(EchoShardProcessesTest, AShardAHandlerHangsIsRestartedByTheWatchdog) {
     std::string killed = log.line_with("made no progress");
     EXPECT_NE(killed.find("killing it"), std::string::npos) << killed;
     std::string restarted = log.line_with("restarted as process");
-    EXPECT_NE(restarted.find("killed by the watchdog"), std::string::npos) << restarted;
+    EXPECT_NE(restarted.find("killed as stuck"), std::string::npos) << restarted;
     EXPECT_TRUE(hang.sees_eof());  // its shard's connections went with it
     // The other shard's connections were never interrupted; the hung shard's were reset.
     int served = 0, reset = 0;

@@ -10,7 +10,7 @@
 # die alone, everyone else keeps being served. Then (2 CPUs or more) a whole shard: two shards
 # as processes under load, one killed with SIGKILL; its connections are reset, the other
 # shard's go on, and the server starts it again; and, with the per-handler limit turned off, a
-# handler that hangs its shard, which the shard watchdog restarts. Expects the opt build (tools/mnv
+# handler that hangs its shard, which is killed as stuck and restarted. Expects the opt build (tools/mnv
 # demo does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,7 +71,7 @@ echo "   SIGTERM: exit status $rc; $(grep -o 'served [0-9]* connections ([0-9]* 
 if [ "$ncpu" -ge 2 ]; then
   mkfifo "$out/stdout2"
   taskset -c "0-$server_cpu" bazel-bin/apps/echo/echo --isolation=mprotect --shards=2 --fault_injection \
-    --watchdog_ms=500 --max_run_ms=0 >"$out/stdout2" 2>"$out/stderr2" &
+    --restart_stuck_ms=500 --max_run_ms=0 >"$out/stdout2" 2>"$out/stderr2" &
   server_pid=$!
   exec 4<"$out/stdout2"
   read -r first <&4
@@ -95,11 +95,11 @@ if [ "$ncpu" -ge 2 ]; then
   printf '     then 100 new connections: %s errors\n' "$(field "$out/load3" errors)"
   echo
   echo "7) with the per-handler CPU limit off (--max_run_ms=0), a handler that never yields (!hang) holds its"
-  echo "   whole shard; the shard watchdog (500 ms) is the outer net: it kills and restarts that shard:"
+  echo "   whole shard; a shard stuck for 500 ms (--restart_stuck_ms) is the outer net: it kills and restarts that shard:"
   printf '!hang\n' | timeout 5 bash -c "exec 9<>/dev/tcp/127.0.0.1/$port; cat >&9; timeout 3 cat <&9" >/dev/null || true
   taskset -c "$client_cpu" bazel-bin/perf/echo_load --port="$port" --conns=100 --size=64 --warmup_s=0 \
     --duration_s=0.5 >"$out/load4" 2>&1 || true
-  grep -E 'made no progress|killed by the watchdog' "$out/stderr2" | sed -e 's/^mnv: /     server: /'
+  grep -E 'made no progress|killed as stuck' "$out/stderr2" | sed -e 's/^mnv: /     server: /'
   printf '     then 100 new connections: %s errors\n' "$(field "$out/load4" errors)"
   kill -TERM "$server_pid"
   rc=0

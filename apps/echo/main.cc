@@ -47,7 +47,7 @@ ABSL_FLAG(bool, fault_injection, false,
 ABSL_FLAG(std::int64_t, max_run_ms, 1'000,
           "CPU time a connection's handler may run without yielding before it is trapped (SIGXCPU) and its "
           "connection closed; 0: no limit");
-ABSL_FLAG(std::int64_t, watchdog_ms, 10'000,
+ABSL_FLAG(std::int64_t, restart_stuck_ms, 10'000,
           "shards as processes: a shard whose loop has not turned for this long (not asleep) is killed and "
           "restarted; 0: off");
 
@@ -193,9 +193,9 @@ int main(int argc, char** argv) {
   options.affinity = affinity;
   options.init = init_shard;
   options.fini = fini_shard;
-  options.watchdog_ms = absl::GetFlag(FLAGS_watchdog_ms);
-  if (options.watchdog_ms < 0) {
-    std::fprintf(stderr, "echo: --watchdog_ms=%lld: must be 0 (off) or more\n", static_cast<long long>(options.watchdog_ms));
+  options.restart_stuck_ms = absl::GetFlag(FLAGS_restart_stuck_ms);
+  if (options.restart_stuck_ms < 0) {
+    std::fprintf(stderr, "echo: --restart_stuck_ms=%lld: must be 0 (off) or more\n", static_cast<long long>(options.restart_stuck_ms));
     return 2;
   }
   options.max_run_ms = absl::GetFlag(FLAGS_max_run_ms);
