@@ -1,0 +1,66 @@
+// net/http/head_scanner.h — finds where a message's head ends, resuming where it stopped.
+//
+// Bytes may arrive one at a time; the scanner remembers how far it has looked, so each byte is
+// examined once however the head is split (memchr for LF over each contiguous run). Empty lines
+// before the start line are skipped (RFC 9112 §2.2). The parsers then parse the complete head
+// in one pass.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+
+#include "net/http/spans.h"
+
+namespace mnv::http {
+
+class HeadScanner {
+ public:
+  enum class Result { kMore, kComplete, kTooLarge };
+
+  // `in` holds the message from its first byte. kTooLarge: no end within `limit` bytes.
+  Result scan(const Spans& in, std::size_t limit) {
+    if (end_ != 0) return Result::kComplete;
+    std::size_t stop = in.size() < limit ? in.size() : limit;
+    while (pos_ < stop) {
+      std::string_view run = in.run(pos_);
+      if (run.size() > stop - pos_) run = run.substr(0, stop - pos_);
+      const void* nl = std::memchr(run.data(), '\n', run.size());
+      if (nl == nullptr) {
+        pos_ += run.size();
+        continue;
+      }
+      std::size_t i = pos_ + static_cast<std::size_t>(static_cast<const char*>(nl) - run.data());
+      pos_ = i + 1;
+      std::size_t len = i - line_start_;
+      bool empty = len == 0 || (len == 1 && in[i - 1] == '\r');
+      line_start_ = i + 1;
+      if (line_end_ == 0) {
+        if (empty) {
+          start_ = i + 1;  // an empty line before the start line
+        } else {
+          line_end_ = i + 1;
+        }
+      } else if (empty) {
+        end_ = i + 1;
+        return Result::kComplete;
+      }
+    }
+    return in.size() >= limit ? Result::kTooLarge : Result::kMore;
+  }
+
+  // The start line's first byte (after skipped empty lines).
+  std::size_t start() const { return start_; }
+  // One past the LF ending the start line; 0 until it is seen.
+  std::size_t line_end() const { return line_end_; }
+  // One past the head's last LF; 0 until the head is complete.
+  std::size_t end() const { return end_; }
+
+ private:
+  std::size_t pos_ = 0;         // next byte to look at
+  std::size_t line_start_ = 0;  // first byte of the line being scanned
+  std::size_t start_ = 0;
+  std::size_t line_end_ = 0;
+  std::size_t end_ = 0;
+};
+
+}  // namespace mnv::http

@@ -1,0 +1,209 @@
+// net/http/request_parser.cc — request line, fields and framing rules; the body steps.
+#include "net/http/request_parser.h"
+
+#include <cstring>
+
+#include "mem/log.h"
+#include "net/http/chars.h"
+#include "net/http/fields.h"
+
+namespace mnv::http {
+namespace {
+
+Method method_of(const char* p, std::size_t n) {
+  switch (n) {
+    case 3:
+      if (std::memcmp(p, "GET", 3) == 0) return Method::kGet;
+      if (std::memcmp(p, "PUT", 3) == 0) return Method::kPut;
+      break;
+    case 4:
+      if (std::memcmp(p, "POST", 4) == 0) return Method::kPost;
+      if (std::memcmp(p, "HEAD", 4) == 0) return Method::kHead;
+      break;
+    case 5:
+      if (std::memcmp(p, "PATCH", 5) == 0) return Method::kPatch;
+      if (std::memcmp(p, "TRACE", 5) == 0) return Method::kTrace;
+      break;
+    case 6:
+      if (std::memcmp(p, "DELETE", 6) == 0) return Method::kDelete;
+      break;
+    case 7:
+      if (std::memcmp(p, "OPTIONS", 7) == 0) return Method::kOptions;
+      if (std::memcmp(p, "CONNECT", 7) == 0) return Method::kConnect;
+      break;
+    default:
+      break;
+  }
+  return Method::kOther;
+}
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+}  // namespace
+
+std::string_view method_name(Method m) {
+  switch (m) {
+    case Method::kGet: return "GET";
+    case Method::kHead: return "HEAD";
+    case Method::kPost: return "POST";
+    case Method::kPut: return "PUT";
+    case Method::kDelete: return "DELETE";
+    case Method::kConnect: return "CONNECT";
+    case Method::kOptions: return "OPTIONS";
+    case Method::kTrace: return "TRACE";
+    case Method::kPatch: return "PATCH";
+    case Method::kOther: return "";
+  }
+  return "";
+}
+
+RequestParser::RequestParser(const Limits& limits)
+    : limits_(limits), chunked_(limits.max_body, limits.max_head) {
+  MNV_ASSERT(limits.max_head > 0 && limits.max_head <= 65535);
+  MNV_ASSERT(limits.max_headers <= Limits::kMaxHeaderCapacity);
+}
+
+void RequestParser::reset() {
+  scanner_ = HeadScanner();
+  head_.headers.reset(nullptr);
+  chunked_.reset();
+  remaining_ = 0;
+  body_done_ = false;
+  error_ = Error::kNone;
+  error_offset_ = 0;
+}
+
+HeadStatus RequestParser::fail(Error e, std::size_t offset) {
+  error_ = e;
+  error_offset_ = offset;
+  return HeadStatus::kError;
+}
+
+// While the head is incomplete: a request line that already shows a target over the limit (414)
+// or a method that cannot be one (400), so a client cannot hold a connection with it.
+Error RequestParser::check_partial_line(const Spans& in) const {
+  std::size_t start = scanner_.start();
+  std::size_t line_end = scanner_.line_end() != 0 ? scanner_.line_end() : in.size();
+  std::size_t len = line_end - start;
+  if (len <= limits_.max_target) return Error::kNone;
+  std::size_t sp = start;
+  std::size_t method_stop = start + (len < kMaxMethod + 1 ? len : kMaxMethod + 1);
+  while (sp < method_stop && in[sp] != ' ') ++sp;
+  if (sp == method_stop) return Error::kBadRequestLine;
+  std::size_t t = sp + 1;
+  while (t < line_end && in[t] != ' ' && in[t] != '\r' && in[t] != '\n') ++t;
+  return t - (sp + 1) > limits_.max_target ? Error::kTargetTooLong : Error::kNone;
+}
+
+HeadStatus RequestParser::parse_head(const Spans& in, std::span<char> scratch) {
+  if (error_ != Error::kNone) return HeadStatus::kError;
+  switch (scanner_.scan(in, limits_.max_head)) {
+    case HeadScanner::Result::kMore: {
+      Error e = check_partial_line(in);
+      return e == Error::kNone ? HeadStatus::kIncomplete : fail(e, scanner_.start());
+    }
+    case HeadScanner::Result::kTooLarge: {
+      Error e = check_partial_line(in);
+      return fail(e == Error::kNone ? Error::kHeadTooLarge : e, scanner_.start());
+    }
+    case HeadScanner::Result::kComplete:
+      break;
+  }
+  std::size_t n = scanner_.end();
+  if (in.contiguous(n)) return parse_complete(in.first().data());
+  if (scratch.size() < n) return HeadStatus::kNeedScratch;
+  in.copy(0, n, scratch.data());
+  return parse_complete(scratch.data());
+}
+
+HeadStatus RequestParser::parse_complete(const char* base) {
+  const char* p = base + scanner_.start();
+  const char* line_end = base + scanner_.line_end();  // one past LF
+  RequestHead& h = head_;
+  auto at = [&](const char* q) { return static_cast<std::size_t>(q - base); };
+
+  // method SP
+  const char* q = p;
+  while (chars::token(*q)) ++q;
+  if (q == p || *q != ' ' || static_cast<std::size_t>(q - p) > kMaxMethod) {
+    return fail(Error::kBadRequestLine, at(q));
+  }
+  h.method_name = std::string_view(p, static_cast<std::size_t>(q - p));
+  h.method = method_of(p, h.method_name.size());
+  // request-target SP
+  const char* t = ++q;
+  while (chars::target(*q)) ++q;
+  if (static_cast<std::size_t>(q - t) > limits_.max_target) return fail(Error::kTargetTooLong, at(t));
+  if (q == t || *q != ' ') return fail(Error::kBadRequestLine, at(q));
+  h.target = std::string_view(t, static_cast<std::size_t>(q - t));
+  // HTTP-version CRLF
+  ++q;
+  if (line_end - q != 10 || std::memcmp(q, "HTTP/", 5) != 0 || !is_digit(q[5]) || q[6] != '.' ||
+      !is_digit(q[7])) {
+    if (line_end[-2] != '\r') return fail(Error::kBadLineEnding, at(line_end - 1));
+    return fail(Error::kBadRequestLine, at(q));
+  }
+  if (q[8] != '\r') return fail(Error::kBadRequestLine, at(q + 8));
+  if (q[5] != '1') return fail(Error::kUnsupportedVersion, at(q));
+  h.version_minor = q[7] == '0' ? 0 : 1;
+
+  // header fields
+  FieldSummary sum;
+  h.headers.reset(base);
+  const char* err_at = nullptr;
+  Error e = parse_fields(line_end, base + scanner_.end(), limits_.max_headers, h.headers, sum, &err_at);
+  if (e != Error::kNone) return fail(e, at(err_at));
+
+  std::size_t end = scanner_.end();
+  if (h.version_minor >= 1 && sum.host_count == 0) return fail(Error::kMissingHost, end);
+  if (sum.host_count > 1) return fail(Error::kDuplicateHost, end);
+  h.keep_alive = h.version_minor >= 1 ? !sum.connection_close
+                                      : sum.connection_keep_alive && !sum.connection_close;
+  h.expect_continue = sum.expect_continue && h.version_minor >= 1;
+  h.content_length = 0;
+  if (sum.has_transfer_encoding) {
+    if (sum.has_content_length) return fail(Error::kContentLengthWithTransferEncoding, end);
+    if (h.version_minor == 0 || sum.chunked_twice || !sum.chunked_last) {
+      return fail(Error::kBadTransferEncoding, end);
+    }
+    if (sum.other_coding) return fail(Error::kUnsupportedTransferEncoding, end);
+    h.framing = Framing::kChunked;
+    body_done_ = false;
+  } else if (sum.has_content_length && sum.content_length > 0) {
+    if (sum.content_length > limits_.max_body) return fail(Error::kBodyTooLarge, end);
+    h.framing = Framing::kLength;
+    h.content_length = remaining_ = sum.content_length;
+    body_done_ = false;
+  } else {
+    h.framing = Framing::kNone;
+    body_done_ = true;
+  }
+  return HeadStatus::kComplete;
+}
+
+BodyStep RequestParser::parse_body(const Spans& in) {
+  BodyStep s;
+  if (error_ != Error::kNone) {
+    s.error = error_;
+    return s;
+  }
+  if (body_done_) {
+    s.done = true;
+    return s;
+  }
+  if (head_.framing == Framing::kChunked) {
+    s = chunked_.step(in);
+    if (s.error != Error::kNone) error_ = s.error;
+    body_done_ = s.done;
+    return s;
+  }
+  std::string_view run = in.run(0);
+  std::size_t k = remaining_ < run.size() ? static_cast<std::size_t>(remaining_) : run.size();
+  remaining_ -= k;
+  s.consumed = k;
+  s.data = run.substr(0, k);
+  s.done = body_done_ = remaining_ == 0;
+  return s;
+}
+
+}  // namespace mnv::http
