@@ -19,6 +19,13 @@
 
 namespace mnv {
 
+namespace {
+// When this shard last logged an accept back-off (rate limit: one line per second). Per shard,
+// not per process: each shard's kernel runs on its own OS thread, and its listeners back off on
+// their own; a plain static here was written by every shard thread at once (a data race).
+constinit thread_local std::int64_t tl_accept_backoff_logged = 0;
+}  // namespace
+
 ReadOp::R ReadOp::attempt() {
   Socket& s = *s_;
   for (;;) {
@@ -193,11 +200,10 @@ AcceptOp::R AcceptOp::attempt() {
       case ENOMEM: {
         // Out of descriptors or memory: the pending connection stays queued; try again a little
         // later instead of spinning on a listener that stays readable.
-        static std::int64_t last_log = 0;
         std::int64_t now = monotonic_ns();
-        if (now - last_log > 1'000'000'000) {
+        if (now - tl_accept_backoff_logged > 1'000'000'000) {
           log_line("mnv: accept on fd %d: %s; backing off 10 ms", s.rx_fd(), strerror(errno));
-          last_log = now;
+          tl_accept_backoff_logged = now;
         }
         retry_at_ = now + 10'000'000;
         block_.fd = -1;

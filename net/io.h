@@ -13,8 +13,7 @@
 //   readable()          until input is buffered (true) or the input has ended (false);
 //                       flushes pending output first; rings go back once the process idles
 //   writable()          until output can be accepted
-//   read_splice(from,n) moves n bytes (or to EOF) from socket `from`'s input to our output
-//   write_splice(to,n)  moves n bytes (or to EOF) from our input to socket `to`'s output
+//   splice(from,to,n)   moves n bytes (or to EOF) from socket `from`'s input to `to`'s output
 //   tx_close()          flush, then end the output (shutdown(SHUT_WR), or EOF for a socket)
 //   accept(listener)    the next connection's fd (backs off on EMFILE/ENFILE; never spins)
 //   connect(sock, addr) non-blocking connect with the socket's deadline
@@ -329,12 +328,6 @@ using Where = std::source_location;
 [[nodiscard]] inline ReadableOp readable(Where w = Where::current()) { return ReadableOp(default_socket(), w); }
 [[nodiscard]] inline WritableOp writable(Socket& s, Where w = Where::current()) { return WritableOp(s, w); }
 [[nodiscard]] inline WritableOp writable(Where w = Where::current()) { return WritableOp(default_socket(), w); }
-[[nodiscard]] inline SpliceOp read_splice(Socket& from, std::size_t n, Where w = Where::current()) {
-  return SpliceOp(from, default_socket(), n, w);
-}
-[[nodiscard]] inline SpliceOp write_splice(Socket& to, std::size_t n, Where w = Where::current()) {
-  return SpliceOp(default_socket(), to, n, w);
-}
 [[nodiscard]] inline SpliceOp splice(Socket& from, Socket& to, std::size_t n, Where w = Where::current()) {
   return SpliceOp(from, to, n, w);
 }

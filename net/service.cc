@@ -76,7 +76,7 @@ struct ConnectionTag {
   std::int32_t fd;
   unsigned char addr[16];
 };
-static_assert(sizeof(ConnectionTag) <= Tag::kBytes);
+static_assert(sizeof(ConnectionTag) <= ChildNote::kBytes);
 
 ConnectionTag connection_tag(int fd, const sockaddr_storage& peer) {
   ConnectionTag t{peer.ss_family, 0, fd, {}};
@@ -221,7 +221,7 @@ void Server::connection_died(const Death& death) {
   }
   if (!death) return;
   std::uint64_t n = counters_->deaths.fetch_add(1, std::memory_order_relaxed) + 1;
-  auto conn = death.tag.as<ConnectionTag>();
+  auto conn = death.note.as<ConnectionTag>();
   char peer[INET6_ADDRSTRLEN + 16];
   char why[256];
   log_line("mnv: server on port %u: connection %s (fd %d, process %u) died and was reclaimed: %s (%lu deaths so far)",
@@ -245,7 +245,7 @@ void Server::start_connection(int fd, const sockaddr_storage& peer, socklen_t le
   counters_->accepted.fetch_add(1, std::memory_order_relaxed);
   kernel_.adopt_fd(fd, p);
   counters_->active.fetch_add(1, std::memory_order_relaxed);
-  kernel_.supervise(p->kernel_slot(), supervisor_, Tag::of(connection_tag(fd, peer)));
+  kernel_.supervise(p->kernel_slot(), supervisor_, ChildNote::of(connection_tag(fd, peer)));
   if (p->start(connection, this, fd, peer, len) == nullptr) {
     counters_->active.fetch_sub(1, std::memory_order_relaxed);  // the frame did not fit: reclaimed with its fd
   }

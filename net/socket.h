@@ -52,13 +52,6 @@ class Socket : IdleHook {
 
   // Binds a socket fd for both directions; inside a kernel that offers it, in completion mode.
   void bind_fd(int fd);
-  // Separate fds for each direction (e.g. the two ends of pipe(2)s); readv/writev.
-  void bind_fds(int rx_fd, int tx_fd) {
-    MNV_ASSERT(!xfer_.rx.busy() && !xfer_.tx.busy());
-    rx_fd_ = rx_fd;
-    tx_fd_ = tx_fd;
-    cio_ = nullptr;
-  }
   // Wires `from`'s output into `to`'s input (a one-way pipe between micro-threads).
   static void pipe(Socket& from, Socket& to);
 

@@ -21,20 +21,15 @@
 
 namespace mnv {
 
-// Child threads may share their parent's default socket slot.
-enum class Share { kNothing, kSocket };
-
 struct SpawnAwaiter {
   Thread child;
   void* message;
-  Share share;
   std::source_location where;
   ThreadRef spawned = nullptr;
 
   bool await_ready() noexcept {
     if (!child) return false;
     ThreadState& parent = this_thread();
-    if (share == Share::kSocket) child.get()->socket = parent.socket;
     spawned = parent.process->spawn(std::move(child), message);
     return true;
   }
@@ -46,9 +41,9 @@ struct SpawnAwaiter {
   ThreadRef await_resume() const noexcept { return spawned; }
 };
 
-[[nodiscard]] inline SpawnAwaiter spawn(Thread child, void* message = nullptr, Share share = Share::kNothing,
+[[nodiscard]] inline SpawnAwaiter spawn(Thread child, void* message = nullptr,
                                         std::source_location where = std::source_location::current()) {
-  return SpawnAwaiter{std::move(child), message, share, where};
+  return SpawnAwaiter{std::move(child), message, where};
 }
 
 struct RequestAwaiter {

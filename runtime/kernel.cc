@@ -14,6 +14,7 @@
 #include "mem/log.h"
 #include "mem/page.h"
 #include "runtime/trap.h"
+#include "runtime/wake_fd.h"
 
 namespace mnv {
 
@@ -34,8 +35,7 @@ void on_stop_signal(int) {
     if (Poller* poller = p.load(std::memory_order_acquire)) poller->wake();
   }
   if (int fd = g_stop_fd.load(std::memory_order_acquire); fd >= 0) {
-    std::uint64_t one = 1;
-    [[maybe_unused]] ssize_t r = ::write(fd, &one, sizeof one);  // (full: already signalled)
+    signal_wake_fd(fd);
   }
   errno = saved;
 }
@@ -135,7 +135,6 @@ Kernel::Gate::~Gate() {
 }
 
 void Kernel::protect_kernel(bool hide) {
-  ++protect_calls_;
   if (config_.isolation == IsolationMode::kPkeys) {
     ::pkey_set(pkey_, hide ? PKEY_DISABLE_ACCESS : 0);
   } else {
@@ -152,7 +151,6 @@ void Kernel::close_heap(std::uint32_t slot) {
   Slot& s = slots_[slot];
   if (!s.open) return;
   s.pool->protect(s.heap, PROT_NONE);
-  ++protect_calls_;
   s.open = false;
   for (int i = 0; i < open_count_; ++i) {
     if (open_[i] == slot) {
@@ -171,7 +169,6 @@ void Kernel::open_process(std::uint32_t slot) {
   }
   if (s.open) return;
   s.pool->protect(s.heap, PROT_READ | PROT_WRITE);
-  ++protect_calls_;
   s.open = true;
   open_[open_count_++] = slot;
 }
@@ -180,7 +177,7 @@ Kernel::Kernel(const KernelConfig& config)
     : config_(config),
       heap_(pages_for((sizeof(Slot) * (config.max_processes + 1) + sizeof(FdEntry) * config.max_fds +
                        sizeof(std::uint32_t) * (config.max_processes + 1) + (40 + sizeof(Fired)) * config.max_timers +
-                       sizeof(Tag) * (config.max_processes + 1) + sizeof(SupervisorEntry) * (config.max_supervisors + 1) +
+                       sizeof(ChildNote) * (config.max_processes + 1) + sizeof(SupervisorEntry) * (config.max_supervisors + 1) +
                        sizeof(Death) * config.max_supervisors * config.death_queue) * 13 / 10) +
                 16,
             /*huge_pages=*/config.isolation == IsolationMode::kStrict),
@@ -219,10 +216,10 @@ bool Kernel::init() {
     return false;
   }
   fired_ = static_cast<Fired*>(heap_.heap().allocate(sizeof(Fired) * config_.max_timers));
-  tags_ = static_cast<Tag*>(heap_.heap().allocate(sizeof(Tag) * (config_.max_processes + 1)));
+  notes_ = static_cast<ChildNote*>(heap_.heap().allocate(sizeof(ChildNote) * (config_.max_processes + 1)));
   sups_ = static_cast<SupervisorEntry*>(heap_.heap().allocate(sizeof(SupervisorEntry) * (config_.max_supervisors + 1)));
   death_rings_ = static_cast<Death*>(heap_.heap().allocate(sizeof(Death) * (config_.max_supervisors * config_.death_queue + 1)));
-  if (fired_ == nullptr || tags_ == nullptr || sups_ == nullptr || death_rings_ == nullptr) {
+  if (fired_ == nullptr || notes_ == nullptr || sups_ == nullptr || death_rings_ == nullptr) {
     log_line("mnv: kernel tables do not fit the kernel heap");
     return false;
   }
@@ -343,7 +340,7 @@ Supervisor Kernel::make_supervisor(ThreadRef t) {
   return Supervisor{id, e.gen};
 }
 
-bool Kernel::supervise(std::uint32_t child_slot, Supervisor by, const Tag& tag) {
+bool Kernel::supervise(std::uint32_t child_slot, Supervisor by, const ChildNote& note) {
   Gate gate(this);
   if (child_slot == 0 || child_slot > slots_used_ || slots_[child_slot].proc == nullptr) return false;
   Slot& s = slots_[child_slot];
@@ -352,7 +349,7 @@ bool Kernel::supervise(std::uint32_t child_slot, Supervisor by, const Tag& tag) 
   s.sup_id = live ? by.id : 0;
   s.sup_gen = by.gen;
   if (live) ++sups_[by.id].children;
-  tags_[child_slot] = tag;
+  notes_[child_slot] = note;
   return live || by.id == 0;
 }
 
@@ -414,7 +411,7 @@ void Kernel::release_supervisor(std::uint32_t id) {
 
 void Kernel::report_death(std::uint32_t slot) {
   Slot& s = slots_[slot];
-  Death d{.slot = slot, .error = s.proc->death(), .tag = tags_[slot]};
+  Death d{.slot = slot, .error = s.proc->death(), .note = notes_[slot]};
   if (s.sup_id != 0) {
     SupervisorEntry& e = sups_[s.sup_id];
     if (supervisor_of(slot) != nullptr && e.slot != slot) {
@@ -745,7 +742,7 @@ void Kernel::begin_shutdown() {
     }
   }
   if (listeners > 0) {  // (for operators, and for tests that wait for it)
-    log_line("mnv: stopping: %d listener(s) closed; %u process(es) get up to %lld ms to finish", listeners, live_,
+    log_line("mnv: stopping: %d listener(s) closed; %zu process(es) get up to %lld ms to finish", listeners, live_,
              static_cast<long long>(config_.grace_ns / 1'000'000));
   }
   // Supervisors with nothing left to watch are told (an empty Death from reap()); the others

@@ -130,9 +130,9 @@ class Kernel {
   // Supervision; runtime/supervise.h is the thread-side API (supervisor, supervise, reap).
   // Makes thread `t` a supervisor (its heap must be accessible); null when the table is full.
   Supervisor make_supervisor(ThreadRef t);
-  // Names `by` the supervisor of the process in `child_slot`, with `tag`; a null `by` clears it.
+  // Names `by` the supervisor of the process in `child_slot`, with `note`; a null `by` clears it.
   // False if `by` is stale (then nobody supervises the child).
-  bool supervise(std::uint32_t child_slot, Supervisor by, const Tag& tag);
+  bool supervise(std::uint32_t child_slot, Supervisor by, const ChildNote& note);
   // Deaths that reached no supervisor queue because it was full (for tests and counters).
   std::uint64_t deaths_dropped() const { return deaths_dropped_; }
   // Drops fd from the poller and the fd table, then closes it.
@@ -167,8 +167,6 @@ class Kernel {
   // Makes `slot`'s heap accessible (isolation modes) — for code that must reach into a
   // process outside its dispatch, e.g. a cross-shard reply.
   void open_process(std::uint32_t slot);
-  // Counters for benchmarks and tests.
-  std::uint64_t protect_calls() const { return protect_calls_; }
   // The kernel heap's segment (to bind it to a NUMA node).
   const Segment& heap_segment() const { return heap_.segment(); }
   // The kernel's own tables (for tests that check strict isolation hides them).
@@ -249,7 +247,6 @@ class Kernel {
   int open_count_ = 0;
   bool in_process_ = false;          // a process is running (strict: the kernel heap is hidden)
   std::uint32_t running_slot_ = 0;   // that process
-  std::uint64_t protect_calls_ = 0;
   // Fired timers waiting for their process's dispatch: a pool linked per slot.
   struct Fired {
     std::uint64_t cookie;
@@ -260,10 +257,10 @@ class Kernel {
   std::uint32_t fired_free_ = 0;     // index + 1 of the first free entry
   std::uint32_t fired_used_ = 0;     // entries handed out at least once
   // Supervision: entries (1-based, linked per supervising process), their death rings
-  // (death_queue records each) and each process's tag from its supervisor.
+  // (death_queue records each) and each process's note from its supervisor.
   SupervisorEntry* sups_ = nullptr;
   Death* death_rings_ = nullptr;
-  Tag* tags_ = nullptr;
+  ChildNote* notes_ = nullptr;
   std::uint32_t sup_free_ = 0;       // free list through SupervisorEntry::next (0 = none)
   std::uint32_t sups_used_ = 0;
   std::uint64_t deaths_dropped_ = 0;

@@ -2,9 +2,6 @@
 // io_uring to epoll, saying so once, when the kernel or a sandbox refuses io_uring).
 #include "runtime/poller.h"
 
-#include <fcntl.h>
-#include <sys/eventfd.h>
-
 #include <cerrno>
 #include <cstring>
 
@@ -54,11 +51,6 @@ const char* io_uring_hint(int err) {
 }
 
 }  // namespace
-
-int open_wake_fd(int shared) {
-  if (shared >= 0) return ::fcntl(shared, F_DUPFD_CLOEXEC, 0);
-  return ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-}
 
 std::unique_ptr<Poller> Poller::create(PollerKind kind, std::size_t max_fds, int wake_fd) {
   switch (kind) {

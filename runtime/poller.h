@@ -28,6 +28,7 @@
 #include <memory>
 
 #include "runtime/completion_io.h"
+#include "runtime/wake_fd.h"
 
 namespace mnv {
 
@@ -42,10 +43,6 @@ struct PollEvent {
   int fd;
   std::uint32_t events;  // POLL* bits
 };
-
-// The eventfd a poller's wake() writes: a new one, or a duplicate of `shared` if >= 0
-// (non-blocking, close-on-exec). -1 with errno set on failure.
-int open_wake_fd(int shared);
 
 class Poller {
  public:

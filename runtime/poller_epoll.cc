@@ -2,13 +2,13 @@
 #include "runtime/poller_epoll.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <climits>
 
 #include "mem/log.h"
+#include "runtime/wake_fd.h"
 
 // epoll_pwait2 is declared from glibc 2.35 on.
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
@@ -151,9 +151,7 @@ int EpollPoller::wait(std::int64_t timeout_ns, PollEvent* out, int max) {
   for (int i = 0; i < r; ++i) {
     const epoll_event& e = events_[i];
     if (e.data.u64 == kWakeKey) {
-      std::uint64_t count;
-      ssize_t got = ::read(wake_fd_, &count, sizeof(count));
-      MNV_ASSERT(got == sizeof(count) || (got < 0 && errno == EAGAIN));
+      drain_wake_fd(wake_fd_);
       continue;
     }
     std::uint32_t events = e.events & kReported;
@@ -163,14 +161,7 @@ int EpollPoller::wait(std::int64_t timeout_ns, PollEvent* out, int max) {
 }
 
 void EpollPoller::wake() {
-  // Async-signal-safe (the kernel wakes pollers from its SIGTERM handler): one write(2), and
-  // errno is left as the interrupted code had it.
-  int saved_errno = errno;
-  std::uint64_t one = 1;
-  ssize_t r = ::write(wake_fd_, &one, sizeof(one));
-  // EAGAIN: the counter is saturated, so a wake is pending anyway.
-  MNV_ASSERT(r == sizeof(one) || (r < 0 && errno == EAGAIN));
-  errno = saved_errno;
+  signal_wake_fd(wake_fd_);  // (async-signal-safe: the kernel wakes pollers from its SIGTERM handler)
 }
 
 }  // namespace mnv

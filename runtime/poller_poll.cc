@@ -1,7 +1,6 @@
 // runtime/poller_poll.cc — the poll(2) poller (see poller_poll.h for the design).
 #include "runtime/poller_poll.h"
 
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -9,6 +8,7 @@
 #include <climits>
 
 #include "mem/log.h"
+#include "runtime/wake_fd.h"
 
 namespace mnv {
 namespace {
@@ -90,9 +90,7 @@ int PollPoller::wait(std::int64_t timeout_ns, PollEvent* out, int max) {
   int ready = ::ppoll(pfds_.get(), static_cast<nfds_t>(count_), tsp, nullptr);
   if (ready < 0) return -errno;
   if (pfds_[0].revents != 0) {
-    std::uint64_t count;
-    ssize_t got = ::read(wake_fd_, &count, sizeof(count));
-    MNV_ASSERT(got == sizeof(count) || (got < 0 && errno == EAGAIN));
+    drain_wake_fd(wake_fd_);
     --ready;
   }
   // Scan the fds' slots [1, count_) once, starting at cursor_ and wrapping around.
@@ -113,14 +111,7 @@ int PollPoller::wait(std::int64_t timeout_ns, PollEvent* out, int max) {
 }
 
 void PollPoller::wake() {
-  // Async-signal-safe (the kernel wakes pollers from its SIGTERM handler): one write(2), and
-  // errno is left as the interrupted code had it.
-  int saved_errno = errno;
-  std::uint64_t one = 1;
-  ssize_t r = ::write(wake_fd_, &one, sizeof(one));
-  // EAGAIN: the counter is saturated, so a wake is pending anyway.
-  MNV_ASSERT(r == sizeof(one) || (r < 0 && errno == EAGAIN));
-  errno = saved_errno;
+  signal_wake_fd(wake_fd_);  // (async-signal-safe: the kernel wakes pollers from its SIGTERM handler)
 }
 
 }  // namespace mnv

@@ -2,7 +2,6 @@
 #include "runtime/poller_uring.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +15,7 @@
 
 #include "mem/critical_section.h"
 #include "mem/log.h"
+#include "runtime/wake_fd.h"
 
 namespace mnv {
 namespace {
@@ -381,12 +381,6 @@ int IoUringPoller::enter(std::int64_t timeout_ns) {
   return io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
 }
 
-void IoUringPoller::drain_wake() {
-  std::uint64_t count;
-  ssize_t r = ::read(wake_fd_, &count, sizeof(count));
-  MNV_ASSERT(r == sizeof(count) || (r < 0 && errno == EAGAIN));
-}
-
 // Handles one CQE. False, with nothing changed, when it would need a slot and out is full.
 bool IoUringPoller::handle(const io_uring_cqe* cqe, PollEvent* out, int max, int* n, bool* woke) {
   std::uint64_t data = io_uring_cqe_get_data64(cqe);
@@ -506,7 +500,7 @@ int IoUringPoller::reap(PollEvent* out, int max, bool* woke) {
     ++seen;
   }
   io_uring_cq_advance(&ring_, seen);
-  if (*woke) drain_wake();
+  if (*woke) drain_wake_fd(wake_fd_);
   return n;
 }
 
@@ -536,14 +530,7 @@ int IoUringPoller::wait(std::int64_t timeout_ns, PollEvent* out, int max) {
 }
 
 void IoUringPoller::wake() {
-  // Async-signal-safe (the kernel wakes pollers from its SIGTERM handler): one write(2), and
-  // errno is left as the interrupted code had it.
-  int saved_errno = errno;
-  std::uint64_t one = 1;
-  ssize_t r = ::write(wake_fd_, &one, sizeof(one));
-  // EAGAIN: the counter is saturated, so a wake is pending anyway.
-  MNV_ASSERT(r == sizeof(one) || (r < 0 && errno == EAGAIN));
-  errno = saved_errno;
+  signal_wake_fd(wake_fd_);  // (async-signal-safe: the kernel wakes pollers from its SIGTERM handler)
 }
 
 // ---- completion mode ----------------------------------------------------------------------

@@ -196,7 +196,6 @@ class IoUringPoller final : public Poller, public CompletionIo {
   bool handle(const io_uring_cqe* cqe, PollEvent* out, int max, int* n, bool* woke);
   bool handle_transfer(std::uint64_t data, const io_uring_cqe* cqe, PollEvent* out, int max, int* n);
   bool report(int fd, FdState& s, std::uint32_t events, PollEvent* out, int max, int* n);
-  void drain_wake();
   // Completion mode: the poll mask an exact fd needs now (0: none), and bringing its poll there.
   static std::uint32_t exact_mask(const FdState& s);
   void refresh(int fd, FdState& s);

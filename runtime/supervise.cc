@@ -11,12 +11,12 @@ Supervisor supervisor(ThreadRef t) {
   return k->make_supervisor(t != nullptr ? t : &this_thread());
 }
 
-bool supervise(std::uint32_t child_slot, Supervisor by, const Tag& tag) {
+bool supervise(std::uint32_t child_slot, Supervisor by, const ChildNote& note) {
   Kernel* k = Kernel::current();
-  return k != nullptr && k->supervise(child_slot, by, tag);
+  return k != nullptr && k->supervise(child_slot, by, note);
 }
 
-bool supervise(Process* child, Supervisor by, const Tag& tag) { return supervise(child->kernel_slot(), by, tag); }
+bool supervise(Process* child, Supervisor by, const ChildNote& note) { return supervise(child->kernel_slot(), by, note); }
 
 std::coroutine_handle<> ReapAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
   ThreadState& t = this_thread();

@@ -8,11 +8,11 @@
 //   mnv::Thread watchdog(Stats* stats) {
 //     mnv::Supervisor me = mnv::supervisor();            // this thread now receives deaths
 //     mnv::Process* c = mnv::Kernel::current()->start(pool, worker, job);
-//     mnv::supervise(c, me, mnv::Tag::of(job->id));     // c's death is reported to me, with a tag
+//     mnv::supervise(c, me, mnv::ChildNote::of(job->id));  // c's death comes to me, with this note
 //     for (;;) {
 //       mnv::Death d = co_await mnv::reap();             // sleeps until a child dies
 //       char buf[256];
-//       log_line("job %lu died: %s", d.tag.as<std::uint64_t>(), d.error.describe(buf, sizeof buf));
+//       log_line("job %lu died: %s", d.note.as<std::uint64_t>(), d.error.describe(buf, sizeof buf));
 //       stats->deaths += 1 + d.dropped;                  // + deaths lost to a full queue
 //     }
 //   }
@@ -20,8 +20,8 @@
 //   Supervisor supervisor(t)          makes thread t (default: the calling thread) a supervisor
 //                                     and returns its handle, a plain value usable by any code
 //                                     of this shard (a null handle when the kernel's table is full)
-//   supervise(child, by, tag)         names `by` the supervisor of process `child` (at creation or
-//                                     later; replaces any earlier one); `tag` comes back in the
+//   supervise(child, by, note)         names `by` the supervisor of process `child` (at creation or
+//                                     later; replaces any earlier one); `note` comes back in the
 //                                     Death. A null `by` takes the supervision away.
 //   Death d = co_await reap()         the next death of a process this thread supervises; an
 //                                     empty Death (false) once the kernel is stopping (SIGTERM)
@@ -55,20 +55,20 @@ class Process;
 
 // What a supervisor attaches to a child (e.g. the connection's peer address), handed back with
 // its death. A small value, copied: it outlives the child's heap.
-struct Tag {
+struct ChildNote {
   static constexpr std::size_t kBytes = 32;
   alignas(8) unsigned char bytes[kBytes] = {};
 
   template <typename T>
-  static Tag of(const T& value) {
-    static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= kBytes, "a Tag holds up to 32 bytes of plain data");
-    Tag t;
+  static ChildNote of(const T& value) {
+    static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= kBytes, "a ChildNote holds up to 32 bytes of plain data");
+    ChildNote t;
     std::memcpy(t.bytes, &value, sizeof value);
     return t;
   }
   template <typename T>
   T as() const {
-    static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= kBytes, "a Tag holds up to 32 bytes of plain data");
+    static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= kBytes, "a ChildNote holds up to 32 bytes of plain data");
     T value;
     std::memcpy(&value, bytes, sizeof value);
     return value;
@@ -83,7 +83,7 @@ struct Death {
   Error error;                // EFAULT with signo/address for a trap; ENOMEM with needed_pages;
                               // or the error that ended its last thread. error.describe() gives
                               // the one-line description.
-  Tag tag;                    // what supervise() attached
+  ChildNote note;             // what supervise() attached
   std::uint64_t dropped = 0;  // deaths of this supervisor's children lost (its queue was full)
                               // since the previous Death it received
 
@@ -108,8 +108,8 @@ Supervisor supervisor(ThreadRef t = nullptr);
 // Names `by` the supervisor of `child` (the process number, or a process whose heap is
 // accessible, e.g. just created). False (nothing supervises it then) if `by` is stale or the
 // child is gone.
-bool supervise(std::uint32_t child_slot, Supervisor by, const Tag& tag = {});
-bool supervise(Process* child, Supervisor by, const Tag& tag = {});
+bool supervise(std::uint32_t child_slot, Supervisor by, const ChildNote& note = {});
+bool supervise(Process* child, Supervisor by, const ChildNote& note = {});
 
 // What a thread waiting in reap() blocks on; the kernel fills `death` when it hands one over.
 struct DeathWait : Block {

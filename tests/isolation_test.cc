@@ -66,7 +66,7 @@ void supervise_with_collector(Kernel& k, HeapPool& pool, Process* p, int expecte
   Process* c = k.new_process(pool);
   ThreadRef t = c->start(collector, expected, out);
   ASSERT_NE(t, nullptr);
-  ASSERT_TRUE(k.supervise(child, k.make_supervisor(t), Tag{}));
+  ASSERT_TRUE(k.supervise(child, k.make_supervisor(t), ChildNote{}));
 }
 
 Thread peeker(const volatile char* other_heap, int* read_value) {

@@ -1,6 +1,6 @@
 // Supervision (runtime/supervise.h), in each isolation mode (off, mprotect, strict): a supervisor
 // thread is told of its children's deaths — SIGSEGV and SIGFPE traps with the signal, address
-// and description, ENOMEM with the exact pages the heap needed — with the tag it attached; more
+// and description, ENOMEM with the exact pages the heap needed — with the note it attached; more
 // deaths in one turn than its queue holds are counted as dropped; a death while the supervisor
 // is busy waits for its next reap; deaths reported after the supervisor ended (or died) fall
 // back to the kernel's one-line log, also when its process slot and its supervisor entry have
@@ -72,7 +72,7 @@ Thread oom_child(std::size_t* needed) {
 
 Thread exiting_child() { co_return; }
 
-// A peer-like tag: more than one word, so that all of it must come back.
+// A peer-like note: more than one word, so that all of it must come back.
 struct Who {
   std::uint64_t id;
   char name[16];
@@ -106,10 +106,10 @@ Thread supervisor_of_three(HeapPool* pool, Reaped* out) {
   out->slots[1] = b->kernel_slot();
   out->slots[2] = c->kernel_slot();
   out->slots[3] = d->kernel_slot();
-  EXPECT_TRUE(supervise(a, me, Tag::of(who(1, "segv"))));
-  EXPECT_TRUE(supervise(b, me, Tag::of(who(2, "fpe"))));
-  EXPECT_TRUE(supervise(c, me, Tag::of(who(3, "oom"))));
-  EXPECT_TRUE(supervise(d, me, Tag::of(who(4, "exit"))));
+  EXPECT_TRUE(supervise(a, me, ChildNote::of(who(1, "segv"))));
+  EXPECT_TRUE(supervise(b, me, ChildNote::of(who(2, "fpe"))));
+  EXPECT_TRUE(supervise(c, me, ChildNote::of(who(3, "oom"))));
+  EXPECT_TRUE(supervise(d, me, ChildNote::of(who(4, "exit"))));
   while (out->count < 3) {
     Death death = co_await reap_until(monotonic_ns() + kPatience);
     if (!death) break;
@@ -127,8 +127,8 @@ TEST_P(SuperviseTest, TrapsAndEnomemAreReportedWithTheirTags) {
   // In run-queue order: each child ran (and died) in the order it was made.
   const Death& segv = r.deaths[0];
   EXPECT_EQ(segv.slot, r.slots[0]);
-  EXPECT_EQ(segv.tag.as<Who>().id, 1u);
-  EXPECT_STREQ(segv.tag.as<Who>().name, "segv");
+  EXPECT_EQ(segv.note.as<Who>().id, 1u);
+  EXPECT_STREQ(segv.note.as<Who>().name, "segv");
   EXPECT_EQ(segv.error.code, EFAULT);
   EXPECT_EQ(segv.error.signo, SIGSEGV);
   EXPECT_EQ(segv.error.address, 0u);  // the null pointer
@@ -138,8 +138,8 @@ TEST_P(SuperviseTest, TrapsAndEnomemAreReportedWithTheirTags) {
 
   const Death& fpe = r.deaths[1];
   EXPECT_EQ(fpe.slot, r.slots[1]);
-  EXPECT_EQ(fpe.tag.as<Who>().id, 2u);
-  EXPECT_STREQ(fpe.tag.as<Who>().name, "fpe");
+  EXPECT_EQ(fpe.note.as<Who>().id, 2u);
+  EXPECT_STREQ(fpe.note.as<Who>().name, "fpe");
   EXPECT_EQ(fpe.error.code, EFAULT);
   EXPECT_EQ(fpe.error.signo, SIGFPE);
   EXPECT_NE(fpe.error.address, 0u);  // the faulting instruction
@@ -148,8 +148,8 @@ TEST_P(SuperviseTest, TrapsAndEnomemAreReportedWithTheirTags) {
 
   const Death& oom = r.deaths[2];
   EXPECT_EQ(oom.slot, r.slots[2]);
-  EXPECT_EQ(oom.tag.as<Who>().id, 3u);
-  EXPECT_STREQ(oom.tag.as<Who>().name, "oom");
+  EXPECT_EQ(oom.note.as<Who>().id, 3u);
+  EXPECT_STREQ(oom.note.as<Who>().name, "oom");
   EXPECT_EQ(oom.error.code, ENOMEM);
   EXPECT_EQ(oom.error.signo, 0);
   // 20 pages asked for (rounded up to the heap's size class), plus what the heap already held;
@@ -168,7 +168,7 @@ Thread supervisor_of_many(HeapPool* pool, int n, Reaped* out) {
   Supervisor me = supervisor();
   for (int i = 0; i < n; ++i) {
     Process* c = Kernel::current()->start(*pool, i % 2 == 0 ? segv_child : fpe_child);
-    EXPECT_TRUE(supervise(c, me, Tag::of(static_cast<std::uint64_t>(i))));
+    EXPECT_TRUE(supervise(c, me, ChildNote::of(static_cast<std::uint64_t>(i))));
   }
   while (out->count + static_cast<int>(out->dropped) < n) {
     Death death = co_await reap_until(monotonic_ns() + kPatience);
@@ -189,7 +189,7 @@ TEST_P(SuperviseTest, MoreDeathsInOneTurnThanTheQueueHoldsAreCountedAsDropped) {
   EXPECT_EQ(r.dropped, 6u);
   EXPECT_EQ(r.deaths[0].dropped, 6u);  // told with the first death it receives
   for (int i = 0; i < 4; ++i) {
-    EXPECT_EQ(r.deaths[i].tag.as<std::uint64_t>(), static_cast<std::uint64_t>(i));
+    EXPECT_EQ(r.deaths[i].note.as<std::uint64_t>(), static_cast<std::uint64_t>(i));
     EXPECT_EQ(r.deaths[i].error.signo, i % 2 == 0 ? SIGSEGV : SIGFPE);
     if (i > 0) {
       EXPECT_EQ(r.deaths[i].dropped, 0u);
@@ -206,7 +206,7 @@ Thread busy_supervisor(HeapPool* pool, Reaped* out) {
   Supervisor me = supervisor();
   Process* c = Kernel::current()->start(*pool, fpe_child);
   out->slots[0] = c->kernel_slot();
-  EXPECT_TRUE(supervise(c, me, Tag::of(std::uint64_t{9})));
+  EXPECT_TRUE(supervise(c, me, ChildNote::of(std::uint64_t{9})));
   co_await sleep_for(1'000'000);  // the child runs (and dies) before this first wake-up
   Death d = co_await reap_until(monotonic_ns() + kPatience);
   if (d) out->deaths[out->count++] = d;
@@ -220,7 +220,7 @@ TEST_P(SuperviseTest, ADeathWhileTheSupervisorIsBusyWaitsForItsNextReap) {
   k->run();
   ASSERT_EQ(r.count, 1);
   EXPECT_EQ(r.deaths[0].slot, r.slots[0]);
-  EXPECT_EQ(r.deaths[0].tag.as<std::uint64_t>(), 9u);
+  EXPECT_EQ(r.deaths[0].note.as<std::uint64_t>(), 9u);
   EXPECT_EQ(r.deaths[0].error.signo, SIGFPE);
   EXPECT_EQ(k->process_count(), 0u);
 }
@@ -290,7 +290,7 @@ Thread late_segv_child() {
 Thread brief_supervisor(HeapPool* pool) {
   Supervisor me = supervisor();
   Process* c = Kernel::current()->start(*pool, late_segv_child);
-  EXPECT_TRUE(supervise(c, me, Tag::of(std::uint64_t{7})));
+  EXPECT_TRUE(supervise(c, me, ChildNote::of(std::uint64_t{7})));
   co_return;  // ends (and its process exits) before its child dies
 }
 
@@ -322,7 +322,7 @@ Thread idle_supervisor() { co_await pause(); }
 Thread trapping_reaper(Orphans* o) {
   Death d = co_await reap_until(monotonic_ns() + kPatience);
   ++o->reaped;
-  o->reaped_tag = d.tag.as<std::uint64_t>();
+  o->reaped_tag = d.note.as<std::uint64_t>();
   null_dereference();  // the supervisor's own process dies
 }
 
@@ -334,9 +334,9 @@ Thread two_supervisors(Orphans* o) {
   Process* a = k.start(*o->pool, segv_child);
   Process* b = k.start(*o->pool, fpe_child);
   Process* c = k.start(*o->pool, late_segv_child);
-  EXPECT_TRUE(supervise(a, o->idle, Tag::of(std::uint64_t{1})));
-  EXPECT_TRUE(supervise(b, supervisor(reaper), Tag::of(std::uint64_t{2})));
-  EXPECT_TRUE(supervise(c, o->idle, Tag::of(std::uint64_t{3})));
+  EXPECT_TRUE(supervise(a, o->idle, ChildNote::of(std::uint64_t{1})));
+  EXPECT_TRUE(supervise(b, supervisor(reaper), ChildNote::of(std::uint64_t{2})));
+  EXPECT_TRUE(supervise(c, o->idle, ChildNote::of(std::uint64_t{3})));
 }
 
 TEST_P(SuperviseTest, WhenTheSupervisorsProcessDiesQueuedAndLaterDeathsAreLoggedByTheKernel) {
@@ -400,7 +400,7 @@ void handed_on_turn(void* ctx) {
   if (!h->armed) return;
   h->armed = false;
   Process* c = h->kernel->start(*h->pool, segv_child);  // runs before P this turn
-  h->kernel->supervise(c->kernel_slot(), h->r, Tag{});
+  h->kernel->supervise(c->kernel_slot(), h->r, ChildNote{});
   h->kernel->ready_thread(h->p_slot, h->t);
 }
 
@@ -451,7 +451,7 @@ Thread first_supervisor(Reuse* r) {
   r->s = supervisor();
   r->p_slot = this_process().kernel_slot();
   Process* a = Kernel::current()->start(*r->pool, a_child);
-  EXPECT_TRUE(supervise(a, r->s, Tag::of(std::uint64_t{'A'})));
+  EXPECT_TRUE(supervise(a, r->s, ChildNote::of(std::uint64_t{'A'})));
   co_return;
 }
 
@@ -459,10 +459,10 @@ Thread second_supervisor(Reuse* r) {
   r->s2 = supervisor();
   r->p2_slot = this_process().kernel_slot();
   Process* b = Kernel::current()->start(*r->pool, b_child);
-  EXPECT_TRUE(supervise(b, r->s2, Tag::of(std::uint64_t{'B'})));
+  EXPECT_TRUE(supervise(b, r->s2, ChildNote::of(std::uint64_t{'B'})));
   Death d = co_await reap_until(monotonic_ns() + kPatience);
   ++r->reaped;
-  r->reaped_tag = d.tag.as<std::uint64_t>();
+  r->reaped_tag = d.note.as<std::uint64_t>();
 }
 
 Thread starter(Reuse* r) {
@@ -528,9 +528,9 @@ Thread cycling_supervisor(Counted* c) {
   for (int i = 0; i < c->cycles; ++i) {
     if (i == 200) before = global_allocations();  // after warm-up
     Process* child = Kernel::current()->start(*c->pool, quiet_segv_child);
-    supervise(child, me, Tag::of(static_cast<std::uint64_t>(i)));
+    supervise(child, me, ChildNote::of(static_cast<std::uint64_t>(i)));
     Death d = co_await reap_until(monotonic_ns() + kPatience);
-    if (!d || d.tag.as<std::uint64_t>() != static_cast<std::uint64_t>(i)) break;
+    if (!d || d.note.as<std::uint64_t>() != static_cast<std::uint64_t>(i)) break;
     ++c->reaped;
   }
   c->allocs = global_allocations() - before;
