@@ -23,7 +23,7 @@
 #include <memory>
 #include <vector>
 
-#include "perf/latency_histogram.h"
+#include "metrics/latency_histogram.h"
 
 namespace mnv::perf {
 namespace {
@@ -113,7 +113,7 @@ class Engine {
         send_(static_cast<std::size_t>(connections) * static_cast<std::size_t>(msg_size)),
         recv_(static_cast<std::size_t>(connections) * static_cast<std::size_t>(rcap_)),
         pattern_(static_cast<std::size_t>(msg_size + kPatternPeriod)),
-        hist_(std::make_unique<LatencyHistogram>()) {
+        hist_(std::make_unique<metrics::LatencyHistogram>()) {
     for (std::size_t i = 0; i < pattern_.size(); ++i) pattern_[i] = static_cast<char>(' ' + i % kPatternPeriod);
     epoll_ = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_ < 0) fail_all(std::string("epoll_create1: ") + strerror(errno));
@@ -175,7 +175,7 @@ class Engine {
   }
   std::uint64_t completed() const { return completed_; }
   std::int64_t budget() const { return budget_; }
-  const LatencyHistogram& histogram() const { return *hist_; }
+  const metrics::LatencyHistogram& histogram() const { return *hist_; }
   std::uint64_t mismatches() const { return mismatches_; }
   std::uint64_t conn_errors() const { return conn_errors_; }
   const std::string& first_error() const { return first_error_; }
@@ -428,7 +428,7 @@ class Engine {
   std::vector<char> send_;
   std::vector<char> recv_;
   std::vector<char> pattern_;
-  std::unique_ptr<LatencyHistogram> hist_;
+  std::unique_ptr<metrics::LatencyHistogram> hist_;
 
   int started_ = 0;   // connections [0, started_) have been started
   int opening_ = 0;   // started, not yet answered, not failed
@@ -654,7 +654,7 @@ LoadResult run_load(const LoadOptions& opt) {
   r.messages = e.completed();
   r.seconds = static_cast<double>(t_end - t_start) / 1e9;
   r.msgs_per_s = r.seconds > 0 ? static_cast<double>(r.messages) / r.seconds : 0;
-  const LatencyHistogram& h = e.histogram();
+  const metrics::LatencyHistogram& h = e.histogram();
   r.p50_ns = h.percentile(50);
   r.p90_ns = h.percentile(90);
   r.p99_ns = h.percentile(99);

@@ -36,7 +36,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "mem/log.h"
-#include "perf/latency_histogram.h"
+#include "metrics/latency_histogram.h"
 #include "shard/mailbox.h"
 #include "shard/spsc_ring.h"
 
@@ -114,7 +114,7 @@ void run_pair(int cpu_a, int cpu_b, A a, B b) {
 }
 
 struct Latency {
-  perf::LatencyHistogram hist;
+  metrics::LatencyHistogram hist;
   double mean_ns = 0;  // elapsed / round trips, without per-trip clock reads
 };
 
