@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include "mem/log.h"
 #include "net/io.h"
@@ -40,12 +41,34 @@ bool make_address(const std::string& host, std::uint16_t port, sockaddr_storage*
 namespace {
 
 Finally listener_error(Server* server) {
-  char buf[256];
-  log_line("mnv: listener on port %u stopped: %s", server->port(), error().describe(buf, sizeof buf));
+  // (After drain() the listening socket is shut down on purpose: accept then fails, quietly.)
+  if (!server->draining()) {
+    char buf[256];
+    log_line("mnv: listener on port %u stopped: %s", server->port(), error().describe(buf, sizeof buf));
+  }
   co_return;
 }
 
-Thread listener(Server* server) {
+// Tells the server when the listener thread is gone (its socket then has closed the listening
+// fd), however it ends: a parameter, so it is destroyed with the frame even if the thread never
+// ran.
+class ListenerAlive {
+ public:
+  explicit ListenerAlive(Server* server) : server_(server) {}
+  ListenerAlive(ListenerAlive&& other) noexcept : server_(std::exchange(other.server_, nullptr)) {}
+  ListenerAlive(const ListenerAlive&) = delete;
+  ListenerAlive& operator=(const ListenerAlive&) = delete;
+  ~ListenerAlive() {
+    if (server_ != nullptr) server_->listener_ended();
+  }
+  Server* server() const { return server_; }
+
+ private:
+  Server* server_;
+};
+
+Thread listener(ListenerAlive alive) {
+  Server* server = alive.server();
   co_await finally(listener_error(server));
   Socket sock(server->listen_fd());
   for (;;) {
@@ -116,17 +139,31 @@ Finally connection_error(int fd) {
   co_return;
 }
 
-// Counts the connection as ended however its thread ends (its frame is destroyed either way).
-struct ActiveGuard {
-  Server* server;
-  ~ActiveGuard() { server->connection_ended(); }
+// Counts the connection as ended, and forgets its fd (Server::drain()), however its thread ends:
+// a parameter, so it is destroyed with the frame even if the thread never ran, and by the
+// caller if the frame did not fit.
+class ConnectionSlot {
+ public:
+  ConnectionSlot(Server* server, std::size_t index) : server_(server), index_(index) {}
+  ConnectionSlot(ConnectionSlot&& other) noexcept
+      : server_(std::exchange(other.server_, nullptr)), index_(other.index_) {}
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+  ~ConnectionSlot() {
+    if (server_ != nullptr) server_->connection_ended(index_);
+  }
+  Server* server() const { return server_; }
+
+ private:
+  Server* server_;
+  std::size_t index_;
 };
 
-Thread connection(Server* server, int fd, sockaddr_storage peer, socklen_t len) {
-  ActiveGuard guard{server};
+Thread connection(ConnectionSlot slot, int fd, sockaddr_storage peer, socklen_t len) {
+  Server* server = slot.server();
   co_await finally(connection_error(fd));
   Socket sock(fd);
-  sock.timeout_ns = server->config().timeout_ns;
+  sock.timeout_ns = server->config().idle_timeout_ns;
   this_thread().socket = &sock;
   Accepted conn{server, fd, peer, len, server->config().message};
   co_await server->config().handler(conn);
@@ -142,7 +179,9 @@ Server::Server(Kernel& kernel, const ServerConfig& config)
       pool_(config.heap_pages, config.pool_size, 1,
             kernel.isolation() == IsolationMode::kOff ? HeapPool::Guards::kNone : HeapPool::Guards::kSeparate),
       listener_pool_(4, 2),  // the listener process and the supervisor's
-      counters_(config.counters != nullptr ? config.counters : &own_counters_) {
+      counters_(config.counters != nullptr ? config.counters : &own_counters_),
+      conn_fds_(new int[config.pool_size]) {
+  for (std::size_t i = 0; i < config.pool_size; ++i) conn_fds_[i] = -1;
   // Shared counters may be a predecessor's (a restarted shard's server): what it accepted and
   // what died add up, but none of its connections is this server's.
   counters_->active.store(0, std::memory_order_relaxed);
@@ -195,7 +234,8 @@ std::unique_ptr<Server> Server::listen(Kernel& kernel, const ServerConfig& confi
   }
   kernel.adopt_fd(fd, p);
   kernel.mark_listener(p);
-  if (p->start(listener, s.get()) == nullptr) {
+  s->listening_ = true;
+  if (p->start(listener, ListenerAlive(s.get())) == nullptr) {
     *error = "the listener thread does not fit its heap";
     return nullptr;
   }
@@ -230,6 +270,11 @@ void Server::connection_died(const Death& death) {
 }
 
 void Server::start_connection(int fd, const sockaddr_storage& peer, socklen_t len) {
+  if (draining_) {  // (the listener is gone; this fd was handed over by another shard)
+    counters_->refused.fetch_add(1, std::memory_order_relaxed);
+    ::close(fd);
+    return;
+  }
   Process* p = kernel_.new_process(pool_);
   if (p == nullptr) {
     counters_->refused.fetch_add(1, std::memory_order_relaxed);
@@ -244,11 +289,30 @@ void Server::start_connection(int fd, const sockaddr_storage& peer, socklen_t le
   }
   counters_->accepted.fetch_add(1, std::memory_order_relaxed);
   kernel_.adopt_fd(fd, p);
+  std::size_t index = pool_.index_of(&p->heap());
+  conn_fds_[index] = fd;
   counters_->active.fetch_add(1, std::memory_order_relaxed);
   kernel_.supervise(p->kernel_slot(), supervisor_, ChildNote::of(connection_tag(fd, peer)));
-  if (p->start(connection, this, fd, peer, len) == nullptr) {
-    counters_->active.fetch_sub(1, std::memory_order_relaxed);  // the frame did not fit: reclaimed with its fd
+  // (If the frame does not fit, the process is reclaimed with its fd, and the ConnectionSlot
+  // argument, never moved into a frame, undoes the two lines above.)
+  p->start(connection, ConnectionSlot(this, index), fd, peer, len);
+}
+
+void Server::connection_ended(std::size_t index) {
+  conn_fds_[index] = -1;
+  counters_->active.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Server::drain() {
+  if (draining_) return;
+  draining_ = true;
+  // Shut down, not closed: the fds belong to their processes, which close them as they end.
+  if (listening_) ::shutdown(listen_fd_, SHUT_RDWR);  // accept fails (EINVAL), the listener ends
+  std::size_t ended = 0;
+  for (std::size_t i = 0; i < config_.pool_size; ++i) {
+    if (conn_fds_[i] >= 0 && ::shutdown(conn_fds_[i], SHUT_RD) == 0) ++ended;
   }
+  log_line("mnv: server on port %u: draining: no new connections; input ended on %zu connection(s)", port_, ended);
 }
 
 }  // namespace mnv

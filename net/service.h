@@ -16,6 +16,14 @@
 // and counted (deaths()); everything else keeps being served.
 // A full pool refuses the connection (close, one log line per second) and everyone else keeps
 // being served; EMFILE/ENFILE on accept backs off (net/io.h).
+//
+// Idle connections end: ServerConfig::idle_timeout_ns (60 s by default) is the deadline of each
+// blocking op on a connection's socket, so a client that sends nothing (or too little to finish
+// the read in hand) for that long is closed quietly.
+//
+// Graceful shutdown: drain() stops accepting, ends every connection's input (an idle one closes
+// at once) and makes draining() true, so a busy handler answers the request in hand and ends
+// instead of reading the next (see drain()).
 #pragma once
 
 #include <netinet/in.h>
@@ -43,6 +51,10 @@ struct Accepted {
   sockaddr_storage peer;
   socklen_t peer_len;
   void* message;  // ServerConfig::message
+
+  // Whether the server is shutting down (Server::draining()): finish the request in hand, then
+  // return (HTTP: answer it with Connection: close).
+  bool draining() const;
 };
 
 using Handler = Task<> (*)(Accepted& conn);
@@ -70,7 +82,16 @@ struct ServerConfig {
   std::size_t heap_pages = 8;    // page budget of each connection's micro-heap
   std::size_t pool_size = 1024;  // connections served at once
   void* message = nullptr;       // handed to every handler in Accepted::message
-  std::int64_t timeout_ns = 0;   // per-op deadline on each connection's socket; 0 = none
+  // Idle timeout: the deadline of each blocking op on a connection's socket (a read waiting for
+  // input, a write or flush waiting for the peer to take output); the op that misses it raises
+  // ETIMEDOUT and the connection ends quietly. The clock starts when the op first blocks and
+  // bytes that do not finish it do not restart it: a line read that gets one byte every 2 s
+  // with a 1 s timeout ends after 1 s. So it is both an idle timeout (between requests) and a
+  // deadline for reading one request line (a trickling client cannot hold a heap forever).
+  // Protocol layers may add tighter deadlines of their own (HTTP's header/body/keep-alive).
+  // 60 s by default: far above any pause of a live client or a request on a slow link, short
+  // enough that abandoned connections cannot fill the pool for long. 0 = none (held forever).
+  std::int64_t idle_timeout_ns = 60'000'000'000;
   bool reuse_port = false;       // SO_REUSEPORT (one listener per shard)
   AcceptHook on_accept = nullptr;
   void* on_accept_ctx = nullptr;
@@ -95,13 +116,29 @@ class Server {
   // Connections being served now (readable from other threads, e.g. for balancing).
   long active() const { return counters_->active.load(std::memory_order_relaxed); }
 
+  // Graceful shutdown, for SIGTERM (the server skeleton calls it once its kernel is stopping).
+  // Call it on the server's kernel thread: from a KernelHooks callback or from a thread of one
+  // of the kernel's processes. Idempotent; nothing to undo. From then on:
+  //  - nothing is accepted: the listening socket is shut down (new clients are refused; the
+  //    listener thread ends quietly) and an fd handed to start_connection() is closed;
+  //  - every connection's input ends: its fd is shut down for reading, so a handler waiting for
+  //    input with nothing buffered reads end-of-input and returns, and the connection closes at
+  //    once (idle connections); input that had already arrived is still read;
+  //  - draining() is true: a busy handler finishes the request in hand, answers it (HTTP: with
+  //    Connection: close), and returns instead of reading the next one.
+  // The kernel's grace period (KernelConfig::grace_ns) still bounds how long that may take.
+  void drain();
+  // drain() was called, or the server's kernel is stopping (readable from its processes).
+  bool draining() const { return draining_ || kernel_.stopping(); }
+
   // Serves an accepted fd in a new micro-process here (the listener calls it; so may a shard
-  // that was handed the fd). A full pool refuses it.
+  // that was handed the fd). A full pool refuses it; so does a draining server.
   void start_connection(int fd, const sockaddr_storage& peer, socklen_t len);
-  // Internal: a connection's thread ended; a connection's process died (told by the server's
-  // supervisor thread).
-  void connection_ended() { counters_->active.fetch_sub(1, std::memory_order_relaxed); }
+  // Internal: a connection's thread ended (`index`: its heap's slot in pool()); a connection's
+  // process died (told by the server's supervisor thread); the listener thread ended.
+  void connection_ended(std::size_t index);
   void connection_died(const Death& death);
+  void listener_ended() { listening_ = false; }
   int listen_fd() const { return listen_fd_; }
 
  private:
@@ -116,7 +153,14 @@ class Server {
   ServerCounters own_counters_;
   ServerCounters* counters_;  // own_counters_ or ServerConfig::counters
   std::int64_t last_refusal_log_ = 0;
+  // The fd of the connection served on each heap of pool_ (by index_of), -1 for none: what
+  // drain() shuts down. Written only on the kernel's thread.
+  std::unique_ptr<int[]> conn_fds_;
+  bool listening_ = false;  // the listener thread is alive (its fd is still listen_fd_)
+  bool draining_ = false;
 };
+
+inline bool Accepted::draining() const { return server->draining(); }
 
 // Resolves a numeric IPv4/IPv6 host and port into addr; false if the host is not numeric.
 bool make_address(const std::string& host, std::uint16_t port, sockaddr_storage* addr, socklen_t* len);

@@ -9,6 +9,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -103,6 +104,11 @@ class ServerThread {
   bool completion_io() const { return completion_io_; }
   bool recv_multishot() const { return recv_multishot_; }
   Server* server() const { return server_.get(); }
+  // Asks the kernel's thread to drain the server (Server::drain()) at its next turn.
+  void drain() {
+    drain_requested_.store(true, std::memory_order_release);
+    kernel_->poller().wake();
+  }
   // Idle processes the server's trim passes have trimmed so far (Kernel::idle_trims()).
   std::uint64_t idle_trims() const { return kernel_->idle_trims(); }
   // Waits (up to 10 s) until that count reaches at least `n`; false if it does not. Woken by
@@ -116,6 +122,7 @@ class ServerThread {
   // On the kernel's thread, every turn: tells wait_idle_trims() when a trim pass trimmed.
   static void on_turn(void* ctx) {
     auto* self = static_cast<ServerThread*>(ctx);
+    if (self->drain_requested_.exchange(false, std::memory_order_acquire)) self->server_->drain();
     std::uint64_t n = self->kernel_->idle_trims();
     if (n == self->trims_seen_) return;
     self->trims_seen_ = n;
@@ -127,6 +134,7 @@ class ServerThread {
   std::mutex trims_mu_;
   std::condition_variable trimmed_;
   std::uint64_t trims_seen_ = 0;  // the kernel's thread only
+  std::atomic<bool> drain_requested_{false};
   std::unique_ptr<Kernel> kernel_;
   std::unique_ptr<Server> server_;
   std::uint16_t port_ = 0;
