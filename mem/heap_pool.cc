@@ -52,20 +52,31 @@ std::size_t HeapPool::slot_bytes() const { return (heap_pages_ + 1) * kPageSize;
 Heap* HeapPool::acquire() {
   if (free_top_ == 0) return nullptr;
   std::uint32_t i = free_[--free_top_];
+  if (warm_ > 0) --warm_;  // (the top entry is warm while there are any)
   return Heap::init(segment_.base() + i * slot_bytes(), heap_pages_);
 }
 
 void HeapPool::release(Heap* heap) {
-  std::size_t i = index_of(heap);
+  auto i = static_cast<std::uint32_t>(index_of(heap));
   MNV_ASSERT(free_top_ < count_);
   protect(heap, PROT_READ | PROT_WRITE);
   std::size_t touched = heap->high_water_pages();
-  if (touched > keep_pages_) {
-    ::madvise(reinterpret_cast<char*>(heap) + keep_pages_ * kPageSize,
-              (touched - keep_pages_) * kPageSize, MADV_DONTNEED);
+  bool keep = warm_ < kWarmHeaps;
+  std::size_t from = keep ? keep_pages_ : 0;
+  if (touched > from) {
+    ::madvise(reinterpret_cast<char*>(heap) + from * kPageSize, (touched - from) * kPageSize, MADV_DONTNEED);
   }
-  heap->reset();
-  free_[free_top_++] = static_cast<std::uint32_t>(i);
+  if (keep) {  // on top, warm
+    heap->reset();
+    free_[free_top_++] = i;
+    ++warm_;
+  } else {
+    // Cold (not even its header stays: acquire() rebuilds it). It goes just below the warm
+    // ones; the deepest warm one moves to the top.
+    std::size_t below = free_top_ - warm_;
+    free_[free_top_++] = free_[below];
+    free_[below] = i;
+  }
 }
 
 int HeapPool::protect(const Heap* heap, int prot) const {

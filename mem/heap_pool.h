@@ -8,9 +8,13 @@
 // its own VMA instead of splitting and merging a large one — measured here at ~1 µs per
 // mprotect instead of ~3 µs. Both guard kinds cost two VMAs per heap (vm.max_map_count is 65530
 // by default); the pool refuses (ok() false, errno ENOMEM) when that would not fit.
-// A heap costs memory only for the pages it touched; releasing a heap gives back every touched
-// page beyond the first `keep_pages` (madvise MADV_DONTNEED), so a closed or idle connection
-// does not keep its high-water mark resident.
+// A heap costs memory only for the pages it touched. Releasing a heap gives back what it touched
+// in one madvise(MADV_DONTNEED): every page beyond the first `keep_pages` while fewer than
+// kWarmHeaps free heaps are warm (keep those pages), else every page. Warm heaps are handed out
+// first, so a busy server reuses resident pages and pays no page faults for them, and no more
+// system calls than one per release; once load ends, at most kWarmHeaps * keep_pages pages stay
+// resident however many heaps were in use at the peak (without the limit, 20,000 connections
+// left 60+ MiB behind).
 #pragma once
 
 #include <cstddef>
@@ -46,6 +50,11 @@ class HeapPool {
   std::size_t heap_pages() const { return heap_pages_; }
   std::size_t capacity() const { return count_; }
   std::size_t in_use() const { return count_ - free_top_; }
+  // Free heaps that kept their first keep_pages pages (at most kWarmHeaps).
+  std::size_t warm() const { return warm_; }
+
+  // Free heaps that keep their first pages resident; heaps released beyond it give back all.
+  static constexpr std::size_t kWarmHeaps = 64;
 
  private:
   std::size_t slot_bytes() const;
@@ -55,8 +64,11 @@ class HeapPool {
   std::size_t count_;
   std::size_t keep_pages_;
   Guards guards_;
-  std::unique_ptr<std::uint32_t[]> free_;  // stack of free slot indices
+  // Stack of free slot indices; its top warm_ entries are warm heaps, the ones below are cold
+  // (every page given back), so acquire() hands out warm heaps first.
+  std::unique_ptr<std::uint32_t[]> free_;
   std::size_t free_top_ = 0;
+  std::size_t warm_ = 0;
 };
 
 }  // namespace mnv

@@ -55,6 +55,59 @@ TEST(HeapPoolTest, ReleaseReturnsTouchedPagesToTheOs) {
   EXPECT_LE(resident_pages(h, 64), 1u);
 }
 
+// Load that ends gives its memory back: however many heaps were busy at the peak, only the
+// warm set keeps pages; and warm heaps are the ones handed out next.
+TEST(HeapPoolTest, OnlyTheWarmSetStaysResidentAfterLoadEnds) {
+  constexpr std::size_t kCount = 3 * HeapPool::kWarmHeaps;
+  HeapPool pool(8, kCount, /*keep_pages=*/1);
+  ASSERT_TRUE(pool.ok());
+  std::vector<Heap*> held;
+  for (std::size_t i = 0; i < kCount; ++i) {
+    Heap* h = pool.acquire();
+    ASSERT_NE(h, nullptr);
+    void* p = h->allocate(3 * kPageSize);
+    ASSERT_NE(p, nullptr);
+    std::memset(p, 1, 3 * kPageSize);
+    held.push_back(h);
+  }
+  for (Heap* h : held) pool.release(h);
+  EXPECT_EQ(pool.warm(), HeapPool::kWarmHeaps);
+  std::set<Heap*> resident;
+  std::size_t pages = 0;
+  for (std::size_t i = 0; i < kCount; ++i) {
+    std::size_t n = resident_pages(pool.at(i), 8);
+    pages += n;
+    if (n > 0) resident.insert(pool.at(i));
+  }
+  EXPECT_EQ(pages, HeapPool::kWarmHeaps);  // one kept page each, nothing else
+  EXPECT_EQ(resident.size(), HeapPool::kWarmHeaps);
+  for (std::size_t i = 0; i < HeapPool::kWarmHeaps; ++i) {
+    Heap* h = pool.acquire();
+    EXPECT_EQ(resident.count(h), 1u) << "heap " << i << " handed out was cold while warm ones were free";
+  }
+  EXPECT_EQ(pool.warm(), 0u);
+  Heap* cold = pool.acquire();
+  EXPECT_EQ(resident.count(cold), 0u);
+  EXPECT_EQ(cold->pages(), 8u);  // (rebuilt from zeroed pages)
+  EXPECT_NE(cold->allocate(64), nullptr);
+}
+
+// A busy pool (as many released as acquired) keeps reusing its warm heaps.
+TEST(HeapPoolTest, ChurnBelowTheWarmSetReusesWarmHeaps) {
+  HeapPool pool(4, 4 * HeapPool::kWarmHeaps, /*keep_pages=*/1);
+  std::set<Heap*> seen;
+  for (int round = 0; round < 100; ++round) {
+    std::vector<Heap*> held;
+    for (int i = 0; i < 10; ++i) held.push_back(pool.acquire());
+    for (Heap* h : held) {
+      seen.insert(h);
+      pool.release(h);
+    }
+  }
+  EXPECT_EQ(seen.size(), 10u);
+  EXPECT_EQ(pool.warm(), 10u);
+}
+
 TEST(HeapPoolTest, UntouchedHeapsCostNoMemory) {
   HeapPool pool(256, 1000);  // ~1 GiB of address space
   ASSERT_TRUE(pool.ok());
