@@ -117,8 +117,8 @@ class Server {
   long active() const { return counters_->active.load(std::memory_order_relaxed); }
 
   // Graceful shutdown, for SIGTERM (the server skeleton calls it once its kernel is stopping).
-  // Call it on the server's kernel thread: from a KernelHooks callback or from a thread of one
-  // of the kernel's processes. Idempotent; nothing to undo. From then on:
+  // Call it on the server's kernel thread, outside a dispatch: from a KernelHooks callback
+  // (on_turn). Idempotent; nothing to undo. From then on:
   //  - nothing is accepted: the listening socket is shut down (new clients are refused; the
   //    listener thread ends quietly) and an fd handed to start_connection() is closed;
   //  - every connection's input ends: its fd is shut down for reading, so a handler waiting for

@@ -27,19 +27,16 @@ namespace {
 
 constexpr std::int64_t kMs = 1'000'000;
 
-// "drain" drains the server and answers "draining"; "slow" answers "working" at once, then
-// "done draining=D" 200 ms later (D: what Accepted::draining() says then); any other line is
-// echoed. Like a protocol handler should, it ends after an answer given while draining.
+// "slow" answers "working" at once, then "done draining=D" 200 ms later (D: what
+// Accepted::draining() says then); any other line is echoed. Like a protocol handler should, it
+// ends after an answer given while draining.
 Task<> drain_service(Accepted& conn) {
   char line[128];
   for (;;) {
     std::size_t n = co_await readline(line, sizeof line);
     if (n == 0) break;  // end of input
     std::string_view l(line, n);
-    if (l == "drain\n") {
-      conn.server->drain();
-      co_await write("draining\n", 9);
-    } else if (l == "slow\n") {
+    if (l == "slow\n") {
       co_await write("working\n", 8);
       co_await flush();
       co_await sleep_for(200 * kMs);
@@ -60,14 +57,12 @@ TEST_P(ServerLifecycleTest, DrainAnswersTheBusyClosesTheIdleAndRefusesNewConnect
   c.handler = drain_service;
   ServerThread s(GetParam(), c);
   ASSERT_NE(s.port(), 0);
-  Client idle(s.port()), busy(s.port()), control(s.port());
+  Client idle(s.port()), busy(s.port());
   ASSERT_TRUE(idle.send("hello\n"));
   ASSERT_EQ(idle.recv_line(), "hello\n");  // served once, now waiting for input
   ASSERT_TRUE(busy.send("slow\n"));
   ASSERT_EQ(busy.recv_line(), "working\n");  // the request is in hand
-  ASSERT_TRUE(control.send("drain\n"));
-  ASSERT_EQ(control.recv_line(), "draining\n");
-  EXPECT_TRUE(control.sees_eof());
+  s.drain();  // (as the server skeleton does on SIGTERM: from a hook on the kernel's thread)
   // The idle connection is closed at once: long before the busy one's answer (5 s recv timeout
   // otherwise).
   EXPECT_TRUE(idle.sees_eof());
