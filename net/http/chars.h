@@ -20,7 +20,7 @@ constexpr bool tchar_of(unsigned c) {
 }
 
 constexpr bool field_value_of(unsigned c) { return c == '\t' || (c >= 0x20 && c != 0x7F); }
-constexpr bool target_of(unsigned c) { return c > 0x20 && c < 0x7F; }
+constexpr bool target_of(unsigned c) { return c > 0x20 && c != 0x7F; }
 
 template <bool (*F)(unsigned)>
 constexpr std::array<bool, 256> table() {
@@ -33,7 +33,8 @@ constexpr std::array<bool, 256> table() {
 inline constexpr std::array<bool, 256> kToken = table<tchar_of>();
 // field-value bytes: VCHAR, SP, HTAB and obs-text (>= 0x80); no other controls, no DEL.
 inline constexpr std::array<bool, 256> kFieldValue = table<field_value_of>();
-// request-target bytes: visible ASCII; no space, controls, DEL or bytes >= 0x80.
+// request-target bytes: visible ASCII and, like llhttp and nginx, raw bytes >= 0x80 (UTF-8 paths);
+// no space, controls or DEL.
 inline constexpr std::array<bool, 256> kTarget = table<target_of>();
 
 inline bool token(char c) { return kToken[static_cast<unsigned char>(c)]; }

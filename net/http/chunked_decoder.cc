@@ -41,23 +41,46 @@ BodyStep ChunkedDecoder::step(const Spans& in) {
           if ((size_ >> 60) != 0) return fail(i, Error::kBadChunk);  // would overflow 64 bits
           size_ = size_ * 16 + static_cast<std::uint64_t>(v);
           ++digits_;
-        } else if (digits_ == 0) {
-          return fail(i, Error::kBadChunk);
-        } else if (c == ';') {
-          state_ = State::kExtension;
-        } else if (c == '\r') {
-          state_ = State::kSizeLF;
-        } else {
+        } else if (digits_ == 0 || !end_element(c)) {
           return fail(i, Error::kBadChunk);
         }
         break;
       }
-      case State::kExtension:
-        if (c == '\r') {
-          state_ = State::kSizeLF;
+      // chunk-ext = *( ";" ext-name [ "=" ext-val ] ), ext-val = token / quoted-string
+      case State::kExtName:
+        if (chars::token(c)) {
+          ++ext_len_;
+        } else if (ext_len_ > 0 && c == '=') {
+          state_ = State::kExtValue;
+          ext_len_ = 0;
+        } else if (ext_len_ == 0 || !end_element(c)) {
+          return fail(i, Error::kBadChunk);
+        }
+        break;
+      case State::kExtValue:
+        if (c == '"' && ext_len_ == 0) {
+          state_ = State::kExtQuoted;
+        } else if (chars::token(c)) {
+          ++ext_len_;
+        } else if (ext_len_ == 0 || !end_element(c)) {
+          return fail(i, Error::kBadChunk);
+        }
+        break;
+      case State::kExtQuoted:
+        if (c == '"') {
+          state_ = State::kExtAfterQuoted;
+        } else if (c == '\\') {
+          state_ = State::kExtQuotedEscape;
         } else if (!chars::field_value(c)) {
           return fail(i, Error::kBadChunk);
         }
+        break;
+      case State::kExtQuotedEscape:
+        if (!chars::field_value(c)) return fail(i, Error::kBadChunk);
+        state_ = State::kExtQuoted;
+        break;
+      case State::kExtAfterQuoted:
+        if (!end_element(c)) return fail(i, Error::kBadChunk);
         break;
       case State::kSizeLF:
         if (c != '\n') return fail(i, Error::kBadChunk);
@@ -73,11 +96,11 @@ BodyStep ChunkedDecoder::step(const Spans& in) {
         }
         break;
       case State::kDataCR:
-        if (c != '\r') return fail(i, Error::kBadChunk);
+        if (c != '\r') return fail(i, Error::kBadChunkEnd);
         state_ = State::kDataLF;
         break;
       case State::kDataLF:
-        if (c != '\n') return fail(i, Error::kBadChunk);
+        if (c != '\n') return fail(i, Error::kBadChunkEnd);
         state_ = State::kSize;
         break;
       case State::kTrailerStart:
@@ -86,29 +109,29 @@ BodyStep ChunkedDecoder::step(const Spans& in) {
         } else if (chars::token(c)) {
           state_ = State::kTrailerName;
         } else {
-          return fail(i, Error::kBadChunk);
+          return fail(i, Error::kBadTrailer);
         }
         break;
       case State::kTrailerName:
         if (c == ':') {
           state_ = State::kTrailerValue;
         } else if (!chars::token(c)) {
-          return fail(i, Error::kBadChunk);
+          return fail(i, Error::kBadTrailer);
         }
         break;
       case State::kTrailerValue:
         if (c == '\r') {
           state_ = State::kTrailerLF;
         } else if (!chars::field_value(c)) {
-          return fail(i, Error::kBadChunk);
+          return fail(i, Error::kBadTrailer);
         }
         break;
       case State::kTrailerLF:
-        if (c != '\n') return fail(i, Error::kBadChunk);
+        if (c != '\n') return fail(i, Error::kBadTrailer);
         state_ = State::kTrailerStart;
         break;
       case State::kEndLF: {
-        if (c != '\n') return fail(i, Error::kBadChunk);
+        if (c != '\n') return fail(i, Error::kBadTrailer);
         state_ = State::kDone;
         BodyStep s;
         s.consumed = i + 1;

@@ -2,7 +2,7 @@
 //
 // Chunk data comes back as views into the input; only the framing (size lines, CRLFs, the
 // trailer section) is read byte by byte, so it may be split anywhere. Chunk extensions and
-// trailer fields are checked for shape and ignored. A size that is not hex, overflows, or is
+// trailer fields are checked for shape (`;name[=token|"quoted"]`, `name: value`) and ignored. A size that is not hex, overflows, or is
 // followed by anything but an extension and CRLF is an error (400: no request smuggling).
 #pragma once
 
@@ -26,14 +26,29 @@ class ChunkedDecoder {
     state_ = State::kSize;
     size_ = remaining_ = total_ = 0;
     digits_ = 0;
+    ext_len_ = 0;
     trailer_bytes_ = 0;
   }
 
  private:
   enum class State : std::uint8_t {
-    kSize, kExtension, kSizeLF, kData, kDataCR, kDataLF,
+    kSize, kExtName, kExtValue, kExtQuoted, kExtQuotedEscape, kExtAfterQuoted, kSizeLF, kData,
+    kDataCR, kDataLF,
     kTrailerStart, kTrailerName, kTrailerValue, kTrailerLF, kEndLF, kDone, kFailed,
   };
+  // After the size or a whole extension: ';' starts an extension, CR ends the line.
+  bool end_element(char c) {
+    if (c == ';') {
+      state_ = State::kExtName;
+      ext_len_ = 0;
+      return true;
+    }
+    if (c == '\r') {
+      state_ = State::kSizeLF;
+      return true;
+    }
+    return false;
+  }
   BodyStep fail(std::size_t at, Error e) {
     state_ = State::kFailed;
     error_ = e;
@@ -48,6 +63,7 @@ class ChunkedDecoder {
   State state_ = State::kSize;
   Error error_ = Error::kNone;
   std::uint32_t digits_ = 0;
+  std::uint32_t ext_len_ = 0;  // bytes of the extension name or value being read
   std::uint32_t trailer_bytes_ = 0;
   std::uint64_t size_ = 0;       // the chunk size being read
   std::uint64_t remaining_ = 0;  // data bytes left in the current chunk

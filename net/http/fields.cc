@@ -45,13 +45,10 @@ Error content_length(std::string_view v, FieldSummary& sum) {
 Error transfer_encoding(std::string_view v, FieldSummary& sum) {
   sum.has_transfer_encoding = true;
   bool ok = for_each_element(v, [&](std::string_view coding) {
-    // A coding is a token, optionally with parameters (`gzip;q=1` is not chunked).
+    // A coding is a token, optionally with parameters (`gzip;q=1` is not chunked); any coding but
+    // chunked, even a malformed one, is one we do not implement (501 when chunked is last).
     std::string_view name = coding.substr(0, coding.find(';'));
     while (!name.empty() && is_ows(name.back())) name.remove_suffix(1);
-    if (name.empty()) return false;
-    for (char c : name) {
-      if (!chars::token(c)) return false;
-    }
     if (chars::iequals(name, "chunked")) {
       if (name.size() != coding.size()) return false;  // chunked takes no parameters
       if (sum.chunked_seen) sum.chunked_twice = true;

@@ -38,6 +38,33 @@ Method method_of(const char* p, std::size_t n) {
 }
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+// RFC 3986 §3.2: unreserved, pct-encoded, sub-delims, ":", "@", "[", "]".
+bool authority_ok(std::string_view a) {
+  for (char c : a) {
+    if (!is_alpha(c) && !is_digit(c) && std::strchr("-._~%!$&'()*+,;=:@[]", c) == nullptr) return false;
+  }
+  return true;
+}
+
+// RFC 9112 §3.2: origin-form (/path), absolute-form (scheme://authority...), asterisk-form (*),
+// and authority-form (host:port) for CONNECT only.
+bool target_form_ok(std::string_view t, Method m) {
+  if (t[0] == '/') return true;
+  if (m == Method::kConnect) return authority_ok(t);
+  if (t == "*") return true;
+  if (!is_alpha(t[0])) return false;
+  // The scheme: letters only (http, https; RFC 3986 allows digits, "+", "-", "." too, which no
+  // HTTP scheme uses and llhttp refuses).
+  std::size_t i = 1;
+  while (i < t.size() && is_alpha(t[i])) ++i;
+  if (t.substr(i, 3) != "://") return false;
+  i += 3;
+  std::size_t end = i;
+  while (end < t.size() && t[end] != '/' && t[end] != '?') ++end;  // (no fragment in a target)
+  return authority_ok(t.substr(i, end - i));
+}
 
 }  // namespace
 
@@ -136,6 +163,7 @@ HeadStatus RequestParser::parse_complete(const char* base) {
   if (static_cast<std::size_t>(q - t) > limits_.max_target) return fail(Error::kTargetTooLong, at(t));
   if (q == t || *q != ' ') return fail(Error::kBadRequestLine, at(q));
   h.target = std::string_view(t, static_cast<std::size_t>(q - t));
+  if (!target_form_ok(h.target, h.method)) return fail(Error::kBadTarget, at(t));
   // HTTP-version CRLF
   ++q;
   if (line_end - q != 10 || std::memcmp(q, "HTTP/", 5) != 0 || !is_digit(q[5]) || q[6] != '.' ||
@@ -144,8 +172,9 @@ HeadStatus RequestParser::parse_complete(const char* base) {
     return fail(Error::kBadRequestLine, at(q));
   }
   if (q[8] != '\r') return fail(Error::kBadRequestLine, at(q + 8));
-  if (q[5] != '1') return fail(Error::kUnsupportedVersion, at(q));
-  h.version_minor = q[7] == '0' ? 0 : 1;
+  // 1.0 and 1.1 only: HTTP/1.2 and up do not exist (llhttp refuses them too).
+  if (q[5] != '1' || q[7] > '1') return fail(Error::kUnsupportedVersion, at(q));
+  h.version_minor = static_cast<std::uint8_t>(q[7] - '0');
 
   // header fields
   FieldSummary sum;
@@ -163,9 +192,8 @@ HeadStatus RequestParser::parse_complete(const char* base) {
   h.content_length = 0;
   if (sum.has_transfer_encoding) {
     if (sum.has_content_length) return fail(Error::kContentLengthWithTransferEncoding, end);
-    if (h.version_minor == 0 || sum.chunked_twice || !sum.chunked_last) {
-      return fail(Error::kBadTransferEncoding, end);
-    }
+    if (h.version_minor == 0) return fail(Error::kTransferEncodingInHttp10, end);
+    if (sum.chunked_twice || !sum.chunked_last) return fail(Error::kBadTransferEncoding, end);
     if (sum.other_coding) return fail(Error::kUnsupportedTransferEncoding, end);
     h.framing = Framing::kChunked;
     body_done_ = false;

@@ -57,7 +57,7 @@ struct RequestHead {
   Method method = Method::kOther;
   std::string_view method_name;  // as sent; a token, matched case-sensitively (RFC 9110 §9.1)
   std::string_view target;       // origin-, absolute-, authority- or asterisk-form, unchecked
-  std::uint8_t version_minor = 1;  // HTTP/1.x (a minor past 1 is treated as 1.1)
+  std::uint8_t version_minor = 1;  // HTTP/1.0 or HTTP/1.1 (others: 505)
   HeaderList headers;
   bool keep_alive = true;        // 1.1 unless Connection: close; 1.0 only with keep-alive
   bool expect_continue = false;  // Expect: 100-continue (answer 100 before reading the body)

@@ -77,7 +77,6 @@ TEST(RequestParserTest, KeepAliveSemantics) {
   EXPECT_FALSE(keep("GET / HTTP/1.0\r\n\r\n"));
   EXPECT_TRUE(keep("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
   EXPECT_FALSE(keep("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"));
-  EXPECT_TRUE(keep("GET / HTTP/1.9\r\nHost: h\r\n\r\n"));  // a later 1.x is served as 1.1
 }
 
 TEST(RequestParserTest, ExpectContinueHeadAndOptionsAsterisk) {
@@ -109,7 +108,7 @@ TEST(RequestParserTest, MethodsAreRecognisedAndUnknownTokensKept) {
 TEST(RequestParserTest, ChunkedBodyWithExtensionsAndTrailersIgnored) {
   Outcome o = parse(
       "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-      "5;name=value\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-Trailer: t\r\n\r\n"
+      "5;name=value;q=\"a \\\" b\";flag\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-Trailer: t\r\n\r\n"
       "GET /next HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_EQ(o.error, Error::kNone);
   ASSERT_EQ(o.messages.size(), 2u);
@@ -142,6 +141,10 @@ TEST(RequestParserTest, EveryBadInputHasItsOwnErrorAndStatus) {
       {"no target", "GET HTTP/1.1\r\nHost: h\r\n\r\n", Error::kBadRequestLine, 400},
       {"two spaces", "GET  / HTTP/1.1\r\nHost: h\r\n\r\n", Error::kBadRequestLine, 400},
       {"control in target", "GET /\x01 HTTP/1.1\r\nHost: h\r\n\r\n", Error::kBadRequestLine, 400},
+      {"target form", "GET example.com HTTP/1.1\r\nHost: h\r\n\r\n", Error::kBadTarget, 400},
+      {"bad authority", "GET http://a b/ HTTP/1.1\r\nHost: h\r\n\r\n", Error::kBadRequestLine, 400},
+      {"non-ASCII authority", "GET http://\xc3\xa9/ HTTP/1.1\r\nHost: h\r\n\r\n", Error::kBadTarget, 400},
+      {"scheme without //", "GET http:x HTTP/1.1\r\nHost: h\r\n\r\n", Error::kBadTarget, 400},
       {"lower-case version", "GET / http/1.1\r\nHost: h\r\n\r\n", Error::kBadRequestLine, 400},
       {"junk after version", "GET / HTTP/1.1x\r\nHost: h\r\n\r\n", Error::kBadRequestLine, 400},
       {"bare LF request line", "GET / HTTP/1.1\nHost: h\r\n\r\n", Error::kBadLineEnding, 400},
@@ -153,6 +156,7 @@ TEST(RequestParserTest, EveryBadInputHasItsOwnErrorAndStatus) {
       {"NUL in value", "GET / HTTP/1.1\r\nHost: h\r\nX: a<NUL>b\r\n\r\n", Error::kBadHeader, 400},
       {"obs-fold", "GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n", Error::kObsoleteLineFolding, 400},
       {"HTTP/2.0", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", Error::kUnsupportedVersion, 505},
+      {"HTTP/1.2", "GET / HTTP/1.2\r\nHost: h\r\n\r\n", Error::kUnsupportedVersion, 505},
       {"HTTP/0.9", "GET / HTTP/0.9\r\nHost: h\r\n\r\n", Error::kUnsupportedVersion, 505},
       {"no Host", "GET / HTTP/1.1\r\n\r\n", Error::kMissingHost, 400},
       {"two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Error::kDuplicateHost, 400},
@@ -169,7 +173,7 @@ TEST(RequestParserTest, EveryBadInputHasItsOwnErrorAndStatus) {
        Error::kBadTransferEncoding, 400},
       {"chunked twice", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
        Error::kBadTransferEncoding, 400},
-      {"TE in 1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", Error::kBadTransferEncoding, 400},
+      {"TE in 1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", Error::kTransferEncodingInHttp10, 400},
       {"gzip, chunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
        Error::kUnsupportedTransferEncoding, 501},
       {"chunk size not hex", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
@@ -181,9 +185,15 @@ TEST(RequestParserTest, EveryBadInputHasItsOwnErrorAndStatus) {
       {"chunk size overflow", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000005\r\n",
        Error::kBadChunk, 400},
       {"chunk data too long", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
+       Error::kBadChunkEnd, 400},
+      {"bad chunk extension", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;a b\r\nx\r\n0\r\n\r\n",
+       Error::kBadChunk, 400},
+      {"empty chunk extension", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;;a\r\nx\r\n0\r\n\r\n",
+       Error::kBadChunk, 400},
+      {"empty chunk extension value", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;a=\r\nx\r\n0\r\n\r\n",
        Error::kBadChunk, 400},
       {"bad trailer", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nbad trailer\r\n\r\n",
-       Error::kBadChunk, 400},
+       Error::kBadTrailer, 400},
       {"CL over max_body", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1048577\r\n\r\n", Error::kBodyTooLarge, 413},
       {"CL past 64 bits", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n",
        Error::kBodyTooLarge, 413},

@@ -24,6 +24,7 @@ struct Message {
   std::string target;
   int status = 0;      // responses
   std::string reason;
+  int version_major = 1;
   int version_minor = 1;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
@@ -36,6 +37,7 @@ struct Message {
 struct Outcome {
   std::vector<Message> messages;  // complete ones
   Error error = Error::kNone;     // why the stream stopped, if it did
+  std::size_t error_at = 0;       // where (offset in the stream): the parser's error_offset()
   bool partial = false;           // the stream ended inside a message
   bool operator==(const Outcome&) const = default;
 };
@@ -69,6 +71,7 @@ Outcome drive(std::string_view input, const PieceFn& next_piece, const DriveOpti
   P parser(opt.limits);
   std::vector<char> scratch(opt.limits.max_head);
   std::size_t fed = 0, piece = 0;
+  std::size_t base = 0;  // stream offset of the ring's first byte
   bool in_head = true;
   Message m;
   if constexpr (std::is_same_v<P, ResponseParser>) {
@@ -87,6 +90,7 @@ Outcome drive(std::string_view input, const PieceFn& next_piece, const DriveOpti
       if (st == HeadStatus::kNeedScratch) st = parser.parse_head(ring.data(), scratch);
       if (st == HeadStatus::kError) {
         out.error = parser.error();
+        out.error_at = base + parser.error_offset();
         return out;
       }
       if (st == HeadStatus::kComplete) {
@@ -105,6 +109,7 @@ Outcome drive(std::string_view input, const PieceFn& next_piece, const DriveOpti
         m.framing = h.framing;
         copy_headers(h.headers, m);
         ring.consume(parser.head_size());
+        base += parser.head_size();
         in_head = false;
         progress = true;
       }
@@ -112,10 +117,12 @@ Outcome drive(std::string_view input, const PieceFn& next_piece, const DriveOpti
       BodyStep s = parser.parse_body(ring.data());
       if (s.error != Error::kNone) {
         out.error = s.error;
+        out.error_at = base + s.consumed;
         return out;
       }
       m.body.append(s.data);
       ring.consume(s.consumed);
+      base += s.consumed;
       progress = s.consumed > 0;
       if (s.done) {
         out.messages.push_back(std::move(m));
