@@ -33,7 +33,7 @@ mapfile -t SRCS < <(ls net/http/*.cc | grep -v '_test\.cc$')
 
 # New inputs go to $OUT/corpus (the checked-in seeds stay as they are); crashes to $OUT/.
 rc=0
-"$OUT/request_fuzzer" -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+"$OUT/request_fuzzer" -seed="${FUZZ_SEED:-1}" -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
   -dict=net/http/fuzz/http.dict -artifact_prefix="$OUT/" -print_final_stats=1 \
   "$OUT/corpus" net/http/fuzz/corpus/request >"$OUT/log" 2>&1 || rc=$?
 tail -n 12 "$OUT/log" | grep -E 'stat::number_of_executed_units|stat::new_units_added' >&2 || true
