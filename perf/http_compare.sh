@@ -26,7 +26,8 @@
 #   SERVERS ["ours ours-mprotect nginx go"]  SCENARIOS ["keepalive conns1000 pipelined post4k"]
 #   DURATION_S [5]  WARMUP_S [1]  CONNS [100]  MANY_CONNS [1000]  PIPELINE_DEPTH [16]
 #   POST_SIZE [4096]  OURS_ARGS [] (extra flags for apps/http)  HTTP_BIN [the opt bazel-bin's
-#   apps/http/http]  SKIP_BUILD [0] (1: use what is built)
+#   apps/http/http]  SKIP_BUILD [0] (1: use what is built)  REPS [1] (interleaved rounds; each
+#   row is that server's median round by server CPU per request)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,6 +43,7 @@ PIPELINE_DEPTH=${PIPELINE_DEPTH:-16}
 POST_SIZE=${POST_SIZE:-4096}
 OURS_ARGS=${OURS_ARGS:-}
 SKIP_BUILD=${SKIP_BUILD:-0}
+REPS=${REPS:-1}
 
 say() { printf 'http_compare: %s\n' "$*" >&2; }
 # shellcheck source=perf/lib.sh
@@ -110,8 +112,10 @@ wrk_result() {
     function us(v) {
       if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000
       if (v ~ /s$/) return v * 1e6; if (v ~ /m$/) return v * 6e7; return v + 0 }
-    $1 == "50%" { p50 = us($2) }
-    $1 == "99%" { p99 = us($2) }
+    # wrk 4.1.0 now and then prints a percentile as 0.00us (its bucket walk ends without
+    # reaching the rank): that is no measurement, so it becomes "na" (— in the table).
+    $1 == "50%" { p50 = us($2); if (p50 == 0) p50 = "na" }
+    $1 == "99%" { p99 = us($2); if (p99 == 0) p99 = "na" }
     / requests in / { n = $1 }
     /Socket errors:/ { gsub(",", ""); e = $4 + $6 + $8 + $10 }
     /Non-2xx or 3xx responses:/ { bad = $NF }
@@ -166,11 +170,13 @@ children_cpu_s() {
 }
 
 declare -A R
+for sc in $SCENARIOS; do wrk_args "$sc" 0 1 >/dev/null || exit 2; done
+# Rounds interleave the servers, so slow spells of this shared machine hit them alike.
+for ((rep = 1; rep <= REPS; rep++)); do
 for sc in $SCENARIOS; do
   for s in "${SERVER_LIST[@]}"; do
-    wrk_args "$sc" 0 1 >/dev/null || exit 2
-    if ! start_peer "$s"; then R["$sc|$s"]=failed; continue; fi
-    say "$(describe "$sc"): $s on port $SERVER_PORT, pid $SERVER_PID"
+    if ! start_peer "$s"; then R["$sc|$s|$rep"]=failed; continue; fi
+    say "round $rep/$REPS, $(describe "$sc"): $s on port $SERVER_PORT, pid $SERVER_PID"
     [ -n "${ANSWER[$s]:-}" ] || probe "$s" "$SERVER_PORT"
     if [ "$WARMUP_S" != 0 ]; then
       # shellcheck disable=SC2046  # the words of wrk's command line
@@ -193,9 +199,23 @@ for sc in $SCENARIOS; do
       printf "client_cpu_pct=%.0f ", 100 * (c1 - c0) / (w1 - w0)
       if (a == "" || b == "" || n + 0 <= 0) { print "cpu_us_per_req=na cpu_pct=na"; exit }
       s = (b - a) / hz; printf "cpu_us_per_req=%.3f cpu_pct=%.0f\n", s * 1e6 / n, 100 * s / (w1 - w0) }')
-    R["$sc|$s"]="$r $cpu"
+    R["$sc|$s|$rep"]="$r $cpu"
+    [ "$(kv "$r" p99_us)" = na ] && say "  wrk printed a p99 of 0.00us: no measurement, shown as —"
     say "  $(kv "$r" req_per_s) req/s, p99 $(kv "$r" p99_us) us, $cpu, $(kv "$r" errors) socket errors, $(kv "$r" non2xx) non-2xx"
     stop_server
+  done
+done
+done
+# Of the rounds, the one with the median server CPU per request.
+for sc in $SCENARIOS; do
+  for s in "${SERVER_LIST[@]}"; do
+    pick=$(for ((rep = 1; rep <= REPS; rep++)); do
+             r="${R["$sc|$s|$rep"]}"
+             if [ "$r" != failed ] && [ "$(kv "$r" cpu_us_per_req)" != na ]; then
+               echo "$(kv "$r" cpu_us_per_req) $rep"
+             fi
+           done | median_line | awk '{ print $2 }')
+    R["$sc|$s"]="${R["$sc|$s|${pick:-1}"]}"
   done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -204,12 +224,15 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "## HTTP/1.1 side by side ($(date -u +%Y-%m-%d), $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(uname -r), $ncpu CPUs)"
 echo
 echo "Command: \`SERVERS=\"${SERVER_LIST[*]}\" perf/http_compare.sh\` (DURATION_S=$DURATION_S WARMUP_S=$WARMUP_S CONNS=$CONNS"
-echo "MANY_CONNS=$MANY_CONNS PIPELINE_DEPTH=$PIPELINE_DEPTH POST_SIZE=$POST_SIZE${OURS_ARGS:+ OURS_ARGS=\"$OURS_ARGS\"}); each server pinned to CPU $SERVER_CPU,"
+echo "MANY_CONNS=$MANY_CONNS PIPELINE_DEPTH=$PIPELINE_DEPTH POST_SIZE=$POST_SIZE REPS=$REPS${OURS_ARGS:+ OURS_ARGS=\"$OURS_ARGS\"}); each server pinned to CPU $SERVER_CPU,"
 echo "\`wrk -t1 --latency\` to CPU $CLIENT_CPU; load average (1/5/15 min) $LOAD_BEFORE before, $LOAD_AFTER after."
 echo "Server CPU is utime+stime of the server and its children (nginx: master + worker) over wrk's run;"
 echo "wrk CPU % is wrk's own (one core at most): near 100 %, wrk bounds req/s, and server CPU µs/req is the"
 echo "figure to compare."
+if [ "$REPS" -gt 1 ]; then echo "Each row is that server's median of $REPS interleaved rounds by server CPU per request."; fi
 echo "Ratios compare the row with nginx and Go in the same scenario: req/s higher is better, CPU/req lower."
+echo "In the pipelined rows wrk's latency is per batch (from its write to its last response); — in a"
+echo "latency column: wrk printed 0.00us for that percentile (it now and then does), no measurement."
 echo
 echo "| scenario | server | req/s | p50 µs | p99 µs | server CPU µs/req | server CPU % | wrk CPU % | req/s ÷ nginx | req/s ÷ Go | CPU/req ÷ nginx | CPU/req ÷ Go | socket errors | non-2xx |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # perf/http_peers.sh — the HTTP benchmark's two peers, nginx and a Go net/http server, started the
 # way perf/lib.sh starts our servers (pinned, on a free port, stopped with the script). Source it
 # after perf/lib.sh (it uses say, TMP, PIDS, SERVER_PID/PORT/ERR and stop_server from there).
@@ -30,7 +31,7 @@ build_go_peer() {
   fi
   if [ -z "${GOCACHE:-}" ] && [ -z "${HOME:-}" ]; then export GOCACHE="$TMP/gocache"; fi
   # No modules: one file of the standard library, so no network and no go.mod.
-  GO111MODULE=off GOPROXY=off GOFLAGS= go build -o "$out" "$root/perf/go_http/main.go" >&2
+  GO111MODULE=off GOPROXY=off GOFLAGS='' go build -o "$out" "$root/perf/go_http/main.go" >&2
 }
 
 # master_process on, with one worker: nginx as it is deployed (the master only supervises; the
@@ -113,6 +114,7 @@ start_nginx() {
       esac
     done
     if [ "$ok" = 1 ]; then
+      # shellcheck disable=SC2034  # read by the scripts that source this one
       SERVER_PORT=$port
       cat <&"$fd" >>"$SERVER_ERR" &  # keep draining its log
       PIDS+=("$!")
