@@ -1,8 +1,9 @@
-// shard/affinity_config.h — the affinity config file: how many shards, on which CPUs, with which
-// poller and isolation mode, and the per-service budgets.
+// shard/affinity_config.h — the shard knobs of the config (shard/config.h): how many shards, on
+// which CPUs, with which poller and isolation mode, and the per-service budgets.
 //
 // Why: DESIGN.md §3 "Shards" — one virtual kernel per pinned core, placed by a TOML file that
-// command-line flags override. A bad config must stop the app before any shard starts, with a
+// command-line flags of the same names override (the server skeleton, shard/server.h, reads
+// both). A bad config must stop the app before any shard starts, with a
 // message naming the key, the value and the line; never a crash, never a silent default. So
 // nothing here throws or aborts: every function returns false and sets *error.
 //
@@ -15,7 +16,8 @@
 //   shard_mode = "auto"    # threads | processes | auto: processes when isolation is mprotect or
 //                          # strict and there are several shards (shard/shard.h says why)
 //   grace_ms = 2000        # SIGTERM grace period, 0..3600000
-//   [service]
+//   [service]              # (the skeleton adds host and port here, io, balance, max_run_ms and
+//                          # restart_stuck_ms above: shard/server.h)
 //   heap_pages = 8         # pages per micro-heap, 1..65536
 //   pool_size = 8192      # micro-heaps (connections) per shard, 1..16777216
 //   [shard.0]              # optional: pin shard 0 to CPU 2 (must be in the cpuset)
@@ -36,6 +38,7 @@
 
 #include "runtime/kernel.h"
 #include "runtime/poller.h"
+#include "shard/config.h"
 #include "shard/cpuset.h"
 #include "shard/topology.h"
 
@@ -95,6 +98,10 @@ struct AffinitySpec {
   };
   std::vector<ShardCpu> shard_cpus;  // [shard.N] cpu = C, in increasing shard order
 };
+
+// Declares the knobs above on a config; the AffinitySpec they hold.
+void add_affinity_knobs(Config* config);
+AffinitySpec affinity_spec(const Config& config);
 
 // Parses TOML text; `source_name` (usually the path) starts every message. On error *out is left
 // alone and *error lists every problem found, one per line, in line order.

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "runtime/kernel.h"
+#include "shard/server.h"
 
 namespace mnv {
 namespace {
@@ -400,9 +401,12 @@ TEST(AffinityConfigTest, AutoInAThreadRestrictedToOneCpu) {
 TEST(AffinityConfigTest, SampleFileParsesAndFitsThisMachine) {
   auto topology = real_machine();
   ASSERT_NE(topology, nullptr);
-  AffinitySpec spec;
+  // The sample is a whole server config (shard/server.h): the shard knobs and the others.
+  Config config;
+  add_server_knobs(&config);
   std::string error;
-  ASSERT_TRUE(read_affinity_file("shard/sample_affinity.toml", &spec, &error)) << error;
+  ASSERT_TRUE(config.read_file("shard/sample_affinity.toml", &error)) << error;
+  AffinitySpec spec = affinity_spec(config);
   EXPECT_EQ(spec.shards, 0);  // auto
   EXPECT_FALSE(spec.cpuset.has_value());
   AffinityConfig c;

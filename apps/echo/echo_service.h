@@ -17,9 +17,10 @@ inline constexpr std::size_t kMaxLine = 8191;
 // Chaos testing from outside the process (off by default; apps/echo --fault_injection): a line
 // "!segv", "!fpe" or "!oom" makes that connection's handler dereference a null pointer, divide
 // an integer by zero, or exhaust its micro-heap, so containment can be shown on a live server.
-// "!hang" makes it spin forever without yielding, holding its whole shard: with shards as
-// processes the shard's watchdog kills and restarts that shard (shard/shard.h); otherwise the
-// shard stays stuck, which is what a runaway handler does to any cooperative scheduler.
+// "!hang" makes it spin forever without yielding: the runaway clock traps it after max_run_ms
+// of CPU time. With that limit off it holds its whole shard, as a runaway handler does in any
+// cooperative scheduler: a shard process is then killed as stuck and restarted (shard/shard.h),
+// and on SIGTERM the server still exits by the end of grace_ms (shard/server.h).
 extern bool g_fault_injection;
 
 Task<> serve(Accepted& conn);

@@ -1,0 +1,68 @@
+// shard/server.h — the server skeleton: what every app's main() would otherwise repeat.
+//
+// An app hands run_server() its service: the per-connection micro-thread (net/service.h), any
+// per-shard state (init_shard / fini_shard), its own config table and what it does on SIGHUP.
+// Its main() is then one call:
+//
+//   int main(int argc, char** argv) {
+//     mnv::Service echo{.name = "echo", .about = "each line is answered", .handler = serve};
+//     return mnv::run_server(argc, argv, echo);
+//   }
+//
+// The skeleton owns:
+//  * the config: its own knobs (shard/affinity_config.h: shards, cpuset, poller, isolation,
+//    shard_mode, grace_ms, [service] heap_pages and pool_size, [shard.N] cpu; and here: io,
+//    balance, max_run_ms, restart_stuck_ms, [service] host and port) plus the app's table, each
+//    a TOML key and a --flag of the same name (shard/config.h); --config=FILE, --help (every
+//    knob with its default), --print_config (the effective config, as TOML --config reads back).
+//    Every value is checked before any shard starts, including what could not serve (a heap
+//    smaller than the service needs);
+//  * the shards: threads or processes (shard/shard.h), one Server per shard on one port
+//    (SO_REUSEPORT), or with balance = "handoff" each accepted connection handed to the shard
+//    with the fewest connections in progress; the first line on stdout is
+//    "listening on HOST:PORT" with the bound port;
+//  * signals: SIGTERM or SIGINT stops the shards (listeners close, connections in flight get
+//    grace_ms to finish); a second one exits at once; and the process exits by the end of
+//    grace_ms even when a shard is stuck in a handler that never yields. SIGHUP runs the app's
+//    `reload`. (The signals are blocked in every thread and read by one thread of the skeleton.)
+//  * exit codes: 0 after a clean stop, 2 for a bad flag or config (nothing started), 1 for a
+//    failure at run time (a shard that could not start, stayed down, or had to be cut off).
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+
+#include "net/service.h"
+#include "shard/config.h"
+#include "shard/shard.h"
+
+namespace mnv {
+
+struct Service {
+  const char* name = "server";  // starts log lines ("echo: ...")
+  const char* about = "";       // one line under --help
+  Handler handler = nullptr;    // each connection's micro-thread
+  void* message = nullptr;      // ServerConfig::message, handed to every handler
+  // The smallest heap_pages a connection can be served with; smaller is a config error.
+  std::size_t min_heap_pages = 2;
+  // Declares the app's own knobs, in its own table (config.add_bool("echo", ...)).
+  std::function<void(Config& config)> add_knobs;
+  // Reads them once the whole config is valid, before any shard starts; false (with *error)
+  // is a config error (exit 2).
+  std::function<bool(const Config& config, std::string* error)> configure;
+  // On each shard's thread once its server listens, and after its kernel returned.
+  std::function<bool(Shard& shard, Server& server, std::string* error)> init_shard;
+  std::function<void(Shard& shard, Server& server)> fini_shard;
+  // SIGHUP, on the skeleton's signal thread in the process that started the shards (with
+  // shards as processes, reach them through memory shared before the start).
+  std::function<void()> reload;
+};
+
+// Declares every knob of the skeleton (above) on a config, as run_server() does before the app's.
+void add_server_knobs(Config* config);
+
+// Runs the server to the end; returns the exit code (0, 1 or 2: above).
+int run_server(int argc, char** argv, const Service& service);
+
+}  // namespace mnv
