@@ -10,7 +10,6 @@
 
 #include <poll.h>
 #include <sched.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -29,6 +28,7 @@
 #include <gtest/gtest.h>
 
 #include "runtime/poller.h"
+#include "runtime/wake_fd.h"
 
 // Counts global operator new calls, to show the hot paths never allocate. (GCC, seeing malloc
 // inside the replaced operator new and free inside the replaced operator delete after inlining,
@@ -470,22 +470,13 @@ class Sleeper {
 // An eventfd: wake() writes it, wait() polls it and drains it.
 class EventfdSleeper : public Sleeper {
  public:
-  EventfdSleeper() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) { MNV_ASSERT(fd_ >= 0); }
+  EventfdSleeper() : fd_(open_wake_fd()) { MNV_ASSERT(fd_ >= 0); }
   ~EventfdSleeper() override { ::close(fd_); }
   void wait(std::int64_t timeout_ns) override {
     pollfd p{fd_, POLLIN, 0};
-    int r = ::poll(&p, 1, static_cast<int>(timeout_ns / kMs));
-    if (r > 0) {
-      std::uint64_t count;
-      ssize_t got = ::read(fd_, &count, sizeof count);
-      (void)got;
-    }
+    if (::poll(&p, 1, static_cast<int>(timeout_ns / kMs)) > 0) drain_wake_fd(fd_);
   }
-  void wake() override {
-    std::uint64_t one = 1;
-    ssize_t put = ::write(fd_, &one, sizeof one);
-    (void)put;
-  }
+  void wake() override { signal_wake_fd(fd_); }
 
  private:
   int fd_;

@@ -3,7 +3,6 @@
 #include "shard/server.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -16,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/wake_fd.h"
 #include "shard/affinity_config.h"
 #include "shard/shared_memory.h"
 #include "shard/topology.h"
@@ -143,19 +143,19 @@ class SignalThread {
  public:
   SignalThread(const Service& service, ShardSet& shards, std::int64_t grace_ms, int signal_fd)
       : service_(service), shards_(shards), grace_ms_(grace_ms), signal_fd_(signal_fd) {
-    done_fd_ = ::eventfd(0, EFD_CLOEXEC);
+    done_fd_ = open_wake_fd();
     thread_ = std::thread([this] { run(); });
   }
   ~SignalThread() {
-    std::uint64_t one = 1;
-    [[maybe_unused]] ssize_t w = ::write(done_fd_, &one, sizeof one);
+    signal_wake_fd(done_fd_);
     thread_.join();
     ::close(done_fd_);
   }
 
  private:
   void run() {
-    std::int64_t deadline_ns = 0;  // the stop's hard end, once stopping
+    bool stopping = false;
+    std::int64_t deadline_ns = 0;  // the stop's hard end, while stopping and not yet past it
     for (;;) {
       pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {done_fd_, POLLIN, 0}};
       int timeout_ms = -1;
@@ -164,6 +164,10 @@ class SignalThread {
       if (r < 0 && errno == EINTR) continue;
       if (fds[1].revents & POLLIN) return;
       if (r == 0 && deadline_ns != 0 && monotonic_ns() >= deadline_ns) {
+        if (shards_.loops_ended()) {  // not stuck, only still cleaning up: let it finish
+          deadline_ns = 0;
+          continue;
+        }
         std::fprintf(stderr,
                      "%s: shards still running %lld ms after the stop (a handler that never yields?): exiting\n",
                      service_.name, static_cast<long long>(hard_stop_ms(grace_ms_)));
@@ -179,7 +183,7 @@ class SignalThread {
         if (service_.reload) service_.reload();
         continue;
       }
-      if (deadline_ns != 0) {
+      if (stopping) {
         std::fprintf(stderr, "%s: SIG%s again: exiting now\n", service_.name, sigabbrev_np(sig));
         std::fflush(nullptr);
         ::_exit(1);
@@ -189,14 +193,16 @@ class SignalThread {
                    "(a second signal exits at once)\n",
                    service_.name, sigabbrev_np(sig), static_cast<long long>(kernel_grace_ms(grace_ms_)),
                    static_cast<long long>(hard_stop_ms(grace_ms_)));
+      stopping = true;
       deadline_ns = monotonic_ns() + hard_stop_ms(grace_ms_) * 1'000'000;
       shards_.request_stop();
     }
   }
 
  public:
-  // The kernels cut connections at kernel_grace_ms(); the process exits by hard_stop_ms() no
-  // matter what: the difference is the time a healthy shard has to clean up.
+  // The kernels cut connections at kernel_grace_ms(); the process exits by hard_stop_ms() unless
+  // every shard's loop has returned (then it is cleaning up, and is let finish): the difference
+  // is the time a healthy shard has to clean up.
   static std::int64_t kernel_grace_ms(std::int64_t grace_ms) { return grace_ms - reserve_ms(grace_ms); }
   static std::int64_t hard_stop_ms(std::int64_t grace_ms) {
     return std::max<std::int64_t>(grace_ms, kernel_grace_ms(grace_ms) + 100);

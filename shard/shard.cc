@@ -305,6 +305,7 @@ Shard::Outcome Shard::run(const Topology& topology) {
     if (ok && set_->await_go()) {
       set_->before_run(*this);
       kernel_->run();
+      set_->loop_ended(*this);
       if (set_->options().fini) set_->options().fini(*this);
       outcome = Outcome::kRan;
     }

@@ -212,6 +212,9 @@ class ShardSet {
   // Asks every shard to stop (any thread).
   virtual void request_stop() = 0;
   virtual bool processes() const = 0;
+  // Whether every shard's loop has returned (what is left is cleaning up): a shard whose loop
+  // still runs long after a stop is stuck (any thread).
+  virtual bool loops_ended() const = 0;
 
   std::size_t size() const { return shards_.size(); }
   // With processes, shard i runs in its own process: this one never ran (no kernel).
@@ -231,6 +234,7 @@ class ShardSet {
   virtual bool await_go() = 0;                     // every shard started: run the kernel
   virtual void before_run(Shard& shard) = 0;
   virtual void on_turn(Shard& shard) = 0;
+  virtual void loop_ended(Shard& shard) = 0;  // its kernel's run() returned
   // Shard::post_fd's transport; and what a shard does with a kFdBit wake-up (processes).
   virtual bool send_fd(std::size_t from, std::size_t to, ShardMessage message, int fd) = 0;
   virtual void receive_fds(Shard& shard) = 0;

@@ -1,7 +1,6 @@
 // shard/shard_processes.cc — shards as processes (shard/shard_processes.h).
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -14,6 +13,7 @@
 
 #include "mem/log.h"
 #include "shard/cross_call.h"
+#include "runtime/wake_fd.h"
 #include "shard/shard_processes.h"
 
 namespace mnv {
@@ -38,10 +38,8 @@ int wait_for_exit(pid_t pid) {
   return status;
 }
 
-void write_eventfd(void* fd) {
-  std::uint64_t one = 1;
-  [[maybe_unused]] ssize_t r = ::write(static_cast<int>(reinterpret_cast<std::intptr_t>(fd)), &one, sizeof one);
-}
+// A mailbox waker: signals the shard's wake eventfd (ctx is the fd).
+void wake_shard(void* fd) { signal_wake_fd(static_cast<int>(reinterpret_cast<std::intptr_t>(fd))); }
 
 std::string describe_exit(int status) {
   if (WIFSIGNALED(status)) {
@@ -85,13 +83,13 @@ bool ShardProcesses::start_all(const Topology& topology, std::string* error) {
   turns_ = shared_->make_array<Turns>(n);
   died_ = shared_->make_array<std::atomic<std::uint32_t>>(n);
   for (std::size_t i = 0; i < shards_.size(); ++i) {
-    int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int fd = open_wake_fd();
     if (fd < 0) {
       *error = std::string("shard processes: eventfd: ") + std::strerror(errno);
       return false;
     }
     wake_fds_.push_back(fd);
-    mailboxes_.set_waker(i, write_eventfd, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
+    mailboxes_.set_waker(i, wake_shard, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
   }
   for (std::size_t i = 0; i < shards_.size(); ++i) {
     std::array<int, 2> pair{-1, -1};
@@ -101,7 +99,7 @@ bool ShardProcesses::start_all(const Topology& topology, std::string* error) {
     }
     fd_sockets_.push_back(pair);
   }
-  stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  stop_fd_ = open_wake_fd();
   if (stop_fd_ < 0) {
     *error = std::string("shard processes: eventfd: ") + std::strerror(errno);
     return false;
@@ -124,7 +122,7 @@ bool ShardProcesses::start_all(const Topology& topology, std::string* error) {
 
 void ShardProcesses::request_stop() {
   control_->stop.store(true, std::memory_order_release);  // (seen by each shard's on_turn)
-  for (int fd : wake_fds_) write_eventfd(reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
+  for (int fd : wake_fds_) signal_wake_fd(fd);
 }
 
 int ShardProcesses::wait() {
@@ -167,8 +165,7 @@ int ShardProcesses::wait() {
       panic("mnv: shard processes: poll: %s", std::strerror(errno));
     }
     if (fds.back().revents & POLLIN) {
-      std::uint64_t count;
-      [[maybe_unused]] ssize_t r = ::read(stop_fd_, &count, sizeof count);
+      drain_wake_fd(stop_fd_);
       request_stop();
     }
     if (options_.restart_stuck_ms > 0) kill_stuck_shards(monotonic_ns());
@@ -176,9 +173,16 @@ int ShardProcesses::wait() {
   return rc;
 }
 
+bool ShardProcesses::loops_ended() const {
+  for (std::size_t i = 0; i < size(); ++i) {
+    if (!turns_[i].ended.load(std::memory_order_acquire)) return false;  // (one that stayed down: never)
+  }
+  return true;
+}
+
 void ShardProcesses::wake_all_but(std::size_t skip) {
   for (std::size_t j = 0; j < wake_fds_.size(); ++j) {
-    if (j != skip) write_eventfd(reinterpret_cast<void*>(static_cast<std::intptr_t>(wake_fds_[j])));
+    if (j != skip) signal_wake_fd(wake_fds_[j]);
   }
 }
 
@@ -303,6 +307,7 @@ bool ShardProcesses::fork_shard(std::size_t i, std::string* error) {
     ::close(report[1]);
     return false;
   }
+  turns_[i].ended.store(false, std::memory_order_release);  // (a restart: the last incarnation's loop ended)
   pid_t parent = ::getpid();
   std::fflush(nullptr);  // (or the child would write out the caller's buffered output again)
   pid_t pid = ::fork();

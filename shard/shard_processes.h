@@ -32,6 +32,7 @@ class ShardProcesses final : public ShardSet {
   int wait() override;
   void request_stop() override;
   bool processes() const override { return true; }
+  bool loops_ended() const override;
 
  private:
   explicit ShardProcesses(ShardSetOptions options) : ShardSet(std::move(options)) {}
@@ -44,6 +45,7 @@ class ShardProcesses final : public ShardSet {
   bool await_go() override;
   void before_run(Shard& shard) override { receive_fds(shard); }  // what was posted to the one that died
   void on_turn(Shard& shard) override;
+  void loop_ended(Shard& shard) override { turns_[shard.index()].ended.store(true, std::memory_order_release); }
   bool send_fd(std::size_t from, std::size_t to, ShardMessage message, int fd) override;
   void receive_fds(Shard& shard) override;  // every message waiting with its fd on its socket
   void swap_kernel(Shard& shard, std::unique_ptr<Kernel>& kernel) override { kernel_of(shard).swap(kernel); }
@@ -85,6 +87,7 @@ class ShardProcesses final : public ShardSet {
   };
   struct alignas(kCacheLine) Turns {
     std::atomic<std::uint64_t> count{0};
+    std::atomic<bool> ended{false};  // its loop returned (the last incarnation's)
   };
   std::unique_ptr<SharedRegion> shared_;
   Control* control_ = nullptr;

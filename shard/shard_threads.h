@@ -5,6 +5,7 @@
 // space, so a posted fd is just its number and a sleeping shard is woken through its poller.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,7 @@ class ShardThreads final : public ShardSet {
   int wait() override;
   void request_stop() override;
   bool processes() const override { return false; }
+  bool loops_ended() const override { return ended_.load(std::memory_order_acquire) == shards_.size(); }
 
  private:
   explicit ShardThreads(ShardSetOptions options) : ShardSet(std::move(options)) {}
@@ -34,11 +36,13 @@ class ShardThreads final : public ShardSet {
   bool await_go() override;
   void before_run(Shard&) override {}
   void on_turn(Shard&) override {}
+  void loop_ended(Shard&) override { ended_.fetch_add(1, std::memory_order_release); }
   bool send_fd(std::size_t from, std::size_t to, ShardMessage message, int fd) override;
   void receive_fds(Shard&) override {}  // (never sent: fds travel as numbers)
   void swap_kernel(Shard& shard, std::unique_ptr<Kernel>& kernel) override;
 
   std::vector<std::thread> threads_;
+  std::atomic<std::size_t> ended_{0};  // shards whose loop returned
   std::mutex mu_;  // guards every shard's kernel pointer and the start-up state below
   std::condition_variable cv_;
   std::size_t started_ = 0;  // shards whose init returned
