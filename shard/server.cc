@@ -7,6 +7,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -155,24 +156,34 @@ class SignalThread {
  private:
   void run() {
     bool stopping = false;
-    std::int64_t deadline_ns = 0;  // the stop's hard end, while stopping and not yet past it
+    std::int64_t deadline_ns = 0;  // the stop's hard end
+    // Per shard while stopping: its loop turns when last seen, and when it last made progress
+    // (turned, or was idle).
+    std::vector<std::uint64_t> turns(shards_.size());
+    std::vector<std::int64_t> progress_ns(shards_.size());
     for (;;) {
       pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {done_fd_, POLLIN, 0}};
-      int timeout_ms = -1;
-      if (deadline_ns != 0) timeout_ms = static_cast<int>(std::max<std::int64_t>((deadline_ns - monotonic_ns()) / 1'000'000, 0));
-      int r = ::poll(fds, 2, timeout_ms);
+      int r = ::poll(fds, 2, stopping ? static_cast<int>(kWatchMs) : -1);
       if (r < 0 && errno == EINTR) continue;
       if (fds[1].revents & POLLIN) return;
-      if (r == 0 && deadline_ns != 0 && monotonic_ns() >= deadline_ns) {
-        if (shards_.loops_ended()) {  // not stuck, only still cleaning up: let it finish
-          deadline_ns = 0;
-          continue;
+      if (stopping) {
+        std::int64_t now = monotonic_ns();
+        bool stuck = false;
+        for (std::size_t i = 0; i < shards_.size(); ++i) {
+          std::uint64_t t = shards_.loop_turns(i);
+          if (t != turns[i] || shards_.loop_idle(i)) {
+            turns[i] = t;
+            progress_ns[i] = now;
+          }
+          stuck |= now - progress_ns[i] >= kStuckMs * 1'000'000;
         }
-        std::fprintf(stderr,
-                     "%s: shards still running %lld ms after the stop (a handler that never yields?): exiting\n",
-                     service_.name, static_cast<long long>(hard_stop_ms(grace_ms_)));
-        std::fflush(nullptr);
-        ::_exit(1);
+        if (now >= deadline_ns && stuck) {
+          std::fprintf(stderr,
+                       "%s: a shard is still stuck %lld ms after the stop (a handler that never yields?): exiting\n",
+                       service_.name, static_cast<long long>(hard_stop_ms(grace_ms_)));
+          std::fflush(nullptr);
+          ::_exit(1);
+        }
       }
       if (!(fds[0].revents & POLLIN)) continue;
       signalfd_siginfo info{};
@@ -194,19 +205,27 @@ class SignalThread {
                    service_.name, sigabbrev_np(sig), static_cast<long long>(kernel_grace_ms(grace_ms_)),
                    static_cast<long long>(hard_stop_ms(grace_ms_)));
       stopping = true;
-      deadline_ns = monotonic_ns() + hard_stop_ms(grace_ms_) * 1'000'000;
+      std::int64_t now = monotonic_ns();
+      deadline_ns = now + hard_stop_ms(grace_ms_) * 1'000'000;
+      for (std::size_t i = 0; i < shards_.size(); ++i) {
+        turns[i] = shards_.loop_turns(i);
+        progress_ns[i] = now;
+      }
       shards_.request_stop();
     }
   }
 
+  // While stopping: a look at the shards every kWatchMs; one that has neither turned its loop
+  // nor been idle for kStuckMs is stuck.
+  static constexpr std::int64_t kWatchMs = 25;
+  static constexpr std::int64_t kStuckMs = 250;
+
  public:
-  // The kernels cut connections at kernel_grace_ms(); the process exits by hard_stop_ms() unless
-  // every shard's loop has returned (then it is cleaning up, and is let finish): the difference
-  // is the time a healthy shard has to clean up.
+  // The kernels cut connections at kernel_grace_ms(); the process exits at hard_stop_ms() if a
+  // shard is stuck then (shards that are busy or idle are let finish): the difference is the
+  // time a healthy shard has to clean up.
   static std::int64_t kernel_grace_ms(std::int64_t grace_ms) { return grace_ms - reserve_ms(grace_ms); }
-  static std::int64_t hard_stop_ms(std::int64_t grace_ms) {
-    return std::max<std::int64_t>(grace_ms, kernel_grace_ms(grace_ms) + 100);
-  }
+  static std::int64_t hard_stop_ms(std::int64_t grace_ms) { return std::max(grace_ms, kStuckMs); }
 
  private:
   static std::int64_t reserve_ms(std::int64_t grace_ms) { return std::min<std::int64_t>(grace_ms / 4, 500); }

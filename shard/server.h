@@ -24,9 +24,9 @@
 //  * signals: SIGTERM or SIGINT stops the shards (listeners close, connections in flight get
 //    a little less than grace_ms to finish: a quarter of it, at most 500 ms, is kept for the
 //    shards to clean up); a second one exits at once (status 1); and the process exits by the
-//    end of grace_ms (status 1) when a shard's loop is still running then, stuck in a handler
-//    that never yields (shards that stopped and are only cleaning up are let finish). SIGHUP
-//    runs the app's `reload`. (The signals are blocked in every thread and read by one thread of the skeleton.)
+//    end of grace_ms (status 1; at least 250 ms after the signal) when a shard is stuck then in
+//    a handler that never yields: its loop has neither turned nor slept for 250 ms (shards that
+//    are busy stopping or cleaning up are let finish). SIGHUP runs the app's `reload`. (The signals are blocked in every thread and read by one thread of the skeleton.)
 //  * exit codes: 0 after a clean stop, 2 for a bad flag or config (nothing started), 1 for a
 //    failure at run time (a shard that could not start, stayed down, or had to be cut off).
 #pragma once

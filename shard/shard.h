@@ -212,9 +212,11 @@ class ShardSet {
   // Asks every shard to stop (any thread).
   virtual void request_stop() = 0;
   virtual bool processes() const = 0;
-  // Whether every shard's loop has returned (what is left is cleaning up): a shard whose loop
-  // still runs long after a stop is stuck (any thread).
-  virtual bool loops_ended() const = 0;
+  // What tells a stuck shard from a busy one (any thread): how many times shard i's loop has
+  // turned, and whether it is idle (asleep in its poller, or its loop has returned). A shard
+  // that is not idle and whose loop does not turn is stuck in what it runs.
+  virtual std::uint64_t loop_turns(std::size_t i) const = 0;
+  virtual bool loop_idle(std::size_t i) const = 0;
 
   std::size_t size() const { return shards_.size(); }
   // With processes, shard i runs in its own process: this one never ran (no kernel).

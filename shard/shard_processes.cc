@@ -173,13 +173,6 @@ int ShardProcesses::wait() {
   return rc;
 }
 
-bool ShardProcesses::loops_ended() const {
-  for (std::size_t i = 0; i < size(); ++i) {
-    if (!turns_[i].ended.load(std::memory_order_acquire)) return false;  // (one that stayed down: never)
-  }
-  return true;
-}
-
 void ShardProcesses::wake_all_but(std::size_t skip) {
   for (std::size_t j = 0; j < wake_fds_.size(); ++j) {
     if (j != skip) signal_wake_fd(wake_fds_[j]);

@@ -32,7 +32,10 @@ class ShardProcesses final : public ShardSet {
   int wait() override;
   void request_stop() override;
   bool processes() const override { return true; }
-  bool loops_ended() const override;
+  std::uint64_t loop_turns(std::size_t i) const override { return turns_[i].count.load(std::memory_order_relaxed); }
+  bool loop_idle(std::size_t i) const override {
+    return turns_[i].ended.load(std::memory_order_acquire) || mailboxes_.asleep(i);
+  }
 
  private:
   explicit ShardProcesses(ShardSetOptions options) : ShardSet(std::move(options)) {}

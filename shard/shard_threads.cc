@@ -6,6 +6,7 @@ namespace mnv {
 std::unique_ptr<ShardSet> ShardThreads::start(const Topology& topology, ShardSetOptions options, std::string* error) {
   std::unique_ptr<ShardThreads> set(new ShardThreads(std::move(options)));
   set->make_shards();
+  set->loops_ = std::make_unique<Loop[]>(set->size());
   for (auto& s : set->shards_) {
     Shard* shard = s.get();
     set->threads_.emplace_back([shard, &topology] { run_shard(*shard, topology); });

@@ -25,7 +25,10 @@ class ShardThreads final : public ShardSet {
   int wait() override;
   void request_stop() override;
   bool processes() const override { return false; }
-  bool loops_ended() const override { return ended_.load(std::memory_order_acquire) == shards_.size(); }
+  std::uint64_t loop_turns(std::size_t i) const override { return loops_[i].turns.load(std::memory_order_relaxed); }
+  bool loop_idle(std::size_t i) const override {
+    return loops_[i].ended.load(std::memory_order_acquire) || mailboxes_.asleep(i);
+  }
 
  private:
   explicit ShardThreads(ShardSetOptions options) : ShardSet(std::move(options)) {}
@@ -35,14 +38,21 @@ class ShardThreads final : public ShardSet {
   bool await_turn(std::size_t index) override;
   bool await_go() override;
   void before_run(Shard&) override {}
-  void on_turn(Shard&) override {}
-  void loop_ended(Shard&) override { ended_.fetch_add(1, std::memory_order_release); }
+  void on_turn(Shard& shard) override {
+    std::atomic<std::uint64_t>& turns = loops_[shard.index()].turns;  // (only this thread writes it)
+    turns.store(turns.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  void loop_ended(Shard& shard) override { loops_[shard.index()].ended.store(true, std::memory_order_release); }
   bool send_fd(std::size_t from, std::size_t to, ShardMessage message, int fd) override;
   void receive_fds(Shard&) override {}  // (never sent: fds travel as numbers)
   void swap_kernel(Shard& shard, std::unique_ptr<Kernel>& kernel) override;
 
   std::vector<std::thread> threads_;
-  std::atomic<std::size_t> ended_{0};  // shards whose loop returned
+  struct alignas(kCacheLine) Loop {  // written by its shard's thread, read by any
+    std::atomic<std::uint64_t> turns{0};
+    std::atomic<bool> ended{false};
+  };
+  std::unique_ptr<Loop[]> loops_;  // [shard]
   std::mutex mu_;  // guards every shard's kernel pointer and the start-up state below
   std::condition_variable cv_;
   std::size_t started_ = 0;  // shards whose init returned
