@@ -29,13 +29,13 @@ constinit thread_local std::int64_t tl_accept_backoff_logged = 0;
 ReadOp::R ReadOp::attempt() {
   Socket& s = *s_;
   for (;;) {
-    got_ += s.rx.read(buf_ + got_, n_ - got_);
+    got_ += s.rx().read(buf_ + got_, n_ - got_);
     if (got_ == n_) return R::kDone;
     Block in;
     switch (s.fill(in)) {
       case Socket::Io::kProgress: continue;
       case Socket::Io::kEof: return R::kDone;
-      case Socket::Io::kError: return fail(s.error);
+      case Socket::Io::kError: return fail(s.error());
       case Socket::Io::kAgain:
       case Socket::Io::kInFlight: return wait_for_input(s, in);  // (fill() never says kInFlight)
     }
@@ -46,18 +46,18 @@ ReadlineOp::R ReadlineOp::attempt() {
   Socket& s = *s_;
   for (;;) {
     std::size_t room = n_ - got_;
-    std::size_t line = s.rx.line_length(room);
+    std::size_t line = s.rx().line_length(room);
     if (line > 0) {
-      got_ += s.rx.read(buf_ + got_, line);
+      got_ += s.rx().read(buf_ + got_, line);
       return R::kDone;
     }
-    got_ += s.rx.read(buf_ + got_, room);  // no newline yet: take what there is
+    got_ += s.rx().read(buf_ + got_, room);  // no newline yet: take what there is
     if (got_ == n_) return R::kDone;        // the line is longer than the buffer
     Block in;
     switch (s.fill(in)) {
       case Socket::Io::kProgress: continue;
       case Socket::Io::kEof: return R::kDone;
-      case Socket::Io::kError: return fail(s.error);
+      case Socket::Io::kError: return fail(s.error());
       case Socket::Io::kAgain:
       case Socket::Io::kInFlight: return wait_for_input(s, in);  // (fill() never says kInFlight)
     }
@@ -71,21 +71,21 @@ WriteOp::~WriteOp() {
 WriteOp::R WriteOp::attempt() {
   Socket& s = *s_;
   if (error_ != 0) return fail(error_);
-  if (s.hung_up || s.tx_closed) return fail(EPIPE);
-  if (s.error != 0) return fail(s.error);
+  if (s.hung_up()) return fail(EPIPE);
+  if (s.error() != 0) return fail(s.error());
   for (;;) {
-    if (!s.tx.ensure()) return fail(ENOMEM);
-    done_ += s.tx.write(buf_ + done_, n_ - done_);
+    if (!s.tx().ensure()) return fail(ENOMEM);
+    done_ += s.tx().write(buf_ + done_, n_ - done_);
     if (s.tx_peer() != nullptr) s.wake_reader();
     if (done_ == n_) return R::kDone;
     switch (s.drain(block_)) {
       case Socket::Io::kProgress: continue;
       case Socket::Io::kInFlight:
-        if (!s.tx.full()) continue;  // a finished send made room
+        if (!s.tx().full()) continue;  // a finished send made room
         return R::kWait;
       case Socket::Io::kAgain: return R::kWait;
       case Socket::Io::kEof:
-      case Socket::Io::kError: return fail(s.error);
+      case Socket::Io::kError: return fail(s.error());
     }
   }
 }
@@ -96,21 +96,21 @@ FlushOp::R FlushOp::attempt() {
     case Socket::Io::kAgain:
     case Socket::Io::kInFlight: return R::kWait;
     case Socket::Io::kEof:
-    case Socket::Io::kError: return fail(s.error);
+    case Socket::Io::kError: return fail(s.error());
     case Socket::Io::kProgress: break;
   }
-  if (close_after_ && !s.hung_up) hup(s);
+  if (close_after_) s.hup();
   return R::kDone;
 }
 
 ReadableOp::R ReadableOp::attempt() {
   Socket& s = *s_;
-  if (!s.rx.empty()) return R::kDone;
+  if (!s.rx().empty()) return R::kDone;
   Block in;
   switch (s.fill(in)) {
-    case Socket::Io::kProgress: return s.rx.empty() ? R::kWait : R::kDone;
+    case Socket::Io::kProgress: return s.rx().empty() ? R::kWait : R::kDone;
     case Socket::Io::kEof: s.release_idle_rings(); return R::kDone;
-    case Socket::Io::kError: return fail(s.error);
+    case Socket::Io::kError: return fail(s.error());
     case Socket::Io::kAgain:
     case Socket::Io::kInFlight: return wait_for_input(s, in);
   }
@@ -119,8 +119,8 @@ ReadableOp::R ReadableOp::attempt() {
 
 WritableOp::R WritableOp::attempt() {
   Socket& s = *s_;
-  if (s.error != 0) return fail(s.error);
-  if (!s.tx.full()) {
+  if (s.error() != 0) return fail(s.error());
+  if (!s.tx().full()) {
     if (s.tx_peer() != nullptr || s.tx_fd() < 0) return R::kDone;
     // An fd: writable means the kernel would take bytes now.
     pollfd p{s.tx_fd(), POLLOUT, 0};
@@ -131,9 +131,9 @@ WritableOp::R WritableOp::attempt() {
   }
   switch (s.drain(block_)) {
     case Socket::Io::kProgress: return R::kDone;
-    case Socket::Io::kInFlight: return s.tx.full() ? R::kWait : R::kDone;
+    case Socket::Io::kInFlight: return s.tx().full() ? R::kWait : R::kDone;
     case Socket::Io::kAgain: return R::kWait;
-    default: return fail(s.error);
+    default: return fail(s.error());
   }
 }
 
@@ -142,26 +142,26 @@ SpliceOp::R SpliceOp::attempt() {
   Socket& to = *to_;
   for (;;) {
     if (moved_ == n_) return R::kDone;
-    if (!to.tx.ensure()) return fail(ENOMEM);
-    std::size_t m = from.rx.move_to(to.tx, n_ - moved_);
+    if (!to.tx().ensure()) return fail(ENOMEM);
+    std::size_t m = from.rx().move_to(to.tx(), n_ - moved_);
     moved_ += m;
     if (m > 0 && to.tx_peer() != nullptr) to.wake_reader();
     if (moved_ == n_) return R::kDone;
-    if (to.tx.full()) {
+    if (to.tx().full()) {
       switch (to.drain(block_)) {
         case Socket::Io::kProgress: continue;
         case Socket::Io::kInFlight:
-          if (!to.tx.full()) continue;  // a finished send made room
+          if (!to.tx().full()) continue;  // a finished send made room
           return R::kWait;
         case Socket::Io::kAgain: return R::kWait;
-        default: return fail(to.error);
+        default: return fail(to.error());
       }
     }
     Block in;
     switch (from.fill(in)) {
       case Socket::Io::kProgress: continue;
       case Socket::Io::kEof: return R::kDone;
-      case Socket::Io::kError: return fail(from.error);
+      case Socket::Io::kError: return fail(from.error());
       case Socket::Io::kAgain:
       case Socket::Io::kInFlight:
         block_.fd = in.fd;
@@ -260,15 +260,8 @@ SleepOp::R SleepOp::attempt() {
   return R::kWait;
 }
 
-namespace {
-Socket& sleep_socket() {
-  static thread_local Socket none;  // sleeping involves no socket; the op needs one to point at
-  return none;
-}
-}  // namespace
-
-SleepOp sleep_until(std::int64_t deadline, Where w) { return SleepOp(sleep_socket(), deadline, w); }
-SleepOp sleep_for(std::int64_t ns, Where w) { return SleepOp(sleep_socket(), monotonic_ns() + ns, w); }
+SleepOp sleep_until(std::int64_t deadline, Where w) { return SleepOp(deadline, w); }
+SleepOp sleep_for(std::int64_t ns, Where w) { return SleepOp(monotonic_ns() + ns, w); }
 
 WriteOp vprintf(Socket& s, Where w, const char* fmt, va_list args) {
   char small[256];
@@ -277,8 +270,8 @@ WriteOp vprintf(Socket& s, Where w, const char* fmt, va_list args) {
   int n = std::vsnprintf(small, sizeof small, fmt, copy);
   va_end(copy);
   if (n < 0) n = 0;
-  if (static_cast<std::size_t>(n) < sizeof small && s.tx.ensure() && s.tx.space() >= static_cast<std::size_t>(n)) {
-    s.tx.write(small, static_cast<std::size_t>(n));  // fits: straight into the ring
+  if (static_cast<std::size_t>(n) < sizeof small && s.tx().ensure() && s.tx().space() >= static_cast<std::size_t>(n)) {
+    s.tx().write(small, static_cast<std::size_t>(n));  // fits: straight into the ring
     return WriteOp(s, small, 0, w);
   }
   char* buf = static_cast<char*>(this_process().heap().allocate(static_cast<std::size_t>(n) + 1));
@@ -325,35 +318,12 @@ Task<ThreadRef> pipeline(Thread child, void* message) {
     co_return nullptr;
   }
   auto* cs = new (mem) Socket();
-  Socket* old_peer = parent.tx_peer();
-  parent.set_tx_peer(cs);
-  if (old_peer != nullptr) {
-    cs->set_tx_peer(old_peer);
-    cs->data_waiter = std::exchange(parent.data_waiter, nullptr);  // its reader now pulls from cs
-  } else {
-    cs->borrow_tx_fd(parent.tx_fd());
-  }
+  parent.insert_after(*cs);
   ThreadState* t = child.get();
-  t->socket = cs;
+  set_default_socket(*t, *cs);
   t->on_end = destroy_socket;
   t->on_end_arg = cs;
   co_return co_await spawn(std::move(child), message);
-}
-
-void hup(Socket& s) {
-  if (s.hung_up) return;
-  s.hung_up = true;
-  if (s.tx_peer() != nullptr) {
-    s.wake_reader();
-  } else if (s.tx_fd() >= 0) {
-    ::shutdown(s.tx_fd(), SHUT_WR);
-  }
-}
-
-void rx_close(Socket& s) {
-  s.rx_closed = true;
-  s.rx.consume(s.rx.size());
-  if (s.rx_fd() >= 0 && s.rx_peer() == nullptr) ::shutdown(s.rx_fd(), SHUT_RD);
 }
 
 }  // namespace mnv

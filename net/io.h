@@ -43,103 +43,60 @@
 
 #include "net/socket.h"
 #include "runtime/block.h"
+#include "runtime/blocking_op.h"
+#include "runtime/clock.h"
 #include "runtime/process.h"
 #include "runtime/thread.h"
 
 namespace mnv {
 
+// The calling thread's default socket (the socket ops without a named one use).
 inline Socket& default_socket() {
-  Socket* s = this_thread().socket;
-  MNV_ASSERT(s != nullptr);
-  return *s;
+  ThreadIo* io = this_thread().io;
+  MNV_ASSERT(io != nullptr);
+  return static_cast<Socket&>(*io);
 }
+// Makes `s` thread `t`'s default socket.
+inline void set_default_socket(ThreadState& t, Socket& s) { t.io = &s; }
+inline void set_default_socket(Socket& s) { set_default_socket(this_thread(), s); }
 
-// The common driver: Derived::attempt() tries the op without blocking and returns kDone,
-// kWait (with block_ filled in) or kError (with err_ set).
+// The driver of every socket op: runtime/blocking_op.h's, with the socket's deadline
+// (timeout_ns), its readiness reports, and its in-process waiter slots. Derived::attempt() tries
+// the op without blocking.
 template <typename Derived>
-class IoOp : public Op {
+class IoOp : public BlockingOp<Derived> {
  public:
-  // kNextPass (internal): not tried, the dispatch's budget is spent (runtime/process.h).
-  enum class R { kDone, kWait, kError, kNextPass };
+  using R = typename BlockingOp<Derived>::R;
 
-  IoOp(Socket& s, std::source_location where) : s_(&s), where_(where) {}
+  IoOp(Socket& s, std::source_location where) : BlockingOp<Derived>(where), s_(&s) {}
   ~IoOp() {
-    if (h_) unregister();  // an op that never suspended never took a waiter slot
-  }
-  IoOp(const IoOp&) = delete;
-  IoOp& operator=(const IoOp&) = delete;
-
-  bool await_ready() noexcept {
-    if (!this_process().spend()) {
-      last_ = R::kNextPass;
-      return false;
-    }
-    return (last_ = self().attempt()) == R::kDone;
-  }
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
-    h_ = h;
-    ThreadState& t = this_thread();
-    t.resume_at = h;
-    if (last_ == R::kError) return t.raise(h, error_value());
-    if (last_ == R::kNextPass) {
-      // Runnable, its op tried first when it next runs: the dispatch ends here (its budget is
-      // spent), and the kernel runs what is left at its next pass.
-      t.op = this;
-      t.process->requeue(&t);
-    } else {
-      block(t);
-    }
-    return std::noop_coroutine();
+    if (this->suspended()) leave_waits();  // one that never suspended never took a waiter slot
   }
 
-  Step step() override {
-    ThreadState& t = this_thread();
-    unregister();
-    if (block_.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) s_->rx_drained = false;
-    if (block_.revents & (POLLRDHUP | POLLHUP | POLLERR)) s_->rx_hup = true;
-    R r;
-    if (block_.timed_out && !self().timeout_is_retry()) {
-      err_ = ETIMEDOUT;
-      r = R::kError;
-    } else {
-      r = self().attempt();
+  // BlockingOp's hooks.
+  std::int64_t timeout_ns() const { return s_->timeout_ns(); }
+  void on_woken(const Block& b) { s_->on_ready(b.revents); }
+  void before_block() { waited_on_ = s_->rx_peer(); }
+  void leave_waits() {
+    ThreadState* me = tl_current.thread;
+    for (Socket* s : {waited_on_, s_->rx_peer(), s_}) {
+      if (s != nullptr) s->forget_waiter(me);
     }
-    if (r == R::kDone) {
-      t.op = nullptr;
-      t.resume_at = h_;
-      return Step::kResume;
-    }
-    if (r == R::kError) {
-      t.op = nullptr;
-      bool ends = !t.finally_at || t.in_finally;
-      t.raise(h_, error_value());
-      return ends ? Step::kEnded : Step::kResume;
-    }
-    block(t);
-    return Step::kBlocked;
   }
 
  protected:
-  Derived& self() { return static_cast<Derived&>(*this); }
-  bool timeout_is_retry() const { return false; }
-  // Sets err_ from the socket's sticky error.
-  Error error_value() const {
-    Error e{.code = err_, .where = where_};
-    if (err_ == ENOMEM) e.needed_pages = this_process().heap().needed_pages();
-    return e;
-  }
-  R fail(int code) {
-    err_ = code;
-    return R::kError;
-  }
+  using BlockingOp<Derived>::fail;
+  using BlockingOp<Derived>::block_;
+  using BlockingOp<Derived>::retry_at_;
+
   // Before waiting for input: send pending output (lazy flush), let the rings go once the
   // process idles, and wait for output space too if the send would block.
   R wait_for_input(Socket& s, Block& in) {
-    if (!s.tx.empty()) {
+    if (!s.tx().empty()) {
       Block out;
       Socket::Io io = s.drain(out);
-      if (io == Socket::Io::kError) return fail(s.error);
-      // (kInFlight: the send goes on by itself; a failure is reported as POLLERR on the fd.)
+      if (io == Socket::Io::kError) return fail(s.error());
+      // (kInFlight: the send goes on by itself; a failure is reported on the fd.)
       if (io == Socket::Io::kAgain && out.fd >= 0 && out.fd == in.fd) in.events |= out.events;
     }
     s.keep_rings_until_idle();
@@ -149,32 +106,7 @@ class IoOp : public Op {
   }
 
   Socket* s_;
-  std::source_location where_;
-  std::coroutine_handle<> h_;
-  Block block_;
-  std::int64_t deadline_ = 0;  // the op's deadline, fixed when it first blocks
-  std::int64_t retry_at_ = 0;  // a back-off wait (accept on EMFILE) instead of an fd
-  int err_ = 0;
-  R last_ = R::kDone;
   Socket* waited_on_ = nullptr;  // the socket whose waiter slot this op may occupy
-
- private:
-  void block(ThreadState& t) {
-    waited_on_ = s_->rx_peer();
-    if (deadline_ == 0 && s_->timeout_ns > 0) deadline_ = monotonic_ns() + s_->timeout_ns;
-    block_.deadline_ns = retry_at_ != 0 ? retry_at_ : deadline_;
-    block_.clear();
-    t.op = this;
-    t.process->block(&t, &block_);
-  }
-  void unregister() {
-    ThreadState* me = tl_current.thread;
-    for (Socket* s : {waited_on_, s_->rx_peer(), s_}) {
-      if (s == nullptr) continue;
-      if (s->data_waiter == me) s->data_waiter = nullptr;
-      if (s->space_waiter == me) s->space_waiter = nullptr;
-    }
-  }
 };
 
 class ReadOp : public IoOp<ReadOp> {
@@ -234,7 +166,7 @@ class ReadableOp : public IoOp<ReadableOp> {
  public:
   ReadableOp(Socket& s, std::source_location w) : IoOp(s, w) {}
   R attempt();
-  bool await_resume() const noexcept { return !s_->rx.empty(); }
+  bool await_resume() const noexcept { return !s_->rx().empty(); }
 };
 
 class WritableOp : public IoOp<WritableOp> {
@@ -283,9 +215,10 @@ class ConnectOp : public IoOp<ConnectOp> {
   bool started_ = false;
 };
 
-class SleepOp : public IoOp<SleepOp> {
+// Sleeps until a CLOCK_MONOTONIC time: an op on no socket.
+class SleepOp : public BlockingOp<SleepOp> {
  public:
-  SleepOp(Socket& dummy, std::int64_t until_ns, std::source_location w) : IoOp(dummy, w), until_(until_ns) {}
+  SleepOp(std::int64_t until_ns, std::source_location w) : BlockingOp(w), until_(until_ns) {}
   R attempt();
   bool timeout_is_retry() const { return true; }
   void await_resume() const noexcept {}
@@ -356,35 +289,33 @@ Task<ThreadRef> pipeline(Thread child, void* message = nullptr);
 // raises what it must.
 // Buffers all n bytes in the send ring.
 inline bool try_write(Socket& s, const void* buf, std::size_t n) {
-  if (s.error != 0 || s.hung_up || s.tx_closed || !s.tx.ensure() || s.tx.space() < n) return false;
-  s.tx.write(buf, n);
+  if (!s.takes(n)) return false;
+  s.tx().write(buf, n);
   if (s.tx_peer() != nullptr) s.wake_reader();
   return true;
 }
 // Moves exactly n bytes from `from`'s receive ring to `to`'s send ring.
 inline bool try_splice(Socket& from, Socket& to, std::size_t n) {
-  if (from.rx.size() < n || to.error != 0 || to.hung_up || to.tx_closed || !to.tx.ensure() || to.tx.space() < n) {
-    return false;
-  }
-  from.rx.move_to(to.tx, n);
+  if (from.rx().size() < n || !to.takes(n)) return false;
+  from.rx().move_to(to.tx(), n);
   if (to.tx_peer() != nullptr) to.wake_reader();
   return true;
 }
 
 // Non-blocking state ops.
-inline bool eof(Socket& s) { return s.rx_eof; }
+inline bool eof(Socket& s) { return s.eof(); }
 inline bool eof() { return eof(default_socket()); }
-inline bool nodata(Socket& s) { return s.rx_eof && s.rx.empty(); }
+inline bool nodata(Socket& s) { return s.eof() && s.rx().empty(); }
 inline bool nodata() { return nodata(default_socket()); }
-inline void clear(Socket& s) { s.rx_eof = false; }
+inline void clear(Socket& s) { s.clear_eof(); }
 inline void clear() { clear(default_socket()); }
-// Ends this socket's output towards a socket peer (its reader sees EOF once it has read all).
-void hup(Socket& s);
+// Ends this socket's output (Socket::hup()).
+inline void hup(Socket& s) { s.hup(); }
 inline void hup() { hup(default_socket()); }
-inline bool hanged(Socket& s) { return s.hung_up; }
+inline bool hanged(Socket& s) { return s.hung_up(); }
 inline bool hanged() { return hanged(default_socket()); }
-// Stops reading: shutdown(SHUT_RD) on an fd; buffered input is dropped.
-void rx_close(Socket& s);
+// Stops reading (Socket::rx_close()): shutdown(SHUT_RD) on an fd; buffered input is dropped.
+inline void rx_close(Socket& s) { s.rx_close(); }
 inline void rx_close() { rx_close(default_socket()); }
 
 }  // namespace mnv

@@ -163,8 +163,8 @@ Thread connection(ConnectionSlot slot, int fd, sockaddr_storage peer, socklen_t 
   Server* server = slot.server();
   co_await finally(connection_error(fd));
   Socket sock(fd);
-  sock.timeout_ns = server->config().idle_timeout_ns;
-  this_thread().socket = &sock;
+  sock.set_timeout_ns(server->config().idle_timeout_ns);
+  set_default_socket(sock);
   Accepted conn{server, fd, peer, len, server->config().message};
   co_await server->config().handler(conn);
   co_await flush();

@@ -2,31 +2,38 @@
 //
 // A pipe end is either an fd (TCP, a pipe(2), a listening socket) or another Socket in the
 // same process (the seed's logical sockets between micro-threads): the same blocking ops work
-// over both. Between sockets the reader pulls straight from the writer's send ring, so data is
-// copied once; a reader or writer that must wait registers itself on the ring's socket and is
-// readied by the other side (no kernel involved).
+// over both. Apps use the public API below (the rings, the deadline, the sticky error, EOF,
+// hup/rx_close) and the ops of net/io.h; the fields are the socket's own.
 //
 // fill() and drain() are the two non-blocking steps every op in net/io.h is built from; they
-// report kAgain with the Block to wait on filled in, and never block themselves.
-//
-// Completion mode: a socket bound with bind_fd() inside a kernel that offers completion-mode
-// I/O (runtime/completion_io.h: io_uring) does not readv/writev its fd (with isolation on, only
-// its input: the multishot receive below; sends stay writev()s made while the heap is open). fill()
-// hands the poller a receive into the rx ring's free space and reports kAgain until it has
-// finished; drain() hands it a send of the tx ring's data and reports kInFlight until it has
-// finished. Both go down with the kernel's next wait, so a message costs no system call of its
-// own. While a transfer is in flight its ring is pinned (never released, its free space never
-// moved); the socket cancels what is still in flight before its fd is closed or it is destroyed.
-// EOF, errors and ECONNRESET come back as the transfer's result and are handled exactly as the
-// readv/writev results are. A receive still waiting when the process goes idle is cancelled so
-// the rx ring can be given back; input then wakes the thread through a readiness watch again.
-// Where the poller offers a multishot receive (the default with io_uring), fill() instead arms
-// it once and takes what it received from the poller's buffers: an empty rx reads the oldest
-// buffer in place (Vectoring::lend()) until it is consumed or more is needed, else the bytes are
-// copied into rx. The OS never writes into the rx ring, so nothing pins it, and an idle
-// connection keeps no ring and no buffer.
+// report kAgain with the Block to wait on filled in, and never block themselves. Each moves the
+// bytes by one of these transports, one private function each, chosen per call:
+//  * a socket peer (fill_from_peer, drain_to_peer): the reader pulls straight from the writer's
+//    send ring, so data is copied once; a side that must wait registers itself on the ring's
+//    socket and is readied by the other side (no kernel involved);
+//  * readiness (fill_by_readv, drain_by_writev): readv/writev on the fd, waiting for POLLIN /
+//    POLLOUT after EAGAIN (or after a short read, which says the fd has nothing more);
+//  * completion mode (runtime/completion_io.h, io_uring), for a socket bound with bind_fd() in a
+//    kernel that offers it (KernelConfig::completion_io; never with isolation on):
+//    fill_by_receive hands the poller one receive into the rx ring's free space, drain_by_send
+//    one send of the tx ring's data; both go down with the kernel's next wait, so a message
+//    costs no system call of its own. While one is in flight its ring is pinned (never
+//    released, its free space never moved); the socket cancels what is still in flight before
+//    its fd is closed or it is destroyed, and a receive still waiting when the process goes idle
+//    is cancelled so the ring can go (input then wakes the thread through a readiness watch).
+//    The result (bytes, 0 at EOF, -errno) is handled exactly as the readv/writev results are;
+//    a completion wakes the waiting thread once (as kTransferDone, not as readiness).
+//  * multishot receive (fill_multishot; KernelConfig::recv_multishot): one receive armed per fd
+//    fills the poller's buffers; an empty rx reads the oldest buffer in place
+//    (Vectoring::lend()) until it is consumed or more is needed, else the bytes are copied into
+//    rx. The OS never writes into the rx ring, so nothing pins it, and an idle connection keeps
+//    no ring and no buffer. Sends go by drain_by_send.
+// A transfer that says ENOTSOCK (the fd is a pipe) turns the socket to readiness for good.
 #pragma once
 
+#include <poll.h>
+
+#include <cstddef>
 #include <cstdint>
 
 #include "net/vectoring.h"
@@ -37,7 +44,7 @@
 
 namespace mnv {
 
-class Socket : IdleHook {
+class Socket : IdleHook, public ThreadIo {
  public:
   // kInFlight (drain only): the data is on its way (completion mode); `b` says what to wait on
   // for it to have gone, for a caller that needs the ring emptied.
@@ -50,64 +57,83 @@ class Socket : IdleHook {
   Socket(const Socket&) = delete;
   Socket& operator=(const Socket&) = delete;
 
+  // ---- wiring ----
   // Binds a socket fd for both directions; inside a kernel that offers it, in completion mode.
   void bind_fd(int fd);
   // Wires `from`'s output into `to`'s input (a one-way pipe between micro-threads).
   static void pipe(Socket& from, Socket& to);
-
+  // Puts `child` between this socket and where its output went (a pipeline child, net/io.h):
+  // this socket's output goes to `child`'s input, and `child`'s output goes to this socket's old
+  // peer (whose waiting reader now waits on `child`) or, borrowed, to its fd.
+  void insert_after(Socket& child);
   int rx_fd() const { return rx_fd_; }
   int tx_fd() const { return tx_fd_; }
   Socket* rx_peer() const { return rx_peer_; }
   Socket* tx_peer() const { return tx_peer_; }
-  // Redirects output to another socket (used to build pipelines).
-  void set_tx_peer(Socket* to);
-  // Sends output to an fd that another socket owns (and closes); writev.
-  void borrow_tx_fd(int fd) {
-    MNV_ASSERT(!xfer_.tx.busy());
-    tx_fd_ = fd;
-    owns_tx_fd_ = false;
-  }
 
+  // ---- state and settings ----
+  // The receive and send rings (net/vectoring.h): buffered input, and output not yet sent.
+  Vectoring& rx() { return rx_; }
+  Vectoring& tx() { return tx_; }
+  const Vectoring& rx() const { return rx_; }
+  const Vectoring& tx() const { return tx_; }
+  // The deadline of each blocking op on this socket, from when it first blocks; 0: none.
+  std::int64_t timeout_ns() const { return timeout_ns_; }
+  void set_timeout_ns(std::int64_t ns) { timeout_ns_ = ns; }
+  // The sticky error from the pipes (ECONNRESET, EPIPE...), 0 if none: every later op raises it.
+  int error() const { return error_; }
+  // Records `code` as the sticky error (the first one stays).
+  void set_error(int code) {
+    if (error_ == 0) error_ = code;
+  }
+  // The input has ended (a read returned 0, the peer hung up, or rx_close()).
+  bool eof() const { return rx_eof_; }
+  // Forgets that the input ended (the seed's vk_clear), so the next read tries again.
+  void clear_eof() { rx_eof_ = false; }
+  // This socket's output has ended (hup()).
+  bool hung_up() const { return hung_up_; }
+  // Whether n more bytes could be buffered for sending now, without an op (no error, output
+  // not ended, and room in the send ring).
+  bool takes(std::size_t n) { return error_ == 0 && !hung_up_ && tx_.ensure() && tx_.space() >= n; }
+
+  // ---- non-blocking ops ----
+  // Ends the output: the socket peer's reader sees EOF once it has read everything, an fd gets
+  // shutdown(SHUT_WR). Idempotent.
+  void hup();
+  // Stops reading: buffered input is dropped, an fd gets shutdown(SHUT_RD).
+  void rx_close();
+
+  // ---- the two steps every op in net/io.h is built from ----
   // Reads whatever the rx pipe has into rx (never blocks). On kAgain, `b` says what to wait on.
   Io fill(Block& b);
   // Sends what tx holds into the tx pipe (never blocks). kProgress once tx is empty (and no
   // send is in flight).
   Io drain(Block& b);
+  // The poller reported `revents` for the fd a fill() or drain() waited on.
+  void on_ready(std::uint32_t revents) {
+    if (revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) rx_drained_ = false;
+    if (revents & (POLLRDHUP | POLLHUP | POLLERR)) rx_hup_ = true;
+  }
   // Wakes a thread of this process waiting for this socket's send ring to have data / space.
   void wake_reader();
   void wake_writer();
+  // Thread `t` no longer waits on this socket (its op ended or is retried).
+  void forget_waiter(ThreadRef t) {
+    if (data_waiter_ == t) data_waiter_ = nullptr;
+    if (space_waiter_ == t) space_waiter_ = nullptr;
+  }
   // Gives back both rings if they are empty (the input has ended).
   void release_idle_rings() {
-    rx.release_if_empty();
-    tx.release_if_empty();
+    rx_.release_if_empty();
+    tx_.release_if_empty();
   }
   // The thread is about to wait for input. Its rings stay allocated while the process is busy
   // (a connection that is answering messages would otherwise free and allocate them again for
   // every message); the kernel's trim pass gives them back, when empty, once the process has
   // been idle for a while (Process::release_idle()).
   void keep_rings_until_idle() {
-    if (rx.allocated() || tx.allocated()) this_process().release_when_idle(this);
+    if (rx_.allocated() || tx_.allocated()) this_process().release_when_idle(this);
   }
-
-  Vectoring rx;
-  Vectoring tx;
-  std::int64_t timeout_ns = 0;  // deadline for each blocking op on this socket; 0 = none
-  int error = 0;                // sticky error from the pipes (ECONNRESET, EPIPE...)
-  bool rx_eof = false;          // the input has ended (read returned 0, or the peer hung up)
-  bool hung_up = false;         // this socket's output has ended (hup() / tx_close())
-  bool rx_closed = false;
-  bool tx_closed = false;
-  // The last read from the rx fd came back short, so the fd had nothing more: the next fill()
-  // waits for readiness without another read(2) that would only say EAGAIN. (A stream socket
-  // returns short only when its queue is empty; new data after that raises a new event in every
-  // backend.) Cleared by a readiness event. Never set once the peer's hang-up was reported
-  // (rx_hup): an end of input that came with the data raises no new event, so the read that
-  // returns 0 must still be made. In completion mode: the last receive left the socket empty,
-  // so the next one waits for data before trying.
-  bool rx_drained = false;
-  bool rx_hup = false;  // POLLRDHUP, POLLHUP or POLLERR was reported for the rx fd
-  ThreadRef data_waiter = nullptr;   // a reader waiting for tx (pulled by the peer) to get data
-  ThreadRef space_waiter = nullptr;  // a writer waiting for tx to drain into the peer
 
  private:
   // Whether transfers go through cio_: bound with bind_fd() in completion mode, and the fd did
@@ -116,6 +142,14 @@ class Socket : IdleHook {
   bool tx_completion() const { return completion() && owns_tx_fd_ && tx_fd_ == rx_fd_; }
   // Whether input comes through the poller's multishot receive (completion_io.h).
   bool rx_multishot() const { return completion() && rx_peer_ == nullptr && rx_fd_ >= 0 && cio_->recv_multishot(); }
+  // fill() and drain(), one function per transport.
+  Io fill_from_peer(Block& b);
+  Io fill_multishot(Block& b);
+  Io fill_by_receive(Block& b);
+  Io fill_by_readv(Block& b);
+  Io drain_to_peer(Block& b);
+  Io drain_by_send(Block& b);
+  Io drain_by_writev(Block& b);
   void not_a_socket();
   bool received(std::int32_t r, Io* io);
   void cancel_transfers();
@@ -124,7 +158,26 @@ class Socket : IdleHook {
   // Takes the finished send's result: the sent bytes leave tx. False (with `error` set) if it
   // failed.
   bool settle_send();
+  void set_tx_peer(Socket* to);
 
+  Vectoring rx_;
+  Vectoring tx_;
+  std::int64_t timeout_ns_ = 0;
+  int error_ = 0;
+  bool rx_eof_ = false;
+  bool hung_up_ = false;
+  bool rx_closed_ = false;  // rx_close(): input is not read any more
+  // The last read from the rx fd came back short, so the fd had nothing more: the next fill()
+  // waits for readiness without another read(2) that would only say EAGAIN. (A stream socket
+  // returns short only when its queue is empty; new data after that raises a new event in every
+  // backend.) Cleared by a readiness event. Never set once the peer's hang-up was reported
+  // (rx_hup_): an end of input that came with the data raises no new event, so the read that
+  // returns 0 must still be made. In completion mode: the last receive left the socket empty,
+  // so the next one waits for data before trying.
+  bool rx_drained_ = false;
+  bool rx_hup_ = false;                // POLLRDHUP, POLLHUP or POLLERR was reported for the rx fd
+  ThreadRef data_waiter_ = nullptr;   // a reader waiting for tx (pulled by the peer) to get data
+  ThreadRef space_waiter_ = nullptr;  // a writer waiting for tx to drain into the peer
   CompletionIo* cio_ = nullptr;  // completion-mode I/O (runtime/completion_io.h), or null
   Transfers xfer_;               // its receive into rx's free space and send of tx's data; a
                                  // busy one pins its ring

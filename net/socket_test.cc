@@ -121,23 +121,24 @@ TEST(VectoringTest, APinnedRingStaysAllocatedAndItsFreeSpaceStaysPut) {
 Thread shortcut_checks(bool* ok) {
   Socket a;
   EXPECT_TRUE(try_write(a, "0123456789", 10));  // fits: buffered at once
-  EXPECT_EQ(a.tx.size(), 10u);
-  std::string big(a.tx.space() + 1, 'x');
+  EXPECT_EQ(a.tx().size(), 10u);
+  std::string big(a.tx().space() + 1, 'x');
   EXPECT_FALSE(try_write(a, big.data(), big.size()));  // does not fit: nothing written
-  EXPECT_EQ(a.tx.size(), 10u);
-  EXPECT_TRUE(a.rx.ensure());
-  EXPECT_EQ(a.rx.write("line\nrest", 9), 9u);
+  EXPECT_EQ(a.tx().size(), 10u);
+  EXPECT_TRUE(a.rx().ensure());
+  EXPECT_EQ(a.rx().write("line\nrest", 9), 9u);
   EXPECT_FALSE(try_splice(a, a, 10));  // fewer than 10 buffered: nothing moved
   EXPECT_TRUE(try_splice(a, a, 5));
-  EXPECT_EQ(a.rx.size(), 4u);
-  EXPECT_EQ(a.tx.size(), 15u);
+  EXPECT_EQ(a.rx().size(), 4u);
+  EXPECT_EQ(a.tx().size(), 15u);
   char out[16];
-  EXPECT_EQ(a.tx.read(out, sizeof out), 15u);
+  EXPECT_EQ(a.tx().read(out, sizeof out), 15u);
   EXPECT_EQ(std::string(out, 15), "0123456789line\n");
-  a.error = ECONNRESET;  // a socket in error leaves it to the op, which raises
-  EXPECT_FALSE(try_write(a, "x", 1));
-  EXPECT_FALSE(try_splice(a, a, 1));
-  a.error = 0;
+  Socket broken;  // a socket in error leaves it to the op, which raises
+  broken.set_error(ECONNRESET);
+  EXPECT_EQ(broken.error(), ECONNRESET);
+  EXPECT_FALSE(try_write(broken, "x", 1));
+  EXPECT_FALSE(try_splice(a, broken, 1));
   hup(a);
   EXPECT_FALSE(try_write(a, "x", 1));
   *ok = true;
@@ -247,7 +248,7 @@ Thread upcase() {
 
 Thread pipeline_parent(std::string* got) {
   Pair out;  // the parent's output goes to out.b, read by a collector
-  this_thread().socket = &out.a;
+  set_default_socket(out.a);
   int lines = 0;
   co_await spawn(reader(&out.b, got, &lines));
   co_await write("before the pipeline\n", 20);

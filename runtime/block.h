@@ -39,10 +39,4 @@ struct Op {
   ~Op() = default;
 };
 
-// Cancels a kernel timer (defined by the kernel; no-op when no kernel runs on this OS thread).
-void cancel_kernel_timer(std::uint32_t timer);
-
-// Monotonic clock in nanoseconds.
-std::int64_t monotonic_ns();
-
 }  // namespace mnv

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <utility>
 
 #include "mem/log.h"
 #include "mem/page.h"
@@ -45,14 +46,10 @@ constexpr std::uint64_t kOffsetMask = (std::uint64_t{1} << kSlotShift) - 1;
 
 }  // namespace
 
-std::int64_t monotonic_ns() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-void cancel_kernel_timer(std::uint32_t timer) {
-  if (timer != 0 && tl_kernel != nullptr) tl_kernel->cancel_timer(timer);
+void Kernel::drop_deadline(Block* b) {
+  if (b == nullptr || b->timer == 0) return;
+  std::uint32_t timer = std::exchange(b->timer, 0);
+  if (tl_kernel != nullptr) tl_kernel->cancel_timer(timer);
 }
 
 struct Kernel::Slot {

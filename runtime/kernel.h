@@ -29,6 +29,7 @@
 #include "mem/heap_pool.h"
 #include "mem/kernel_heap.h"
 #include "runtime/block.h"
+#include "runtime/clock.h"
 #include "runtime/poller.h"
 #include "runtime/process.h"
 #include "runtime/supervise.h"
@@ -180,8 +181,9 @@ class Kernel {
   // it instead of sleeping).
   std::uint64_t idle_trims() const { return idle_trims_.load(std::memory_order_acquire); }
 
-  // Internal (runtime/block.h).
-  void cancel_timer(std::uint32_t timer);
+  // A thread stops waiting on `b` before its deadline (readied, raised into, or ended): the
+  // kernel running on this OS thread drops the timer it armed for it. No-op when none is armed.
+  static void drop_deadline(Block* b);
   // Internal (runtime/supervise.h): the thread holding supervisor entry `id` ended.
   void release_supervisor(std::uint32_t id);
 
@@ -214,6 +216,7 @@ class Kernel {
   void on_timer(std::uint64_t cookie, std::uint32_t id);
   void deliver(std::uint32_t slot);
   void report_stall(std::uint32_t slot);  // after a dispatch (KernelConfig::max_run_ns)
+  void cancel_timer(std::uint32_t timer);
   void close_heap(std::uint32_t slot);
   void protect_kernel(bool hide);
   void trim_idle();

@@ -4,6 +4,7 @@
 #include <new>
 
 #include "runtime/block.h"
+#include "runtime/kernel.h"
 #include "runtime/supervise.h"
 #include "runtime/trap.h"
 
@@ -133,7 +134,7 @@ void Process::ready(ThreadRef t) {
   CriticalSection critical;
   MNV_ASSERT(t->process == this && t->status == Status::kBlocked);
   blocked_.remove(t);
-  if (t->block != nullptr) cancel_kernel_timer(std::exchange(t->block->timer, 0));
+  Kernel::drop_deadline(t->block);
   t->status = Status::kRunnable;
   run_.push_back(t);
 }
@@ -153,7 +154,7 @@ void Process::block(ThreadState* t, Block* b) {
 
 void Process::forget(ThreadState* t) {
   CriticalSection critical;
-  if (t->block != nullptr) cancel_kernel_timer(std::exchange(t->block->timer, 0));
+  Kernel::drop_deadline(t->block);
   if (t->supervisor_id != 0) release_kernel_supervisor(std::exchange(t->supervisor_id, 0));
   List<ThreadState, QueueTag>::unlink(t);
   all_.remove(t);

@@ -9,6 +9,7 @@
 #include "mem/log.h"
 #include "mem/page.h"
 #include "runtime/block.h"
+#include "runtime/kernel.h"
 #include "runtime/process.h"
 
 namespace mnv {
@@ -78,7 +79,7 @@ void ThreadState::raise_in(const Error& e) {
   CriticalSection critical;  // (mem/critical_section.h)
   MNV_ASSERT(status != Status::kRunning);
   List<ThreadState, QueueTag>::unlink(this);
-  if (block != nullptr) cancel_kernel_timer(std::exchange(block->timer, 0));
+  Kernel::drop_deadline(block);
   block = nullptr;
   op = nullptr;
   listening = false;

@@ -27,9 +27,15 @@
 namespace mnv {
 
 class Process;
-class Socket;
 struct Block;
 struct Op;
+
+// A thread's default I/O endpoint, as the layer above defines it (net/: the thread's default
+// Socket derives from this). The runtime only carries the pointer for it.
+struct ThreadIo {
+ protected:
+  ~ThreadIo() = default;
+};
 
 struct QueueTag {};  // run queue, blocked queue, or a callee's requester lists: one at a time
 struct AllTag {};    // the process's list of all its threads
@@ -63,7 +69,7 @@ struct ThreadState : Linked<QueueTag>, Linked<AllTag> {
   List<ThreadState, QueueTag> serving;  // requesters listened to, not yet responded
   Block* block = nullptr;               // what wait() blocks on
   Op* op = nullptr;                     // a blocked op to retry on wake-up (runtime/block.h)
-  Socket* socket = nullptr;             // default socket slot; children may share it
+  ThreadIo* io = nullptr;               // its default I/O endpoint (net/: its default Socket)
   std::uint32_t supervisor_id = 0;      // its entry in the kernel's supervisor table; 0: none
   void (*on_end)(void*) = nullptr;      // runs after the thread's frames are freed (e.g. frees
   void* on_end_arg = nullptr;           // a pipeline child's own socket)

@@ -65,7 +65,7 @@ Finally record(Error* e) {
 Thread reads_with_deadline(std::uint16_t port, Error* e, std::int64_t* waited) {
   co_await finally(record(e));
   Socket s;
-  s.timeout_ns = 50'000'000;
+  s.set_timeout_ns(50'000'000);
   sockaddr_storage a;
   socklen_t len;
   make_address("127.0.0.1", port, &a, &len);
@@ -102,7 +102,7 @@ TEST_P(KernelTest, ReadDeadlineRaisesEtimedout) {
 // Many ops with deadlines that complete first: every timer is cancelled, none fires later.
 Thread echoes_with_deadlines(std::uint16_t port, int rounds, int* done) {
   Socket s;
-  s.timeout_ns = 5'000'000'000;
+  s.set_timeout_ns(5'000'000'000);
   sockaddr_storage a;
   socklen_t len;
   make_address("127.0.0.1", port, &a, &len);
@@ -129,7 +129,7 @@ TEST_P(KernelTest, CompletedOpsCancelTheirTimers) {
 Thread connects_with_deadline(const sockaddr_storage* a, socklen_t len, Error* e) {
   co_await finally(record(e));
   Socket s;
-  s.timeout_ns = 100'000'000;
+  s.set_timeout_ns(100'000'000);
   co_await connect(s, reinterpret_cast<const sockaddr*>(a), len);
 }
 
@@ -345,10 +345,10 @@ Thread times_out_then_reads_again(std::uint16_t port, Error* e, std::string* got
   sockaddr_storage a = loopback(port, &len);
   co_await connect(s, reinterpret_cast<sockaddr*>(&a), len);
   co_await write(s, "late\n", 5);
-  s.timeout_ns = 30'000'000;
+  s.set_timeout_ns(30'000'000);
   char buf[16];
   std::size_t n = co_await read(s, buf, 5);  // ETIMEDOUT, lowered: returns what it had (0)
-  s.timeout_ns = 0;
+  s.set_timeout_ns(0);
   n += co_await read(s, buf + n, 5 - n);
   got->assign(buf, n);
 }
@@ -373,7 +373,7 @@ Task<> reports_its_send_ring(Accepted&) {
   for (;;) {
     std::size_t n = co_await readline(buf, sizeof buf);
     if (n == 0) break;
-    if (s.tx.allocated()) {
+    if (s.tx().allocated()) {
       co_await write("kept\n", 5);
     } else {
       co_await write("released\n", 9);
@@ -390,7 +390,7 @@ Finally stop_kernel(Error* e) {
 Thread talks_with_pauses(std::uint16_t port, std::vector<std::string>* replies, Error* e) {
   co_await finally(stop_kernel(e));
   Socket s;
-  s.timeout_ns = 5'000'000'000;  // a connection that is not served any more fails, not hangs
+  s.set_timeout_ns(5'000'000'000);  // a connection that is not served any more fails, not hangs
   socklen_t len;
   sockaddr_storage a = loopback(port, &len);
   co_await connect(s, reinterpret_cast<sockaddr*>(&a), len);
@@ -450,7 +450,7 @@ Task<> reads_part_then_idles(Accepted&) {
 Thread sends_ten_bytes(std::uint16_t port, std::string* reply, Error* e) {
   co_await finally(stop_kernel(e));
   Socket s;
-  s.timeout_ns = 5'000'000'000;
+  s.set_timeout_ns(5'000'000'000);
   socklen_t len;
   sockaddr_storage a = loopback(port, &len);
   co_await connect(s, reinterpret_cast<sockaddr*>(&a), len);

@@ -48,7 +48,7 @@ Task<> serve(Accepted& conn) {
     // send ring, with no line buffer and no copy of its own (and, when the send ring has room,
     // without an op). With fault injection every line takes the buffered path below, which
     // checks for faults.
-    if (std::size_t n = g_fault_injection ? 0 : s.rx.line_length(kMaxLine); n > 0) {
+    if (std::size_t n = g_fault_injection ? 0 : s.rx().line_length(kMaxLine); n > 0) {
       if (!try_write(s, prefix, prefix_len)) co_await write(prefix, prefix_len);
       if (!try_splice(s, s, n)) co_await splice(s, s, n);
       continue;
