@@ -9,11 +9,13 @@ Declares, each unless the WORKSPACE already declared it (so an embedder's own ch
                                      4.2.3 would download them; see third_party/bazel/)
   @rules_java, @platforms            Debian's bazel-rules-java and bazel-platforms
   @mnvkd_sys                         Debian's C/C++ libraries (pkg-config), as cc_library targets
+  @mnvkd_llhttp                      Debian's llhttp sources (node-llhttp), for perf/ only
 
 The system libraries are @mnvkd_sys, not a generic name such as @sys, so that they cannot clash
 with a repository of the embedder's, and mnvkd's BUILD files name them by that same name.
 """
 
+load("//third_party/bazel:llhttp.bzl", "llhttp_repository")
 load("//third_party/bazel:system_libs.bzl", "system_libs")
 
 def _in_tree_repository_impl(ctx):
@@ -39,3 +41,4 @@ def mnvkd_dependencies():
     _maybe(native.local_repository, name = "rules_java", path = "/usr/share/bazel/rules/java")
     _maybe(native.local_repository, name = "platforms", path = "/usr/share/bazel/tools/platforms")
     _maybe(system_libs, name = "mnvkd_sys")
+    _maybe(llhttp_repository, name = "mnvkd_llhttp")

@@ -120,7 +120,7 @@ Error parse_fields(const char* p, const char* end, std::uint32_t max_headers, He
     ++p;
     while (is_ows(*p)) ++p;
     const char* value = p;
-    while (chars::field_value(*p)) ++p;
+    p = chars::skip_field_value(p, end);
     *at = p;
     if (*p != '\r') return *p == '\n' ? Error::kBadLineEnding : Error::kBadHeader;
     if (p[1] != '\n') return Error::kBadLineEnding;

@@ -159,7 +159,7 @@ HeadStatus RequestParser::parse_complete(const char* base) {
   h.method = method_of(p, h.method_name.size());
   // request-target SP
   const char* t = ++q;
-  while (chars::target(*q)) ++q;
+  q = chars::skip_target(q, line_end);
   if (static_cast<std::size_t>(q - t) > limits_.max_target) return fail(Error::kTargetTooLong, at(t));
   if (q == t || *q != ' ') return fail(Error::kBadRequestLine, at(q));
   h.target = std::string_view(t, static_cast<std::size_t>(q - t));
