@@ -61,6 +61,10 @@ void add_serving_knobs(Config* c) {
               },
               "address to listen on (numeric IPv4 or IPv6)");
   c->add_int("service", "port", 0, 0, 65535, "port to listen on; 0 picks a free one");
+  c->add_int("service", "idle_timeout_ms", 60'000, 0, kMaxRunMs,
+             "a connection that sends nothing (or too little to finish the read in hand) for this long is closed; "
+             "0: never",
+             "0 (never) or more, up to 3600000");
 }
 
 // What every shard reads of the others, shared since shards may be processes: the port shard 0
@@ -128,6 +132,11 @@ bool init_shard(Shard& shard, std::string* error) {
   Server& ref = *server;
   s.servers[shard.index()] = std::move(server);
   return !s.service.init_shard || s.service.init_shard(shard, ref, error);
+}
+
+// SIGTERM: no new connections; idle ones close at once, busy ones after the request in hand.
+void drain_shard(Shard& shard) {
+  if (const auto& server = g_shared->servers[shard.index()]) server->drain();
 }
 
 void fini_shard(Shard& shard) {
@@ -325,12 +334,14 @@ int run_server(int argc, char** argv, const Service& service) {
   shared.config.message = service.message;
   shared.config.heap_pages = affinity.heap_pages;
   shared.config.pool_size = affinity.pool_size;
+  shared.config.idle_timeout_ns = config.integer("idle_timeout_ms") * 1'000'000;
 
   std::int64_t grace_ms = affinity.grace_ms;
   ShardSetOptions options;
   options.affinity = affinity;
   options.affinity.grace_ms = SignalThread::kernel_grace_ms(grace_ms);
   options.init = init_shard;
+  options.on_stop = drain_shard;
   options.fini = fini_shard;
   options.restart_stuck_ms = config.integer("restart_stuck_ms");
   options.max_run_ms = config.integer("max_run_ms");

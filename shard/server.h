@@ -12,8 +12,9 @@
 // The skeleton owns:
 //  * the config: its own knobs (shard/affinity_config.h: shards, cpuset, poller, isolation,
 //    shard_mode, grace_ms, [service] heap_pages and pool_size, [shard.N] cpu; and here: io,
-//    balance, max_run_ms, restart_stuck_ms, [service] host and port) plus the app's table, each
-//    a TOML key and a --flag of the same name (shard/config.h); --config=FILE, --help (every
+//    balance, max_run_ms, restart_stuck_ms, [service] host, port and idle_timeout_ms) plus the
+//    app's table, each a TOML key and a --flag of the same name (shard/config.h); --config=FILE,
+//    --help (every
 //    knob with its default), --print_config (the effective config, as TOML --config reads back).
 //    Every value is checked before any shard starts, including what could not serve (a heap
 //    smaller than the service needs);
@@ -21,12 +22,15 @@
 //    (SO_REUSEPORT), or with balance = "handoff" each accepted connection handed to the shard
 //    with the fewest connections in progress; the first line on stdout is
 //    "listening on HOST:PORT" with the bound port;
-//  * signals: SIGTERM or SIGINT stops the shards (listeners close, connections in flight get
-//    a little less than grace_ms to finish: a quarter of it, at most 500 ms, is kept for the
-//    shards to clean up); a second one exits at once (status 1); and the process exits by the
-//    end of grace_ms (status 1; at least 250 ms after the signal) when a shard is stuck then in
-//    a handler that never yields: its loop has neither turned nor slept for 250 ms (shards that
-//    are busy stopping or cleaning up are let finish). SIGHUP runs the app's `reload`. (The signals are blocked in every thread and read by one thread of the skeleton.)
+//  * signals: SIGTERM or SIGINT stops the shards: each drains its server (Server::drain(): no
+//    new connections, idle ones close at once, a busy handler finishes the request in hand and
+//    returns; Accepted::draining() says so), and what is still in flight gets a little less
+//    than grace_ms (a quarter of it, at most 500 ms, is kept for the shards to clean up). A
+//    second signal exits at once (status 1). The process exits at the end of grace_ms
+//    (status 1; at least 250 ms after the signal) when a shard is stuck then in a handler that
+//    never yields: its loop has neither turned nor slept for 250 ms (shards that are busy
+//    stopping or cleaning up are let finish). SIGHUP runs the app's `reload`. The signals are
+//    blocked in every thread and read by one thread of the skeleton;
 //  * exit codes: 0 after a clean stop, 2 for a bad flag or config (nothing started), 1 for a
 //    failure at run time (a shard that could not start, stayed down, or had to be cut off).
 #pragma once

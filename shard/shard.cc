@@ -217,6 +217,10 @@ void Shard::retry_backlog() {
 
 void Shard::on_turn() {
   set_->on_turn(*this);
+  if (!stop_told_ && kernel_->stopping()) {
+    stop_told_ = true;
+    if (set_->options().on_stop) set_->options().on_stop(*this);
+  }
   Mailboxes& mail = set_->mailboxes();
   ShardMessage batch[32];
   // Bounded per turn, and not while replies are backed up (the senders then wait: back-pressure).

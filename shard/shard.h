@@ -148,6 +148,7 @@ class Shard {
     void* ctx = nullptr;
   };
   Handler handlers_[kMaxKinds];
+  bool stop_told_ = false;  // ShardSetOptions::on_stop ran
   std::vector<Call> calls_;               // fixed size kMaxCalls + 1; [0] unused
   std::uint32_t free_call_ = 0;
   std::vector<ShardMessage> requests_;    // calls whose send was refused (FIFO ring)
@@ -170,6 +171,9 @@ struct ShardSetOptions {
   // Runs on each shard's thread in shard order before its kernel runs; false (with *error)
   // aborts the whole start.
   std::function<bool(Shard&, std::string*)> init;
+  // Runs on each shard's thread once, in the first loop turn after its kernel began stopping
+  // (SIGTERM, request_stop()), outside any dispatch: where a shard drains its servers.
+  std::function<void(Shard&)> on_stop;
   // Runs on each shard's thread after its kernel returned, before the kernel is destroyed: where
   // a shard reports what it did (with processes, nothing else it knows reaches the caller).
   std::function<void(Shard&)> fini;
