@@ -18,10 +18,11 @@
 //  * The poller writes the result into the Transfer (done(), res) when its CQE is reaped, during
 //    wait(); the owner reads it with take(), which makes the transfer idle again. Until the owner
 //    detach()es its pair (or the fd is forgotten), the poller keeps a pointer to it.
-//  * A finished receive is reported by wait() as POLLIN on the fd (POLLERR added when it failed):
-//    whoever waits for input is woken and takes the result. A finished send is reported as
-//    POLLOUT only when the fd's interest includes POLLOUT (someone waits for it), and always,
-//    with POLLERR, when it failed; otherwise it just waits to be taken.
+//  * A finished transfer is reported once, by wait(), as kTransferDone on the fd (below): not
+//    readiness (the fd need not be readable or writable now) but "a result waits to be taken";
+//    whoever waits on the fd is woken and takes it. A finished receive is always reported; a
+//    finished send only when the fd's interest includes POLLOUT (someone waits for it), or when
+//    it failed; otherwise it just waits to be taken.
 //  * While a transfer is busy it stands in for readiness: interest() in POLLIN (POLLOUT) arms no
 //    readiness watch for an fd whose receive (send) is on its way.
 //  * A send transfers all of its bytes or fails: short sends are continued by the poller.
@@ -33,8 +34,8 @@
 // buffers that the poller owns (never a micro-heap). The socket arms it with arm_recv() when it
 // finds nothing queued, and copies what arrived into its ring with take_recv() while its process
 // runs (or, when its ring is empty, reads the buffer in place: lend_recv()); each buffer goes
-// back to the poller as soon as it is copied (or read). Arrivals are reported by
-// wait() as POLLIN (POLLERR added for an error). An armed receive is the fd's watch on input, so
+// back to the poller as soon as it is copied (or read). Arrivals, the end of input and an error
+// are reported by wait() as kTransferDone. An armed receive is the fd's watch on input, so
 // an idle connection keeps no ring of its own: only the poller's state for its fd. A socket whose
 // process does not read stops the receive after a few queued buffers (backpressure: the rest
 // waits in the OS socket) and the next arm_recv() starts it again.
@@ -45,6 +46,11 @@
 #include <cstdint>
 
 namespace mnv {
+
+// The event bit (PollEvent::events) with which wait() reports a finished transfer or multishot
+// arrival on an fd. Outside the POLL* bits: it wakes whoever waits on the fd (the kernel matches
+// it against every waiter, runtime/kernel.cc) without claiming the fd is ready.
+inline constexpr std::uint32_t kTransferDone = 1u << 30;
 
 // One direction's transfer. Written by the poller while busy; all-zero is idle.
 struct Transfer {

@@ -41,6 +41,10 @@ void on_stop_signal(int) {
   errno = saved;
 }
 
+// What wakes a thread blocked for `events` on an fd: those, an error or hang-up, and a finished
+// completion-mode transfer on the fd (its result waits to be taken; runtime/completion_io.h).
+constexpr std::uint32_t wakes(std::uint32_t events) { return events | POLLERR | POLLHUP | kTransferDone; }
+
 constexpr int kSlotShift = 36;  // timer cookie: slot << 36 | thread offset in its heap
 constexpr std::uint64_t kOffsetMask = (std::uint64_t{1} << kSlotShift) - 1;
 
@@ -594,9 +598,9 @@ void Kernel::deliver(std::uint32_t slot) {
     Block* b = t->block;
     if (b == nullptr || b->fd < 0) return;
     FdEntry& e = fds_[b->fd];
-    if (e.owner != slot || (e.fresh & (b->events | POLLERR | POLLHUP)) == 0) return;
+    if (e.owner != slot || (e.fresh & wakes(b->events)) == 0) return;
     b->revents = e.fresh;
-    e.scratch |= b->events;  // taken
+    e.scratch |= b->events | kTransferDone;  // taken
     s.proc->ready(t);
   });
   for (std::int32_t fd = s.fd_head; fd >= 0; fd = fds_[fd].next) {
@@ -619,10 +623,10 @@ void Kernel::flush(std::uint32_t slot) {
     if (b->fd >= 0) {
       FdEntry& e = fds_[b->fd];
       if (e.owner != slot) own(b->fd, slot);
-      std::uint32_t hit = e.pending & (b->events | POLLERR | POLLHUP);
+      std::uint32_t hit = e.pending & wakes(b->events);
       if (hit != 0) {  // it already happened
         b->revents = e.pending;
-        e.pending &= ~b->events;
+        e.pending &= ~(b->events | kTransferDone);
         s.proc->ready(t);
         enqueue(slot);
         return;

@@ -19,8 +19,8 @@
 //  * wake() may be called from any OS thread and makes a concurrent or the next wait() return
 //    (used to wake a sleeping shard).
 //  * completion_io(): a backend that can perform socket receives and sends itself (io_uring)
-//    offers them there (runtime/completion_io.h); their completions are reported by wait() as
-//    events on the fd, like readiness.
+//    offers them there (runtime/completion_io.h); wait() reports each completion once, as
+//    kTransferDone on the fd (not as a POLL* readiness bit).
 #pragma once
 
 #include <cstddef>
@@ -41,7 +41,7 @@ bool parse_poller(const char* name, PollerKind* out);
 
 struct PollEvent {
   int fd;
-  std::uint32_t events;  // POLL* bits
+  std::uint32_t events;  // POLL* bits, and kTransferDone (completion_io.h)
 };
 
 class Poller {

@@ -458,7 +458,7 @@ bool IoUringPoller::handle_transfer(std::uint64_t data, const io_uring_cqe* cqe,
       io_uring_sqe_set_data64(sqe, data);
       return true;
     }
-    if (!report(fd, s, POLLIN | (res < 0 ? POLLERR : 0u), out, max, n)) return false;
+    if (!report(fd, s, kTransferDone, out, max, n)) return false;
     t.res = res;
     t.more = (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
     t.phase = Transfer::Phase::kDone;
@@ -483,7 +483,7 @@ bool IoUringPoller::handle_transfer(std::uint64_t data, const io_uring_cqe* cqe,
   } else if (res == 0) {
     res = -EPIPE;  // a stream socket that takes nothing will not take the rest either
   }
-  std::uint32_t events = res < 0 ? (POLLOUT | POLLERR) : (s.interest & POLLOUT);
+  std::uint32_t events = res < 0 || (s.interest & POLLOUT) != 0 ? kTransferDone : 0u;
   if (events != 0 && !report(fd, s, events, out, max, n)) return false;
   t.res = res;
   t.phase = Transfer::Phase::kDone;
@@ -797,7 +797,7 @@ bool IoUringPoller::handle_multishot(std::uint64_t data, const io_uring_cqe* cqe
   }
   if (res > 0) {
     MNV_ASSERT(has_buf && bid < rx_count_);
-    if (!report(fd, s, POLLIN, out, max, n)) return false;
+    if (!report(fd, s, kTransferDone, out, max, n)) return false;
     ++rx_held_;
     RxBuf& b = rx_meta_[bid];
     b.len = static_cast<std::uint32_t>(res);
@@ -824,7 +824,7 @@ bool IoUringPoller::handle_multishot(std::uint64_t data, const io_uring_cqe* cqe
       recycle(bid);
     }
     if (res != -ENOBUFS && res != -ECANCELED) {  // the end of input, or an error: queued last
-      if (!report(fd, s, res == 0 ? (POLLIN | POLLRDHUP) : (POLLIN | POLLERR), out, max, n)) return false;
+      if (!report(fd, s, kTransferDone, out, max, n)) return false;
       s.rx_ended = true;
       s.rx_end = static_cast<std::int16_t>(res);
     }
