@@ -107,31 +107,37 @@ HeadStatus RequestParser::fail(Error e, std::size_t offset) {
 }
 
 // While the head is incomplete: a request line that already shows a target over the limit (414)
-// or a method that cannot be one (400), so a client cannot hold a connection with it.
-Error RequestParser::check_partial_line(const Spans& in) const {
+// or a method that cannot be one (400), so a client cannot hold a connection with it. It decides
+// exactly as parse_complete() would (same error, same offset), only sooner.
+Error RequestParser::check_partial_line(const Spans& in, std::size_t* offset) const {
   std::size_t start = scanner_.start();
   std::size_t line_end = scanner_.line_end() != 0 ? scanner_.line_end() : in.size();
-  std::size_t len = line_end - start;
-  if (len <= limits_.max_target) return Error::kNone;
-  std::size_t sp = start;
-  std::size_t method_stop = start + (len < kMaxMethod + 1 ? len : kMaxMethod + 1);
-  while (sp < method_stop && in[sp] != ' ') ++sp;
-  if (sp == method_stop) return Error::kBadRequestLine;
-  std::size_t t = sp + 1;
-  while (t < line_end && in[t] != ' ' && in[t] != '\r' && in[t] != '\n') ++t;
-  return t - (sp + 1) > limits_.max_target ? Error::kTargetTooLong : Error::kNone;
+  if (line_end - start <= limits_.max_target) return Error::kNone;
+  std::size_t m = start;
+  while (m < line_end && m - start <= kMaxMethod && chars::token(in[m])) ++m;
+  *offset = start;
+  if (m - start > kMaxMethod) return Error::kBadRequestLine;
+  if (m == line_end) return Error::kNone;  // (cannot happen: the line is longer than the method)
+  if (m == start || in[m] != ' ') return Error::kBadRequestLine;
+  std::size_t t = m + 1;
+  std::size_t q = t;
+  while (q < line_end && q - t <= limits_.max_target && chars::target(in[q])) ++q;
+  *offset = t;
+  return q - t > limits_.max_target ? Error::kTargetTooLong : Error::kNone;
 }
 
 HeadStatus RequestParser::parse_head(const Spans& in, std::span<char> scratch) {
   if (error_ != Error::kNone) return HeadStatus::kError;
   switch (scanner_.scan(in, limits_.max_head)) {
     case HeadScanner::Result::kMore: {
-      Error e = check_partial_line(in);
-      return e == Error::kNone ? HeadStatus::kIncomplete : fail(e, scanner_.start());
+      std::size_t at = 0;
+      Error e = check_partial_line(in, &at);
+      return e == Error::kNone ? HeadStatus::kIncomplete : fail(e, at);
     }
     case HeadScanner::Result::kTooLarge: {
-      Error e = check_partial_line(in);
-      return fail(e == Error::kNone ? Error::kHeadTooLarge : e, scanner_.start());
+      std::size_t at = 0;
+      Error e = check_partial_line(in, &at);
+      return e == Error::kNone ? fail(Error::kHeadTooLarge, scanner_.start()) : fail(e, at);
     }
     case HeadScanner::Result::kComplete:
       break;
@@ -153,7 +159,7 @@ HeadStatus RequestParser::parse_complete(const char* base) {
   const char* q = p;
   while (chars::token(*q)) ++q;
   if (q == p || *q != ' ' || static_cast<std::size_t>(q - p) > kMaxMethod) {
-    return fail(Error::kBadRequestLine, at(q));
+    return fail(Error::kBadRequestLine, at(p));  // (the line's start: as check_partial_line says)
   }
   h.method_name = std::string_view(p, static_cast<std::size_t>(q - p));
   h.method = method_of(p, h.method_name.size());

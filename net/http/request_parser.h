@@ -93,7 +93,7 @@ class RequestParser {
 
  private:
   HeadStatus fail(Error e, std::size_t offset);
-  Error check_partial_line(const Spans& in) const;
+  Error check_partial_line(const Spans& in, std::size_t* offset) const;
   HeadStatus parse_complete(const char* base);
 
   Limits limits_;

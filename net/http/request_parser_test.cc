@@ -248,6 +248,23 @@ TEST(RequestParserTest, AnOverlongTargetIsRefusedBeforeTheHeadEnds) {
   EXPECT_EQ(q.error(), Error::kBadRequestLine);  // no space: no method can be this long
 }
 
+// Refused early or at the head's end, a request line gets the same error at the same offset.
+TEST(RequestParserTest, AnOverlongLineIsJudgedTheSameHoweverItArrives) {
+  DriveOptions opt;
+  opt.limits.max_target = 16;
+  const char* lines[] = {
+      "GET /0123456789abcdefgh HTTP/1.1\r\nHost: h\r\n\r\n",          // 414
+      "GE,T /0123456789abcdefgh HTTP/1.1\r\nHost: h\r\n\r\n",         // 400: not a method
+      "SUBSCRIBEANDSOMEMOREVERYLONGMETHOD / HTTP/1.1\r\nHost: h\r\n\r\n",  // 400: too long
+      "GET /0123456789\x01" "ghijklmn HTTP/1.1\r\nHost: h\r\n\r\n",  // 400: control in target
+  };
+  for (const char* in : lines) {
+    Outcome whole = drive<RequestParser>(in, testing::whole(), opt);
+    ASSERT_NE(whole.error, Error::kNone) << in;
+    EXPECT_EQ(drive<RequestParser>(in, testing::bytewise(), opt), whole) << in;
+  }
+}
+
 TEST(RequestParserTest, AHeadAcrossTheWrapNeedsScratchAndIsCopiedThere) {
   std::string in = "GET /wrap HTTP/1.1\r\nHost: h\r\n\r\n";
   Spans two(std::string_view(in).substr(0, 10), std::string_view(in).substr(10));
