@@ -1,6 +1,11 @@
 // runtime/poller_uring.h — the io_uring poller: one multishot poll per fd, one io_uring_enter per
 // wait().
 //
+// The code is split by concern: poller_uring_setup.cc (the ring, required and detected
+// features), poller_uring.cc (the loop turn, the fd lifecycle, readiness polls),
+// poller_uring_transfer.cc (completion-mode receives and sends), poller_uring_multishot.cc
+// (provided buffers, multishot receives), poller_uring_cqe.h (what each CQE is for).
+//
 // Why io_uring: a registered fd costs nothing per loop turn (the multishot poll stays armed in the
 // kernel), and registrations, removals and the wait itself go down in a single system call.
 //
