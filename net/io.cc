@@ -31,14 +31,7 @@ ReadOp::R ReadOp::attempt() {
   for (;;) {
     got_ += s.rx().read(buf_ + got_, n_ - got_);
     if (got_ == n_) return R::kDone;
-    Block in;
-    switch (s.fill(in)) {
-      case Socket::Io::kProgress: continue;
-      case Socket::Io::kEof: return R::kDone;
-      case Socket::Io::kError: return fail(s.error());
-      case Socket::Io::kAgain:
-      case Socket::Io::kInFlight: return wait_for_input(s, in);  // (fill() never says kInFlight)
-    }
+    if (R r; !more_input(s, &r)) return r;
   }
 }
 
@@ -53,14 +46,7 @@ ReadlineOp::R ReadlineOp::attempt() {
     }
     got_ += s.rx().read(buf_ + got_, room);  // no newline yet: take what there is
     if (got_ == n_) return R::kDone;        // the line is longer than the buffer
-    Block in;
-    switch (s.fill(in)) {
-      case Socket::Io::kProgress: continue;
-      case Socket::Io::kEof: return R::kDone;
-      case Socket::Io::kError: return fail(s.error());
-      case Socket::Io::kAgain:
-      case Socket::Io::kInFlight: return wait_for_input(s, in);  // (fill() never says kInFlight)
-    }
+    if (R r; !more_input(s, &r)) return r;
   }
 }
 

@@ -89,6 +89,20 @@ class IoOp : public BlockingOp<Derived> {
   using BlockingOp<Derived>::block_;
   using BlockingOp<Derived>::retry_at_;
 
+  // For an op that reads until it has enough: one fill(). True when input came (try again);
+  // else false with the op's result in *r: done at the end of input, the error, or a wait.
+  bool more_input(Socket& s, R* r) {
+    Block in;
+    switch (s.fill(in)) {
+      case Socket::Io::kProgress: return true;
+      case Socket::Io::kEof: *r = R::kDone; return false;
+      case Socket::Io::kError: *r = fail(s.error()); return false;
+      case Socket::Io::kAgain:
+      case Socket::Io::kInFlight: *r = wait_for_input(s, in); return false;  // (fill() never says kInFlight)
+    }
+    return true;
+  }
+
   // Before waiting for input: send pending output (lazy flush), let the rings go once the
   // process idles, and wait for output space too if the send would block.
   R wait_for_input(Socket& s, Block& in) {
