@@ -1,0 +1,397 @@
+#include "net/http/server.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include "mem/heap.h"
+#include "net/http/date.h"
+#include "net/http/response_head.h"
+#include "net/http/status.h"
+#include "net/io.h"
+#include "runtime/clock.h"
+#include "runtime/raise.h"
+
+namespace mnv::http {
+
+namespace {
+
+thread_local HttpDate t_date;
+thread_local std::uint64_t t_requests = 0;
+
+// Waits until more input arrives in the receive ring (true) or the input ends (false). Unlike
+// readable(), it waits even when the ring already holds bytes (an incomplete head or body).
+class FillOp : public IoOp<FillOp> {
+ public:
+  FillOp(Socket& s, Where w) : IoOp(s, w) {}
+  R attempt() {
+    R r = R::kDone;
+    if (more_input(*s_, &r)) {
+      grew_ = true;
+      return R::kDone;
+    }
+    return r;
+  }
+  bool await_resume() const noexcept { return grew_; }
+
+ private:
+  bool grew_ = false;
+};
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+std::int64_t remaining(std::int64_t deadline) {
+  std::int64_t left = deadline - monotonic_ns();
+  return left > 0 ? left : 1;
+}
+
+void split_target(std::string_view target, std::string_view* path, std::string_view* query) {
+  if (!target.empty() && target[0] != '/') {  // absolute-form: the path follows the authority
+    std::size_t scheme = target.find("://");
+    std::size_t slash = scheme == std::string_view::npos ? std::string_view::npos : target.find('/', scheme + 3);
+    target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+  }
+  std::size_t q = target.find('?');
+  *path = target.substr(0, q);
+  *query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+}
+
+}  // namespace
+
+std::uint64_t requests_served() { return t_requests; }
+
+// One connection's state, in its micro-thread's frame.
+class Connection {
+ public:
+  Connection(Accepted& conn, const Site& site) : conn_(conn), site_(site), s_(default_socket()), parser_(site.options.limits) {}
+
+  Task<> run();
+
+  // ---- used by Request and Response ----
+  Task<std::string_view> body_piece(Request& req);
+  Task<> write_head(Response& res, bool chunked, std::uint64_t length);
+  Task<> put(std::string_view bytes) {
+    s_.set_timeout_ns(site_.options.send_timeout_ns);
+    if (!try_write(s_, bytes.data(), bytes.size())) co_await write(s_, bytes.data(), bytes.size());
+  }
+  bool head_only() const { return parser_.head().method == Method::kHead; }
+  bool response_started() const { return res_ != nullptr && res_->started(); }
+  bool close_after() const { return !keep_alive_; }
+
+  static Finally on_error(Connection* c);
+
+ private:
+  Task<bool> read_head();
+  Task<> answer_error(int status, std::string_view text);
+  Task<> answer_simple(int status, std::uint32_t allow, std::string_view body);
+  Task<> linger_close();
+  std::size_t format_head(char* buf, std::size_t cap, const Response& res, bool chunked, std::uint64_t length);
+
+  Accepted& conn_;
+  const Site& site_;
+  Socket& s_;
+  RequestParser parser_;
+  char* scratch_ = nullptr;  // micro-heap, for a head straddling the ring's wrap
+  std::size_t scratch_size_ = 0;
+  std::size_t off_ = 0;       // bytes of the current request (head + body read) in rx
+  std::int64_t body_deadline_ = 0;
+  bool sent_continue_ = false;
+  bool keep_alive_ = true;
+  Response* res_ = nullptr;
+};
+
+// ---- the head ---------------------------------------------------------------------------------
+
+// Reads one request head: true when parser_ holds it (or failed: parser_.error()), false when the
+// connection should end quietly (input ended).
+Task<bool> Connection::read_head() {
+  const ServerOptions& o = site_.options;
+  if (s_.rx().empty()) {
+    if (conn_.draining()) co_return false;
+    s_.set_timeout_ns(o.keepalive_timeout_ns);  // readable() flushes what is pending first
+    if (!co_await readable(s_)) co_return false;
+  }
+  std::int64_t deadline = monotonic_ns() + o.header_timeout_ns;
+  for (;;) {
+    iovec iov[2];
+    Spans in(iov, s_.rx().data_iov(iov));
+    HeadStatus st = parser_.parse_head(in, std::span<char>(scratch_, scratch_size_));
+    if (st == HeadStatus::kNeedScratch) {
+      if (scratch_ != nullptr) Heap::owner(scratch_)->free(scratch_);
+      scratch_size_ = parser_.scratch_needed();
+      scratch_ = static_cast<char*>(this_process().heap().allocate(scratch_size_));
+      if (scratch_ == nullptr) {
+        scratch_size_ = 0;
+        co_await raise(ENOMEM);
+      }
+      continue;
+    }
+    if (st != HeadStatus::kIncomplete) co_return true;
+    if (s_.rx().full()) {  // a head larger than the receive ring
+      co_await answer_error(431, "request head larger than the server's receive buffer");
+      co_return false;
+    }
+    s_.set_timeout_ns(remaining(deadline));
+    if (!co_await FillOp(s_, Where::current())) co_return false;  // ended mid-head: just close
+  }
+}
+
+// ---- the body ---------------------------------------------------------------------------------
+
+Task<std::string_view> Connection::body_piece(Request& req) {
+  const ServerOptions& o = site_.options;
+  for (;;) {
+    if (parser_.body_done() || req.body_error_ != 0) co_return std::string_view();
+    iovec iov[2];
+    Spans in(iov, s_.rx().data_iov(iov));
+    BodyStep st = parser_.parse_body(in.advanced(off_));
+    if (st.error != Error::kNone) {
+      req.body_error_ = status_of(st.error);
+      co_return std::string_view();
+    }
+    off_ += st.consumed;
+    if (!st.data.empty() || st.done) co_return st.data;
+    // More input is needed.
+    if (off_ > 0 && s_.rx().space() < 512) {  // make room: what was read of this request goes
+      s_.rx().consume(off_);
+      off_ = 0;
+    }
+    if (parser_.head().expect_continue && !sent_continue_ && parser_.head().version_minor == 1) {
+      sent_continue_ = true;
+      co_await put(kContinue);
+      co_await flush(s_);
+    }
+    if (body_deadline_ == 0) body_deadline_ = monotonic_ns() + o.body_timeout_ns;
+    s_.set_timeout_ns(remaining(body_deadline_));
+    if (!co_await FillOp(s_, Where::current())) {
+      req.body_error_ = 400;  // the input ended inside the body
+      co_return std::string_view();
+    }
+  }
+}
+
+Task<std::string_view> Request::read_some() { return conn_->body_piece(*this); }
+
+Task<std::size_t> Request::read_all(char* buf, std::size_t cap) {
+  std::size_t n = 0;
+  for (;;) {
+    std::string_view piece = co_await read_some();
+    if (piece.empty()) break;
+    if (n <= cap) {
+      std::size_t k = piece.size() <= cap - n ? piece.size() : cap - n;
+      std::memcpy(buf + n, piece.data(), k);
+      n += piece.size() <= cap - n ? piece.size() : cap - n + 1;
+    }
+  }
+  co_return n;
+}
+
+// ---- responses --------------------------------------------------------------------------------
+
+bool Response::header(std::string_view name, std::string_view value) {
+  if (nfields_ == kMaxHeaders) return false;
+  fields_[nfields_++] = Field{name, value};
+  return true;
+}
+
+std::size_t Connection::format_head(char* buf, std::size_t cap, const Response& res, bool chunked,
+                                    std::uint64_t length) {
+  ResponseHeadWriter w(buf, cap);
+  w.status(res.status_);
+  w.server(site_.options.server_name);
+  w.date(t_date);
+  for (std::size_t i = 0; i < res.nfields_; ++i) w.header(res.fields_[i].name, res.fields_[i].value);
+  bool no_body = res.status_ == 204 || res.status_ == 304 || (res.status_ >= 100 && res.status_ < 200);
+  if (chunked) {
+    w.chunked();
+  } else if (!no_body) {
+    w.content_length(length);
+  }
+  if (!keep_alive_) {
+    w.connection_close();
+  } else if (parser_.head().version_minor == 0) {
+    w.connection_keep_alive();
+  }
+  return w.end();
+}
+
+Task<> Connection::write_head(Response& res, bool chunked, std::uint64_t length) {
+  if (conn_.draining()) keep_alive_ = false;
+  t_date.refresh();
+  // Straight into the send ring when its free space is contiguous enough; else through a buffer.
+  if (s_.tx().ensure() && s_.error() == 0 && !s_.hung_up()) {
+    iovec sp[2];
+    if (s_.tx().space_iov(sp) > 0) {
+      std::size_t n = format_head(static_cast<char*>(sp[0].iov_base), sp[0].iov_len, res, chunked, length);
+      if (n > 0) {
+        s_.tx().commit(n);
+        co_return;
+      }
+    }
+  }
+  char buf[2048];
+  std::size_t n = format_head(buf, sizeof buf, res, chunked, length);
+  if (n == 0) {  // an invalid field (CR/LF in a value) or a head over 2 KiB: the handler's bug
+    keep_alive_ = false;
+    Response plain;
+    plain.status_ = 500;
+    n = format_head(buf, sizeof buf, plain, false, 0);
+    res.state_ = Response::State::kDone;
+  }
+  co_await put(std::string_view(buf, n));
+}
+
+Task<> Response::send(std::string_view body) {
+  if (state_ != State::kNone) co_return;
+  co_await conn_->write_head(*this, false, body.size());
+  bool done = state_ == State::kDone;  // the head failed and became a 500
+  state_ = State::kDone;
+  if (!done && !conn_->head_only() && !body.empty()) co_await conn_->put(body);
+}
+
+Task<> Response::begin_chunked() {
+  if (state_ != State::kNone) co_return;
+  co_await conn_->write_head(*this, true, 0);
+  state_ = state_ == State::kDone ? State::kDone : State::kChunked;
+}
+
+Task<> Response::chunk(std::string_view data) {
+  if (state_ != State::kChunked || data.empty() || conn_->head_only()) co_return;
+  char size[24];
+  int n = 0;
+  char digits[16];
+  int d = 0;
+  for (std::size_t v = data.size(); v != 0; v >>= 4) digits[d++] = "0123456789abcdef"[v & 15];
+  while (d > 0) size[n++] = digits[--d];
+  size[n++] = '\r';
+  size[n++] = '\n';
+  co_await conn_->put(std::string_view(size, n));
+  co_await conn_->put(data);
+  co_await conn_->put("\r\n");
+}
+
+Task<> Response::end_chunked() {
+  if (state_ != State::kChunked) co_return;
+  state_ = State::kDone;
+  if (!conn_->head_only()) co_await conn_->put("0\r\n\r\n");
+}
+
+// ---- errors and the loop ----------------------------------------------------------------------
+
+Task<> Connection::answer_simple(int status, std::uint32_t allow, std::string_view body) {
+  Response res;
+  res.conn_ = this;
+  res.status_ = status;
+  char list[128];
+  if (allow != 0) res.header("Allow", std::string_view(list, Router::allow_list(allow, list)));
+  if (!body.empty()) res.header("Content-Type", "text/plain");
+  res_ = &res;
+  co_await res.send(body);
+  res_ = nullptr;
+}
+
+Task<> Connection::answer_error(int status, std::string_view text) {
+  keep_alive_ = false;
+  char body[160];
+  std::size_t n = text.size() < sizeof body - 1 ? text.size() : sizeof body - 1;
+  std::memcpy(body, text.data(), n);
+  body[n++] = '\n';
+  co_await answer_simple(status, 0, std::string_view(body, n));
+  co_await linger_close();
+}
+
+// Ends the output, then reads and drops what the client still sends (for up to a second), so the
+// close does not reset the connection before the client has read the answer.
+Task<> Connection::linger_close() {
+  co_await tx_close(s_);
+  s_.set_timeout_ns(1'000'000'000);
+  s_.rx().consume(s_.rx().size());
+  while (co_await FillOp(s_, Where::current())) s_.rx().consume(s_.rx().size());
+}
+
+// Traps and ENOMEM in a handler: a 500 when nothing of its response was buffered, then the end
+// of the connection. Resets, broken pipes and timeouts end it quietly.
+Finally Connection::on_error(Connection* c) {
+  int code = error().code;
+  if (code == EFAULT || code == ENOMEM) {
+    this_process().note_death(error());
+    if (c->res_ != nullptr && !c->res_->started()) {
+      c->keep_alive_ = false;
+      c->res_->state_ = Response::State::kDone;
+      char buf[512];
+      Response plain;
+      plain.status_ = 500;
+      std::size_t n = c->format_head(buf, sizeof buf, plain, false, 0);
+      if (n > 0 && try_write(c->s_, buf, n)) co_await tx_close(c->s_);
+    }
+  }
+  co_return;
+}
+
+Task<> Connection::run() {
+  co_await finally(on_error(this));
+  const Router& router = site_.router;
+  for (;;) {
+    parser_.reset();
+    off_ = 0;
+    body_deadline_ = 0;
+    sent_continue_ = false;
+    if (!co_await read_head()) break;
+    if (parser_.error() != Error::kNone) {
+      co_await answer_error(parser_.error_status(), describe(parser_.error()));
+      break;
+    }
+    const RequestHead& h = parser_.head();
+    keep_alive_ = h.keep_alive && !conn_.draining();
+    off_ = parser_.head_size();
+    ++t_requests;
+
+    Request req;
+    req.conn_ = this;
+    req.head_ = &h;
+    split_target(h.target, &req.path_, &req.query_);
+    Response res;
+    res.conn_ = this;
+    res_ = &res;
+    if (h.method == Method::kOptions && h.target == "*") {
+      res.status_ = 200;
+      char list[128];
+      res.header("Allow", std::string_view(list, Router::allow_list(router.all_methods(), list)));
+      co_await res.send("");
+    } else {
+      Router::Match m = router.find(h.method, req.path_);
+      if (m.route != nullptr) {
+        co_await m.route(req, res);
+      } else if (m.allowed == 0) {
+        co_await answer_simple(404, 0, "no such resource\n");
+      } else if (h.method == Method::kOptions) {
+        co_await answer_simple(204, m.allowed, "");
+      } else {
+        co_await answer_simple(405, m.allowed, "method not allowed\n");
+      }
+    }
+    // What the handler left: an unread body is read and dropped, an unfinished response ended.
+    while (req.body_error_ == 0 && !(co_await req.read_some()).empty()) {
+    }
+    if (req.body_error_ != 0 && !res.started()) {
+      res_ = nullptr;
+      co_await answer_error(req.body_error_, req.body_error_ == 413 ? "request body too large" : "bad request body");
+      break;
+    }
+    if (!res.started()) co_await res.send("");
+    co_await res.end_chunked();
+    res_ = nullptr;
+    if (req.body_error_ != 0) keep_alive_ = false;
+    if (!keep_alive_) break;
+    s_.rx().consume(off_);
+    off_ = 0;
+  }
+  co_await flush(s_);
+  if (scratch_ != nullptr) Heap::owner(scratch_)->free(scratch_);
+}
+
+Task<> serve(Accepted& conn) {
+  Connection c(conn, *static_cast<const Site*>(conn.message));
+  co_await c.run();
+}
+
+}  // namespace mnv::http
