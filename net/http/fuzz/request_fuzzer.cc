@@ -78,15 +78,30 @@ std::string_view trim_ows(std::string_view v) {
   return v;
 }
 
-bool same_message(const Message& a, const Message& b) {
+bool same_message(const Message& a, const Message& b, bool compare_keep_alive = true) {
   if (a.method != b.method || a.target != b.target || a.body != b.body) return false;
-  if (a.version_minor != (b.version_minor == 0 ? 0 : 1) || a.keep_alive != b.keep_alive) return false;
+  if (a.version_minor != (b.version_minor == 0 ? 0 : 1)) return false;
+  if (compare_keep_alive && a.keep_alive != b.keep_alive) return false;
   if (a.headers.size() != b.headers.size()) return false;
   for (std::size_t i = 0; i < a.headers.size(); ++i) {
     if (a.headers[i].first != b.headers[i].first) return false;
     if (trim_ows(a.headers[i].second) != trim_ows(b.headers[i].second)) return false;
   }
   return true;
+}
+
+bool has_close_option(const Message& m) {
+  for (const auto& [name, value] : m.headers) {
+    if (!chars::iequals(name, "connection")) continue;
+    std::string_view v = value;
+    for (std::size_t i = 0; i <= v.size();) {
+      std::size_t comma = v.find(',', i);
+      if (comma == std::string_view::npos) comma = v.size();
+      if (chars::iequals(trim_ows(v.substr(i, comma - i)), "close")) return true;
+      i = comma + 1;
+    }
+  }
+  return false;
 }
 
 bool llhttp_knows_method(std::string_view m) {
@@ -270,6 +285,12 @@ void check_against_llhttp(std::string_view in, const Outcome& ours) {
   for (std::size_t i = 0; i < common; ++i) {
     if (!same_message(ours.messages[i], theirs.messages[i])) {
       if (theirs.upgrade && i + 1 == theirs.messages.size()) return;
+      // A Connection list with a close option among odd bytes: llhttp 8 may stop reading the
+      // list and miss it; we close (and so compare nothing after it).
+      if (!ours.messages[i].keep_alive && same_message(ours.messages[i], theirs.messages[i], false) &&
+          has_close_option(ours.messages[i])) {
+        return;
+      }
       mismatch("a message differs", in, ours, &theirs);
     }
   }
