@@ -50,8 +50,7 @@ constexpr std::uint64_t kOffsetMask = (std::uint64_t{1} << kSlotShift) - 1;
 
 }  // namespace
 
-void Kernel::drop_deadline(Block* b) {
-  if (b == nullptr || b->timer == 0) return;
+void Kernel::drop_timer(Block* b) {
   std::uint32_t timer = std::exchange(b->timer, 0);
   if (tl_kernel != nullptr) tl_kernel->cancel_timer(timer);
 }

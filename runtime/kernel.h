@@ -183,7 +183,9 @@ class Kernel {
 
   // A thread stops waiting on `b` before its deadline (readied, raised into, or ended): the
   // kernel running on this OS thread drops the timer it armed for it. No-op when none is armed.
-  static void drop_deadline(Block* b);
+  static void drop_deadline(Block* b) {
+    if (b != nullptr && b->timer != 0) drop_timer(b);  // (inline: most waits have no deadline)
+  }
   // Internal (runtime/supervise.h): the thread holding supervisor entry `id` ended.
   void release_supervisor(std::uint32_t id);
 
@@ -217,6 +219,7 @@ class Kernel {
   void deliver(std::uint32_t slot);
   void report_stall(std::uint32_t slot);  // after a dispatch (KernelConfig::max_run_ns)
   void cancel_timer(std::uint32_t timer);
+  static void drop_timer(Block* b);
   void close_heap(std::uint32_t slot);
   void protect_kernel(bool hide);
   void trim_idle();
