@@ -21,23 +21,23 @@
 #include <cstdint>
 #include <source_location>
 
-#include "runtime/block.h"
-#include "runtime/thread.h"
+#include "runtime/blocking_op.h"
 #include "shard/mailbox.h"
 
 namespace mnv {
 
-class CrossCallOp : public Op {
+// On the driver of every blocking op (runtime/blocking_op.h): the call is staged at the first
+// attempt, and the thread blocks (on no fd: the reply readies it, or the deadline passes) until
+// complete() says how it ended.
+class CrossCallOp : public BlockingOp<CrossCallOp> {
  public:
   CrossCallOp(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len, std::int64_t timeout_ns,
               std::source_location where);
   ~CrossCallOp();
-  CrossCallOp(const CrossCallOp&) = delete;
-  CrossCallOp& operator=(const CrossCallOp&) = delete;
 
-  bool await_ready() noexcept { return done_ && error_ == 0; }
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept;
-  Step step() override;
+  R attempt();
+  std::int64_t timeout_ns() const { return timeout_ns_; }
+  void on_woken(const Block& b);
   // The reply (its payload as the handler wrote it); zeroed after an error that was lowered.
   ShardMessage await_resume() const noexcept { return reply_; }
 
@@ -50,17 +50,14 @@ class CrossCallOp : public Op {
   }
 
  private:
-  std::coroutine_handle<> raise_now(ThreadState& t, int code);
   std::size_t to_;
   ShardMessage request_{};
   ShardMessage reply_{};
   std::int64_t timeout_ns_;
-  std::source_location where_;
-  std::coroutine_handle<> h_;
-  Block block_;
   std::uint32_t call_ = 0;
   int error_ = 0;
   bool done_ = false;
+  bool staged_ = false;
 };
 
 [[nodiscard]] inline CrossCallOp cross_call(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len,

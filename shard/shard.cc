@@ -12,7 +12,6 @@
 #include "mem/critical_section.h"
 #include "mem/log.h"
 #include "runtime/process.h"
-#include "runtime/raise.h"
 #include "runtime/trap.h"
 #include "shard/cross_call.h"
 #include "shard/shard_processes.h"
@@ -356,7 +355,7 @@ std::unique_ptr<ShardSet> ShardSet::start(const Topology& topology, ShardSetOpti
 
 CrossCallOp::CrossCallOp(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len,
                          std::int64_t timeout_ns, std::source_location where)
-    : to_(to), timeout_ns_(timeout_ns), where_(where) {
+    : BlockingOp(where), to_(to), timeout_ns_(timeout_ns) {
   request_.kind = kind;
   if (len <= kShardPayload && payload != nullptr) std::memcpy(request_.payload, payload, len);
   Shard* shard = Shard::current();
@@ -377,48 +376,26 @@ CrossCallOp::~CrossCallOp() {
   }
 }
 
-std::coroutine_handle<> CrossCallOp::raise_now(ThreadState& t, int code) {
-  reply_ = ShardMessage{};
-  return t.raise(h_, Error{.code = code, .where = where_});
-}
-
-std::coroutine_handle<> CrossCallOp::await_suspend(std::coroutine_handle<> h) noexcept {
-  h_ = h;
-  ThreadState& t = this_thread();
-  t.resume_at = h;
-  if (done_) return raise_now(t, error_);
-  Shard& shard = *Shard::current();
-  call_ = shard.begin_call(&t, this, to_, request_);
-  if (call_ == 0) return raise_now(t, ENOBUFS);
-  block_ = Block{};
-  if (timeout_ns_ > 0) block_.deadline_ns = monotonic_ns() + timeout_ns_;
-  t.op = this;
-  t.process->block(&t, &block_);
-  return std::noop_coroutine();
-}
-
-Op::Step CrossCallOp::step() {
-  ThreadState& t = this_thread();
-  int code = 0;
+CrossCallOp::R CrossCallOp::attempt() {
   if (done_) {
-    code = error_;
-  } else if (block_.timed_out) {
+    if (error_ == 0) return R::kDone;
+    reply_ = ShardMessage{};
+    return fail(error_);
+  }
+  if (!staged_) {
+    staged_ = true;
+    call_ = Shard::current()->begin_call(&this_thread(), this, to_, request_);
+    if (call_ == 0) return fail(ENOBUFS);
+  }
+  return R::kWait;  // (block_ names no fd: the reply readies the thread, or the deadline passes)
+}
+
+void CrossCallOp::on_woken(const Block& b) {
+  if (b.timed_out && !done_ && call_ != 0) {  // ETIMEDOUT follows: a late reply finds no call
     Shard::current()->cancel_call(call_);
     call_ = 0;
-    code = ETIMEDOUT;
-  } else {  // spurious: keep waiting
-    block_.clear();
-    t.process->block(&t, &block_);
-    return Step::kBlocked;
+    reply_ = ShardMessage{};
   }
-  t.op = nullptr;
-  if (code == 0) {
-    t.resume_at = h_;
-    return Step::kResume;
-  }
-  bool ends = !t.finally_at || t.in_finally;
-  raise_now(t, code);
-  return ends ? Step::kEnded : Step::kResume;
 }
 
 }  // namespace mnv

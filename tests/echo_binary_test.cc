@@ -202,6 +202,15 @@ int run_echo(const std::string& args, std::string* err) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// Runs a shell command; its stdout into *out, its exit status returned.
+int capture_stdout(const std::string& cmd, std::string* out) {
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p) != nullptr) *out += buf;
+  int status = ::pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 TEST(EchoConfigTest, EachBadValueIsNamedAndExitsTwoBeforeAnyShardStarts) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   std::string dir = tmp != nullptr ? tmp : "/tmp";
@@ -220,6 +229,12 @@ TEST(EchoConfigTest, EachBadValueIsNamedAndExitsTwoBeforeAnyShardStarts) {
       {"--shard_mode=fork", "--shard_mode=fork"},
       {"--restart_stuck_ms=-1", "--restart_stuck_ms=-1"},
       {"--max_run_ms=-1", "--max_run_ms=-1: must be 0 (off) or more"},
+      // What is not a config file, or a value that could not serve.
+      {"--config=/dev/zero", "/dev/zero: larger than 1024 KiB: not a config file"},
+      {"--config=" + dir, dir + ": is a directory, not a config file"},
+      {"--heap_pages=1", "--heap_pages=1: echo needs at least 2 pages per connection"},
+      {"--config", "--config: needs a value"},
+      {"--bogus=1", "--bogus=1: unknown flag"},
   };
   for (const Case& c : cases) {
     std::string err;
@@ -355,6 +370,18 @@ class LogPipe {
   std::string text_;
 };
 
+// With fault injection: a connection whose handler spins ("!hang"), returned once the shard is
+// seen held by it (a line to the shard goes unanswered for `ms`; it answers in microseconds
+// otherwise); null if that did not happen.
+std::unique_ptr<Client> hold_the_shard(std::uint16_t port, int ms) {
+  auto clients = open_answered(port, 1, "h");
+  if (clients.size() != 1 || !clients[0]->send("!hang\n")) return nullptr;
+  Client probe(port);
+  pollfd answer{probe.fd(), POLLIN, 0};
+  if (!probe.send("anyone?\n") || ::poll(&answer, 1, ms) != 0) return nullptr;
+  return std::move(clients[0]);
+}
+
 // On SIGTERM the listener closes at once and the server drains (shard/server.h): input that had
 // arrived is still answered, then the connection closes; but the server's supervisor stays
 // until the last connection is gone: a connection that dies during the stop is still logged
@@ -370,17 +397,9 @@ TEST_P(EchoDeathLogTest, AConnectionDyingDuringTheGracePeriodIsStillLoggedWithIt
   Client c(echo.port());
   ASSERT_TRUE(c.send("hello\n"));
   ASSERT_EQ(c.recv_line(), "Line 0: hello\n");
-  Client d(echo.port());
-  ASSERT_TRUE(d.send("hello\n"));
-  ASSERT_EQ(d.recv_line(), "Line 0: hello\n");
-  std::uint16_t port = local_port(d.fd());
-  ASSERT_TRUE(d.send("!hang\n"));
-  {  // The shard is held once a line to it goes unanswered (it answers in microseconds otherwise).
-    Client probe(echo.port());
-    ASSERT_TRUE(probe.send("anyone?\n"));
-    pollfd answer{probe.fd(), POLLIN, 0};
-    ASSERT_EQ(::poll(&answer, 1, 100), 0) << "the shard still answers";
-  }
+  std::unique_ptr<Client> d = hold_the_shard(echo.port(), 100);
+  ASSERT_NE(d, nullptr) << "the shard still answers";
+  std::uint16_t port = local_port(d->fd());
   std::int64_t start = monotonic_ns();
   ::kill(echo.pid(), SIGTERM);
   ASSERT_TRUE(c.send("still served\n"));  // in flight before the drain: answered
@@ -397,7 +416,7 @@ TEST_P(EchoDeathLogTest, AConnectionDyingDuringTheGracePeriodIsStillLoggedWithIt
   }
   ASSERT_EQ(c.recv_line(), "Line 1: still served\n");
   EXPECT_TRUE(c.sees_eof());  // drained: closed after what it had in hand
-  EXPECT_TRUE(d.sees_eof());  // trapped
+  EXPECT_TRUE(d->sees_eof());  // trapped
   EXPECT_EQ(echo.wait(), 0);
   EXPECT_LT(monotonic_ns() - start, 20'000'000'000);  // its last connection gone: no grace wait
   std::string err = log.all();
@@ -592,16 +611,9 @@ TEST(EchoShardProcessesTest, AShardAHandlerHangsIsKilledAsStuckAndRestarted) {
 // reads back to the same config; files that are not config files and values that cannot serve
 // are refused before any shard starts.
 TEST(EchoConfigTest, HelpListsEveryKnobAndEachIsATomlKey) {
-  std::string printed;
-  std::string cmd = runfile("apps/echo/echo") + " --print_config";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p) != nullptr) printed += buf;
-  EXPECT_EQ(::pclose(p), 0);
-  std::string out;
-  p = ::popen((runfile("apps/echo/echo") + " --help").c_str(), "r");
-  while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
-  EXPECT_EQ(::pclose(p), 0);
+  std::string printed, out;
+  EXPECT_EQ(capture_stdout(runfile("apps/echo/echo") + " --print_config", &printed), 0);
+  EXPECT_EQ(capture_stdout(runfile("apps/echo/echo") + " --help", &out), 0);
   int knobs = 0;
   std::istringstream lines(out);
   for (std::string line; std::getline(lines, line);) {
@@ -622,15 +634,9 @@ TEST(EchoConfigTest, HelpListsEveryKnobAndEachIsATomlKey) {
 TEST(EchoConfigTest, PrintConfigReadsBackThroughStdin) {
   std::string echo = runfile("apps/echo/echo");
   std::string first, second;
-  auto capture = [](const std::string& cmd, std::string* out) {
-    FILE* p = ::popen(cmd.c_str(), "r");
-    char buf[512];
-    while (std::fgets(buf, sizeof buf, p) != nullptr) *out += buf;
-    return ::pclose(p);
-  };
   std::string flags = " --shards=1 --poller=epoll --grace_ms=321 --pool_size=77 --fault_injection --host=::1";
-  EXPECT_EQ(capture(echo + " --print_config" + flags, &first), 0);
-  EXPECT_EQ(capture(echo + " --print_config" + flags + " | " + echo + " --config=/dev/stdin --print_config", &second), 0);
+  EXPECT_EQ(capture_stdout(echo + " --print_config" + flags, &first), 0);
+  EXPECT_EQ(capture_stdout(echo + " --print_config" + flags + " | " + echo + " --config=/dev/stdin --print_config", &second), 0);
   EXPECT_EQ(first, second);
   EXPECT_NE(first.find("grace_ms = 321\n"), std::string::npos) << first;
   EXPECT_NE(first.find("[echo]"), std::string::npos) << first;
@@ -638,24 +644,9 @@ TEST(EchoConfigTest, PrintConfigReadsBackThroughStdin) {
   EXPECT_NE(first.find("host = \"::1\"\n"), std::string::npos) << first;
 }
 
-TEST(EchoConfigTest, WhatIsNotAConfigOrCannotServeIsRefused) {
+TEST(EchoConfigTest, AHeapTooSmallInTheFileIsNamedWithItsLine) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   std::string dir = tmp != nullptr ? tmp : "/tmp";
-  struct Case {
-    std::string args;
-    std::string expect;
-  } cases[] = {
-      {"--config=/dev/zero", "/dev/zero: larger than 1024 KiB: not a config file"},
-      {"--config=" + dir, dir + ": is a directory, not a config file"},
-      {"--heap_pages=1", "--heap_pages=1: echo needs at least 2 pages per connection"},
-      {"--config", "--config: needs a value"},
-      {"--bogus=1", "--bogus=1: unknown flag"},
-  };
-  for (const Case& c : cases) {
-    std::string err;
-    EXPECT_EQ(run_echo(c.args, &err), 2) << c.args;
-    EXPECT_NE(err.find(c.expect), std::string::npos) << c.args << ": " << err;
-  }
   std::string file = dir + "/one_page.toml";
   std::ofstream(file) << "[service]\nheap_pages = 1\n";
   std::string err;
@@ -672,14 +663,8 @@ TEST(EchoShutdownTest, AStuckShardDoesNotOutliveTheGracePeriod) {
                    {"--shards=1", "--shard_mode=threads", "--fault_injection", "--max_run_ms=0", "--grace_ms=600"},
                    log.path());
   ASSERT_NE(echo.port(), 0);
-  auto clients = open_answered(echo.port(), 1);
-  ASSERT_EQ(clients.size(), 1u);
-  ASSERT_TRUE(clients[0]->send("!hang\n"));
-  // The shard is wedged once a line to it goes unanswered (it answers in microseconds otherwise).
-  Client probe(echo.port());
-  ASSERT_TRUE(probe.send("anyone?\n"));
-  pollfd answer{probe.fd(), POLLIN, 0};
-  ASSERT_EQ(::poll(&answer, 1, 500), 0) << "the shard still answers";
+  std::unique_ptr<Client> hung = hold_the_shard(echo.port(), 500);
+  ASSERT_NE(hung, nullptr) << "the shard still answers";
   std::int64_t start = monotonic_ns();
   ::kill(echo.pid(), SIGTERM);
   EXPECT_EQ(echo.wait(), 1);
@@ -695,9 +680,8 @@ TEST(EchoShutdownTest, ASecondSigtermExitsAtOnce) {
                    {"--shards=1", "--shard_mode=threads", "--fault_injection", "--max_run_ms=0", "--grace_ms=60000"},
                    log.path());
   ASSERT_NE(echo.port(), 0);
-  auto clients = open_answered(echo.port(), 1);
-  ASSERT_EQ(clients.size(), 1u);
-  ASSERT_TRUE(clients[0]->send("!hang\n"));
+  std::unique_ptr<Client> hung = hold_the_shard(echo.port(), 100);
+  ASSERT_NE(hung, nullptr) << "the shard still answers";
   ::kill(echo.pid(), SIGTERM);
   ASSERT_NE(log.line_with("SIGTERM: stopping"), "");
   std::int64_t start = monotonic_ns();
