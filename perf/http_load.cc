@@ -2,8 +2,11 @@
 //
 // Closed loop: --conns keep-alive connections, each keeping --depth requests outstanding, for
 // --duration_s after --warmup_s (or exactly --requests requests), GET by default or any method
-// with a body from --body_file. Every response's status (and with --expect_body its body) is
-// checked. One OS thread: pin it with taskset.
+// with a body from --body_file. Open loop with --rate=R: requests at R per second on a fixed
+// schedule for --duration_s, latency from each request's intended send time and service time
+// from its actual one; the run is INVALID (exit 1) when the achieved rate misses R by > 0.5%.
+// Every response's status (and with --expect_body its body) is checked. One OS thread: pin it
+// with taskset.
 //
 // Output: one human-readable line, then one "RESULT key=value ..." line for scripts. Exit status
 // 1 if there were errors (a connection refused, reset, timed out or given a malformed response;
@@ -35,6 +38,8 @@ ABSL_FLAG(std::string, host_header, "localhost", "the Host field's value");
 ABSL_FLAG(std::string, body_file, "", "a file whose bytes are each request's body (Content-Length)");
 ABSL_FLAG(int, expect_status, 200, "the status every response must have");
 ABSL_FLAG(std::string, expect_body, "", "if set, the body every response must have");
+ABSL_FLAG(double, rate, 0, "if > 0, open loop: this many requests per second over all connections, on a fixed schedule");
+ABSL_FLAG(double, late_us, 1000, "open loop: a send this much later than scheduled counts as late");
 ABSL_FLAG(double, timeout_s, 10.0, "connect deadline and per-response deadline");
 
 int main(int argc, char** argv) {
@@ -53,6 +58,8 @@ int main(int argc, char** argv) {
   opt.expect_status = absl::GetFlag(FLAGS_expect_status);
   opt.expect_body = absl::GetFlag(FLAGS_expect_body);
   opt.timeout_s = absl::GetFlag(FLAGS_timeout_s);
+  opt.rate = absl::GetFlag(FLAGS_rate);
+  opt.late_us = absl::GetFlag(FLAGS_late_us);
   if (opt.port <= 0 || opt.port > 65535) {
     fprintf(stderr, "http_load: --port=%d: give the server's TCP port (1..65535)\n", opt.port);
     return 2;
@@ -72,7 +79,7 @@ int main(int argc, char** argv) {
     s << in.rdbuf();
     opt.body = s.str();
   }
-  mnv::perf::HttpLoadResult r = mnv::perf::run_closed_loop(opt);
+  mnv::perf::HttpLoadResult r = opt.rate > 0 ? mnv::perf::run_open_loop(opt) : mnv::perf::run_closed_loop(opt);
   printf("%s\n", mnv::perf::describe(r).c_str());
-  return r.errors() == 0 && r.responses > 0 ? 0 : 1;
+  return r.errors() == 0 && r.responses > 0 && r.valid ? 0 : 1;
 }

@@ -32,6 +32,10 @@ struct HttpLoadOptions {
   int expect_status = 200;
   std::string expect_body;         // when not empty, every body must equal it
   double timeout_s = 10.0;         // connect deadline, and each response's deadline
+  // Open loop (run_open_loop): requests per second over all connections, and how late a send
+  // may be before it counts as late.
+  double rate = 0;
+  double late_us = 1000;
 };
 
 struct HttpLoadResult {
@@ -46,11 +50,29 @@ struct HttpLoadResult {
   std::uint64_t bad_body = 0;      // responses whose body differs from expect_body
   std::uint64_t errors() const { return conn_errors + bad_status + bad_body; }
   std::string first_error;
+  // Open loop only. Latency (above) runs from each request's intended send time; service time
+  // from when it was actually handed to the socket.
+  std::uint64_t service_p50_ns = 0, service_p90_ns = 0, service_p99_ns = 0, service_p999_ns = 0, service_max_ns = 0;
+  double target_rate = 0;          // the requested rate (0: a closed-loop run)
+  double achieved_rate = 0;        // (sends - 1) / (last actual send - first intended send)
+  std::uint64_t sent = 0;          // requests sent
+  std::uint64_t unsent = 0;        // scheduled requests never sent (a connection failed or was full)
+  std::uint64_t late_sends = 0;    // sent more than late_us after their intended time
+  bool valid = true;               // open loop: every request sent and the achieved rate within 0.5%
 };
 
 // Runs the closed-loop load `opt` describes on this OS thread. Never throws; bad options and
 // failures show up in first_error / the error counts.
 HttpLoadResult run_closed_loop(const HttpLoadOptions& opt);
+
+// Open loop: each connection sends its share of a schedule at a constant `rate` over all
+// connections, request i at t0 + i / rate (i = 0 .. rate * duration_s - 1, connection i % conns;
+// absolute monotonic deadlines, so a late send does not shift the ones after it), whether or not
+// earlier responses came back (at most 256 outstanding per connection: a full connection's sends
+// wait and count as late). t0 is set once every connection is open. No warm-up. The run is
+// invalid when a scheduled request was never sent or the achieved rate misses the target by more
+// than 0.5%: its latencies would then not be those of the offered load.
+HttpLoadResult run_open_loop(const HttpLoadOptions& opt);
 
 // The one-line summary and the "RESULT key=value ..." line for scripts.
 std::string describe(const HttpLoadResult& r);

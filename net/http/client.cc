@@ -17,16 +17,31 @@ namespace mnv::http {
 namespace {
 
 // Waits until the socket's input grows (or ends): one fill() that brings bytes, however many
-// waits it takes. With the socket's timeout_ns as its deadline.
+// waits it takes; or until the monotonic time `until` (0: no limit), which is not an error:
+// co_await says false then.
 class MoreInputOp : public IoOp<MoreInputOp> {
  public:
-  MoreInputOp(Socket& s, std::source_location w) : IoOp(s, w) {}
+  MoreInputOp(Socket& s, std::int64_t until, std::source_location w) : IoOp(s, w), until_(until) {}
   R attempt() {
+    if (until_ != 0 && monotonic_ns() >= until_) {
+      expired_ = true;
+      return R::kDone;
+    }
     R r;
     if (more_input(*s_, &r)) return R::kDone;
     return r;
   }
-  void await_resume() const noexcept {}
+  std::int64_t timeout_ns() const {
+    if (until_ == 0) return 0;
+    std::int64_t left = until_ - monotonic_ns();
+    return left > 0 ? left : 1;
+  }
+  bool timeout_is_retry() const { return true; }
+  bool await_resume() const noexcept { return !expired_; }
+
+ private:
+  std::int64_t until_;
+  bool expired_ = false;
 };
 
 bool has_body_by_method(std::string_view method) { return method == "POST" || method == "PUT" || method == "PATCH"; }
@@ -106,68 +121,74 @@ Task<> Client::flush() {
 
 Task<Response> Client::receive(std::span<char> body) {
   Response out;
+  co_await receive_until(0, &out, body);
+  co_return out;
+}
+
+Task<bool> Client::receive_until(std::int64_t wake_at, Response* out, std::span<char> body) {
   const unsigned long long n = received_ + 1;  // this response's number on the connection
-  note_[0] = '\0';
-  if (outstanding() == 0) {
-    note("receive() of response %llu with no request outstanding", n);
-    co_await raise(EINVAL);
-    co_return out;
-  }
-  if (closed_) {
-    note("response %llu: the server closed the connection after response %llu (Connection: close); %u requests were not "
-         "answered",
-         n, n - 1, outstanding());
-    co_await raise(ECONNABORTED);
-    co_return out;
-  }
-  deadline_ = opt_.response_timeout_ns > 0 ? monotonic_ns() + opt_.response_timeout_ns : 0;
-  Vectoring& rx = s_.rx();
-  // Waits for more input until the response's deadline; false when a raise was lowered.
-  auto wait = [&]() -> bool {
-    if (deadline_ != 0) {
-      std::int64_t left = deadline_ - monotonic_ns();
-      if (left <= 0) return false;
-      s_.set_timeout_ns(left);
-    } else {
-      s_.set_timeout_ns(0);
+  if (!in_progress_) {
+    note_[0] = '\0';
+    if (outstanding() == 0) {
+      note("receive() of response %llu with no request outstanding", n);
+      co_await raise(EINVAL);
+      co_return false;
     }
-    return true;
-  };
+    if (closed_) {
+      note("response %llu: the server closed the connection after response %llu (Connection: close); %u requests "
+           "were not answered",
+           n, n - 1, outstanding());
+      co_await raise(ECONNABORTED);
+      co_return false;
+    }
+    in_progress_ = true;
+    cur_ = Response{};
+    deadline_ = opt_.response_timeout_ns > 0 ? monotonic_ns() + opt_.response_timeout_ns : 0;
+    in_body_ = false;
+    parser_.reset();
+    if (head_request(received_)) parser_.expect_no_body();
+  }
+  phase_ = in_body_ ? Phase::kBody : Phase::kHead;  // (a send() between calls changes phase_)
+  Vectoring& rx = s_.rx();
+  // The earlier of the response's deadline and wake_at (0: neither).
+  const std::int64_t until = deadline_ == 0 ? wake_at : (wake_at == 0 || deadline_ < wake_at ? deadline_ : wake_at);
 
   // The head (any 1xx interim responses skipped).
-  phase_ = Phase::kHead;
-  parser_.reset();
-  if (head_request(received_)) parser_.expect_no_body();
-  for (;;) {
+  while (!in_body_) {
     iovec iov[2];
     Spans in(iov, rx.data_iov(iov));
     HeadStatus st = parser_.parse_head(in, opt_.scratch);
     if (st == HeadStatus::kComplete) {
       const ResponseHead& h = parser_.head();
-      out.status = h.status;
-      out.keep_alive = h.keep_alive;
+      cur_.status = h.status;
+      cur_.keep_alive = h.keep_alive;
       rx.consume(parser_.head_size());
       if (h.status >= 100 && h.status < 200 && h.status != 101) {
         parser_.reset();
         if (head_request(received_)) parser_.expect_no_body();
         continue;
       }
+      in_body_ = true;
+      phase_ = Phase::kBody;
       break;
     }
     if (st == HeadStatus::kError) {
+      in_progress_ = false;
       note("response %llu: malformed head: %s (at byte %zu of the head)", n, describe(parser_.error()),
            parser_.error_offset());
       co_await raise(EPROTO);
-      co_return out;
+      co_return false;
     }
     if (st == HeadStatus::kNeedScratch) {
-      note("response %llu: its head (%zu bytes) straddles the receive ring's wrap and ClientOptions::scratch has only %zu "
-           "bytes; give it at least Limits::max_head",
+      in_progress_ = false;
+      note("response %llu: its head (%zu bytes) straddles the receive ring's wrap and ClientOptions::scratch has only "
+           "%zu bytes; give it at least Limits::max_head",
            n, parser_.scratch_needed(), opt_.scratch.size());
       co_await raise(EPROTO);
-      co_return out;
+      co_return false;
     }
     if (s_.eof()) {
+      in_progress_ = false;
       closed_ = true;
       if (in.empty()) {
         note("response %llu: the server closed the connection before answering (%u requests unanswered)", n,
@@ -177,63 +198,71 @@ Task<Response> Client::receive(std::span<char> body) {
              in.size());
       }
       co_await raise(ECONNABORTED);
-      co_return out;
+      co_return false;
     }
     if (rx.full() && !rx.lent()) {  // (a buffer lent by the poller is copied into rx for more)
+      in_progress_ = false;
       note("response %llu: its head is larger than the receive ring (%zu bytes)", n, rx.capacity());
       co_await raise(EPROTO);
-      co_return out;
+      co_return false;
     }
-    if (!wait()) {
-      note("response %llu: no complete head within %lld ms", n,
-           static_cast<long long>(opt_.response_timeout_ns / 1'000'000));
-      co_await raise(ETIMEDOUT);
-      co_return out;
+    if (!co_await MoreInputOp(s_, until, std::source_location::current())) {
+      if (deadline_ != 0 && monotonic_ns() >= deadline_) {
+        in_progress_ = false;
+        note("response %llu: no complete head within %lld ms", n,
+             static_cast<long long>(opt_.response_timeout_ns / 1'000'000));
+        co_await raise(ETIMEDOUT);
+      }
+      co_return false;  // wake_at passed: the next call goes on from here
     }
-    co_await MoreInputOp(s_, std::source_location::current());
   }
 
   // The body.
-  phase_ = Phase::kBody;
   while (!parser_.body_done()) {
     iovec iov[2];
     Spans in(iov, rx.data_iov(iov));
     BodyStep st = parser_.parse_body(in);
     if (st.error == Error::kNone && st.consumed == 0 && !st.done && s_.eof()) st = parser_.finish();
     if (st.error != Error::kNone) {
+      in_progress_ = false;
       if (st.error == Error::kTruncated) {
         closed_ = true;
         note("response %llu: the server closed the connection in the middle of the body (after %llu body bytes)", n,
-             static_cast<unsigned long long>(out.body_size));
+             static_cast<unsigned long long>(cur_.body_size));
         co_await raise(ECONNABORTED);
       } else {
         note("response %llu: malformed body: %s", n, describe(st.error));
         co_await raise(EPROTO);
       }
-      co_return out;
+      co_return false;
     }
     if (!st.data.empty()) {
-      std::size_t room = body.size() - out.body_copied;
+      std::size_t room = body.size() > cur_.body_copied ? body.size() - cur_.body_copied : 0;
       std::size_t k = st.data.size() < room ? st.data.size() : room;
-      if (k > 0) std::memcpy(body.data() + out.body_copied, st.data.data(), k);
-      out.body_copied += k;
-      out.body_size += st.data.size();
+      if (k > 0) std::memcpy(body.data() + cur_.body_copied, st.data.data(), k);
+      cur_.body_copied += k;
+      cur_.body_size += st.data.size();
     }
     rx.consume(st.consumed);
     if (st.done) break;
     if (st.consumed > 0) continue;
-    if (!wait()) {
-      note("response %llu: body not complete within %lld ms (%llu bytes so far)", n,
-           static_cast<long long>(opt_.response_timeout_ns / 1'000'000), static_cast<unsigned long long>(out.body_size));
-      co_await raise(ETIMEDOUT);
-      co_return out;
+    if (!co_await MoreInputOp(s_, until, std::source_location::current())) {
+      if (deadline_ != 0 && monotonic_ns() >= deadline_) {
+        in_progress_ = false;
+        note("response %llu: body not complete within %lld ms (%llu bytes so far)", n,
+             static_cast<long long>(opt_.response_timeout_ns / 1'000'000),
+             static_cast<unsigned long long>(cur_.body_size));
+        co_await raise(ETIMEDOUT);
+      }
+      co_return false;
     }
-    co_await MoreInputOp(s_, std::source_location::current());
   }
+  in_progress_ = false;
   ++received_;
-  if (!out.keep_alive) closed_ = true;
+  if (!cur_.keep_alive) closed_ = true;
   phase_ = Phase::kIdle;
-  co_return out;
+  *out = cur_;
+  co_return true;
 }
 
 const char* Client::explain(const mnv::Error& e, char* buf, std::size_t len) const {

@@ -83,6 +83,11 @@ class Client {
   // Reads the next response in order: its status and framing, and its body, the first
   // body.size() bytes of which are copied into `body` (the rest is read and dropped).
   Task<Response> receive(std::span<char> body = {});
+  // The same, but gives up waiting at the monotonic time `wake_at` (0: never) without losing
+  // anything: false then, and the next call goes on where this one stopped (an open-loop load
+  // generator reads responses between scheduled sends this way). True with *out filled in once
+  // the response is complete. The response's deadline still runs from the first call.
+  Task<bool> receive_until(std::int64_t wake_at, Response* out, std::span<char> body = {});
 
   // Requests sent (or buffered) whose response has not been received.
   std::uint32_t outstanding() const { return static_cast<std::uint32_t>(sent_ - received_); }
@@ -108,7 +113,10 @@ class Client {
   std::uint64_t sent_ = 0;
   std::uint64_t received_ = 0;
   std::uint64_t head_bits_[kMaxOutstanding / 64] = {};  // which outstanding requests are HEAD
-  std::int64_t deadline_ = 0;
+  std::int64_t deadline_ = 0;  // of the response being received
+  Response cur_;               // the response being received
+  bool in_progress_ = false;   // receive_until() stopped in the middle of cur_
+  bool in_body_ = false;       // ... after its head
   Phase phase_ = Phase::kIdle;
   bool closed_ = false;
   char note_[192] = {};
