@@ -380,12 +380,16 @@ TEST_P(ClientTest, ReceiveUntilStopsAtItsWakeUpTimeAndResumes) {
   int go[2];
   ASSERT_EQ(::pipe(go), 0);
   RawServer server([&](int fd) {
-    if (!read_requests(fd, 1)) return;
+    std::string got;
+    if (!read_requests(fd, 1, &got)) return;
     write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst");
     char c;
     if (::read(go[0], &c, 1) != 1) return;
     write_all(fd, "-half");
-    if (read_requests(fd, 1)) write_all(fd, "HTTP/1.1 204 No Content\r\n\r\n");
+    // The second request (sent after the client gave up) may have come with the first.
+    if (got.find("\r\n\r\n") + 4 < got.size() || read_requests(fd, 1)) {
+      write_all(fd, "HTTP/1.1 204 No Content\r\n\r\n");
+    }
   });
   Outcome o;
   int signal_fd = go[1];
