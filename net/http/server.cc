@@ -82,7 +82,7 @@ class Connection {
  private:
   Task<bool> read_head();
   Task<> answer_error(int status, std::string_view text);
-  Task<> answer_simple(int status, std::uint32_t allow, std::string_view body);
+  Task<> answer_simple(Response& res, int status, std::uint32_t allow, std::string_view body);
   Task<> linger_close();
   std::size_t format_head(char* buf, std::size_t cap, const Response& res, bool chunked, std::uint64_t length);
 
@@ -126,12 +126,13 @@ Task<bool> Connection::read_head() {
       continue;
     }
     if (st != HeadStatus::kIncomplete) co_return true;
-    if (s_.rx().full()) {  // a head larger than the receive ring
+    if (s_.rx().full() && !s_.rx().lent()) {  // a head larger than the receive ring (a lent one has no free space)
       co_await answer_error(431, "request head larger than the server's receive buffer");
       co_return false;
     }
     s_.set_timeout_ns(remaining(deadline));
-    if (!co_await FillOp(s_, Where::current())) co_return false;  // ended mid-head: just close
+    FillOp more(s_, Where::current());  // (named: GCC mishandles co_await on temporaries in conditions)
+    if (!co_await more) co_return false;  // ended mid-head: just close
   }
 }
 
@@ -151,7 +152,7 @@ Task<std::string_view> Connection::body_piece(Request& req) {
     off_ += st.consumed;
     if (!st.data.empty() || st.done) co_return st.data;
     // More input is needed.
-    if (off_ > 0 && s_.rx().space() < 512) {  // make room: what was read of this request goes
+    if (off_ > 0 && (s_.rx().lent() || s_.rx().space() < 512)) {  // make room: what was read of this request goes
       s_.rx().consume(off_);
       off_ = 0;
     }
@@ -162,7 +163,8 @@ Task<std::string_view> Connection::body_piece(Request& req) {
     }
     if (body_deadline_ == 0) body_deadline_ = monotonic_ns() + o.body_timeout_ns;
     s_.set_timeout_ns(remaining(body_deadline_));
-    if (!co_await FillOp(s_, Where::current())) {
+    FillOp more(s_, Where::current());
+    if (!co_await more) {
       req.body_error_ = 400;  // the input ended inside the body
       co_return std::string_view();
     }
@@ -277,16 +279,13 @@ Task<> Response::end_chunked() {
 
 // ---- errors and the loop ----------------------------------------------------------------------
 
-Task<> Connection::answer_simple(int status, std::uint32_t allow, std::string_view body) {
-  Response res;
+Task<> Connection::answer_simple(Response& res, int status, std::uint32_t allow, std::string_view body) {
   res.conn_ = this;
   res.status_ = status;
   char list[128];
   if (allow != 0) res.header("Allow", std::string_view(list, Router::allow_list(allow, list)));
   if (!body.empty()) res.header("Content-Type", "text/plain");
-  res_ = &res;
   co_await res.send(body);
-  res_ = nullptr;
 }
 
 Task<> Connection::answer_error(int status, std::string_view text) {
@@ -295,7 +294,8 @@ Task<> Connection::answer_error(int status, std::string_view text) {
   std::size_t n = text.size() < sizeof body - 1 ? text.size() : sizeof body - 1;
   std::memcpy(body, text.data(), n);
   body[n++] = '\n';
-  co_await answer_simple(status, 0, std::string_view(body, n));
+  Response res;
+  co_await answer_simple(res, status, 0, std::string_view(body, n));
   co_await linger_close();
 }
 
@@ -305,7 +305,11 @@ Task<> Connection::linger_close() {
   co_await tx_close(s_);
   s_.set_timeout_ns(1'000'000'000);
   s_.rx().consume(s_.rx().size());
-  while (co_await FillOp(s_, Where::current())) s_.rx().consume(s_.rx().size());
+  for (;;) {
+    FillOp more(s_, Where::current());
+    if (!co_await more) break;
+    s_.rx().consume(s_.rx().size());
+  }
 }
 
 // Traps and ENOMEM in a handler: a 500 when nothing of its response was buffered, then the end
@@ -362,15 +366,17 @@ Task<> Connection::run() {
       if (m.route != nullptr) {
         co_await m.route(req, res);
       } else if (m.allowed == 0) {
-        co_await answer_simple(404, 0, "no such resource\n");
+        co_await answer_simple(res, 404, 0, "no such resource\n");
       } else if (h.method == Method::kOptions) {
-        co_await answer_simple(204, m.allowed, "");
+        co_await answer_simple(res, 204, m.allowed, "");
       } else {
-        co_await answer_simple(405, m.allowed, "method not allowed\n");
+        co_await answer_simple(res, 405, m.allowed, "method not allowed\n");
       }
     }
     // What the handler left: an unread body is read and dropped, an unfinished response ended.
-    while (req.body_error_ == 0 && !(co_await req.read_some()).empty()) {
+    while (req.body_error_ == 0) {
+      std::string_view piece = co_await req.read_some();
+      if (piece.empty()) break;
     }
     if (req.body_error_ != 0 && !res.started()) {
       res_ = nullptr;
