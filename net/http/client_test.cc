@@ -53,8 +53,12 @@ class RawServer {
     });
   }
   ~RawServer() {
-    thread_.join();
+    join();
     ::close(listen_fd_);
+  }
+  // Waits for the script to end (before reading what it recorded).
+  void join() {
+    if (thread_.joinable()) thread_.join();
   }
   const sockaddr* addr() const { return reinterpret_cast<const sockaddr*>(&addr_); }
   socklen_t addr_len() const { return sizeof addr_; }
@@ -201,6 +205,7 @@ TEST_P(ClientTest, ContentLengthResponseAndTheRequestAsWritten) {
       &o);
   EXPECT_TRUE(o.finished) << o.explained;
   EXPECT_EQ(o.log, "200:hello|");
+  server.join();
   EXPECT_EQ(request, "GET /x?y=1 HTTP/1.1\r\nHost: test\r\nAccept: */*\r\n\r\n");
 }
 
@@ -224,6 +229,7 @@ TEST_P(ClientTest, PostSendsItsBodyWithContentLength) {
       &o);
   EXPECT_TRUE(o.finished) << o.explained;
   EXPECT_EQ(o.log, "201:|");
+  server.join();
   EXPECT_EQ(request.substr(0, request.find("\r\n\r\n") + 4),
             "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 4\r\n\r\n");
 }
@@ -412,6 +418,7 @@ TEST_P(ClientTest, ReceiveUntilStopsAtItsWakeUpTimeAndResumes) {
         o->log += "|" + std::to_string(r.status);
       },
       &o);
+  server.join();
   ::close(go[0]);
   ::close(go[1]);
   EXPECT_TRUE(o.finished) << o.explained;
