@@ -38,7 +38,7 @@ ABSL_FLAG(std::string, host_header, "localhost", "the Host field's value");
 ABSL_FLAG(std::string, body_file, "", "a file whose bytes are each request's body (Content-Length)");
 ABSL_FLAG(int, expect_status, 200, "the status every response must have");
 ABSL_FLAG(std::string, expect_body, "", "if set, the body every response must have");
-ABSL_FLAG(double, rate, 0, "if > 0, open loop: this many requests per second over all connections, on a fixed schedule");
+ABSL_FLAG(double, rate, 0, "if > 0, open loop: requests per second over all connections, on a fixed schedule");
 ABSL_FLAG(double, late_us, 1000, "open loop: a send this much later than scheduled counts as late");
 ABSL_FLAG(double, timeout_s, 10.0, "connect deadline and per-response deadline");
 

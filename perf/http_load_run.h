@@ -58,6 +58,7 @@ struct HttpLoadResult {
   std::uint64_t sent = 0;          // requests sent
   std::uint64_t unsent = 0;        // scheduled requests never sent (a connection failed or was full)
   std::uint64_t late_sends = 0;    // sent more than late_us after their intended time
+  std::int64_t max_lag_ns = 0;     // the latest send's lag behind its intended time
   bool valid = true;               // open loop: every request sent and the achieved rate within 0.5%
 };
 

@@ -144,6 +144,12 @@ TEST(HttpLoadRunTest, OpenLoopSendsItsScheduleAndKeepsServiceTimeApart) {
   EXPECT_GE(r.p50_ns, r.service_p50_ns);
   EXPECT_GE(r.max_ns, r.service_max_ns);
   EXPECT_GT(r.service_p50_ns, 0u);
+  // Late sends are those that lagged more than late_us (1 ms); the largest lag is reported.
+  if (r.late_sends > 0) {
+    EXPECT_GT(r.max_lag_ns, 1'000'000);
+  } else {
+    EXPECT_LE(r.max_lag_ns, 1'000'000);
+  }
 }
 
 TEST(HttpLoadRunTest, OpenLoopIsInvalidWhenTheServerFallsBehind) {

@@ -105,7 +105,9 @@ class Client {
   enum class Phase : std::uint8_t { kIdle, kConnecting, kSending, kHead, kBody };
   // Records why the next raise happens (explain() reports it).
   void note(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
-  bool head_request(std::uint64_t index) const { return (head_bits_[index % kMaxOutstanding / 64] >> (index % 64)) & 1; }
+  bool head_request(std::uint64_t index) const {
+    return (head_bits_[index % kMaxOutstanding / 64] >> (index % 64)) & 1;
+  }
 
   ClientOptions opt_;
   Socket s_;
