@@ -24,5 +24,10 @@ int main(int argc, char** argv) {
   http.configure = [](const mnv::Config& config, std::string* error) {
     return mnv::http_app::configure(config, &mnv::http_app::g_site.options, error);
   };
+  // The exit report: each shard's request count (on the shard's thread, after its kernel ended).
+  http.fini_shard = [](mnv::Shard& shard, mnv::Server&) {
+    std::fprintf(stderr, "http: shard %zu served %llu requests\n", shard.index(),
+                 static_cast<unsigned long long>(mnv::http::requests_served()));
+  };
   return mnv::run_server(argc, argv, http);
 }
