@@ -727,6 +727,26 @@ TEST_P(IoUringCompletionTest, ReceiveOnAPipeSaysEnotsock) {
   p().forget(r);
 }
 
+TEST_P(IoUringCompletionTest, AfterEnotsockTheDetachedFdIsWatchedByReadiness) {
+  // A socket whose fd is a pipe goes on with readv and waits for POLLIN: with no transfer left to
+  // stand in for it, the fd needs its readiness poll (else the wait would never end).
+  int r, wr;
+  fds_.pipe(&r, &wr);
+  Transfers x;
+  char buf[8];
+  p().recv(r, &x, buf, sizeof buf, false);
+  p().interest(r, POLLIN | POLLRDHUP);
+  Watcher w(p());
+  EXPECT_EQ(until_done(w, x.rx), -ENOTSOCK);
+  p().detach(r, &x);
+  w.poll_once(0);
+  EXPECT_TRUE(p().polling(r));
+  w.clear(r);
+  ASSERT_EQ(::write(wr, "x", 1), 1);
+  EXPECT_TRUE(w.until(r, POLLIN) & POLLIN);
+  p().forget(r);
+}
+
 TEST_P(IoUringCompletionTest, SendOfTwoPiecesLargerThanTheSocketBufferAllArrives) {
   int a, b;
   fds_.socket_pair(&a, &b);

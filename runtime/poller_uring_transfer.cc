@@ -218,7 +218,11 @@ void IoUringPoller::cancel(int fd, Transfers* x, bool send) {
 void IoUringPoller::detach(int fd, Transfers* x) {
   CriticalSection cs;
   FdState& s = state(fd);
-  if (s.xfer == x) s.xfer = nullptr;
+  if (s.xfer != x) return;
+  s.xfer = nullptr;
+  // No transfer stands in for the fd's watch any more (e.g. a socket that turned out to be a
+  // pipe goes on with readv): whoever waits on it needs its readiness poll now.
+  if (s.exact) refresh(fd, s);
 }
 
 }  // namespace mnv
