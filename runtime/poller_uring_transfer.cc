@@ -41,10 +41,6 @@ bool IoUringPoller::handle_transfer(std::uint64_t data, const io_uring_cqe* cqe,
     t.res = res;
     t.more = (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
     t.phase = Transfer::Phase::kDone;
-    // Not a socket: its owner reads it with readv from now on and waits on readiness, maybe
-    // with the very interest it had while the receive stood in for the poll (so no interest()
-    // call comes to arm one): arm it now. (Any other result is followed by a new receive.)
-    if (res == -ENOTSOCK && s.exact) refresh(fd, s);
     return true;
   }
   if (res > 0 || res == -EAGAIN || res == -EINTR) {
