@@ -226,6 +226,9 @@ bool explained_difference(std::string_view in, const Outcome& ours, const Oracle
   // llhttp takes "*" followed by more as a target; the asterisk-form is "*" alone (RFC 9112 §3.2.4).
   if (ours.error == Error::kBadTarget && ours.error_at < in.size() && in[ours.error_at] == '*') return true;
   if (ours.error == Error::kBadTransferEncoding && empty_transfer_encoding(in)) return true;
+  // llhttp 8 forgets a Transfer-Encoding field with an empty value and frames by Content-Length;
+  // we refuse any request that carries both fields (RFC 9112 §6.1: no request smuggling).
+  if (ours.error == Error::kContentLengthWithTransferEncoding && empty_transfer_encoding(in)) return true;
   if (ours.error == Error::kBadRequestLine && loose_request_line(in)) return true;
   // llhttp 8 lets HTAB (and some other controls) into a target; RFC 3986 does not.
   if (ours.error == Error::kBadRequestLine && ours.error_at < in.size() &&
