@@ -114,18 +114,25 @@ class ServerThread {
   // Waits (up to 10 s) until that count reaches at least `n`; false if it does not. Woken by
   // the kernel's thread at the turn after each trim (on_turn below), not by polling.
   bool wait_idle_trims(std::uint64_t n) {
+    return wait_until([&] { return kernel_->idle_trims() >= n; });
+  }
+  // Waits (up to 10 s) until `done()` (reading the server's counters: active(), deaths(),
+  // idle_trims()) holds; false if it does not. Woken at the turn after any of them changes.
+  template <typename Pred>
+  bool wait_until(Pred done) {
     std::unique_lock<std::mutex> lock(trims_mu_);
-    return trimmed_.wait_for(lock, std::chrono::seconds(10), [&] { return kernel_->idle_trims() >= n; });
+    return trimmed_.wait_for(lock, std::chrono::seconds(10), done);
   }
 
  private:
-  // On the kernel's thread, every turn: tells wait_idle_trims() when a trim pass trimmed.
+  // On the kernel's thread, every turn: tells wait_until() when a trim pass trimmed or the
+  // server's active or deaths count changed.
   static void on_turn(void* ctx) {
     auto* self = static_cast<ServerThread*>(ctx);
     if (self->drain_requested_.exchange(false, std::memory_order_acquire)) self->server_->drain();
-    std::uint64_t n = self->kernel_->idle_trims();
-    if (n == self->trims_seen_) return;
-    self->trims_seen_ = n;
+    Seen now{self->kernel_->idle_trims(), self->server_->deaths(), self->server_->active()};
+    if (now == self->seen_) return;
+    self->seen_ = now;
     std::lock_guard<std::mutex> lock(self->trims_mu_);  // a waiter is checking or waiting, not between
     self->trimmed_.notify_all();
   }
@@ -133,7 +140,12 @@ class ServerThread {
   std::thread thread_;
   std::mutex trims_mu_;
   std::condition_variable trimmed_;
-  std::uint64_t trims_seen_ = 0;  // the kernel's thread only
+  struct Seen {
+    std::uint64_t trims = 0, deaths = 0;
+    long active = 0;
+    bool operator==(const Seen&) const = default;
+  };
+  Seen seen_;  // the kernel's thread only
   std::atomic<bool> drain_requested_{false};
   std::unique_ptr<Kernel> kernel_;
   std::unique_ptr<Server> server_;

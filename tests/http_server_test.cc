@@ -349,9 +349,7 @@ TEST_P(HttpServerTest, TimeoutsCloseTheConnection) {
     int small = 4096;
     ::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     ASSERT_TRUE(c.send(get("/big")));
-    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (s.server()->active() > 0 && std::chrono::steady_clock::now() < until) ::usleep(10'000);
-    EXPECT_EQ(s.server()->active(), 0);
+    EXPECT_TRUE(s.wait_until([&] { return s.server()->active() == 0; }));
   }
   Client c(s.port());
   ASSERT_TRUE(c.send(get("/plaintext")));
@@ -371,8 +369,7 @@ TEST_P(HttpServerTest, HandlerFaultsGet500AndTheShardServesOn) {
     EXPECT_TRUE(c.sees_eof()) << path;
   }
   // (the supervisor counts deaths as it reaps them)
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (s.server()->deaths() < 2 && std::chrono::steady_clock::now() < until) ::usleep(10'000);
+  EXPECT_TRUE(s.wait_until([&] { return s.server()->deaths() >= 2; }));
   EXPECT_EQ(s.server()->deaths(), 2u);
   Client c(s.port());
   ASSERT_TRUE(c.send(get("/plaintext")));

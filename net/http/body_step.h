@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 #include "net/http/parse_error.h"
@@ -18,5 +19,17 @@ struct BodyStep {
   bool done = false;  // the body (with any chunked trailer) is complete
   Error error = Error::kNone;
 };
+
+// One step of a body framed by length: up to `*remaining` bytes of the contiguous run `run` (the
+// input's first), which it counts off.
+inline BodyStep length_step(std::string_view run, std::uint64_t* remaining) {
+  BodyStep s;
+  std::size_t k = *remaining < run.size() ? static_cast<std::size_t>(*remaining) : run.size();
+  *remaining -= k;
+  s.consumed = k;
+  s.data = run.substr(0, k);
+  s.done = *remaining == 0;
+  return s;
+}
 
 }  // namespace mnv::http

@@ -99,8 +99,10 @@ Error classify(std::string_view name, std::string_view value, FieldSummary& sum)
 
 }  // namespace
 
-Error parse_fields(const char* p, const char* end, std::uint32_t max_headers, HeaderList& list,
-                   FieldSummary& sum, const char** at) {
+namespace {
+
+Error parse_lines(const char* p, const char* end, std::uint32_t max_headers, HeaderList& list,
+                  FieldSummary& sum, const char** at) {
   // The head ends with LF, so every scan below stops inside it.
   for (;;) {
     *at = p;
@@ -136,6 +138,17 @@ Error parse_fields(const char* p, const char* end, std::uint32_t max_headers, He
       return e;
     }
   }
+}
+
+}  // namespace
+
+Error parse_fields(const char* base, const char* p, const char* end, std::uint32_t max_headers,
+                   HeaderList& list, FieldSummary& sum, std::size_t* offset) {
+  list.reset(base);
+  const char* at = p;
+  Error e = parse_lines(p, end, max_headers, list, sum, &at);
+  *offset = static_cast<std::size_t>(at - base);
+  return e;
 }
 
 }  // namespace mnv::http

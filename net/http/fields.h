@@ -5,6 +5,7 @@
 // Expect, Host) are read in the same pass.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "net/http/header_list.h"
@@ -26,10 +27,17 @@ struct FieldSummary {
   std::uint8_t host_count = 0;
 };
 
-// Parses the header lines from `p` up to `end` (one past the head's final CRLF, whose blank line
-// must be the last line) into `list` (reset to `base` by the caller) and `sum`. On error returns
-// it and points *at to the offending byte.
-Error parse_fields(const char* p, const char* end, std::uint32_t max_headers, HeaderList& list,
-                   FieldSummary& sum, const char** at);
+// Parses the header lines of a complete head at `base` (the head's bytes in one piece), from
+// `p` (after the start line) up to `end` (one past the head's final CRLF, whose blank line must
+// be the last line) into `list` (reset here to index from `base`) and `sum`. On error returns it
+// and sets *offset to the offending byte's offset from `base`.
+Error parse_fields(const char* base, const char* p, const char* end, std::uint32_t max_headers,
+                   HeaderList& list, FieldSummary& sum, std::size_t* offset);
+
+// Whether the connection stays open after this message: by default in 1.1 unless
+// `Connection: close`; in 1.0 only with `Connection: keep-alive` (and no close).
+inline bool keeps_alive(std::uint8_t version_minor, const FieldSummary& sum) {
+  return version_minor >= 1 ? !sum.connection_close : sum.connection_keep_alive && !sum.connection_close;
+}
 
 }  // namespace mnv::http

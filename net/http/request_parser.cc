@@ -142,11 +142,8 @@ HeadStatus RequestParser::parse_head(const Spans& in, std::span<char> scratch) {
     case HeadScanner::Result::kComplete:
       break;
   }
-  std::size_t n = scanner_.end();
-  if (in.contiguous(n)) return parse_complete(in.first().data());
-  if (scratch.size() < n) return HeadStatus::kNeedScratch;
-  in.copy(0, n, scratch.data());
-  return parse_complete(scratch.data());
+  const char* base = in.linear(scanner_.end(), scratch.data(), scratch.size());
+  return base != nullptr ? parse_complete(base) : HeadStatus::kNeedScratch;
 }
 
 HeadStatus RequestParser::parse_complete(const char* base) {
@@ -184,16 +181,14 @@ HeadStatus RequestParser::parse_complete(const char* base) {
 
   // header fields
   FieldSummary sum;
-  h.headers.reset(base);
-  const char* err_at = nullptr;
-  Error e = parse_fields(line_end, base + scanner_.end(), limits_.max_headers, h.headers, sum, &err_at);
-  if (e != Error::kNone) return fail(e, at(err_at));
+  std::size_t err_at = 0;
+  Error e = parse_fields(base, line_end, base + scanner_.end(), limits_.max_headers, h.headers, sum, &err_at);
+  if (e != Error::kNone) return fail(e, err_at);
 
   std::size_t end = scanner_.end();
   if (h.version_minor >= 1 && sum.host_count == 0) return fail(Error::kMissingHost, end);
   if (sum.host_count > 1) return fail(Error::kDuplicateHost, end);
-  h.keep_alive = h.version_minor >= 1 ? !sum.connection_close
-                                      : sum.connection_keep_alive && !sum.connection_close;
+  h.keep_alive = keeps_alive(h.version_minor, sum);
   h.expect_continue = sum.expect_continue && h.version_minor >= 1;
   h.content_length = 0;
   if (sum.has_transfer_encoding) {
@@ -231,12 +226,8 @@ BodyStep RequestParser::parse_body(const Spans& in) {
     body_done_ = s.done;
     return s;
   }
-  std::string_view run = in.run(0);
-  std::size_t k = remaining_ < run.size() ? static_cast<std::size_t>(remaining_) : run.size();
-  remaining_ -= k;
-  s.consumed = k;
-  s.data = run.substr(0, k);
-  s.done = body_done_ = remaining_ == 0;
+  s = length_step(in.run(0), &remaining_);
+  body_done_ = s.done;
   return s;
 }
 

@@ -46,11 +46,8 @@ HeadStatus ResponseParser::parse_head(const Spans& in, std::span<char> scratch) 
     case HeadScanner::Result::kComplete:
       break;
   }
-  std::size_t n = scanner_.end();
-  if (in.contiguous(n)) return parse_complete(in.first().data());
-  if (scratch.size() < n) return HeadStatus::kNeedScratch;
-  in.copy(0, n, scratch.data());
-  return parse_complete(scratch.data());
+  const char* base = in.linear(scanner_.end(), scratch.data(), scratch.size());
+  return base != nullptr ? parse_complete(base) : HeadStatus::kNeedScratch;
 }
 
 HeadStatus ResponseParser::parse_complete(const char* base) {
@@ -80,14 +77,12 @@ HeadStatus ResponseParser::parse_complete(const char* base) {
   h.reason = std::string_view(reason, static_cast<std::size_t>(r - reason));
 
   FieldSummary sum;
-  h.headers.reset(base);
-  const char* err_at = nullptr;
-  Error e = parse_fields(line_end, base + scanner_.end(), limits_.max_headers, h.headers, sum, &err_at);
-  if (e != Error::kNone) return fail(e, at(err_at));
+  std::size_t err_at = 0;
+  Error e = parse_fields(base, line_end, base + scanner_.end(), limits_.max_headers, h.headers, sum, &err_at);
+  if (e != Error::kNone) return fail(e, err_at);
 
   std::size_t end = scanner_.end();
-  h.keep_alive = h.version_minor >= 1 ? !sum.connection_close
-                                      : sum.connection_keep_alive && !sum.connection_close;
+  h.keep_alive = keeps_alive(h.version_minor, sum);
   h.content_length = 0;
   body_done_ = false;
   if (no_body_ || h.status < 200 || h.status == 204 || h.status == 304) {
@@ -143,12 +138,8 @@ BodyStep ResponseParser::parse_body(const Spans& in) {
       return s;
     }
     default: {
-      std::string_view run = in.run(0);
-      std::size_t k = remaining_ < run.size() ? static_cast<std::size_t>(remaining_) : run.size();
-      remaining_ -= k;
-      s.consumed = k;
-      s.data = run.substr(0, k);
-      s.done = body_done_ = remaining_ == 0;
+      s = length_step(in.run(0), &remaining_);
+      body_done_ = s.done;
       return s;
     }
   }

@@ -54,6 +54,14 @@ class Spans {
     }
     if (n > 0) std::memcpy(dst, b_.data() + off, n);
   }
+  // Bytes [0, n) as one contiguous piece: in place when they lie in the first piece, else copied
+  // into `scratch` (n bytes at `scratch`, scratch_size of them available); null when it is too small.
+  const char* linear(std::size_t n, char* scratch, std::size_t scratch_size) const {
+    if (contiguous(n)) return a_.data();
+    if (scratch_size < n) return nullptr;
+    copy(0, n, scratch);
+    return scratch;
+  }
   // The bytes after the first n.
   Spans advanced(std::size_t n) const {
     if (n < a_.size()) return Spans(a_.substr(n), b_);
