@@ -63,6 +63,8 @@ using Histogram = Handle<Kind::kHistogram>;
 class ShardCells {
  public:
   ShardCells() = default;
+  // Whether these are a placed registry's cells (a default ShardCells is not: writing dies).
+  bool placed() const { return cells_ != nullptr; }
 
   void add(Counter c, std::uint64_t n = 1) const { bump(cell(c.cell_), n); }
   void set(Gauge g, std::int64_t v) const { cell(g.cell_).store(static_cast<std::uint64_t>(v), std::memory_order_relaxed); }
@@ -81,7 +83,10 @@ class ShardCells {
 
   explicit ShardCells(std::atomic<std::uint64_t>* cells) : cells_(cells) {}
   std::atomic<std::uint64_t>& cell(std::uint32_t i) const {
-    if (__builtin_expect(i == UINT32_MAX, 0)) panic("metrics: a default-constructed handle was written: register the metric first");
+    if (__builtin_expect(i == UINT32_MAX || cells_ == nullptr, 0)) {
+      panic("%s", i == UINT32_MAX ? "metrics: a default-constructed handle was written: register the metric first"
+                            : "metrics: written through cells of no registry: this kernel or shard was given none");
+    }
     return cells_[i];
   }
   // The single writer's add: no locked instruction, and a reader never sees a torn value.

@@ -28,6 +28,7 @@
 #include "mem/critical_section.h"
 #include "mem/heap_pool.h"
 #include "mem/kernel_heap.h"
+#include "metrics/registry.h"
 #include "runtime/block.h"
 #include "runtime/clock.h"
 #include "runtime/poller.h"
@@ -84,6 +85,10 @@ struct KernelConfig {
   // The eventfd the poller's wake() writes, made by whoever forks shards as processes (so other
   // processes can wake this kernel); -1: the poller makes its own (Poller::create).
   int wake_fd = -1;
+  // This kernel's (its shard's) metric cells (metrics/registry.h): what the runtime, the layers
+  // above and the app's handlers count into, reached on the kernel's thread through
+  // Kernel::current()->metrics(). None by default (shard/ places a registry's).
+  metrics::ShardCells metrics;
 };
 
 // Hooks for the layer above the kernel (shard/), called on the kernel's own thread.
@@ -162,6 +167,10 @@ class Kernel {
   // An eventfd the signal handler also writes, for a thread that waits outside any kernel (the
   // parent of shards run as processes, which passes the stop on); -1: none.
   static void set_stop_signal_fd(int fd);
+
+  // This kernel's metric cells (KernelConfig::metrics; placed() false when it has none). Only
+  // this kernel's thread writes through them.
+  const metrics::ShardCells& metrics() const { return config_.metrics; }
 
   PollerKind poller_kind() const { return poller_->kind(); }
   IsolationMode isolation() const { return config_.isolation; }

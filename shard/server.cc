@@ -18,6 +18,7 @@
 
 #include "runtime/wake_fd.h"
 #include "shard/affinity_config.h"
+#include "shard/metrics_page.h"
 #include "shard/shared_memory.h"
 #include "shard/topology.h"
 
@@ -336,8 +337,18 @@ int run_server(int argc, char** argv, const Service& service) {
   shared.config.pool_size = affinity.pool_size;
   shared.config.idle_timeout_ns = config.integer("idle_timeout_ms") * 1'000'000;
 
+  // Every metric is registered now, and its cells placed where every shard (thread or process)
+  // writes and any thread reads them, before a shard starts.
+  metrics::Registry registry(affinity.shards);
+  if (service.add_metrics) service.add_metrics(registry);
+  std::size_t metric_bytes = registry.bytes_needed();
+  SharedRegion metrics_region(SharedRegion::grow(0, metric_bytes, metrics::Registry::kAlign));
+  registry.place(metrics_region.take(metric_bytes, metrics::Registry::kAlign), metric_bytes);
+  set_served_registry(&registry);
+
   std::int64_t grace_ms = affinity.grace_ms;
   ShardSetOptions options;
+  options.metrics = &registry;
   options.affinity = affinity;
   options.affinity.grace_ms = SignalThread::kernel_grace_ms(grace_ms);
   options.init = init_shard;
@@ -351,6 +362,7 @@ int run_server(int argc, char** argv, const Service& service) {
   auto shards = ShardSet::start(*topology, options, &error);
   if (shards == nullptr) {
     std::fprintf(stderr, "%s: %s\n", name, error.c_str());
+    set_served_registry(nullptr);
     return 1;
   }
   std::printf("listening on %s:%u\n", shared.config.host.c_str(), shared.port->load());
@@ -370,6 +382,7 @@ int run_server(int argc, char** argv, const Service& service) {
   }
   ::close(signal_fd);
   g_shared = nullptr;
+  set_served_registry(nullptr);
   return rc;
 }
 

@@ -39,6 +39,7 @@
 #include <functional>
 #include <string>
 
+#include "metrics/registry.h"
 #include "net/service.h"
 #include "shard/config.h"
 #include "shard/shard.h"
@@ -60,6 +61,15 @@ struct Service {
   // On each shard's thread once its server listens, and after its kernel returned.
   std::function<bool(Shard& shard, Server& server, std::string* error)> init_shard;
   std::function<void(Shard& shard, Server& server)> fini_shard;
+  // Registers the app's own metrics (metrics/registry.h: counters, gauges, latency histograms,
+  // by name, help and labels) once, before any shard starts; keep the handles (plain values,
+  // the same on every shard) where the handlers find them. A handler on a shard counts into its
+  // own shard's cells with relaxed stores, no lock, no allocation:
+  //   Shard::current()->metrics().add(no_bid_floor);      (or Kernel::current()->metrics())
+  //   Shard::current()->metrics().record(decide_seconds, ns);
+  // Every series is scraped at GET /metrics on the admin listener (admin_port) and by
+  // metrics_page (shard/metrics_page.h) wherever the app mounts it, per shard (label `shard`).
+  std::function<void(metrics::Registry& registry)> add_metrics;
   // SIGHUP, on the skeleton's signal thread in the process that started the shards (with
   // shards as processes, reach them through memory shared before the start).
   std::function<void()> reload;

@@ -262,6 +262,14 @@ bool Shard::set_up(const Topology& topology, std::string* error) {
   kc.completion_io = set_->options().completion_io;
   kc.recv_multishot = set_->options().recv_multishot;
   kc.max_run_ns = set_->options().max_run_ms * 1'000'000;
+  if (const metrics::Registry* m = set_->options().metrics) {
+    if (m->shards() != static_cast<int>(set_->size())) {
+      *error = "shard " + std::to_string(index_) + ": the metrics registry has " + std::to_string(m->shards()) +
+               " shard(s), the set " + std::to_string(set_->size()) + ": make it with Registry(shards)";
+      return false;
+    }
+    kc.metrics = m->shard(static_cast<int>(index_));
+  }
   set_->configure_kernel(index_, &kc);
   if (kc.max_fds == 0) {
     rlimit r{};

@@ -76,6 +76,10 @@ class Shard {
   int cpu() const { return cpu_; }
   Kernel& kernel() const { return *kernel_; }
   ShardSet& set() const { return *set_; }
+  // This shard's metric cells (ShardSetOptions::metrics' shard(index()); placed() is false
+  // without a registry). Write them on this shard's thread only: relaxed stores, no locks, no
+  // allocation. From a handler: Shard::current()->metrics(), or Kernel::current()->metrics().
+  const metrics::ShardCells& metrics() const { return kernel_->metrics(); }
 
   // Registers what this shard runs for requests / posts of `kind` (< kMaxKinds).
   void handle(std::uint32_t kind, CrossHandler fn, void* ctx);
@@ -165,6 +169,10 @@ struct ShardSetOptions {
   std::size_t max_fds = 0;              // per kernel; 0: from RLIMIT_NOFILE
   bool completion_io = true;            // KernelConfig::completion_io
   bool recv_multishot = false;          // KernelConfig::recv_multishot
+  // The registry whose cells the shards write (KernelConfig::metrics: shard i gets shard(i)),
+  // placed before start() — with shards as processes in a SharedRegion (shard/shared_memory.h),
+  // so a reader in any process sees every shard. Null: shards have no metric cells.
+  const metrics::Registry* metrics = nullptr;
   // KernelConfig::max_run_ns, in ms: a micro-process that runs this much CPU time without
   // returning to its kernel is trapped (SIGXCPU) and reclaimed; its shard goes on. 0: no limit.
   std::int64_t max_run_ms = 1'000;
