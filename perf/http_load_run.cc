@@ -1,7 +1,10 @@
 // perf/http_load_run.cc — the closed-loop HTTP load run (http_load_run.h).
 #include "perf/http_load_run.h"
 
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -29,6 +32,7 @@ struct Run {
   std::int64_t stop_at = 0;
   std::int64_t to_send = 0;  // requests left to send (count mode), else a huge number
   std::int64_t first_send = 0, last_response = 0;
+  std::uint64_t next_body = 0;
   metrics::LatencyHistogram latency;
   HttpLoadResult result;
 };
@@ -37,7 +41,7 @@ struct Conn {
   http::Client* client = nullptr;
 };
 
-Finally failed(HttpLoadResult* result, Conn* conn) {
+void note_failure(HttpLoadResult* result, Conn* conn) {
   ++result->conn_errors;
   if (result->first_error.empty()) {
     char buf[400];
@@ -47,6 +51,10 @@ Finally failed(HttpLoadResult* result, Conn* conn) {
       result->first_error = error().describe(buf, sizeof buf);
     }
   }
+}
+
+Finally failed(HttpLoadResult* result, Conn* conn) {
+  note_failure(result, conn);
   co_return;
 }
 
@@ -59,9 +67,20 @@ http::ClientOptions client_options(const HttpLoadOptions& opt, std::span<char> s
   return co;
 }
 
+bool status_ok(const HttpLoadOptions& opt, int status) {
+  if (opt.ok_statuses.empty()) return status == opt.expect_status;
+  for (int s : opt.ok_statuses) {
+    if (s == status) return true;
+  }
+  return false;
+}
+
 // Counts a response's status and body against the options.
 void check(const HttpLoadOptions& opt, const http::Response& r, const char* body, HttpLoadResult* res) {
-  if (r.status != opt.expect_status) ++res->bad_status;
+  if (r.status >= 0 && r.status < static_cast<int>(res->status_counts.size())) {
+    ++res->status_counts[static_cast<std::size_t>(r.status)];
+  }
+  if (!status_ok(opt, r.status)) ++res->bad_status;
   const std::string_view expect = opt.expect_body;
   if (!expect.empty() && (r.body_size != expect.size() || std::string_view(body, r.body_copied) != expect)) {
     ++res->bad_body;
@@ -78,11 +97,14 @@ Thread connection(Run* run, Conn* conn) {
   std::int64_t sent_at[http::Client::kMaxOutstanding];
   std::uint64_t sent = 0, received = 0;
   char body[256];
+  http::Request req = run->request;
+  const std::size_t nbodies = opt.bodies.size();
   for (;;) {
     std::int64_t now = monotonic_ns();
     while (c.outstanding() < static_cast<std::uint32_t>(opt.depth) && now < run->stop_at && run->to_send > 0) {
       --run->to_send;
-      co_await c.send(run->request);
+      if (nbodies != 0) req.body = opt.bodies[run->next_body++ % nbodies];
+      co_await c.send(req);
       if (run->first_send == 0) run->first_send = now;
       sent_at[sent++ % http::Client::kMaxOutstanding] = now;
     }
@@ -106,18 +128,21 @@ Thread connection(Run* run, Conn* conn) {
 
 struct OpenRun {
   const HttpLoadOptions* opt;
-  http::Request request;
+  int connections = 0;
   sockaddr_storage addr;
   socklen_t addr_len;
   std::uint64_t total = 0;    // requests scheduled
   double period_ns = 0;       // 1e9 / rate
   std::int64_t late_ns = 0;
+  std::int64_t deadline_ns = 0;  // answers later than this are timeouts (0: none)
   int connected = 0;          // connections open (t0 is set when all are)
-  int ended = 0;              // connections that gave up before the schedule ended
+  int finished = 0;           // connections that ended, well or not
   std::int64_t t0 = 0;
   std::int64_t last_send = 0;
+  std::uint64_t bids = 0;     // 200 answers seen (for the win share)
   metrics::LatencyHistogram latency;
   metrics::LatencyHistogram service;
+  metrics::LatencyHistogram second;  // this second's latencies (the progress line)
   HttpLoadResult result;
 
   std::int64_t intended(std::uint64_t i) const {
@@ -125,14 +150,57 @@ struct OpenRun {
   }
 };
 
+Finally open_failed(OpenRun* run, Conn* conn) {
+  ++run->finished;
+  note_failure(&run->result, conn);
+  co_return;
+}
+
+// Fills `target` (capacity n) with the path of the first "nurl" in `body` with ${AUCTION_PRICE}
+// replaced by clearing x the first "price"; false when the body has no usable nurl.
+bool win_target(std::string_view body, double clearing, char* target, std::size_t n) {
+  std::size_t u = body.find("\"nurl\":\"");
+  std::size_t p = body.find("\"price\":");
+  if (u == std::string_view::npos || p == std::string_view::npos) return false;
+  std::string_view url = body.substr(u + 8);
+  url = url.substr(0, url.find('"'));
+  if (std::size_t scheme = url.find("://"); scheme != std::string_view::npos) {
+    url = url.substr(scheme + 3);
+    std::size_t slash = url.find('/');
+    if (slash == std::string_view::npos) return false;
+    url = url.substr(slash);
+  }
+  if (url.empty() || url[0] != '/') return false;
+  double price = std::strtod(std::string(body.substr(p + 8, 24)).c_str(), nullptr);
+  char price_text[32];
+  int pl = std::snprintf(price_text, sizeof price_text, "%.4f", price * clearing);
+  static constexpr std::string_view kMacro = "${AUCTION_PRICE}";
+  std::size_t out = 0;
+  for (std::size_t i = 0; i < url.size();) {
+    std::string_view piece;
+    if (url.substr(i, kMacro.size()) == kMacro) {
+      piece = std::string_view(price_text, static_cast<std::size_t>(pl));
+      i += kMacro.size();
+    } else {
+      piece = url.substr(i, 1);
+      ++i;
+    }
+    if (out + piece.size() >= n) return false;
+    std::memcpy(target + out, piece.data(), piece.size());
+    out += piece.size();
+  }
+  target[out] = '\0';
+  return true;
+}
+
 Thread open_connection(OpenRun* run, Conn* conn, int index) {
-  co_await finally(failed(&run->result, conn));
+  co_await finally(open_failed(run, conn));
   const HttpLoadOptions& opt = *run->opt;
   char scratch[2048];
   http::Client c(client_options(opt, scratch));
   conn->client = &c;
   co_await c.connect(reinterpret_cast<const sockaddr*>(&run->addr), run->addr_len);
-  if (++run->connected == opt.connections) run->t0 = monotonic_ns() + 1'000'000;
+  if (++run->connected == run->connections) run->t0 = monotonic_ns() + 1'000'000;
   // Until every connection is open (or, if one never opens, its connect deadline has passed).
   const std::int64_t give_up = monotonic_ns() + static_cast<std::int64_t>(opt.timeout_s * 1e9);
   while (run->t0 == 0) {
@@ -140,24 +208,35 @@ Thread open_connection(OpenRun* run, Conn* conn, int index) {
     co_await sleep_for(1'000'000);
   }
   constexpr std::uint32_t kCap = http::Client::kMaxOutstanding;
-  std::int64_t intended[kCap];
+  std::int64_t intended[kCap];  // -1: a win notice
   std::int64_t actual[kCap];
   std::uint64_t sent = 0, received = 0;
   std::uint64_t i = static_cast<std::uint64_t>(index);  // the next request of this connection
-  const std::uint64_t step = static_cast<std::uint64_t>(opt.connections);
-  char body[256];
+  const std::uint64_t step = static_cast<std::uint64_t>(run->connections);
+  const std::size_t nbodies = opt.bodies.size();
+  http::Request req;
+  req.method = opt.method;
+  req.target = opt.path;
+  req.fields = opt.fields;
+  req.body = opt.body;
+  char win[512];
+  const bool want_body = !opt.expect_body.empty() || opt.win_share > 0;
+  char body[4096];
+  std::span<char> body_span(body, want_body ? sizeof body : 0);
+  HttpLoadResult& res = run->result;
   for (;;) {
     std::int64_t now = monotonic_ns();
     bool any = false;
     while (i < run->total && run->intended(i) <= now && c.outstanding() < kCap) {
-      co_await c.send(run->request);
+      if (nbodies != 0) req.body = opt.bodies[i % nbodies];
+      co_await c.send(req);
       std::int64_t due = run->intended(i);
       intended[sent % kCap] = due;
       actual[sent % kCap] = now;
       ++sent;
-      ++run->result.sent;
-      if (now - due > run->late_ns) ++run->result.late_sends;
-      if (now - due > run->result.max_lag_ns) run->result.max_lag_ns = now - due;
+      ++res.sent;
+      if (now - due > run->late_ns) ++res.late_sends;
+      if (now - due > res.max_lag_ns) res.max_lag_ns = now - due;
       if (now > run->last_send) run->last_send = now;
       i += step;
       any = true;
@@ -167,13 +246,39 @@ Thread open_connection(OpenRun* run, Conn* conn, int index) {
     if (c.outstanding() > 0) {
       http::Response r;
       // A full connection cannot send anyway: it waits for a response.
-      if (co_await c.receive_until(c.outstanding() < kCap ? next : 0, &r, body)) {
+      if (co_await c.receive_until(c.outstanding() < kCap ? next : 0, &r, body_span)) {
         std::int64_t t = monotonic_ns();
-        run->latency.record(static_cast<std::uint64_t>(t - intended[received % kCap]));
-        run->service.record(static_cast<std::uint64_t>(t - actual[received % kCap]));
+        std::int64_t due = intended[received % kCap];
+        std::int64_t at = actual[received % kCap];
         ++received;
-        ++run->result.responses;
-        check(opt, r, body, &run->result);
+        if (due < 0) {  // a win notice's answer
+          if (r.status < 200 || r.status > 299) ++res.win_errors;
+        } else {
+          run->latency.record(static_cast<std::uint64_t>(t - due));
+          run->second.record(static_cast<std::uint64_t>(t - due));
+          run->service.record(static_cast<std::uint64_t>(t - at));
+          ++res.responses;
+          if (run->deadline_ns > 0 && t - due > run->deadline_ns) ++res.timeouts;
+          if (r.status >= 0 && r.status < static_cast<int>(res.status_counts.size())) ++res.status_counts[static_cast<std::size_t>(r.status)];
+          if (!status_ok(opt, r.status)) ++res.bad_status;
+          const std::string_view expect = opt.expect_body;
+          if (!expect.empty() && (r.body_size != expect.size() || std::string_view(body, r.body_copied) != expect)) {
+            ++res.bad_body;
+          }
+          if (r.status == 200 && opt.win_share > 0 && !c.closed() && c.outstanding() < kCap) {
+            std::uint64_t b = run->bids++;
+            bool pick = static_cast<std::uint64_t>(static_cast<double>(b + 1) * opt.win_share) >
+                        static_cast<std::uint64_t>(static_cast<double>(b) * opt.win_share);
+            if (pick && win_target(std::string_view(body, r.body_copied), opt.clearing, win, sizeof win)) {
+              co_await c.send(http::Request{.method = "GET", .target = win, .fields = {}, .body = {}});
+              intended[sent % kCap] = -1;
+              actual[sent % kCap] = t;
+              ++sent;
+              ++res.wins_sent;
+              co_await c.flush();
+            }
+          }
+        }
         if (c.closed()) break;
       }
     } else if (next != 0) {
@@ -183,15 +288,69 @@ Thread open_connection(OpenRun* run, Conn* conn, int index) {
     }
   }
   conn->client = nullptr;
-  ++run->result.connections_ok;
+  ++res.connections_ok;
+  ++run->finished;
+}
+
+// Once a second from t0 until every connection has ended: a tick (kept, and printed as the
+// progress line when asked).
+Thread open_progress(OpenRun* run) {
+  const HttpLoadOptions& opt = *run->opt;
+  while (run->t0 == 0) co_await sleep_for(1'000'000);
+  std::int64_t next = run->t0 + 1'000'000'000;
+  HttpLoadTick last;
+  bool printed = false;
+  for (;;) {
+    bool done = run->finished == run->connections;
+    std::int64_t now = monotonic_ns();
+    if (now >= next || done) {
+      const HttpLoadResult& res = run->result;
+      HttpLoadTick t;
+      t.t_s = static_cast<double>(now - run->t0) / 1e9;
+      t.sent = res.sent;
+      t.responses = res.responses;
+      t.errors = res.errors();
+      t.timeouts = res.timeouts;
+      const metrics::LatencyHistogram& h = run->second;
+      t.p50_ns = h.percentile(50);
+      t.p90_ns = h.percentile(90);
+      t.p99_ns = h.percentile(99);
+      t.p999_ns = h.percentile(99.9);
+      t.max_ns = h.max();
+      run->second.reset();
+      double secs = t.t_s - last.t_s;
+      if (h.count() > 0 || t.sent > last.sent) run->result.ticks.push_back(t);
+      if (opt.progress != nullptr && secs > 0.05) {
+        std::fprintf(opt.progress,
+                     "%s%s%5.1f s  sent %8.0f/s  answered %8.0f/s  p50 %8.3f ms  p99 %8.3f ms  timeouts %llu  "
+                     "errors %llu%s",
+                     opt.progress_tty ? "\r\033[K" : "", opt.label.c_str(), t.t_s,
+                     static_cast<double>(t.sent - last.sent) / secs,
+                     static_cast<double>(t.responses - last.responses) / secs, t.p50_ns / 1e6, t.p99_ns / 1e6,
+                     static_cast<unsigned long long>(t.timeouts), static_cast<unsigned long long>(t.errors),
+                     opt.progress_tty ? "" : "\n");
+        std::fflush(opt.progress);
+        printed = true;
+      }
+      last = t;
+      next += 1'000'000'000;
+    }
+    if (done) break;
+    std::int64_t wake = monotonic_ns() + 20'000'000;
+    co_await sleep_until(wake < next ? wake : next);
+  }
+  if (printed && opt.progress_tty) {
+    std::fputc('\n', opt.progress);
+    std::fflush(opt.progress);
+  }
 }
 
 // Starts `fn(run, conn[i], extra...)` for every connection in a kernel and runs it until all end.
-template <typename RunT, typename F>
-bool launch(const HttpLoadOptions& opt, RunT* run, F fn, HttpLoadResult& res) {
+template <typename RunT, typename F, typename G>
+bool launch(int connections, RunT* run, F fn, G extra, HttpLoadResult& res) {
   KernelConfig kc;
-  kc.max_fds = static_cast<std::size_t>(opt.connections) + 64;
-  kc.max_processes = static_cast<std::size_t>(opt.connections) + 8;
+  kc.max_fds = static_cast<std::size_t>(connections) + 64;
+  kc.max_processes = static_cast<std::size_t>(connections) + 8;
   kc.exit_when_idle = true;
   std::unique_ptr<Kernel> k = Kernel::create(kc);
   if (k == nullptr) {
@@ -199,9 +358,13 @@ bool launch(const HttpLoadOptions& opt, RunT* run, F fn, HttpLoadResult& res) {
     ++res.conn_errors;
     return false;
   }
-  HeapPool pool(16, static_cast<std::size_t>(opt.connections));
-  auto conns = std::make_unique<Conn[]>(static_cast<std::size_t>(opt.connections));
-  for (int i = 0; i < opt.connections; ++i) {
+  HeapPool pool(32, static_cast<std::size_t>(connections) + 1);
+  auto conns = std::make_unique<Conn[]>(static_cast<std::size_t>(connections));
+  if (!extra(*k, pool, run)) {
+    res.first_error = "could not start the progress process (process table or heap pool full)";
+    ++res.conn_errors;
+  }
+  for (int i = 0; i < connections; ++i) {
     if (!fn(*k, pool, run, &conns[static_cast<std::size_t>(i)], i)) {
       res.first_error = "could not start connection " + std::to_string(i) + " (process table or heap pool full)";
       ++res.conn_errors;
@@ -243,24 +406,32 @@ HttpLoadResult run_open_loop(const HttpLoadOptions& opt) {
   run->opt = &opt;
   HttpLoadResult& res = run->result;
   res.target_rate = opt.rate;
-  if (!check_options(opt, &run->addr, &run->addr_len, &res)) return res;
+  run->connections = opt.connections > 0 ? opt.connections : auto_connections(opt.rate);
+  res.connections_used = run->connections;
+  HttpLoadOptions checked = opt;
+  checked.connections = run->connections;
+  if (!check_options(checked, &run->addr, &run->addr_len, &res)) return res;
   if (!(opt.rate > 0) || !(opt.duration_s > 0)) {
     res.first_error = "--rate and --duration_s must be above 0 for an open-loop run";
     ++res.conn_errors;
     res.valid = false;
     return res;
   }
-  run->request.method = opt.method;
-  run->request.target = opt.path;
-  run->request.body = opt.body;
   run->total = static_cast<std::uint64_t>(opt.rate * opt.duration_s);
   run->period_ns = 1e9 / opt.rate;
   run->late_ns = static_cast<std::int64_t>(opt.late_us * 1e3);
-  launch(opt, run.get(),
-         [](Kernel& k, HeapPool& pool, OpenRun* r, Conn* c, int i) {
-           return k.start(pool, open_connection, r, c, i) != nullptr;
+  run->deadline_ns = static_cast<std::int64_t>(opt.deadline_ms * 1e6);
+  int started = 0;
+  launch(run->connections, run.get(),
+         [&started](Kernel& k, HeapPool& pool, OpenRun* r, Conn* c, int i) {
+           if (k.start(pool, open_connection, r, c, i) == nullptr) {
+             r->finished += r->connections - started;  // those never started never end
+             return false;
+           }
+           ++started;
+           return true;
          },
-         res);
+         [](Kernel& k, HeapPool& pool, OpenRun* r) { return k.start(pool, open_progress, r) != nullptr; }, res);
   res.unsent = run->total - res.sent;
   res.seconds = run->t0 != 0 ? static_cast<double>(run->last_send - run->t0) / 1e9 : 0;
   res.achieved_rate = res.sent > 1 && run->last_send > run->t0
@@ -275,7 +446,14 @@ HttpLoadResult run_open_loop(const HttpLoadOptions& opt) {
   res.service_p99_ns = s.percentile(99);
   res.service_p999_ns = s.percentile(99.9);
   res.service_max_ns = s.max();
+  res.latency = std::make_shared<metrics::LatencyHistogram>(run->latency);
+  res.service = std::make_shared<metrics::LatencyHistogram>(run->service);
   return res;
+}
+
+int auto_connections(double rate) {
+  double n = std::ceil(rate / 1000.0);
+  return n < 4 ? 4 : n > 512 ? 512 : static_cast<int>(n);
 }
 
 HttpLoadResult run_closed_loop(const HttpLoadOptions& opt) {
@@ -285,6 +463,7 @@ HttpLoadResult run_closed_loop(const HttpLoadOptions& opt) {
   if (!check_options(opt, &run->addr, &run->addr_len, &res)) return res;
   run->request.method = opt.method;
   run->request.target = opt.path;
+  run->request.fields = opt.fields;
   run->request.body = opt.body;
   std::int64_t start = monotonic_ns();
   if (opt.requests > 0) {
@@ -296,9 +475,9 @@ HttpLoadResult run_closed_loop(const HttpLoadOptions& opt) {
     run->measure_from = start + static_cast<std::int64_t>(opt.warmup_s * 1e9);
     run->stop_at = run->measure_from + static_cast<std::int64_t>(opt.duration_s * 1e9);
   }
-  launch(opt, run.get(),
+  launch(opt.connections, run.get(),
          [](Kernel& k, HeapPool& pool, Run* r, Conn* c, int) { return k.start(pool, connection, r, c) != nullptr; },
-         res);
+         [](Kernel&, HeapPool&, Run*) { return true; }, res);
   if (opt.requests > 0) {
     res.seconds = static_cast<double>(run->last_response - run->first_send) / 1e9;
   } else {
@@ -335,6 +514,15 @@ std::string describe(const HttpLoadResult& r) {
                   r.max_lag_ns / 1e3, r.valid ? 1 : 0, r.service_p50_ns / 1e3, r.service_p90_ns / 1e3,
                   r.service_p99_ns / 1e3, r.service_p999_ns / 1e3, r.service_max_ns / 1e3);
     out += buf;
+    std::snprintf(buf, sizeof buf, " conns=%d timeouts=%llu wins_sent=%llu win_errors=%llu", r.connections_used,
+                  static_cast<unsigned long long>(r.timeouts), static_cast<unsigned long long>(r.wins_sent),
+                  static_cast<unsigned long long>(r.win_errors));
+    out += buf;
+  }
+  for (std::size_t s = 0; s < r.status_counts.size(); ++s) {
+    if (r.status_counts[s] != 0) out += " s" + std::to_string(s) + "=" + std::to_string(r.status_counts[s]);
+  }
+  if (r.target_rate > 0) {
     if (!r.valid) {
       out.insert(0, "INVALID RUN (the achieved rate missed the target by more than 0.5%, or requests were not sent): ");
     }

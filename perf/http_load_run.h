@@ -9,18 +9,31 @@
 // is checked (and its body, when `expect_body` is set); a connection that fails (refused, reset,
 // timed out, malformed response) ends, counts as an error, and the first error is described.
 //
-// Nothing is allocated per request: the latencies go into one metrics::LatencyHistogram.
+// Open loop: a constant-rate schedule (see run_open_loop), latency from each request's intended
+// send time (coordinated omission corrected) and service time from its actual one, kept apart;
+// per-status counts, answers later than a deadline (an exchange's tmax) counted as timeouts, win
+// notices for a share of 200 answers (an OpenRTB bid's nurl, ${AUCTION_PRICE} filled in), a
+// progress line once a second and the per-second percentiles kept for plotting.
+//
+// Nothing is allocated per request: the latencies go into metrics::LatencyHistograms, request
+// bodies are built in advance (HttpLoadOptions::bodies).
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <cstdio>
+#include <memory>
 #include <string>
+#include <vector>
+
+#include "metrics/latency_histogram.h"
 
 namespace mnv::perf {
 
 struct HttpLoadOptions {
   std::string host = "127.0.0.1";
   int port = 0;
-  int connections = 100;
+  int connections = 100;          // open loop: 0 picks enough for the rate (auto_connections)
   int depth = 1;                   // requests outstanding per connection (1..256)
   double warmup_s = 1.0;
   double duration_s = 5.0;
@@ -29,13 +42,39 @@ struct HttpLoadOptions {
   std::string path = "/plaintext";
   std::string host_header = "localhost";
   std::string body;                // the request body (POST), sent with Content-Length
+  // When not empty, request i's body is bodies[i % size] (built in advance, e.g. perf/rtb_mix.h),
+  // and `body` is unused.
+  std::vector<std::string> bodies;
+  std::string fields;              // extra header lines, each "Name: value\r\n"
   int expect_status = 200;
+  // When not empty, the statuses that are not errors (e.g. 200, 204 and 400 for a bidder sent a
+  // share of malformed requests), instead of expect_status alone.
+  std::vector<int> ok_statuses;
   std::string expect_body;         // when not empty, every body must equal it
   double timeout_s = 10.0;         // connect deadline, and each response's deadline
   // Open loop (run_open_loop): requests per second over all connections, and how late a send
   // may be before it counts as late.
   double rate = 0;
   double late_us = 1000;
+  // Open loop: answers that come later than this after their intended send count as timeouts
+  // (an exchange's tmax); 0: none do.
+  double deadline_ms = 0;
+  // Open loop: the share (0..1) of 200 answers whose body's "nurl" gets a win notice, a GET of its
+  // path on the same connection with ${AUCTION_PRICE} replaced by clearing x the bid's "price".
+  double win_share = 0;
+  double clearing = 0.8;
+  // Open loop: a progress line once a second on `progress` (nullptr: none); rewritten in place
+  // when `progress_tty`, else one line per second. `label` starts each line.
+  std::FILE* progress = nullptr;
+  bool progress_tty = false;
+  std::string label;
+};
+
+// One second of an open-loop run (the progress line, and the latency-over-time plot).
+struct HttpLoadTick {
+  double t_s = 0;                  // seconds since t0, at the end of this second
+  std::uint64_t sent = 0, responses = 0, errors = 0, timeouts = 0;
+  std::uint64_t p50_ns = 0, p90_ns = 0, p99_ns = 0, p999_ns = 0, max_ns = 0;  // of its responses
 };
 
 struct HttpLoadResult {
@@ -60,7 +99,20 @@ struct HttpLoadResult {
   std::uint64_t late_sends = 0;    // sent more than late_us after their intended time
   std::int64_t max_lag_ns = 0;     // the latest send's lag behind its intended time
   bool valid = true;               // open loop: every request sent and the achieved rate within 0.5%
+  std::array<std::uint64_t, 600> status_counts{};  // responses per status (requests, not notices)
+  std::uint64_t timeouts = 0;      // open loop: answers later than deadline_ms
+  std::uint64_t wins_sent = 0;     // open loop: win notices sent
+  std::uint64_t win_errors = 0;    // ... answered with another status than 2xx
+  int connections_used = 0;
+  std::vector<HttpLoadTick> ticks; // open loop: one per second
+  // The whole run's histograms (open loop), e.g. for a percentile spectrum (http_load_report.h).
+  std::shared_ptr<metrics::LatencyHistogram> latency, service;
 };
+
+// The connections an open-loop run at `rate` opens when HttpLoadOptions::connections is 0: one
+// per 1,000 requests per second, at least 4, at most 512 (a connection then carries about one
+// request at a time while answers take under a millisecond; slower answers pipeline).
+int auto_connections(double rate);
 
 // Runs the closed-loop load `opt` describes on this OS thread. Never throws; bad options and
 // failures show up in first_error / the error counts.
