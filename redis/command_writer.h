@@ -41,7 +41,9 @@ class CommandWriter {
   std::size_t off_ = 0;     // bytes of the current part already written
 };
 
-// A decimal integer as an argument: `Int n(42); args = {"INCRBY", key, n};`.
+// A decimal integer as an argument: `Int n(42); args = {"INCRBY", key, n};`. The argument views
+// the Int's own bytes: the Int must live until the command is written (a named one, or a
+// temporary inside the call's full expression, as in c.call_args(&r, "INCRBY", key, Int(5))).
 class Int {
  public:
   explicit Int(std::int64_t v);

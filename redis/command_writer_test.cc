@@ -22,7 +22,8 @@ TEST(CommandWriter, WritesAnArrayOfBulkStrings) {
   Process::Scope scope(tp.process);
   Vectoring tx;
   ASSERT_TRUE(tx.ensure());
-  const std::string_view args[] = {"SET", "key", "", Int(-42)};
+  Int n(-42);  // (the array views it: a temporary Int would be gone by the next line)
+  const std::string_view args[] = {"SET", "key", "", n};
   CommandWriter w(args);
   EXPECT_TRUE(w.write(tx));
   EXPECT_TRUE(w.done());
