@@ -57,11 +57,11 @@ ABSL_FLAG(std::string, expect_body, "", "if set, the body every response must ha
 ABSL_FLAG(std::vector<std::string>, rate, {},
           "open loop: requests per second over all connections on a fixed schedule; several (comma-separated) run "
           "one step each; none: closed loop");
-ABSL_FLAG(double, deadline_ms, 0, "open loop: answers later than this after their intended send are timeouts");
+ABSL_FLAG(double, deadline_ms, 0, "answers later than this after their intended send (closed loop: their send) are timeouts");
 ABSL_FLAG(double, win_share, 0, "open loop: share of 200 answers whose nurl gets a win notice");
 ABSL_FLAG(double, clearing, 0.8, "open loop: the win notice's clearing price as a share of the bid's price");
 ABSL_FLAG(std::string, progress, "auto", "open loop progress line on stderr: auto (once a second), off");
-ABSL_FLAG(std::string, out, "", "open loop: a directory to write steps.csv, timeline.csv and spectra into");
+ABSL_FLAG(std::string, out, "", "a directory to write steps.csv, timeline.csv and the spectra into (it must exist)");
 ABSL_FLAG(double, late_us, 1000, "open loop: a send this much later than scheduled counts as late");
 ABSL_FLAG(double, timeout_s, 10.0, "connect deadline and per-response deadline");
 
@@ -161,10 +161,17 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  const std::string dir = absl::GetFlag(FLAGS_out);
   if (rates.empty()) {
-    mnv::perf::HttpLoadResult r = mnv::perf::run_closed_loop(opt);
-    printf("%s\n", mnv::perf::describe(r).c_str());
-    return r.errors() == 0 && r.responses > 0 ? 0 : 1;
+    mnv::perf::HttpLoadStep step;
+    step.result = mnv::perf::run_closed_loop(opt);
+    printf("%s\n", mnv::perf::describe(step.result).c_str());
+    std::string error;
+    if (!dir.empty() && !mnv::perf::write_step_files(dir, {step}, &error)) {
+      fprintf(stderr, "http_load: --out=%s: %s\n", dir.c_str(), error.c_str());
+      return 1;
+    }
+    return step.result.errors() == 0 && step.result.responses > 0 ? 0 : 1;
   }
   if (progress == "auto") {
     opt.progress = stderr;
@@ -188,7 +195,7 @@ int main(int argc, char** argv) {
     steps.push_back(std::move(step));
   }
   if (steps.size() > 1) printf("\n%s", mnv::perf::step_table(steps).c_str());
-  if (std::string dir = absl::GetFlag(FLAGS_out); !dir.empty()) {
+  if (!dir.empty()) {
     std::string error;
     if (!mnv::perf::write_step_files(dir, steps, &error)) {
       fprintf(stderr, "http_load: --out=%s: %s\n", dir.c_str(), error.c_str());

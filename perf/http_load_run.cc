@@ -116,6 +116,7 @@ Thread connection(Run* run, Conn* conn) {
     if (t >= run->measure_from && t < run->stop_at) {
       run->latency.record(static_cast<std::uint64_t>(t - t0));
       ++run->result.responses;
+      if (opt.deadline_ms > 0 && static_cast<double>(t - t0) > opt.deadline_ms * 1e6) ++run->result.timeouts;
     }
     check(opt, r, body, &run->result);
     if (c.closed()) break;  // the server closes after this response (Connection: close)
@@ -485,6 +486,8 @@ HttpLoadResult run_closed_loop(const HttpLoadOptions& opt) {
   }
   res.requests_per_s = res.seconds > 0 ? static_cast<double>(res.responses) / res.seconds : 0;
   fill_latency(run->latency, &res);
+  res.latency = std::make_shared<metrics::LatencyHistogram>(run->latency);
+  res.connections_used = opt.connections;
   return res;
 }
 
@@ -514,11 +517,13 @@ std::string describe(const HttpLoadResult& r) {
                   r.max_lag_ns / 1e3, r.valid ? 1 : 0, r.service_p50_ns / 1e3, r.service_p90_ns / 1e3,
                   r.service_p99_ns / 1e3, r.service_p999_ns / 1e3, r.service_max_ns / 1e3);
     out += buf;
-    std::snprintf(buf, sizeof buf, " conns=%d timeouts=%llu wins_sent=%llu win_errors=%llu", r.connections_used,
-                  static_cast<unsigned long long>(r.timeouts), static_cast<unsigned long long>(r.wins_sent),
+    std::snprintf(buf, sizeof buf, " wins_sent=%llu win_errors=%llu", static_cast<unsigned long long>(r.wins_sent),
                   static_cast<unsigned long long>(r.win_errors));
     out += buf;
   }
+  std::snprintf(buf, sizeof buf, " conns=%d timeouts=%llu", r.connections_used,
+                static_cast<unsigned long long>(r.timeouts));
+  out += buf;
   for (std::size_t s = 0; s < r.status_counts.size(); ++s) {
     if (r.status_counts[s] != 0) out += " s" + std::to_string(s) + "=" + std::to_string(r.status_counts[s]);
   }

@@ -56,8 +56,8 @@ struct HttpLoadOptions {
   // may be before it counts as late.
   double rate = 0;
   double late_us = 1000;
-  // Open loop: answers that come later than this after their intended send count as timeouts
-  // (an exchange's tmax); 0: none do.
+  // Answers that come later than this after their intended send (closed loop: after their send)
+  // count as timeouts (an exchange's tmax); 0: none do.
   double deadline_ms = 0;
   // Open loop: the share (0..1) of 200 answers whose body's "nurl" gets a win notice, a GET of its
   // path on the same connection with ${AUCTION_PRICE} replaced by clearing x the bid's "price".
@@ -100,7 +100,7 @@ struct HttpLoadResult {
   std::int64_t max_lag_ns = 0;     // the latest send's lag behind its intended time
   bool valid = true;               // open loop: every request sent and the achieved rate within 0.5%
   std::array<std::uint64_t, 600> status_counts{};  // responses per status (requests, not notices)
-  std::uint64_t timeouts = 0;      // open loop: answers later than deadline_ms
+  std::uint64_t timeouts = 0;      // answers later than deadline_ms
   std::uint64_t wins_sent = 0;     // open loop: win notices sent
   std::uint64_t win_errors = 0;    // ... answered with another status than 2xx
   int connections_used = 0;
