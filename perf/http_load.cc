@@ -13,7 +13,8 @@
 // progress line once a second goes to stderr (rewritten in place on a terminal; --progress=off).
 // --out=DIR writes steps.csv, timeline.csv and the percentile spectra (perf/http_load_report.h)
 // for tools/plot_latency.sh. Request bodies: --body_file (one), or --bodies_file (one body per
-// line, request i gets line i mod n, e.g. perf/rtb_mix_dump's output).
+// line, request i gets line i mod n, e.g. perf/rtb_mix_dump's output), or --rtb_mix=N: N seeded
+// OpenRTB bid requests (perf/rtb_mix.h) POSTed to /openrtb2/bid; --win_share sends win notices.
 //
 // Output: per step one human-readable line, then one "RESULT key=value ..." line for scripts;
 // with several steps, then the step table. Exit status 1 if there were errors (a connection
@@ -37,6 +38,7 @@
 #include "absl/flags/parse.h"
 #include "perf/http_load_report.h"
 #include "perf/http_load_run.h"
+#include "perf/rtb_mix.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "server address (numeric)");
 ABSL_FLAG(int, port, 0, "server port (required)");
@@ -49,6 +51,10 @@ ABSL_FLAG(std::string, method, "GET", "request method");
 ABSL_FLAG(std::string, path, "/plaintext", "request target");
 ABSL_FLAG(std::string, host_header, "localhost", "the Host field's value");
 ABSL_FLAG(std::string, body_file, "", "a file whose bytes are each request's body (Content-Length)");
+ABSL_FLAG(int, rtb_mix, 0,
+          "if > 0: POST this many pre-built OpenRTB 2.6 bid requests (perf/rtb_mix.h) in turn to /openrtb2/bid, "
+          "200/204/400 counting as answers (unless --ok_status)");
+ABSL_FLAG(uint64_t, seed, 1, "the --rtb_mix seed");
 ABSL_FLAG(std::string, bodies_file, "", "a file of request bodies, one per line; request i gets line i mod n");
 ABSL_FLAG(std::vector<std::string>, header, {}, "extra header lines 'Name: value', comma-separated");
 ABSL_FLAG(int, expect_status, 200, "the status every response must have");
@@ -160,6 +166,16 @@ int main(int argc, char** argv) {
       fprintf(stderr, "http_load: --bodies_file=%s has no bodies (one per line)\n", f.c_str());
       return 2;
     }
+  }
+  if (int n = absl::GetFlag(FLAGS_rtb_mix); n > 0) {
+    mnv::perf::RtbMix mix = mnv::perf::make_rtb_mix({.seed = absl::GetFlag(FLAGS_seed), .count = n});
+    opt.bodies = std::move(mix.bodies);
+    opt.method = "POST";
+    opt.path = mnv::perf::kRtbPath;
+    opt.fields = mnv::perf::kRtbFields + opt.fields;
+    if (opt.ok_statuses.empty()) opt.ok_statuses = {200, 204, 400};
+    fprintf(stderr, "http_load: %d OpenRTB requests (%zu malformed), mean %.0f bytes, seed %llu\n", n, mix.malformed,
+            mix.mean_bytes, static_cast<unsigned long long>(absl::GetFlag(FLAGS_seed)));
   }
   const std::string dir = absl::GetFlag(FLAGS_out);
   if (rates.empty()) {
