@@ -65,7 +65,7 @@ struct ConnectionStats {
 
 class Connection {
  public:
-  static constexpr std::uint32_t kMaxInFlight = 1024;
+  static constexpr std::uint32_t kMaxInFlight = 512;
 
   explicit Connection(const ConnectionOptions& options = {});
   Connection(const Connection&) = delete;
