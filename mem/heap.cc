@@ -78,7 +78,7 @@ void Heap::reset() {
   high_water_ = static_cast<std::size_t>(top_ - reinterpret_cast<char*>(this));
   needed_pages_ = 0;
   live_blocks_ = 0;
-  for (auto& f : free_) f = nullptr;
+  for (auto& f : free_) f = 0;
 }
 
 std::size_t Heap::trim() {
@@ -102,7 +102,7 @@ void* Heap::allocate(std::size_t bytes) {
   int cls = size_class(want);
   std::size_t size = class_bytes(cls);
   Block* b;
-  if (FreeNode* n = free_[cls]) {
+  if (FreeNode* n = free_head(cls)) {
     b = reinterpret_cast<Block*>(reinterpret_cast<char*>(n) - sizeof(Block));
     MNV_ASSERT(b->state == kFree && b->cls == cls);
     unlink_free(b);
@@ -136,12 +136,21 @@ Heap* Heap::owner(const void* p) {
   return h;
 }
 
+Heap::FreeNode* Heap::free_head(int cls) const {
+  if (free_[cls] == 0) return nullptr;
+  return reinterpret_cast<FreeNode*>(reinterpret_cast<char*>(const_cast<Heap*>(this)) + std::size_t{free_[cls]} * kAlign);
+}
+
+void Heap::set_free_head(int cls, FreeNode* n) {
+  free_[cls] = n == nullptr ? 0 : static_cast<std::uint32_t>((reinterpret_cast<char*>(n) - reinterpret_cast<char*>(this)) / kAlign);
+}
+
 void Heap::unlink_free(Block* b) {
   auto* n = reinterpret_cast<FreeNode*>(b->payload());
   if (n->prev != nullptr) {
     n->prev->next = n->next;
   } else {
-    free_[b->cls] = n->next;
+    set_free_head(b->cls, n->next);
   }
   if (n->next != nullptr) n->next->prev = n->prev;
 }
@@ -150,9 +159,9 @@ void Heap::push_free(Block* b) {
   b->state = kFree;
   auto* n = reinterpret_cast<FreeNode*>(b->payload());
   n->prev = nullptr;
-  n->next = free_[b->cls];
+  n->next = free_head(b->cls);
   if (n->next != nullptr) n->next->prev = n;
-  free_[b->cls] = n;
+  set_free_head(b->cls, n);
 }
 
 void Heap::free(void* p) {

@@ -71,6 +71,8 @@ class Heap {
   char* first_block() const;
   void unlink_free(Block* b);
   void push_free(Block* b);
+  FreeNode* free_head(int cls) const;
+  void set_free_head(int cls, FreeNode* n);
 
   std::uint64_t magic_;
   std::size_t pages_;
@@ -81,7 +83,9 @@ class Heap {
   std::size_t high_water_;
   std::size_t needed_pages_;
   std::size_t live_blocks_;
-  FreeNode* free_[kNumClasses];
+  // Each class's free list head, as its offset from the header in kAlign units (0: empty): half
+  // the header of pointers, so that an idle connection's heap (header, frames) fits in one page.
+  std::uint32_t free_[kNumClasses];
 };
 
 }  // namespace mnv

@@ -127,14 +127,20 @@ const char* format_peer(const ConnectionTag& t, char* buf, std::size_t len) {
 // A connection's default finally handler: resets, broken pipes and timeouts are routine at
 // scale and end the connection quietly; anything else is logged once. Handlers may register
 // their own.
+// (The log line's buffer is on this function's stack, not in the handler's frame, which every
+// connection holds while it lives: an idle connection's heap fits in one page.)
+void log_connection_error(int fd) {
+  char buf[256];
+  log_line("mnv: connection fd %d ended: %s", fd, error().describe(buf, sizeof buf));
+}
+
 Finally connection_error(int fd) {
   int code = error().code;
   if (code == EFAULT || code == ENOMEM) this_process().note_death(error());
   // Traps and exhaustion are reported by the server, the process's supervisor.
   if (code != ECONNRESET && code != EPIPE && code != ETIMEDOUT && code != ENOTCONN && code != EFAULT &&
       code != ENOMEM) {
-    char buf[256];
-    log_line("mnv: connection fd %d ended: %s", fd, error().describe(buf, sizeof buf));
+    log_connection_error(fd);
   }
   co_return;
 }

@@ -68,7 +68,12 @@ class Connection {
 
   // ---- used by Request and Response ----
   Task<std::string_view> body_piece(Request& req);
+  // The response head straight into the send ring when it fits there now (no frame, nothing
+  // waits: the keep-alive hot path); else write_head() formats it into a buffer and waits.
+  bool try_head(Response& res, bool chunked, std::uint64_t length);
   Task<> write_head(Response& res, bool chunked, std::uint64_t length);
+  // Bytes into the send ring: try_put() when they fit now, else put() waits for room.
+  bool try_put(std::string_view bytes) { return try_write(s_, bytes.data(), bytes.size()); }
   Task<> put(std::string_view bytes) {
     s_.set_timeout_ns(site_.options.send_timeout_ns);
     if (!try_write(s_, bytes.data(), bytes.size())) co_await write(s_, bytes.data(), bytes.size());
@@ -80,7 +85,10 @@ class Connection {
   static Finally on_error(Connection* c);
 
  private:
+  HeadStatus parse_buffered();
   Task<bool> read_head();
+  Task<bool> serve_one();
+  bool answer_fault();
   Task<> answer_error(int status, std::string_view text);
   Task<> answer_simple(Response& res, int status, std::uint32_t allow, std::string_view body);
   Task<> linger_close();
@@ -103,18 +111,17 @@ class Connection {
 
 // Reads one request head: true when parser_ holds it (or failed: parser_.error()), false when the
 // connection should end quietly (input ended).
+HeadStatus Connection::parse_buffered() {
+  iovec iov[2];
+  Spans in(iov, s_.rx().data_iov(iov));
+  return parser_.parse_head(in, std::span<char>(scratch_, scratch_size_));
+}
+
+// After parse_buffered() found the buffered head incomplete (or straddling the ring's wrap).
 Task<bool> Connection::read_head() {
-  const ServerOptions& o = site_.options;
-  if (s_.rx().empty()) {
-    if (conn_.draining()) co_return false;
-    s_.set_timeout_ns(o.keepalive_timeout_ns);  // readable() flushes what is pending first
-    if (!co_await readable(s_)) co_return false;
-  }
-  std::int64_t deadline = monotonic_ns() + o.header_timeout_ns;
+  std::int64_t deadline = monotonic_ns() + site_.options.header_timeout_ns;
   for (;;) {
-    iovec iov[2];
-    Spans in(iov, s_.rx().data_iov(iov));
-    HeadStatus st = parser_.parse_head(in, std::span<char>(scratch_, scratch_size_));
+    HeadStatus st = parse_buffered();
     if (st == HeadStatus::kNeedScratch) {
       if (scratch_ != nullptr) Heap::owner(scratch_)->free(scratch_);
       scratch_size_ = parser_.scratch_needed();
@@ -216,20 +223,25 @@ std::size_t Connection::format_head(char* buf, std::size_t cap, const Response& 
   return w.end();
 }
 
-Task<> Connection::write_head(Response& res, bool chunked, std::uint64_t length) {
+bool Connection::try_head(Response& res, bool chunked, std::uint64_t length) {
   if (conn_.draining()) keep_alive_ = false;
   t_date.refresh();
-  // Straight into the send ring when its free space is contiguous enough; else through a buffer.
+  // Straight into the send ring when its free space is contiguous enough.
   if (s_.tx().ensure() && s_.error() == 0 && !s_.hung_up()) {
     iovec sp[2];
     if (s_.tx().space_iov(sp) > 0) {
       std::size_t n = format_head(static_cast<char*>(sp[0].iov_base), sp[0].iov_len, res, chunked, length);
       if (n > 0) {
         s_.tx().commit(n);
-        co_return;
+        return true;
       }
     }
   }
+  return false;
+}
+
+// After try_head(): through a buffer.
+Task<> Connection::write_head(Response& res, bool chunked, std::uint64_t length) {
   char buf[2048];
   std::size_t n = format_head(buf, sizeof buf, res, chunked, length);
   if (n == 0) {  // an invalid field (CR/LF in a value) or a head over 2 KiB: the handler's bug
@@ -244,15 +256,15 @@ Task<> Connection::write_head(Response& res, bool chunked, std::uint64_t length)
 
 Task<> Response::send(std::string_view body) {
   if (state_ != State::kNone) co_return;
-  co_await conn_->write_head(*this, false, body.size());
+  if (!conn_->try_head(*this, false, body.size())) co_await conn_->write_head(*this, false, body.size());
   bool done = state_ == State::kDone;  // the head failed and became a 500
   state_ = State::kDone;
-  if (!done && !conn_->head_only() && !body.empty()) co_await conn_->put(body);
+  if (!done && !conn_->head_only() && !body.empty() && !conn_->try_put(body)) co_await conn_->put(body);
 }
 
 Task<> Response::begin_chunked() {
   if (state_ != State::kNone) co_return;
-  co_await conn_->write_head(*this, true, 0);
+  if (!conn_->try_head(*this, true, 0)) co_await conn_->write_head(*this, true, 0);
   state_ = state_ == State::kDone ? State::kDone : State::kChunked;
 }
 
@@ -266,15 +278,15 @@ Task<> Response::chunk(std::string_view data) {
   while (d > 0) size[n++] = digits[--d];
   size[n++] = '\r';
   size[n++] = '\n';
-  co_await conn_->put(std::string_view(size, n));
-  co_await conn_->put(data);
-  co_await conn_->put("\r\n");
+  if (!conn_->try_put(std::string_view(size, n))) co_await conn_->put(std::string_view(size, n));
+  if (!conn_->try_put(data)) co_await conn_->put(data);
+  if (!conn_->try_put("\r\n")) co_await conn_->put("\r\n");
 }
 
 Task<> Response::end_chunked() {
   if (state_ != State::kChunked) co_return;
   state_ = State::kDone;
-  if (!conn_->head_only()) co_await conn_->put("0\r\n\r\n");
+  if (!conn_->head_only() && !conn_->try_put("0\r\n\r\n")) co_await conn_->put("0\r\n\r\n");
 }
 
 // ---- errors and the loop ----------------------------------------------------------------------
@@ -314,85 +326,107 @@ Task<> Connection::linger_close() {
 
 // Traps and ENOMEM in a handler: a 500 when nothing of its response was buffered, then the end
 // of the connection. Resets, broken pipes and timeouts end it quietly.
+// (Its buffers live here, not in on_error's frame, which every connection holds while it lives.)
+bool Connection::answer_fault() {
+  if (res_ == nullptr || res_->started()) return false;
+  keep_alive_ = false;
+  res_->state_ = Response::State::kDone;
+  char buf[512];
+  Response plain;
+  plain.status_ = 500;
+  std::size_t n = format_head(buf, sizeof buf, plain, false, 0);
+  return n > 0 && try_write(s_, buf, n);
+}
+
 Finally Connection::on_error(Connection* c) {
   int code = error().code;
   if (code == EFAULT || code == ENOMEM) {
     this_process().note_death(error());
-    if (c->res_ != nullptr && !c->res_->started()) {
-      c->keep_alive_ = false;
-      c->res_->state_ = Response::State::kDone;
-      char buf[512];
-      Response plain;
-      plain.status_ = 500;
-      std::size_t n = c->format_head(buf, sizeof buf, plain, false, 0);
-      if (n > 0 && try_write(c->s_, buf, n)) co_await tx_close(c->s_);
-    }
+    if (c->answer_fault()) co_await tx_close(c->s_);
   }
   co_return;
 }
 
+// The connection's loop. An idle connection waits here, in this small frame (with on_error's and
+// serve()'s): a request's state lives in serve_one()'s frame only while it is served, so an idle
+// keep-alive connection fits in one page of its micro-heap once its rings are given back.
 Task<> Connection::run() {
   co_await finally(on_error(this));
-  const Router& router = site_.router;
   for (;;) {
     parser_.reset();
     off_ = 0;
     body_deadline_ = 0;
     sent_continue_ = false;
-    if (!co_await read_head()) break;
+    if (s_.rx().empty()) {
+      if (conn_.draining()) break;
+      s_.set_timeout_ns(site_.options.keepalive_timeout_ns);  // readable() flushes what is pending first
+      if (!co_await readable(s_)) break;
+    }
+    HeadStatus st = parse_buffered();
+    if (st == HeadStatus::kIncomplete || st == HeadStatus::kNeedScratch) {
+      if (!co_await read_head()) break;
+    }
     if (parser_.error() != Error::kNone) {
       co_await answer_error(parser_.error_status(), describe(parser_.error()));
       break;
     }
-    const RequestHead& h = parser_.head();
-    keep_alive_ = h.keep_alive && !conn_.draining();
-    off_ = parser_.head_size();
-    ++t_requests;
-
-    Request req;
-    req.conn_ = this;
-    req.head_ = &h;
-    split_target(h.target, &req.path_, &req.query_);
-    Response res;
-    res.conn_ = this;
-    res_ = &res;
-    if (h.method == Method::kOptions && h.target == "*") {
-      res.status_ = 200;
-      char list[128];
-      res.header("Allow", std::string_view(list, Router::allow_list(router.all_methods(), list)));
-      co_await res.send("");
-    } else {
-      Router::Match m = router.find(h.method, req.path_);
-      if (m.route != nullptr) {
-        co_await m.route(req, res);
-      } else if (m.allowed == 0) {
-        co_await answer_simple(res, 404, 0, "no such resource\n");
-      } else if (h.method == Method::kOptions) {
-        co_await answer_simple(res, 204, m.allowed, "");
-      } else {
-        co_await answer_simple(res, 405, m.allowed, "method not allowed\n");
-      }
-    }
-    // What the handler left: an unread body is read and dropped, an unfinished response ended.
-    while (req.body_error_ == 0) {
-      std::string_view piece = co_await req.read_some();
-      if (piece.empty()) break;
-    }
-    if (req.body_error_ != 0 && !res.started()) {
-      res_ = nullptr;
-      co_await answer_error(req.body_error_, req.body_error_ == 413 ? "request body too large" : "bad request body");
-      break;
-    }
-    if (!res.started()) co_await res.send("");
-    co_await res.end_chunked();
-    res_ = nullptr;
-    if (req.body_error_ != 0) keep_alive_ = false;
-    if (!keep_alive_) break;
-    s_.rx().consume(off_);
-    off_ = 0;
+    if (!co_await serve_one()) break;
   }
   co_await flush(s_);
   if (scratch_ != nullptr) Heap::owner(scratch_)->free(scratch_);
+}
+
+// One request whose head parser_ holds: routed, answered, its unread body dropped. False when the
+// connection ends after it.
+Task<bool> Connection::serve_one() {
+  const Router& router = site_.router;
+  const RequestHead& h = parser_.head();
+  keep_alive_ = h.keep_alive && !conn_.draining();
+  off_ = parser_.head_size();
+  ++t_requests;
+
+  Request req;
+  req.conn_ = this;
+  req.head_ = &h;
+  split_target(h.target, &req.path_, &req.query_);
+  Response res;
+  res.conn_ = this;
+  res_ = &res;
+  if (h.method == Method::kOptions && h.target == "*") {
+    res.status_ = 200;
+    char list[128];
+    res.header("Allow", std::string_view(list, Router::allow_list(router.all_methods(), list)));
+    co_await res.send("");
+  } else {
+    Router::Match m = router.find(h.method, req.path_);
+    if (m.route != nullptr) {
+      co_await m.route(req, res);
+    } else if (m.allowed == 0) {
+      co_await answer_simple(res, 404, 0, "no such resource\n");
+    } else if (h.method == Method::kOptions) {
+      co_await answer_simple(res, 204, m.allowed, "");
+    } else {
+      co_await answer_simple(res, 405, m.allowed, "method not allowed\n");
+    }
+  }
+  // What the handler left: an unread body is read and dropped, an unfinished response ended.
+  while (req.body_error_ == 0 && !parser_.body_done()) {
+    std::string_view piece = co_await req.read_some();
+    if (piece.empty()) break;
+  }
+  if (req.body_error_ != 0 && !res.started()) {
+    res_ = nullptr;
+    co_await answer_error(req.body_error_, req.body_error_ == 413 ? "request body too large" : "bad request body");
+    co_return false;
+  }
+  if (!res.started()) co_await res.send("");
+  if (res.state_ == Response::State::kChunked) co_await res.end_chunked();
+  res_ = nullptr;
+  if (req.body_error_ != 0) keep_alive_ = false;
+  if (!keep_alive_) co_return false;
+  s_.rx().consume(off_);
+  off_ = 0;
+  co_return true;
 }
 
 Task<> serve(Accepted& conn) {
