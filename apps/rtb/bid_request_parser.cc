@@ -56,7 +56,7 @@ class JsonPath {
 struct BidRequestParser::Impl {
   od::parser parser;
   JsonPath path;
-  char reason[256] = {};
+  char reason[320] = {};  // path (128) + ": " + what (160)
   ParseStatus status = ParseStatus::kOk;
 
   explicit Impl(std::size_t max) : parser(max) {}
