@@ -62,7 +62,9 @@ ABSL_FLAG(std::vector<std::string>, ok_status, {}, "statuses that are not errors
 ABSL_FLAG(std::string, expect_body, "", "if set, the body every response must have");
 ABSL_FLAG(std::vector<std::string>, rate, {},
           "open loop: requests per second over all connections on a fixed schedule; several (comma-separated) run "
-          "one step each; none: closed loop");
+          "one step each, R or R:SECONDS (else --duration_s); none: closed loop");
+ABSL_FLAG(std::string, after_step, "",
+          "open loop: a shell command run after each step (not timed), with $STEP set to its number (e.g. a scrape)");
 ABSL_FLAG(double, deadline_ms, 0, "answers later than this after their intended send (closed loop: their send) are timeouts");
 ABSL_FLAG(double, win_share, 0, "open loop: share of 200 answers whose nurl gets a win notice");
 ABSL_FLAG(double, clearing, 0.8, "open loop: the win notice's clearing price as a share of the bid's price");
@@ -116,14 +118,18 @@ int main(int argc, char** argv) {
     }
     opt.ok_statuses.push_back(static_cast<int>(v));
   }
-  std::vector<double> rates;
+  std::vector<double> rates, durations;
   for (const std::string& t : absl::GetFlag(FLAGS_rate)) {
-    double v = 0;
-    if (!parse_number(t, &v) || !(v > 0)) {
-      fprintf(stderr, "http_load: --rate: '%s' is not a rate above 0 (requests per second)\n", t.c_str());
+    double v = 0, d = opt.duration_s;
+    const std::size_t colon = t.find(':');
+    if (!parse_number(t.substr(0, colon), &v) || !(v > 0) ||
+        (colon != std::string::npos && (!parse_number(t.substr(colon + 1), &d) || !(d > 0)))) {
+      fprintf(stderr, "http_load: --rate: '%s' is not a rate above 0 (requests per second), optionally :SECONDS\n",
+              t.c_str());
       return 2;
     }
     rates.push_back(v);
+    durations.push_back(d);
   }
   if (opt.port <= 0 || opt.port > 65535) {
     fprintf(stderr, "http_load: --port=%d: give the server's TCP port (1..65535)\n", opt.port);
@@ -198,6 +204,7 @@ int main(int argc, char** argv) {
   bool ok = true;
   for (std::size_t k = 0; k < rates.size(); ++k) {
     opt.rate = rates[k];
+    opt.duration_s = durations[k];
     char label[64];
     snprintf(label, sizeof label, "[step %zu/%zu, %.0f/s] ", k + 1, rates.size(), rates[k]);
     opt.label = label;
@@ -209,6 +216,10 @@ int main(int argc, char** argv) {
     fflush(stdout);
     ok = ok && step.result.errors() == 0 && step.result.responses > 0 && step.result.valid;
     steps.push_back(std::move(step));
+    if (const std::string cmd = absl::GetFlag(FLAGS_after_step); !cmd.empty()) {
+      setenv("STEP", std::to_string(k + 1).c_str(), 1);
+      if (int rc = std::system(cmd.c_str()); rc != 0) fprintf(stderr, "http_load: --after_step exited with %d\n", rc);
+    }
   }
   if (steps.size() > 1) printf("\n%s", mnv::perf::step_table(steps).c_str());
   if (!dir.empty()) {

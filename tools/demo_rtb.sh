@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# tools/demo_rtb.sh — the OpenRTB bidder (apps/rtb) as an exchange sees it, driven by our
+# open-loop generator (perf/http_load) with the seeded OpenRTB 2.6 request mix (perf/rtb_mix.h).
+#
+# Starts the bidder on the sample config (one shard per core of its CPUs: all but CPU 0 where
+# there are 3+ CPUs, else CPU 1) with the sample campaigns; measures its capacity with a short
+# closed loop; then offers 25%, 50%, 100% and 200% of it, STEP_S each (requests leave on their
+# schedule whatever the answers do, latency counts from when each was due), sending win notices
+# for WIN_SHARE of the bids, with a progress line once a second. Prints per step: offered and
+# achieved rate, answered, bids (200), no-bids (204), malformed (400), p50/p99/p99.9, timeouts
+# (answers after DEADLINE_MS, a common tmax), shed (the bidder's early no-bids, from its
+# /metrics when it counts them); then spend against budget per campaign and each shard's share
+# of the requests (from /metrics), and the plots (out/demo_rtb/*.png).
+#
+#   bazel build --config=opt //apps/rtb //perf:http_load && tools/demo_rtb.sh
+#   RTB_ADDR=127.0.0.1:8080 tools/demo_rtb.sh     # a bidder that is already running
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf 'demo_rtb: %s\n' "$*" >&2; }
+
+ncpu=$(nproc)
+STEP_S=${STEP_S:-4}
+CAPACITY_S=${CAPACITY_S:-2}
+CONNS=${CONNS:-64}
+DEADLINE_MS=${DEADLINE_MS:-100}
+WIN_SHARE=${WIN_SHARE:-0.2}
+MIX=${MIX:-20000}
+OUT=${OUT:-out/demo_rtb}
+RTB_BIN=${RTB_BIN:-bazel-bin/apps/rtb/rtb}
+RTB_FLAGS=${RTB_FLAGS:---config=shard/sample_affinity.toml}
+LOAD=bazel-bin/perf/http_load
+if [ "$ncpu" -ge 3 ]; then server_cpus="1-$((ncpu - 1))"; else server_cpus=$((ncpu - 1)); fi
+client_cpu=0
+[ -x "$LOAD" ] || { say "$LOAD is missing: bazel build --config=opt //perf:http_load"; exit 1; }
+command -v curl >/dev/null || { say "curl is not installed (Debian package curl; tools/mnv setup)"; exit 1; }
+
+tmp=$(mktemp -d)
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -KILL "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+mkdir -p "$OUT"
+rm -f "$OUT"/*.csv "$OUT"/*.png "$OUT"/metrics_*.txt
+
+if [ -n "${RTB_ADDR:-}" ]; then
+  addr=$RTB_ADDR
+  echo "== RTB demo: the bidder at $addr; perf/http_load on CPU $client_cpu =="
+else
+  [ -x "$RTB_BIN" ] || { say "$RTB_BIN is missing: bazel build --config=opt //apps/rtb"; exit 1; }
+  mkfifo "$tmp/stdout"
+  # shellcheck disable=SC2086  # flags are words
+  taskset -c "$server_cpus" "$RTB_BIN" --host=127.0.0.1 --port=0 $RTB_FLAGS >"$tmp/stdout" 2>"$tmp/stderr" &
+  server_pid=$!
+  exec 3<"$tmp/stdout"
+  if ! IFS= read -r -t 30 first <&3 || [[ "$first" != "listening on "* ]]; then
+    say "the bidder did not say 'listening on HOST:PORT' (got '${first:-}'); its stderr:"
+    cat "$tmp/stderr" >&2
+    exit 1
+  fi
+  addr=${first#listening on }
+  echo "== RTB demo: $RTB_BIN $RTB_FLAGS on CPU(s) $server_cpus (one shard per CPU); perf/http_load on CPU $client_cpu =="
+fi
+port=${addr##*:}
+scrape() { curl -s --max-time 2 "http://$addr/metrics" >"$1" 2>/dev/null || : >"$1"; }
+scrape "$OUT/metrics_0.txt"
+
+kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+cap_line=$(taskset -c "$client_cpu" "$LOAD" --port="$port" --rtb_mix="$MIX" --conns="$CONNS" --warmup_s=0.5 \
+  --duration_s="$CAPACITY_S" 2>/dev/null | grep '^RESULT' || true)
+capacity=$(kv "$cap_line" req_per_s)
+if [ -z "$capacity" ] || [ "${capacity%.*}" -le 0 ]; then
+  say "capacity run failed: $cap_line"
+  exit 1
+fi
+echo "capacity (closed loop, $CONNS connections, ${CAPACITY_S} s, the OpenRTB mix): $capacity req/s, p99 $(kv "$cap_line" p99_us) µs"
+rates=$(awk -v c="$capacity" 'BEGIN { printf "%.0f,%.0f,%.0f,%.0f", c * 0.25, c * 0.5, c, c * 2 }')
+echo "open-loop steps at 25%, 50%, 100%, 200% of it: $rates req/s, ${STEP_S} s each; win notices for ${WIN_SHARE} of bids; answers after ${DEADLINE_MS} ms are timeouts"
+echo
+# Exit status 1 just says a step could not keep its rate (the overload step): the table shows it.
+taskset -c "$client_cpu" "$LOAD" --port="$port" --rtb_mix="$MIX" --rate="$rates" --duration_s="$STEP_S" --conns=0 \
+  --deadline_ms="$DEADLINE_MS" --win_share="$WIN_SHARE" --timeout_s=5 --out="$OUT" \
+  --after_step="curl -s --max-time 2 http://$addr/metrics > $OUT/metrics_\$STEP.txt || true" >"$tmp/load" || true
+
+# The sum of the samples of metrics whose name matches $2 in scrape $1 (0 when none).
+metric_sum() { awk -v re="$2" '!/^#/ { split($1, a, "{"); if (a[1] ~ re) s += $NF } END { printf "%.0f", s }' "$1" 2>/dev/null || echo 0; }
+echo "| step | offered/s | achieved/s | answered | bids (200) | no-bids (204) | malformed (400) | p50 ms | p99 ms | p99.9 ms | timeouts | shed | errors | valid |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+while IFS=, read -r step target achieved valid sent responses s200 s204 s400 other timeouts errors late lag p50 p90 p99 p999 max rest; do
+  [ "$step" = step ] && continue
+  shed="—"
+  if [ -s "$OUT/metrics_$step.txt" ] && grep -q 'shed' "$OUT/metrics_$step.txt"; then
+    shed=$(( $(metric_sum "$OUT/metrics_$step.txt" shed) - $(metric_sum "$OUT/metrics_$((step - 1)).txt" shed) ))
+  fi
+  printf '| %s | %.0f | %.0f | %s | %s | %s | %s | %.3f | %.3f | %.3f | %s | %s | %s | %s |\n' "$step" "$target" "$achieved" \
+    "$responses" "$s200" "$s204" "$s400" "$p50" "$p99" "$p999" "$timeouts" "$shed" "$errors" "$([ "$valid" = 1 ] && echo yes || echo no)"
+done <"$OUT/steps.csv"
+wins=$(awk -F, 'NR > 1 { w += $23; e += $24 } END { printf "%d sent, %d answered with an error", w, e }' "$OUT/steps.csv")
+echo
+echo "win notices: $wins"
+last="$OUT/metrics_4.txt"
+if [ -s "$last" ]; then
+  echo
+  echo "spend and budget per campaign (the bidder's /metrics after the last step):"
+  grep -v '^#' "$last" | grep 'campaign=' | grep -Ei 'spend|budget|win|bid' | sed 's/^/  /' | head -40 || echo "  (no per-campaign series)"
+  echo
+  echo "per-shard share of the requests (/metrics):"
+  grep -v '^#' "$last" | grep 'shard="' | grep -Ei 'request' | awk '
+    { match($0, /shard="[0-9]+"/); s = substr($0, RSTART + 7, RLENGTH - 8); n[s] += $NF; t += $NF }
+    END { if (t == 0) print "  (no per-shard request counter)"; for (k in n) printf "  shard %s: %.0f (%.1f%%)\n", k, n[k], 100 * n[k] / t }'
+else
+  echo "(the bidder served no /metrics: no shed, spend or per-shard figures)"
+fi
+if [ -n "$server_pid" ]; then
+  kill -TERM "$server_pid"
+  wait "$server_pid" || true
+  server_pid=""
+fi
+tools/plot_latency.sh run "$OUT" "OpenRTB bidder, open-loop steps"
+echo "plots: $OUT/latency_over_time.png $OUT/latency_spectrum.png (data: $OUT/steps.csv, timeline.csv, metrics_*.txt)"
