@@ -162,6 +162,15 @@ ShardCells Registry::shard(int i) const {
   return ShardCells(cells_ + static_cast<std::size_t>(i) * stride_);
 }
 
+void Registry::reset_gauges(int i) const {
+  MNV_ASSERT(placed());
+  MNV_ASSERT(i >= 0 && i < shards_);
+  for (const Family& f : families_) {
+    if (f.kind != Kind::kGauge) continue;
+    for (const Series& s : f.series) cells_[static_cast<std::size_t>(i) * stride_ + s.cell].store(0, std::memory_order_relaxed);
+  }
+}
+
 const std::atomic<std::uint64_t>& Registry::read_cell(std::uint32_t cell, int shard) const {
   MNV_ASSERT(placed());
   MNV_ASSERT(shard >= 0 && shard < shards_);

@@ -124,6 +124,9 @@ class Registry {
   int shards() const { return shards_; }
   // Shard i's writer side (placed registries only).
   ShardCells shard(int i) const;
+  // Sets every gauge of shard i to 0: for a shard that starts again (a restarted shard process),
+  // whose gauges described what died with its predecessor. Counters and histograms go on.
+  void reset_gauges(int i) const;
 
   // Reads, from any thread: one shard's value or the sum over shards.
   std::uint64_t value(Counter c, int shard) const;

@@ -165,10 +165,43 @@ class ConnectionSlot {
   std::size_t index_;
 };
 
+// Counts how the connection ended (ServerMetrics::Close) when its thread ends, unless its
+// process died (a trap leaves the frame as it is; the supervisor counts those): a local declared
+// after the socket, so it is destroyed first and still sees it.
+class CloseCount {
+ public:
+  CloseCount(Server* server, const Socket& sock)
+      : server_(server), sock_(sock), thread_(this_thread()), process_(this_process()) {}
+  CloseCount(const CloseCount&) = delete;
+  CloseCount& operator=(const CloseCount&) = delete;
+  ~CloseCount() {
+    if (server_->config().metrics == nullptr) return;
+    int code = thread_.error.code;
+    if (process_.faulted() || process_.death().code != 0) return;  // counted by connection_died
+    if (code == EFAULT || code == ENOMEM) return;
+    if (code == ETIMEDOUT) {
+      server_->count_close(ServerMetrics::kTimeout);
+    } else if (code != 0 || sock_.error() != 0) {
+      server_->count_close(ServerMetrics::kError);
+    } else if (sock_.eof() && !server_->draining()) {
+      server_->count_close(ServerMetrics::kPeer);
+    } else {
+      server_->count_close(ServerMetrics::kServer);
+    }
+  }
+
+ private:
+  Server* server_;
+  const Socket& sock_;
+  const ThreadState& thread_;
+  const Process& process_;
+};
+
 Thread connection(ConnectionSlot slot, int fd, sockaddr_storage peer, socklen_t len) {
   Server* server = slot.server();
   co_await finally(connection_error(fd));
   Socket sock(fd);
+  CloseCount close_count(server, sock);
   sock.set_timeout_ns(server->config().idle_timeout_ns);
   set_default_socket(sock);
   Accepted conn{server, fd, peer, len, server->config().message};
@@ -256,6 +289,13 @@ std::unique_ptr<Server> Server::listen(Kernel& kernel, const ServerConfig& confi
     *error = "no room in the kernel's supervisor table";
     return nullptr;
   }
+  if (config.metrics != nullptr) {
+    if (!kernel.metrics().placed()) {
+      *error = "ServerConfig::metrics is set but the kernel has no metric cells (KernelConfig::metrics)";
+      return nullptr;
+    }
+    kernel.metrics().add(config.metrics->heaps_free, static_cast<std::int64_t>(config.pool_size));
+  }
   return s;
 }
 
@@ -266,6 +306,7 @@ void Server::connection_died(const Death& death) {
     counters_->deaths.fetch_add(death.dropped, std::memory_order_relaxed);
   }
   if (!death) return;
+  if (config_.metrics != nullptr) kernel_.metrics().add(config_.metrics->closed[ServerMetrics::kFault]);
   std::uint64_t n = counters_->deaths.fetch_add(1, std::memory_order_relaxed) + 1;
   auto conn = death.note.as<ConnectionTag>();
   char peer[INET6_ADDRSTRLEN + 16];
@@ -276,14 +317,17 @@ void Server::connection_died(const Death& death) {
 }
 
 void Server::start_connection(int fd, const sockaddr_storage& peer, socklen_t len) {
+  const ServerMetrics* m = config_.metrics;
   if (draining_) {  // (the listener is gone; this fd was handed over by another shard)
     counters_->refused.fetch_add(1, std::memory_order_relaxed);
+    if (m != nullptr) kernel_.metrics().add(m->refused);
     ::close(fd);
     return;
   }
   Process* p = kernel_.new_process(pool_);
   if (p == nullptr) {
     counters_->refused.fetch_add(1, std::memory_order_relaxed);
+    if (m != nullptr) kernel_.metrics().add(m->refused);
     std::int64_t now = monotonic_ns();
     if (now - last_refusal_log_ > 1'000'000'000) {
       log_line("mnv: server on port %u: all %zu connection heaps in use; refusing connections (%lu so far)",
@@ -298,6 +342,12 @@ void Server::start_connection(int fd, const sockaddr_storage& peer, socklen_t le
   std::size_t index = pool_.index_of(&p->heap());
   conn_fds_[index] = fd;
   counters_->active.fetch_add(1, std::memory_order_relaxed);
+  if (m != nullptr) {
+    const metrics::ShardCells& c = kernel_.metrics();
+    c.add(m->accepted);
+    c.add(m->open, 1);
+    c.add(m->heaps_free, -1);
+  }
   kernel_.supervise(p->kernel_slot(), supervisor_, ChildNote::of(connection_tag(fd, peer)));
   // (If the frame does not fit, the process is reclaimed with its fd, and the ConnectionSlot
   // argument, never moved into a frame, undoes the two lines above.)
@@ -307,6 +357,11 @@ void Server::start_connection(int fd, const sockaddr_storage& peer, socklen_t le
 void Server::connection_ended(std::size_t index) {
   conn_fds_[index] = -1;
   counters_->active.fetch_sub(1, std::memory_order_relaxed);
+  if (const ServerMetrics* m = config_.metrics) {
+    const metrics::ShardCells& c = kernel_.metrics();
+    c.add(m->open, -1);
+    c.add(m->heaps_free, 1);
+  }
 }
 
 void Server::drain() {

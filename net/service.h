@@ -36,6 +36,7 @@
 #include <string>
 
 #include "mem/heap_pool.h"
+#include "net/server_metrics.h"
 #include "runtime/kernel.h"
 #include "runtime/supervise.h"
 #include "runtime/thread.h"
@@ -96,6 +97,9 @@ struct ServerConfig {
   AcceptHook on_accept = nullptr;
   void* on_accept_ctx = nullptr;
   ServerCounters* counters = nullptr;  // null: the server's own
+  // The series this server counts into its kernel's metric cells (net/server_metrics.h), or
+  // null: none.
+  const ServerMetrics* metrics = nullptr;
 };
 
 class Server {
@@ -139,6 +143,10 @@ class Server {
   void connection_ended(std::size_t index);
   void connection_died(const Death& death);
   void listener_ended() { listening_ = false; }
+  // Internal: a connection ended this way (ServerMetrics::Close).
+  void count_close(ServerMetrics::Close how) {
+    if (config_.metrics != nullptr) kernel_.metrics().add(config_.metrics->closed[how]);
+  }
   int listen_fd() const { return listen_fd_; }
 
  private:

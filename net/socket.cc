@@ -79,6 +79,7 @@ bool Socket::settle_send() {
   tx_.unpin();
   if (r >= 0) {
     tx_.consume(static_cast<std::size_t>(r));
+    Kernel::count_bytes_out(static_cast<std::size_t>(r));
     return true;
   }
   if (r == -ENOTSOCK) {  // the bytes are still in tx; writev sends them
@@ -169,6 +170,7 @@ void Socket::wake_writer() { ready_if_blocked(space_waiter_); }
 bool Socket::received(std::int32_t r, Io* io) {
   if (r > 0) {
     rx_.commit(static_cast<std::size_t>(r));
+    Kernel::count_bytes_in(static_cast<std::size_t>(r));
     *io = Io::kProgress;
   } else if (r == 0) {
     rx_eof_ = true;
@@ -256,6 +258,7 @@ Socket::Io Socket::fill_multishot(Block& b) {
     std::uint32_t len;
     if ((rx_loan_ = cio_->lend_recv(rx_fd_, &data, &len)) != 0) {
       rx_.lend(data, len);
+      Kernel::count_bytes_in(len);
       keep_rings_until_idle();  // a process that goes idle gives the buffer back
       return Io::kProgress;
     }
@@ -313,6 +316,7 @@ Socket::Io Socket::fill_by_readv(Block& b) {
     if (n > 0) {
       rx_drained_ = static_cast<std::size_t>(n) < rx_.space() && !rx_hup_;
       rx_.commit(static_cast<std::size_t>(n));
+      Kernel::count_bytes_in(static_cast<std::size_t>(n));
       return Io::kProgress;
     }
     if (n == 0) {
@@ -380,6 +384,7 @@ Socket::Io Socket::drain_by_writev(Block& b) {
     ssize_t n = ::writev(tx_fd_, v, k);
     if (n >= 0) {
       tx_.consume(static_cast<std::size_t>(n));
+      Kernel::count_bytes_out(static_cast<std::size_t>(n));
       if (tx_.empty()) return Io::kProgress;
       k = tx_.data_iov(v);
       continue;

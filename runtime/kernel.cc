@@ -72,6 +72,7 @@ struct Kernel::Slot {
   bool open;    // its heap is accessible (isolation modes)
   bool trimmed; // idle, and already trimmed since it last ran
   std::uint32_t sups;  // supervisor entries of its threads (list through SupervisorEntry::next)
+  std::uint32_t pages;  // its heap's pages as last counted in heap_pages_ (metrics)
 };
 
 // A supervising thread. Its deaths wait in death_rings_[(id - 1) * death_queue ...] until its
@@ -100,6 +101,43 @@ struct Kernel::FdEntry {
 };
 
 Kernel* Kernel::current() { return tl_kernel; }
+
+void Kernel::count_bytes_in(std::size_t n) {
+  if (tl_kernel != nullptr) tl_kernel->bytes_in_ += n;
+}
+
+void Kernel::count_bytes_out(std::size_t n) {
+  if (tl_kernel != nullptr) tl_kernel->bytes_out_ += n;
+}
+
+void Kernel::publish_metrics() {
+  const KernelMetrics* m = config_.kernel_metrics;
+  if (m == nullptr) return;
+  const metrics::ShardCells& c = config_.metrics;
+  auto add = [&c](metrics::Counter id, std::uint64_t now, std::uint64_t* last) {
+    if (now != *last) c.add(id, now - *last);
+    *last = now;
+  };
+  const Poller::Counts& pc = poller_->counts();
+  add(m->loop_turns, turns_, &published_.turns);
+  add(m->dispatches, dispatches_, &published_.dispatches);
+  add(m->poller_submissions, pc.submitted, &published_.submitted);
+  add(m->poller_completions, pc.completed, &published_.completed);
+  add(m->bytes_in, bytes_in_, &published_.bytes_in);
+  add(m->bytes_out, bytes_out_, &published_.bytes_out);
+  add(m->processes_reclaimed, reclaimed_, &published_.reclaimed);
+  for (int i = 0; i < KernelMetrics::kTrapKinds; ++i) add(m->traps[i], traps_[i], &published_.traps[i]);
+  c.set(m->heap_pages, heap_pages_);
+  c.set(m->processes, static_cast<std::int64_t>(live_));
+}
+
+void Kernel::count_heap_pages(std::uint32_t slot) {
+  if (config_.kernel_metrics == nullptr) return;
+  Slot& s = slots_[slot];
+  auto pages = static_cast<std::uint32_t>(s.heap->high_water_pages());
+  heap_pages_ += static_cast<std::int64_t>(pages) - static_cast<std::int64_t>(s.pages);
+  s.pages = pages;
+}
 
 const char* isolation_mode_name(IsolationMode mode) {
   switch (mode) {
@@ -299,7 +337,7 @@ Process* Kernel::new_process(HeapPool& pool) {
     return nullptr;
   }
   p->set_kernel_slot(slot);
-  slots_[slot] = Slot{p, heap, &pool, -1, 0, turns_, 0, 0, 0, 0, false, false, false, false, false, 0};
+  slots_[slot] = Slot{p, heap, &pool, -1, 0, turns_, 0, 0, 0, 0, false, false, false, false, false, 0, 0};
   if (config_.isolation != IsolationMode::kOff) {
     // A fresh heap is accessible: whoever creates the process builds its first thread now.
     // Heaps opened this way before it are done with (their first thread is built): close one,
@@ -546,8 +584,11 @@ void Kernel::dispatch(std::uint32_t slot) {
   s.last_turn = turns_;
   s.trimmed = false;
   ++dispatches_;
+  count_heap_pages(slot);
   flush(slot);
   if (s.proc->faulted() || (s.proc->thread_count() == 0 && s.proc->death().code != 0)) {
+    if (s.proc->faulted()) ++traps_[KernelMetrics::trap_kind(s.proc->death().signo)];
+    ++reclaimed_;
     report_death(slot);
     reclaim(slot);
     return;
@@ -677,6 +718,8 @@ void Kernel::reclaim(std::uint32_t slot) {
       }
     }
   }
+  heap_pages_ -= s.pages;
+  s.pages = 0;
   s.pool->release(s.heap);  // (release makes the heap accessible again for its next owner)
   s.proc = nullptr;
   s.listener = false;
@@ -724,6 +767,7 @@ void Kernel::trim_idle() {
     open_process(slot);  // (isolation: once per idle period, not per pass)
     s.proc->release_idle();
     s.heap->trim();
+    count_heap_pages(slot);
     s.trimmed = true;  // until it runs again
     idle_trims_.fetch_add(1, std::memory_order_release);
   }
@@ -799,6 +843,7 @@ int Kernel::run() {
         slept = timeout != 0;
       }
     }
+    publish_metrics();
     int n = poller_->wait(timeout, events, kMaxEvents);
     if (slept && hooks_.after_sleep != nullptr) hooks_.after_sleep(hooks_.ctx);
     now_ = monotonic_ns();
@@ -812,6 +857,7 @@ int Kernel::run() {
   for (std::uint32_t slot = 1; live_ > 0 && slot <= slots_used_; ++slot) {
     if (slots_[slot].proc != nullptr) reclaim(slot);
   }
+  publish_metrics();
   tl_kernel = saved;
   return 0;
 }

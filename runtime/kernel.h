@@ -29,6 +29,7 @@
 #include "mem/heap_pool.h"
 #include "mem/kernel_heap.h"
 #include "metrics/registry.h"
+#include "runtime/kernel_metrics.h"
 #include "runtime/block.h"
 #include "runtime/clock.h"
 #include "runtime/poller.h"
@@ -89,6 +90,8 @@ struct KernelConfig {
   // above and the app's handlers count into, reached on the kernel's thread through
   // Kernel::current()->metrics(). None by default (shard/ places a registry's).
   metrics::ShardCells metrics;
+  // The kernel's own series in them (runtime/kernel_metrics.h), or null: it counts none.
+  const KernelMetrics* kernel_metrics = nullptr;
 };
 
 // Hooks for the layer above the kernel (shard/), called on the kernel's own thread.
@@ -195,6 +198,11 @@ class Kernel {
   static void drop_deadline(Block* b) {
     if (b != nullptr && b->timer != 0) drop_timer(b);  // (inline: most waits have no deadline)
   }
+  // Bytes a socket moved between its fd and its rings (net/socket.cc), counted by the kernel
+  // running on this thread (KernelConfig::kernel_metrics); no-op outside a kernel.
+  static void count_bytes_in(std::size_t n);
+  static void count_bytes_out(std::size_t n);
+
   // Internal (runtime/supervise.h): the thread holding supervisor entry `id` ended.
   void release_supervisor(std::uint32_t id);
 
@@ -236,6 +244,9 @@ class Kernel {
   void own(int fd, std::uint32_t slot);
   void disown(int fd);
   void report_death(std::uint32_t slot);
+  // Adds what the counts below and the poller's gained since the last call to the cells.
+  void publish_metrics();
+  void count_heap_pages(std::uint32_t slot);  // after the process in `slot` ran or was trimmed
   // The live supervisor entry of process `slot` (null: none, or it has ended).
   SupervisorEntry* supervisor_of(std::uint32_t slot);
   // `slot` stops counting as its supervisor's child (it ended, or is given another).
@@ -286,6 +297,14 @@ class Kernel {
   std::int64_t stop_deadline_ = 0;
   std::uint64_t turns_ = 0;
   std::uint64_t dispatches_ = 0;
+  // For the metrics (KernelConfig::kernel_metrics): counted here, published once per turn.
+  std::uint64_t bytes_in_ = 0, bytes_out_ = 0, reclaimed_ = 0;
+  std::uint64_t traps_[KernelMetrics::kTrapKinds] = {};
+  std::int64_t heap_pages_ = 0;
+  struct Published {
+    std::uint64_t turns = 0, dispatches = 0, submitted = 0, completed = 0, bytes_in = 0, bytes_out = 0, reclaimed = 0;
+    std::uint64_t traps[KernelMetrics::kTrapKinds] = {};
+  } published_;
   std::atomic<std::uint64_t> idle_trims_{0};
   bool stopping_ = false;
   std::atomic<bool> stop_requested_{false};

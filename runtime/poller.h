@@ -64,6 +64,17 @@ class Poller {
   // Completion-mode socket I/O, or null when this backend has none (epoll, poll, an io_uring
   // too old for it).
   virtual CompletionIo* completion_io() { return nullptr; }
+
+  // What this poller handed the OS and took back so far (for the metrics): submitted requests
+  // (io_uring SQEs; epoll_ctl calls; fds passed to poll) and completions (CQEs; ready events).
+  struct Counts {
+    std::uint64_t submitted = 0;
+    std::uint64_t completed = 0;
+  };
+  const Counts& counts() const { return counts_; }
+
+ protected:
+  Counts counts_;
 };
 
 }  // namespace mnv

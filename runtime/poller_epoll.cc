@@ -81,6 +81,7 @@ void EpollPoller::interest(int fd, std::uint32_t events) {
   epoll_event e{};
   e.events = EPOLLET | EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0u);
   e.data.u64 = static_cast<std::uint64_t>(fd);
+  ++counts_.submitted;
   if (::epoll_ctl(epfd_, s.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &e) == 0) {
     s.registered = true;
     s.out = out;
@@ -104,6 +105,7 @@ void EpollPoller::forget(int fd) {
   FdState& s = state(fd);
   if (s.registered) {
     // Fails only if the caller closed the fd first, which the contract forbids.
+    ++counts_.submitted;
     int r = ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     MNV_ASSERT(r == 0);
     s.registered = false;
@@ -147,6 +149,7 @@ int EpollPoller::wait(std::int64_t timeout_ns, PollEvent* out, int max) {
   // Events not taken now stay on epoll's ready list for the next wait().
   int r = epoll_wait_ns(timeout_ns, max < events_cap_ ? max : events_cap_);
   if (r < 0) return -errno;
+  counts_.completed += static_cast<std::uint64_t>(r);
   int n = 0;
   for (int i = 0; i < r; ++i) {
     const epoll_event& e = events_[i];

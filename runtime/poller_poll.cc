@@ -88,7 +88,9 @@ int PollPoller::wait(std::int64_t timeout_ns, PollEvent* out, int max) {
     tsp = &ts;
   }
   int ready = ::ppoll(pfds_.get(), static_cast<nfds_t>(count_), tsp, nullptr);
+  counts_.submitted += static_cast<std::uint64_t>(count_);
   if (ready < 0) return -errno;
+  counts_.completed += static_cast<std::uint64_t>(ready);
   if (pfds_[0].revents != 0) {
     drain_wake_fd(wake_fd_);
     --ready;

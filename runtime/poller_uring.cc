@@ -279,6 +279,9 @@ int IoUringPoller::reap(PollEvent* out, int max, bool* woke) {
     ++seen;
   }
   io_uring_cq_advance(&ring_, seen);
+  counts_.completed += seen;
+  counts_.submitted += ring_.sq.sqe_head - sq_counted_;  // (what every submit since the last reap took)
+  sq_counted_ = ring_.sq.sqe_head;
   if (*woke) drain_wake_fd(wake_fd_);
   return n;
 }

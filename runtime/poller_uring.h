@@ -226,6 +226,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
   std::size_t dirty_count_ = 0;
   std::uint64_t wait_seq_ = 0;
   std::uint64_t rearms_ = 0;
+  unsigned sq_counted_ = 0;  // the SQ's submitted position when counts_ was last brought up to date
   // Multishot receive: the provided-buffer ring (group kBufGroup) and its buffers.
   bool multishot_ = false;     // the kernel took the buffer ring
   bool multishot_on_ = true;

@@ -17,8 +17,13 @@
 #include <vector>
 
 #include "runtime/wake_fd.h"
+#include "net/http/http_metrics.h"
+#include "net/server_metrics.h"
+#include "runtime/kernel_metrics.h"
+#include "shard/admin_listener.h"
 #include "shard/affinity_config.h"
 #include "shard/metrics_page.h"
+#include "shard/shard_metrics.h"
 #include "shard/shared_memory.h"
 #include "shard/topology.h"
 
@@ -62,6 +67,23 @@ void add_serving_knobs(Config* c) {
               },
               "address to listen on (numeric IPv4 or IPv6)");
   c->add_int("service", "port", 0, 0, 65535, "port to listen on; 0 picks a free one");
+  c->add_bool("", "metrics", true,
+              "count the runtime's own metrics (loop, poller, bytes, traps, heaps, connections, mailboxes, and HTTP "
+              "requests where the app serves HTTP): a few relaxed stores per request; off: only the app's own");
+  c->add_int("service", "admin_port", -1, -1, 65535,
+             "port of the admin listener (GET /metrics, Prometheus text) on admin_host, served on a thread beside "
+             "the shards; -1: off (the default: no port the operator did not ask for); 0: a free one (printed)",
+             "-1 (off), 0 (a free port) or a port up to 65535");
+  c->add_text("service", "admin_host", "127.0.0.1", "a numeric IPv4 or IPv6 address",
+              [](std::string_view host, std::string* why) {
+                sockaddr_storage addr;
+                socklen_t len;
+                if (make_address(std::string(host), 0, &addr, &len)) return true;
+                *why = "not a numeric IPv4 or IPv6 address";
+                return false;
+              },
+              "address of the admin listener; loopback by default: the page has no authentication and tells "
+              "anyone who can reach it the server's traffic, so expose it on purpose");
   c->add_int("service", "idle_timeout_ms", 60'000, 0, kMaxRunMs,
              "a connection that sends nothing (or too little to finish the read in hand) for this long is closed; "
              "0: never",
@@ -340,6 +362,16 @@ int run_server(int argc, char** argv, const Service& service) {
   // Every metric is registered now, and its cells placed where every shard (thread or process)
   // writes and any thread reads them, before a shard starts.
   metrics::Registry registry(affinity.shards);
+  KernelMetrics kernel_metrics;
+  ServerMetrics server_metrics;
+  ShardMetrics shard_metrics;
+  bool counting = config.boolean("metrics");
+  if (counting) {
+    kernel_metrics = KernelMetrics::add_to(registry);
+    server_metrics = ServerMetrics::add_to(registry);
+    shard_metrics = ShardMetrics::add_to(registry);
+    shared.config.metrics = &server_metrics;
+  }
   if (service.add_metrics) service.add_metrics(registry);
   std::size_t metric_bytes = registry.bytes_needed();
   SharedRegion metrics_region(SharedRegion::grow(0, metric_bytes, metrics::Registry::kAlign));
@@ -349,6 +381,10 @@ int run_server(int argc, char** argv, const Service& service) {
   std::int64_t grace_ms = affinity.grace_ms;
   ShardSetOptions options;
   options.metrics = &registry;
+  if (counting) {
+    options.kernel_metrics = &kernel_metrics;
+    options.shard_metrics = &shard_metrics;
+  }
   options.affinity = affinity;
   options.affinity.grace_ms = SignalThread::kernel_grace_ms(grace_ms);
   options.init = init_shard;
@@ -366,6 +402,20 @@ int run_server(int argc, char** argv, const Service& service) {
     return 1;
   }
   std::printf("listening on %s:%u\n", shared.config.host.c_str(), shared.port->load());
+  // The admin listener starts after the shards (with processes, after their fork).
+  std::unique_ptr<AdminListener> admin;
+  if (std::int64_t admin_port = config.integer("admin_port"); admin_port >= 0) {
+    admin = AdminListener::start(config.text("admin_host"), static_cast<std::uint16_t>(admin_port), affinity.poller,
+                                 &error);
+    if (admin == nullptr) {
+      std::fprintf(stderr, "%s: %s\n", name, error.c_str());
+      shards->request_stop();
+      shards->wait();
+      set_served_registry(nullptr);
+      return 1;
+    }
+    std::printf("admin listening on %s:%u\n", config.text("admin_host").c_str(), admin->port());
+  }
   std::fflush(stdout);
   std::string cpus;
   for (int c : affinity.cpus) cpus += (cpus.empty() ? "" : ",") + std::to_string(c);
@@ -380,6 +430,7 @@ int run_server(int argc, char** argv, const Service& service) {
     SignalThread signal_thread(service, *shards, grace_ms, signal_fd);
     rc = shards->wait();
   }
+  admin.reset();
   ::close(signal_fd);
   g_shared = nullptr;
   set_served_registry(nullptr);

@@ -11,6 +11,7 @@
 
 #include "mem/critical_section.h"
 #include "mem/log.h"
+#include "runtime/clock.h"
 #include "runtime/process.h"
 #include "runtime/trap.h"
 #include "shard/cross_call.h"
@@ -73,7 +74,21 @@ ShardMessage Shard::make_post(std::size_t to, std::uint32_t kind, const void* pa
 
 bool Shard::post(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len) {
   CriticalSection cs;  // (called from micro-threads: see mem/critical_section.h)
-  return set_->mailboxes().send(index_, to, make_post(to, kind, payload, len));
+  return send(to, make_post(to, kind, payload, len));
+}
+
+bool Shard::send(std::size_t to, const ShardMessage& m) {
+  bool ok = set_->mailboxes().send(index_, to, m);
+  if (const ShardMetrics* sm = set_->options().shard_metrics) kernel_->metrics().add(ok ? sm->mail_sent : sm->mail_refused);
+  return ok;
+}
+
+std::size_t Shard::receive(ShardMessage* out, std::size_t max) {
+  std::size_t n = set_->mailboxes().receive(index_, out, max);
+  if (n > 0) {
+    if (const ShardMetrics* sm = set_->options().shard_metrics) kernel_->metrics().add(sm->mail_received, n);
+  }
+  return n;
 }
 
 bool Shard::post_fd(std::size_t to, std::uint32_t kind, int fd, const void* payload, std::size_t len) {
@@ -99,7 +114,8 @@ std::uint32_t Shard::begin_call(ThreadRef caller, CrossCallOp* op, std::size_t t
   ShardMessage m = request;
   m.id = call_id(c.gen, i);
   ++stats_.calls;
-  if (backlog_len_ == 0 && set_->mailboxes().send(index_, to, m)) {
+  if (set_->options().shard_metrics != nullptr) c.started_ns = monotonic_ns();
+  if (backlog_len_ == 0 && send(to, m)) {
     c.sent = true;
   } else {
     // Back-pressure: the ring is full; the call waits here (within its deadline) for room.
@@ -125,6 +141,9 @@ void Shard::complete_call(std::uint32_t i, const ShardMessage& reply, int error)
   Call& c = calls_[i];
   kernel_->open_process(c.slot);  // (the caller's heap may be hidden between its dispatches)
   c.op->complete(reply, error);
+  if (const ShardMetrics* sm = set_->options().shard_metrics; sm != nullptr && error == 0) {
+    kernel_->metrics().record(sm->call_latency, static_cast<std::uint64_t>(monotonic_ns() - c.started_ns));
+  }
   kernel_->ready_thread(c.slot, c.caller);
   free_call(i);
 }
@@ -148,7 +167,6 @@ bool Shard::run_local(const ShardMessage& request, ShardMessage* reply) {
 }
 
 void Shard::deliver(const ShardMessage& m) {
-  Mailboxes& mail = set_->mailboxes();
   if (m.kind & kReplyBit) {
     std::uint32_t i = call_index(m.id);
     std::uint32_t gen = call_gen(m.id);
@@ -172,7 +190,7 @@ void Shard::deliver(const ShardMessage& m) {
     reply.kind = m.kind | kReplyBit | kNoHandlerBit;
     reply.id = m.id;
   }
-  if (outbox_len_ == 0 && mail.send(index_, m.from, reply)) return;
+  if (outbox_len_ == 0 && send(m.from, reply)) return;
   MNV_ASSERT(outbox_len_ < outbox_.size());
   reply.from = m.from;  // while queued here: the requester it goes back to
   outbox_[(outbox_head_ + outbox_len_++) % outbox_.size()] = reply;
@@ -196,17 +214,16 @@ void Shard::fail_calls_to(std::size_t to) {
 }
 
 void Shard::retry_backlog() {
-  Mailboxes& mail = set_->mailboxes();
   while (outbox_len_ > 0) {
     const ShardMessage& r = outbox_[outbox_head_];
-    if (!mail.send(index_, r.from, r)) break;  // send() stamps our index as the sender
+    if (!send(r.from, r)) break;  // send() stamps our index as the sender
     outbox_head_ = (outbox_head_ + 1) % outbox_.size();
     --outbox_len_;
   }
   while (backlog_len_ > 0) {
     ShardMessage& m = requests_[backlog_head_];
     std::size_t to = request_to_[backlog_head_];
-    if (!mail.send(index_, to, m)) break;
+    if (!send(to, m)) break;
     std::uint32_t i = call_index(m.id);
     if (calls_[i].live) calls_[i].sent = true;
     backlog_head_ = (backlog_head_ + 1) % requests_.size();
@@ -220,11 +237,10 @@ void Shard::on_turn() {
     stop_told_ = true;
     if (set_->options().on_stop) set_->options().on_stop(*this);
   }
-  Mailboxes& mail = set_->mailboxes();
   ShardMessage batch[32];
   // Bounded per turn, and not while replies are backed up (the senders then wait: back-pressure).
   for (int rounds = 0; rounds < 8 && outbox_len_ < outbox_.size() / 2; ++rounds) {
-    std::size_t n = mail.receive(index_, batch, 32);
+    std::size_t n = receive(batch, 32);
     for (std::size_t k = 0; k < n; ++k) deliver(batch[k]);
     if (n < 32) break;
   }
@@ -269,6 +285,8 @@ bool Shard::set_up(const Topology& topology, std::string* error) {
       return false;
     }
     kc.metrics = m->shard(static_cast<int>(index_));
+    kc.kernel_metrics = set_->options().kernel_metrics;
+    m->reset_gauges(static_cast<int>(index_));  // (a restarted shard's predecessor's are stale)
   }
   set_->configure_kernel(index_, &kc);
   if (kc.max_fds == 0) {

@@ -48,6 +48,7 @@
 #include "runtime/kernel.h"
 #include "shard/affinity_config.h"
 #include "shard/mailbox.h"
+#include "shard/shard_metrics.h"
 #include "shard/topology.h"
 
 namespace mnv {
@@ -129,6 +130,7 @@ class Shard {
     std::uint32_t to;
     bool live;
     bool sent;
+    std::int64_t started_ns;  // (metrics: the call's latency)
   };
   Shard(ShardSet* set, std::size_t index, int cpu);
   Outcome run(const Topology& topology);  // the thread's (or the shard process's) body
@@ -141,6 +143,9 @@ class Shard {
   void deliver(const ShardMessage& m);
   ShardMessage make_post(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len) const;
   void retry_backlog();
+  // Mailboxes::send and receive, counted (ShardSetOptions::shard_metrics).
+  bool send(std::size_t to, const ShardMessage& m);
+  std::size_t receive(ShardMessage* out, std::size_t max);
 
   ShardSet* set_;
   std::size_t index_;
@@ -173,6 +178,10 @@ struct ShardSetOptions {
   // placed before start() — with shards as processes in a SharedRegion (shard/shared_memory.h),
   // so a reader in any process sees every shard. Null: shards have no metric cells.
   const metrics::Registry* metrics = nullptr;
+  // The kernels' own series in it (KernelConfig::kernel_metrics), or null: kernels count none.
+  const KernelMetrics* kernel_metrics = nullptr;
+  // The shards' mailbox series in it, or null: shards count none.
+  const ShardMetrics* shard_metrics = nullptr;
   // KernelConfig::max_run_ns, in ms: a micro-process that runs this much CPU time without
   // returning to its kernel is trapped (SIGXCPU) and reclaimed; its shard goes on. 0: no limit.
   std::int64_t max_run_ms = 1'000;

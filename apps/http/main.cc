@@ -13,6 +13,11 @@
 #include "apps/http/http_site.h"
 #include "shard/server.h"
 
+namespace {
+mnv::http::HttpMetrics g_http_metrics;  // registered at start when the metrics knob is on
+bool g_counting = true;
+}  // namespace
+
 int main(int argc, char** argv) {
   mnv::http_app::add_routes(&mnv::http_app::g_site);
   mnv::Service http;
@@ -22,7 +27,15 @@ int main(int argc, char** argv) {
   http.message = &mnv::http_app::g_site;
   http.add_knobs = mnv::http_app::add_knobs;
   http.configure = [](const mnv::Config& config, std::string* error) {
+    g_counting = config.boolean("metrics");
     return mnv::http_app::configure(config, &mnv::http_app::g_site.options, error);
+  };
+  // HTTP requests by method and status class, their latency, bad requests (GET /metrics on the
+  // admin listener: --admin_port).
+  http.add_metrics = [](mnv::metrics::Registry& registry) {
+    if (!g_counting) return;
+    g_http_metrics = mnv::http::HttpMetrics::add_to(registry);
+    mnv::http_app::g_site.metrics = &g_http_metrics;
   };
   // The exit report: each shard's request count (on the shard's thread, after its kernel ended).
   http.fini_shard = [](mnv::Shard& shard, mnv::Server&) {

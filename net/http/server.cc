@@ -367,6 +367,7 @@ Task<> Connection::run() {
       if (!co_await read_head()) break;
     }
     if (parser_.error() != Error::kNone) {
+      if (const HttpMetrics* m = site_.metrics) Kernel::current()->metrics().add(m->bad_request(parser_.error_status()));
       co_await answer_error(parser_.error_status(), describe(parser_.error()));
       break;
     }
@@ -384,6 +385,7 @@ Task<bool> Connection::serve_one() {
   keep_alive_ = h.keep_alive && !conn_.draining();
   off_ = parser_.head_size();
   ++t_requests;
+  std::int64_t started = site_.metrics != nullptr ? monotonic_ns() : 0;
 
   Request req;
   req.conn_ = this;
@@ -415,6 +417,11 @@ Task<bool> Connection::serve_one() {
     if (piece.empty()) break;
   }
   if (req.body_error_ != 0 && !res.started()) {
+    if (const HttpMetrics* m = site_.metrics) {
+      const metrics::ShardCells& cells = Kernel::current()->metrics();
+      cells.add(m->bad_request(req.body_error_));
+      cells.add(m->request(h.method, req.body_error_));
+    }
     res_ = nullptr;
     co_await answer_error(req.body_error_, req.body_error_ == 413 ? "request body too large" : "bad request body");
     co_return false;
@@ -422,6 +429,11 @@ Task<bool> Connection::serve_one() {
   if (!res.started()) co_await res.send("");
   if (res.state_ == Response::State::kChunked) co_await res.end_chunked();
   res_ = nullptr;
+  if (const HttpMetrics* m = site_.metrics) {
+    const metrics::ShardCells& cells = Kernel::current()->metrics();
+    cells.add(m->request(h.method, res.status_));
+    cells.record(m->latency, static_cast<std::uint64_t>(monotonic_ns() - started));
+  }
   if (req.body_error_ != 0) keep_alive_ = false;
   if (!keep_alive_) co_return false;
   s_.rx().consume(off_);

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "net/http/http_metrics.h"
 #include "net/http/request_parser.h"
 #include "net/http/router.h"
 #include "net/service.h"
@@ -52,6 +53,7 @@ struct ServerOptions {
 struct Site {
   Router router;
   ServerOptions options;
+  const HttpMetrics* metrics = nullptr;  // counted into the kernel's cells (http_metrics.h); null: none
 };
 
 class Connection;
