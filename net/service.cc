@@ -170,14 +170,14 @@ class ConnectionSlot {
 // after the socket, so it is destroyed first and still sees it.
 class CloseCount {
  public:
-  CloseCount(Server* server, const Socket& sock)
-      : server_(server), sock_(sock), thread_(this_thread()), process_(this_process()) {}
+  CloseCount(Server* server, const Socket& sock) : server_(server), sock_(sock), thread_(this_thread()) {}
   CloseCount(const CloseCount&) = delete;
   CloseCount& operator=(const CloseCount&) = delete;
   ~CloseCount() {
     if (server_->config().metrics == nullptr) return;
     int code = thread_.error.code;
-    if (process_.faulted() || process_.death().code != 0) return;  // counted by connection_died
+    const Process& p = this_process();  // (set wherever a thread ends: its dispatch, or its reclaim)
+    if (p.faulted() || p.death().code != 0) return;  // counted by connection_died
     if (code == EFAULT || code == ENOMEM) return;
     if (code == ETIMEDOUT) {
       server_->count_close(ServerMetrics::kTimeout);
@@ -194,7 +194,6 @@ class CloseCount {
   Server* server_;
   const Socket& sock_;
   const ThreadState& thread_;
-  const Process& process_;
 };
 
 Thread connection(ConnectionSlot slot, int fd, sockaddr_storage peer, socklen_t len) {
