@@ -295,7 +295,7 @@ TEST_P(HttpServerTest, BadInputIsAnsweredAndClosed) {
       {"malformed header", "GET / HTTP/1.1\r\nHost: t\r\nNo colon here\r\n\r\n", 400},
       {"missing Host in 1.1", "GET / HTTP/1.1\r\n\r\n", 400},
       {"unsupported version", "GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505},
-      {"head over the ring", "GET / HTTP/1.1\r\nHost: t\r\nX: " + std::string(5000, 'x') + "\r\n\r\n", 431},
+      {"head over max_head", "GET / HTTP/1.1\r\nHost: t\r\nX: " + std::string(9000, 'x') + "\r\n\r\n", 431},
       {"target over the limit", "GET /" + std::string(200, 'a') + " HTTP/1.1\r\nHost: t\r\n\r\n", 414},
       {"body over the limit", post("/echo", std::string(2000, 'b')), 413},
       {"chunked body over the limit", chunked_post("/consume", std::string(2000, 'b'), 500), 413},
@@ -430,6 +430,36 @@ TEST_P(HttpServerTest, TenThousandRequestsOnOneConnection) {
   for (int i = 0; i < 9000; ++i) ASSERT_TRUE(one()) << i;
   EXPECT_EQ(global_allocations() - allocs, 0);
   EXPECT_LT(rss_kib() - rss, 256) << "RSS grew";
+}
+
+// Heads larger than the 4080-byte receive ring are served up to max_head (8192 by default), with
+// what follows them (a body, a pipelined request) read from the ring as usual; one byte over
+// max_head gets 431. Heads are sent whole and in pieces (which end at many offsets of the ring).
+TEST_P(HttpServerTest, HeadsLargerThanTheRingUpToMaxHead) {
+  Fixture f;
+  ServerThread s(GetParam(), f.config());
+  const std::string line = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nX: ";
+  auto head_of = [&](std::size_t total) {  // a head of exactly `total` bytes
+    return line + std::string(total - line.size() - 4, 'x') + "\r\n\r\n";
+  };
+  for (std::size_t total : {std::size_t{4000}, std::size_t{4081}, std::size_t{6000}, std::size_t{8192}}) {
+    for (std::size_t piece : {std::size_t{100000}, std::size_t{1000}, std::size_t{333}}) {
+      Client c(s.port());
+      ASSERT_TRUE(c.send(get("/plaintext")));  // (the next head starts inside the ring)
+      EXPECT_EQ(read_reply(c).body, "Hello, World!");
+      std::string all = head_of(total) + "hello" + get("/plaintext");
+      for (std::size_t i = 0; i < all.size(); i += piece) ASSERT_TRUE(c.send(all.substr(i, piece)));
+      Reply r = read_reply(c);
+      EXPECT_EQ(r.status, 200) << total << " / " << piece << "\n" << r.head;
+      EXPECT_EQ(r.body, "hello") << total << " / " << piece;
+      EXPECT_EQ(read_reply(c).body, "Hello, World!") << total << " / " << piece;
+    }
+  }
+  Client c(s.port());
+  ASSERT_TRUE(c.send(head_of(8193) + "hello"));
+  Reply r = read_reply(c);
+  EXPECT_EQ(r.status, 431) << r.head;
+  EXPECT_TRUE(c.sees_eof());
 }
 
 // An idle keep-alive connection, once the trim pass has passed it, keeps one page of its

@@ -53,7 +53,7 @@ void add_knobs(Config& config) {
   http::ServerOptions d;
   config.add_int("http", "max_target", d.limits.max_target, 16, 65535, "request-target bytes; over it: 414");
   config.add_int("http", "max_head", d.limits.max_head, 64, 65535,
-                 "request head bytes (also bounded by the 4080-byte receive ring); over it: 431");
+                 "request head bytes (a head over the 4080-byte receive ring takes a max_head buffer from the connection's heap while it is served); over it: 431");
   config.add_int("http", "max_headers", d.limits.max_headers, 1, http::Limits::kMaxHeaderCapacity,
                  "header fields per request; over it: 431");
   config.add_int("http", "max_body", static_cast<std::int64_t>(d.limits.max_body), 0, std::int64_t{1} << 40,

@@ -3,7 +3,7 @@
 //
 //   [http]
 //   max_target = 4096            # request-target bytes; over: 414
-//   max_head = 8192              # request head bytes; over (or over the 4080-byte ring): 431
+//   max_head = 8192              # request head bytes (also past the 4080-byte ring); over: 431
 //   max_headers = 64             # header fields; over: 431
 //   max_body = 1048576           # body bytes; over: 413
 //   header_timeout_ms = 10000    # a request's head, from its first byte

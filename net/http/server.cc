@@ -86,6 +86,8 @@ class Connection {
 
  private:
   HeadStatus parse_buffered();
+  bool carry_head();
+  void drop_head_buffer();
   Task<bool> read_head();
   Task<bool> serve_one();
   bool answer_fault();
@@ -100,6 +102,11 @@ class Connection {
   RequestParser parser_;
   char* scratch_ = nullptr;  // micro-heap, for a head straddling the ring's wrap
   std::size_t scratch_size_ = 0;
+  // A head larger than the receive ring (up to max_head): its first bytes, carried out of the
+  // ring as it fills (micro-heap, max_head bytes, only while such a request is served); the
+  // complete head is then copied here after them and parsed in place.
+  char* head_buf_ = nullptr;
+  std::size_t carried_ = 0;
   std::size_t off_ = 0;       // bytes of the current request (head + body read) in rx
   std::int64_t body_deadline_ = 0;
   bool sent_continue_ = false;
@@ -113,8 +120,38 @@ class Connection {
 // connection should end quietly (input ended).
 HeadStatus Connection::parse_buffered() {
   iovec iov[2];
-  Spans in(iov, s_.rx().data_iov(iov));
-  return parser_.parse_head(in, std::span<char>(scratch_, scratch_size_));
+  int n = s_.rx().data_iov(iov);
+  if (carried_ == 0) return parser_.parse_head(Spans(iov, n), std::span<char>(scratch_, scratch_size_));
+  // The carried bytes, then the ring's first piece (carry_head() moves it out too if the head
+  // goes on past it); a complete head is copied together in head_buf_.
+  std::string_view ring = n > 0 ? std::string_view(static_cast<const char*>(iov[0].iov_base), iov[0].iov_len)
+                                : std::string_view();
+  return parser_.parse_head(Spans(std::string_view(head_buf_, carried_), ring),
+                            std::span<char>(head_buf_, site_.options.limits.max_head));
+}
+
+// The head is incomplete over every byte parse_buffered() saw, so those are all head bytes: the
+// ring's first piece moves into head_buf_ (allocated on first use), making room. False when it
+// is full (max_head bytes) or the heap is.
+bool Connection::carry_head() {
+  std::size_t cap = site_.options.limits.max_head;
+  iovec iov[2];
+  if (s_.rx().data_iov(iov) == 0) return true;
+  if (carried_ + iov[0].iov_len > cap) return false;
+  if (head_buf_ == nullptr) {
+    head_buf_ = static_cast<char*>(this_process().heap().allocate(cap));
+    if (head_buf_ == nullptr) return false;
+  }
+  std::memcpy(head_buf_ + carried_, iov[0].iov_base, iov[0].iov_len);
+  carried_ += iov[0].iov_len;
+  s_.rx().consume(iov[0].iov_len);
+  return true;
+}
+
+void Connection::drop_head_buffer() {
+  if (head_buf_ != nullptr) Heap::owner(head_buf_)->free(head_buf_);
+  head_buf_ = nullptr;
+  carried_ = 0;
 }
 
 // After parse_buffered() found the buffered head incomplete (or straddling the ring's wrap).
@@ -133,9 +170,14 @@ Task<bool> Connection::read_head() {
       continue;
     }
     if (st != HeadStatus::kIncomplete) co_return true;
-    if (s_.rx().full() && !s_.rx().lent()) {  // a head larger than the receive ring (a lent one has no free space)
-      co_await answer_error(431, "request head larger than the server's receive buffer");
-      co_return false;
+    // A head larger than the receive ring (a lent one has no free space: the fill ends the loan):
+    // its bytes so far move out of the ring, up to max_head.
+    if (carried_ > 0 || (s_.rx().full() && !s_.rx().lent())) {
+      if (!carry_head()) {
+        co_await answer_error(431, "request head larger than max_head or the connection's heap");
+        co_return false;
+      }
+      if (!s_.rx().empty()) continue;  // (the ring's second piece)
     }
     s_.set_timeout_ns(remaining(deadline));
     FillOp more(s_, Where::current());  // (named: GCC mishandles co_await on temporaries in conditions)
@@ -354,6 +396,7 @@ Task<> Connection::run() {
   co_await finally(on_error(this));
   for (;;) {
     parser_.reset();
+    drop_head_buffer();
     off_ = 0;
     body_deadline_ = 0;
     sent_continue_ = false;
@@ -374,6 +417,7 @@ Task<> Connection::run() {
     if (!co_await serve_one()) break;
   }
   co_await flush(s_);
+  drop_head_buffer();
   if (scratch_ != nullptr) Heap::owner(scratch_)->free(scratch_);
 }
 
@@ -383,7 +427,7 @@ Task<bool> Connection::serve_one() {
   const Router& router = site_.router;
   const RequestHead& h = parser_.head();
   keep_alive_ = h.keep_alive && !conn_.draining();
-  off_ = parser_.head_size();
+  off_ = parser_.head_size() - carried_;  // (a carried head's first bytes are out of the ring)
   ++t_requests;
   std::int64_t started = site_.metrics != nullptr ? monotonic_ns() : 0;
 

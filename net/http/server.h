@@ -16,8 +16,9 @@
 // and chunked responses, Expect: 100-continue (sent when the handler first waits for body bytes),
 // HEAD (the head only), OPTIONS * (Allow), Date and Server on every response, 404 for no route,
 // 405 with Allow for a wrong method. Bad input gets the parser's status (400, 413, 414, 431, 501,
-// 505) with a one-line body and Connection: close; a head that does not fit the receive ring
-// (4080 bytes) gets 431. Timeouts (each closes the connection): the whole head within
+// 505) with a one-line body and Connection: close. A head larger than the receive ring (4080
+// bytes) is read up to max_head: its first bytes move into a max_head-byte buffer from the
+// micro-heap, held only while that request is served (431 if the heap cannot hold it). Timeouts (each closes the connection): the whole head within
 // header_timeout, the whole body within body_timeout, the next request's first byte within
 // keepalive_timeout, each blocked send within send_timeout. A handler that faults (trap, ENOMEM)
 // gets a 500 if nothing of its response was buffered yet, then the connection closes (the server's

@@ -41,11 +41,12 @@ class Spans {
   char operator[](std::size_t i) const { return i < a_.size() ? a_[i] : b_[i - a_.size()]; }
   // Whether bytes [0, n) lie in the first piece (so a view of them needs no copy).
   bool contiguous(std::size_t n) const { return n <= a_.size(); }
-  // Copies bytes [off, off + n) out (they must be buffered).
+  // Copies bytes [off, off + n) out (they must be buffered). `dst` may be where the first piece
+  // already lies (that part then stays).
   void copy(std::size_t off, std::size_t n, char* dst) const {
     if (off < a_.size()) {
       std::size_t k = a_.size() - off < n ? a_.size() - off : n;
-      std::memcpy(dst, a_.data() + off, k);
+      if (dst != a_.data() + off) std::memcpy(dst, a_.data() + off, k);
       dst += k;
       n -= k;
       off = 0;
