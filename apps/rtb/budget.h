@@ -53,6 +53,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/rtb/money.h"
 #include "shard/shared_memory.h"
 
 namespace mnv {
@@ -61,8 +62,6 @@ struct ShardMessage;
 }
 
 namespace mnv::rtb {
-
-using Micros = std::int64_t;
 
 // What one impression at `cpm_micros` (micro-USD per thousand) costs, rounded up.
 inline Micros impression_cost(Micros cpm_micros) { return (cpm_micros + 999) / 1000; }

@@ -19,6 +19,7 @@ _LIBS = {
     "benchmark": ["benchmark"],
     "tomlplusplus": ["tomlplusplus"],
     "simdjson": ["simdjson"],
+    "openssl_crypto": ["libcrypto"],
 }
 
 def _system_libs_impl(ctx):
