@@ -13,6 +13,10 @@
 // processes: the call ends once the parent has seen the death; the restarted shard may still
 // run the request, but its reply is dropped). A full ring is back-pressure: the call waits in this shard's backlog (still under its
 // deadline) until the ring has room; nothing is dropped.
+//
+// cross_call_status() is the same call for a caller that must go on after a failure (a request
+// handler whose deadline passed answers anyway): it raises nothing and stores the errno (or 0)
+// in *status; the reply is zeroed after a failure.
 #pragma once
 
 #include <cerrno>
@@ -32,11 +36,12 @@ namespace mnv {
 class CrossCallOp : public BlockingOp<CrossCallOp> {
  public:
   CrossCallOp(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len, std::int64_t timeout_ns,
-              std::source_location where);
+              std::source_location where, int* status = nullptr);
   ~CrossCallOp();
 
   R attempt();
   std::int64_t timeout_ns() const { return timeout_ns_; }
+  bool timeout_is_retry() const { return status_ != nullptr; }  // status mode: attempt() reports it
   void on_woken(const Block& b);
   // The reply (its payload as the handler wrote it); zeroed after an error that was lowered.
   ShardMessage await_resume() const noexcept { return reply_; }
@@ -56,6 +61,7 @@ class CrossCallOp : public BlockingOp<CrossCallOp> {
   std::int64_t timeout_ns_;
   std::uint32_t call_ = 0;
   int error_ = 0;
+  int* status_ = nullptr;  // cross_call_status(): failures are stored here, not raised
   bool done_ = false;
   bool staged_ = false;
 };
@@ -64,6 +70,12 @@ class CrossCallOp : public BlockingOp<CrossCallOp> {
                                             std::int64_t timeout_ns = 0,
                                             std::source_location where = std::source_location::current()) {
   return CrossCallOp(to, kind, payload, len, timeout_ns, where);
+}
+
+[[nodiscard]] inline CrossCallOp cross_call_status(std::size_t to, std::uint32_t kind, const void* payload,
+                                                   std::size_t len, std::int64_t timeout_ns, int* status,
+                                                   std::source_location where = std::source_location::current()) {
+  return CrossCallOp(to, kind, payload, len, timeout_ns, where, status);
 }
 
 }  // namespace mnv

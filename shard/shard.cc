@@ -380,8 +380,9 @@ std::unique_ptr<ShardSet> ShardSet::start(const Topology& topology, ShardSetOpti
 // ---- CrossCallOp ------------------------------------------------------------------------------
 
 CrossCallOp::CrossCallOp(std::size_t to, std::uint32_t kind, const void* payload, std::size_t len,
-                         std::int64_t timeout_ns, std::source_location where)
-    : BlockingOp(where), to_(to), timeout_ns_(timeout_ns) {
+                         std::int64_t timeout_ns, std::source_location where, int* status)
+    : BlockingOp(where), to_(to), timeout_ns_(timeout_ns), status_(status) {
+  if (status != nullptr) *status = 0;
   request_.kind = kind;
   if (len <= kShardPayload && payload != nullptr) std::memcpy(request_.payload, payload, len);
   Shard* shard = Shard::current();
@@ -406,11 +407,19 @@ CrossCallOp::R CrossCallOp::attempt() {
   if (done_) {
     if (error_ == 0) return R::kDone;
     reply_ = ShardMessage{};
+    if (status_ != nullptr) {
+      *status_ = error_;
+      return R::kDone;
+    }
     return fail(error_);
   }
   if (!staged_) {
     staged_ = true;
     call_ = Shard::current()->begin_call(&this_thread(), this, to_, request_);
+    if (call_ == 0 && status_ != nullptr) {
+      *status_ = ENOBUFS;
+      return R::kDone;
+    }
     if (call_ == 0) return fail(ENOBUFS);
   }
   return R::kWait;  // (block_ names no fd: the reply readies the thread, or the deadline passes)
@@ -421,6 +430,10 @@ void CrossCallOp::on_woken(const Block& b) {
     Shard::current()->cancel_call(call_);
     call_ = 0;
     reply_ = ShardMessage{};
+    if (status_ != nullptr) {  // cross_call_status(): attempt() reports it
+      error_ = ETIMEDOUT;
+      done_ = true;
+    }
   }
 }
 
