@@ -53,7 +53,8 @@ ABSL_FLAG(std::string, host_header, "localhost", "the Host field's value");
 ABSL_FLAG(std::string, body_file, "", "a file whose bytes are each request's body (Content-Length)");
 ABSL_FLAG(int, rtb_mix, 0,
           "if > 0: POST this many pre-built OpenRTB 2.6 bid requests (perf/rtb_mix.h) in turn to /openrtb2/bid, "
-          "200/204/400 counting as answers (unless --ok_status)");
+          "200/204/400 counting as answers (unless --ok_status); without --deadline_ms, an answer later than its "
+          "request's tmax is a timeout");
 ABSL_FLAG(uint64_t, seed, 1, "the --rtb_mix seed");
 ABSL_FLAG(std::string, bodies_file, "", "a file of request bodies, one per line; request i gets line i mod n");
 ABSL_FLAG(std::vector<std::string>, header, {}, "extra header lines 'Name: value', comma-separated");
@@ -176,6 +177,7 @@ int main(int argc, char** argv) {
   if (int n = absl::GetFlag(FLAGS_rtb_mix); n > 0) {
     mnv::perf::RtbMix mix = mnv::perf::make_rtb_mix({.seed = absl::GetFlag(FLAGS_seed), .count = n});
     opt.bodies = std::move(mix.bodies);
+    if (opt.deadline_ms <= 0) opt.deadlines_ms = std::move(mix.tmax_ms);
     opt.method = "POST";
     opt.path = mnv::perf::kRtbPath;
     opt.fields = mnv::perf::kRtbFields + opt.fields;

@@ -211,6 +211,8 @@ Thread open_connection(OpenRun* run, Conn* conn, int index) {
   constexpr std::uint32_t kCap = http::Client::kMaxOutstanding;
   std::int64_t intended[kCap];  // -1: a win notice
   std::int64_t actual[kCap];
+  std::int64_t deadline[kCap];  // after which its answer is a timeout (0: none)
+  const std::size_t ndeadlines = opt.deadlines_ms.size();
   std::uint64_t sent = 0, received = 0;
   std::uint64_t i = static_cast<std::uint64_t>(index);  // the next request of this connection
   const std::uint64_t step = static_cast<std::uint64_t>(run->connections);
@@ -234,6 +236,7 @@ Thread open_connection(OpenRun* run, Conn* conn, int index) {
       std::int64_t due = run->intended(i);
       intended[sent % kCap] = due;
       actual[sent % kCap] = now;
+      deadline[sent % kCap] = ndeadlines != 0 ? opt.deadlines_ms[i % ndeadlines] * std::int64_t{1'000'000} : run->deadline_ns;
       ++sent;
       ++res.sent;
       if (now - due > run->late_ns) ++res.late_sends;
@@ -251,6 +254,7 @@ Thread open_connection(OpenRun* run, Conn* conn, int index) {
         std::int64_t t = monotonic_ns();
         std::int64_t due = intended[received % kCap];
         std::int64_t at = actual[received % kCap];
+        std::int64_t late_after = deadline[received % kCap];
         ++received;
         if (due < 0) {  // a win notice's answer
           if (r.status < 200 || r.status > 299) ++res.win_errors;
@@ -259,7 +263,7 @@ Thread open_connection(OpenRun* run, Conn* conn, int index) {
           run->second.record(static_cast<std::uint64_t>(t - due));
           run->service.record(static_cast<std::uint64_t>(t - at));
           ++res.responses;
-          if (run->deadline_ns > 0 && t - due > run->deadline_ns) ++res.timeouts;
+          if (late_after > 0 && t - due > late_after) ++res.timeouts;
           if (r.status >= 0 && r.status < static_cast<int>(res.status_counts.size())) ++res.status_counts[static_cast<std::size_t>(r.status)];
           if (!status_ok(opt, r.status)) ++res.bad_status;
           const std::string_view expect = opt.expect_body;
@@ -274,6 +278,7 @@ Thread open_connection(OpenRun* run, Conn* conn, int index) {
               co_await c.send(http::Request{.method = "GET", .target = win, .fields = {}, .body = {}});
               intended[sent % kCap] = -1;
               actual[sent % kCap] = t;
+              deadline[sent % kCap] = 0;
               ++sent;
               ++res.wins_sent;
               co_await c.flush();

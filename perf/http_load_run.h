@@ -45,6 +45,9 @@ struct HttpLoadOptions {
   // When not empty, request i's body is bodies[i % size] (built in advance, e.g. perf/rtb_mix.h),
   // and `body` is unused.
   std::vector<std::string> bodies;
+  // Open loop, when not empty: request i's deadline in ms is deadlines_ms[i % size] (each bid
+  // request's own tmax), instead of deadline_ms.
+  std::vector<int> deadlines_ms;
   std::string fields;              // extra header lines, each "Name: value\r\n"
   int expect_status = 200;
   // When not empty, the statuses that are not errors (e.g. 200, 204 and 400 for a bidder sent a

@@ -267,6 +267,25 @@ TEST(HttpLoadRunTest, ClosedLoopSeesTheSameStallAsOneLateAnswerPerConnection) {
   EXPECT_LT(r.p999_ns, 100'000'000u) << describe(r);
 }
 
+// Each request's own deadline (a bid request's tmax): the stall makes about 250 answers later
+// than 50 ms; only the half whose body carries the 50 ms deadline are timeouts.
+TEST(HttpLoadRunTest, OpenLoopTimesEachRequestAgainstItsOwnDeadline) {
+  RawServer server(RawServerOptions{.conns = 2, .pause_after = 100, .pause_ms = 300});
+  HttpLoadOptions opt;
+  opt.port = server.port();
+  opt.connections = 2;
+  opt.rate = 1000;
+  opt.duration_s = 1.0;
+  opt.method = "POST";
+  opt.bodies = {"a", "b"};
+  opt.deadlines_ms = {50, 10000};
+  HttpLoadResult r = run_open_loop(opt);
+  EXPECT_EQ(r.errors(), 0u) << r.first_error;
+  EXPECT_EQ(r.responses, 1000u);
+  EXPECT_GE(r.timeouts, 90u) << describe(r);
+  EXPECT_LE(r.timeouts, 160u) << describe(r);
+}
+
 constexpr std::string_view kBid =
     "HTTP/1.1 200 OK\r\nContent-Length: 93\r\n\r\n"
     "{\"id\":\"1\",\"seatbid\":[{\"bid\":[{\"price\":2.5,\"nurl\":\"http://h:1/win?p=${AUCTION_PRICE}&x=1\"}]}]}";

@@ -152,7 +152,7 @@ void add_imp(std::string* out, Rng& rng, int index, bool app) {
       app ? "app" : "site", slot, app ? "app" : "site", slot);
 }
 
-std::string good_request(Rng& rng, const std::vector<double>& users) {
+std::string good_request(Rng& rng, const std::vector<double>& users, int* tmax) {
   std::string out;
   out.reserve(2600);
   const bool app = rng.chance(0.4);
@@ -218,7 +218,8 @@ std::string good_request(Rng& rng, const std::vector<double>& users) {
   }
   if (eu) add(&out, ",\"consent\":\"%s\"", kConsent);
   out += "},";
-  add(&out, "\"at\":%d,\"tmax\":%d,\"cur\":[\"USD\"],", rng.chance(0.7) ? 1 : 2, kTmax[rng.pick(kTmaxWeights)]);
+  *tmax = kTmax[rng.pick(kTmaxWeights)];
+  add(&out, "\"at\":%d,\"tmax\":%d,\"cur\":[\"USD\"],", rng.chance(0.7) ? 1 : 2, *tmax);
   if (rng.chance(0.3)) out += "\"bcat\":[\"IAB25\",\"IAB26\"],\"cattax\":1,";
   if (rng.chance(0.2)) out += "\"badv\":[\"competitor.example\",\"blocked.example\"],";
   out += "\"source\":{\"tid\":\"";
@@ -232,7 +233,8 @@ std::string good_request(Rng& rng, const std::vector<double>& users) {
 }
 
 std::string malformed_request(Rng& rng, const std::vector<double>& users) {
-  std::string good = good_request(rng, users);
+  int tmax = 0;
+  std::string good = good_request(rng, users, &tmax);
   switch (rng.below(5)) {
     case 0:  // truncated
       return good.substr(0, good.size() / 2);
@@ -263,12 +265,14 @@ RtbMix make_rtb_mix(const RtbMixOptions& opt) {
   double bytes = 0;
   mix.bodies.reserve(static_cast<std::size_t>(opt.count > 0 ? opt.count : 0));
   for (int i = 0; i < opt.count; ++i) {
+    int tmax = 100;
     if (rng.chance(opt.malformed_share)) {
       mix.bodies.push_back(malformed_request(rng, users));
       ++mix.malformed;
     } else {
-      mix.bodies.push_back(good_request(rng, users));
+      mix.bodies.push_back(good_request(rng, users, &tmax));
     }
+    mix.tmax_ms.push_back(tmax);
     bytes += static_cast<double>(mix.bodies.back().size());
   }
   mix.mean_bytes = opt.count > 0 ? bytes / opt.count : 0;

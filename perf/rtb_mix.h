@@ -30,6 +30,7 @@ struct RtbMixOptions {
 
 struct RtbMix {
   std::vector<std::string> bodies;  // each one line (no raw newline), JSON except the malformed
+  std::vector<int> tmax_ms;         // each body's tmax (the malformed: 100), for timeouts
   std::size_t malformed = 0;
   double mean_bytes = 0;
 };

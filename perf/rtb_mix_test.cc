@@ -87,6 +87,7 @@ TEST(RtbMixTest, GoodBodiesAreBidRequestsWithTheWholeVocabulary) {
     ++users[std::string(s)];
     int64_t tmax = 0;
     ASSERT_FALSE(doc["tmax"].get(tmax)) << body;
+    EXPECT_EQ(tmax, mix.tmax_ms[static_cast<std::size_t>(&body - mix.bodies.data())]);
     EXPECT_GE(tmax, 80);
     EXPECT_LE(tmax, 300);
     simdjson::dom::array bc;
@@ -98,6 +99,7 @@ TEST(RtbMixTest, GoodBodiesAreBidRequestsWithTheWholeVocabulary) {
     }
   }
   const int good = static_cast<int>(mix.bodies.size()) - bad;
+  ASSERT_EQ(mix.tmax_ms.size(), mix.bodies.size());
   EXPECT_EQ(static_cast<std::size_t>(bad), mix.malformed);
   EXPECT_GT(bad, 20);   // about 1% of 5000
   EXPECT_LT(bad, 90);
