@@ -9,8 +9,7 @@
 # for WIN_SHARE of the bids, with a progress line once a second. Prints per step: offered and
 # achieved rate, answered, bids (200), no-bids (204), malformed (400), p50/p99/p99.9, timeouts
 # (answers after their request's tmax, 80-300 ms; or after DEADLINE_MS when set), shed (the
-# bidder's early no-bids, from its
-# /metrics when it counts them); then spend against budget per campaign and each shard's share
+# bidder's early no-bids, from its /metrics when it counts them); then spend against budget per campaign and each shard's share
 # of the requests (from /metrics), and the plots (out/demo_rtb/*.png).
 #
 #   bazel build --config=opt //apps/rtb //perf:http_load && tools/demo_rtb.sh
