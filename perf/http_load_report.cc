@@ -73,14 +73,14 @@ std::string spectrum_csv(const metrics::LatencyHistogram& h) {
 bool write_step_files(const std::string& dir, const std::vector<HttpLoadStep>& steps, std::string* error) {
   std::string s =
       "step,target_rate,achieved_rate,valid,sent,responses,s200,s204,s400,s_other,timeouts,errors,late_sends,"
-      "max_lag_ms,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,svc_p50_ms,svc_p99_ms,svc_max_ms,wins_sent,win_errors,conns\n";
+      "max_lag_ms,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,svc_p50_ms,svc_p99_ms,svc_max_ms,wins_sent,win_errors,conns,bills_sent\n";
   std::string t = "step,target_rate,t_s,run_t_s,sent,responses,timeouts,errors,p50_ms,p90_ms,p99_ms,p999_ms,max_ms\n";
   char buf[768];
   for (std::size_t k = 0; k < steps.size(); ++k) {
     const HttpLoadResult& r = steps[k].result;
     std::snprintf(buf, sizeof buf,
                   "%zu,%.1f,%.3f,%d,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,"
-                  "%.6f,%.6f,%llu,%llu,%d\n",
+                  "%.6f,%.6f,%llu,%llu,%d,%llu\n",
                   k + 1, r.target_rate, r.achieved_rate, r.valid ? 1 : 0, static_cast<unsigned long long>(r.sent),
                   static_cast<unsigned long long>(r.responses), static_cast<unsigned long long>(r.status_counts[200]),
                   static_cast<unsigned long long>(r.status_counts[204]),
@@ -90,7 +90,7 @@ bool write_step_files(const std::string& dir, const std::vector<HttpLoadStep>& s
                   static_cast<double>(r.max_lag_ns) / 1e6, ms(r.p50_ns), ms(r.p90_ns), ms(r.p99_ns), ms(r.p999_ns),
                   ms(r.max_ns), ms(r.service_p50_ns), ms(r.service_p99_ns), ms(r.service_max_ns),
                   static_cast<unsigned long long>(r.wins_sent), static_cast<unsigned long long>(r.win_errors),
-                  r.connections_used);
+                  r.connections_used, static_cast<unsigned long long>(r.bills_sent));
     s += buf;
     for (const HttpLoadTick& tk : r.ticks) {
       std::snprintf(buf, sizeof buf, "%zu,%.1f,%.3f,%.3f,%llu,%llu,%llu,%llu,%.6f,%.6f,%.6f,%.6f,%.6f\n", k + 1,

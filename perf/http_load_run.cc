@@ -157,13 +157,14 @@ Finally open_failed(OpenRun* run, Conn* conn) {
   co_return;
 }
 
-// Fills `target` (capacity n) with the path of the first "nurl" in `body` with ${AUCTION_PRICE}
-// replaced by clearing x the first "price"; false when the body has no usable nurl.
-bool win_target(std::string_view body, double clearing, char* target, std::size_t n) {
-  std::size_t u = body.find("\"nurl\":\"");
+// Fills `target` (capacity n) with the path of the first `key` URL ("\"nurl\":\"" or
+// "\"burl\":\"") in `body` with ${AUCTION_PRICE} replaced by clearing x the first "price"; false
+// when the body has no usable such URL.
+bool notice_target(std::string_view body, std::string_view key, double clearing, char* target, std::size_t n) {
+  std::size_t u = body.find(key);
   std::size_t p = body.find("\"price\":");
   if (u == std::string_view::npos || p == std::string_view::npos) return false;
-  std::string_view url = body.substr(u + 8);
+  std::string_view url = body.substr(u + key.size());
   url = url.substr(0, url.find('"'));
   if (std::size_t scheme = url.find("://"); scheme != std::string_view::npos) {
     url = url.substr(scheme + 3);
@@ -274,15 +275,21 @@ Thread open_connection(OpenRun* run, Conn* conn, int index) {
             std::uint64_t b = run->bids++;
             bool pick = static_cast<std::uint64_t>(static_cast<double>(b + 1) * opt.win_share) >
                         static_cast<std::uint64_t>(static_cast<double>(b) * opt.win_share);
-            if (pick && win_target(std::string_view(body, r.body_copied), opt.clearing, win, sizeof win)) {
+            // The win notice, then the billing notice where the bid has one (the impression
+            // rendered), each a GET on this connection whose answer is not timed.
+            const std::string_view b_body(body, r.body_copied);
+            bool any_notice = false;
+            for (std::string_view key : {std::string_view("\"nurl\":\""), std::string_view("\"burl\":\"")}) {
+              if (!pick || c.outstanding() >= kCap || !notice_target(b_body, key, opt.clearing, win, sizeof win)) continue;
               co_await c.send(http::Request{.method = "GET", .target = win, .fields = {}, .body = {}});
               intended[sent % kCap] = -1;
               actual[sent % kCap] = t;
               deadline[sent % kCap] = 0;
               ++sent;
-              ++res.wins_sent;
-              co_await c.flush();
+              ++(key[1] == 'n' ? res.wins_sent : res.bills_sent);
+              any_notice = true;
             }
+            if (any_notice) co_await c.flush();
           }
         }
         if (c.closed()) break;
@@ -522,7 +529,8 @@ std::string describe(const HttpLoadResult& r) {
                   r.max_lag_ns / 1e3, r.valid ? 1 : 0, r.service_p50_ns / 1e3, r.service_p90_ns / 1e3,
                   r.service_p99_ns / 1e3, r.service_p999_ns / 1e3, r.service_max_ns / 1e3);
     out += buf;
-    std::snprintf(buf, sizeof buf, " wins_sent=%llu win_errors=%llu", static_cast<unsigned long long>(r.wins_sent),
+    std::snprintf(buf, sizeof buf, " wins_sent=%llu bills_sent=%llu win_errors=%llu",
+                  static_cast<unsigned long long>(r.wins_sent), static_cast<unsigned long long>(r.bills_sent),
                   static_cast<unsigned long long>(r.win_errors));
     out += buf;
   }

@@ -63,7 +63,8 @@ struct HttpLoadOptions {
   // count as timeouts (an exchange's tmax); 0: none do.
   double deadline_ms = 0;
   // Open loop: the share (0..1) of 200 answers whose body's "nurl" gets a win notice, a GET of its
-  // path on the same connection with ${AUCTION_PRICE} replaced by clearing x the bid's "price".
+  // path on the same connection with ${AUCTION_PRICE} replaced by clearing x the bid's "price",
+  // followed by the same for its "burl" (billing) where the bid has one.
   double win_share = 0;
   double clearing = 0.8;
   // Open loop: a progress line once a second on `progress` (nullptr: none); rewritten in place
@@ -104,8 +105,9 @@ struct HttpLoadResult {
   bool valid = true;               // open loop: every request sent and the achieved rate within 0.5%
   std::array<std::uint64_t, 600> status_counts{};  // responses per status (requests, not notices)
   std::uint64_t timeouts = 0;      // answers later than deadline_ms
-  std::uint64_t wins_sent = 0;     // open loop: win notices sent
-  std::uint64_t win_errors = 0;    // ... answered with another status than 2xx
+  std::uint64_t wins_sent = 0;     // open loop: win notices sent (nurl)
+  std::uint64_t bills_sent = 0;    // ... and billing notices (burl, where the bid has one)
+  std::uint64_t win_errors = 0;    // notices answered with another status than 2xx
   int connections_used = 0;
   std::vector<HttpLoadTick> ticks; // open loop: one per second
   // The whole run's histograms (open loop), e.g. for a percentile spectrum (http_load_report.h).

@@ -287,11 +287,12 @@ TEST(HttpLoadRunTest, OpenLoopTimesEachRequestAgainstItsOwnDeadline) {
 }
 
 constexpr std::string_view kBid =
-    "HTTP/1.1 200 OK\r\nContent-Length: 93\r\n\r\n"
-    "{\"id\":\"1\",\"seatbid\":[{\"bid\":[{\"price\":2.5,\"nurl\":\"http://h:1/win?p=${AUCTION_PRICE}&x=1\"}]}]}";
+    "HTTP/1.1 200 OK\r\nContent-Length: 137\r\n\r\n"
+    "{\"id\":\"1\",\"seatbid\":[{\"bid\":[{\"price\":2.5,\"nurl\":\"http://h:1/win?p=${AUCTION_PRICE}&x=1\","
+    "\"burl\":\"http://h:1/bill?p=${AUCTION_PRICE}\"}]}]}";
 
 TEST(HttpLoadRunTest, OpenLoopCountsStatusesAndSendsWinNoticesForAShareOfBids) {
-  ASSERT_EQ(kBid.size() - kBid.find("\r\n\r\n") - 4, 93u);
+  ASSERT_EQ(kBid.size() - kBid.find("\r\n\r\n") - 4, 137u);
   RawServer server(RawServerOptions{.conns = 1, .response = kBid});
   HttpLoadOptions opt;
   opt.port = server.port();
@@ -311,10 +312,13 @@ TEST(HttpLoadRunTest, OpenLoopCountsStatusesAndSendsWinNoticesForAShareOfBids) {
   EXPECT_EQ(r.responses, 400u);
   EXPECT_EQ(r.status_counts[200], 400u);  // notices' answers are not counted as bid answers
   EXPECT_EQ(r.wins_sent, 100u);
+  EXPECT_EQ(r.bills_sent, 100u);
   EXPECT_EQ(r.win_errors, 0u);
   std::string in = server.inputs();
-  std::size_t wins = 0, a = 0;
+  std::size_t wins = 0, bills = 0, a = 0;
   for (std::size_t at = 0; (at = in.find("GET /win?p=2.0000&x=1 HTTP/1.1\r\n", at)) != std::string::npos; ++at) ++wins;
+  for (std::size_t at = 0; (at = in.find("GET /bill?p=2.0000 HTTP/1.1\r\n", at)) != std::string::npos; ++at) ++bills;
+  EXPECT_EQ(bills, 100u);
   for (std::size_t at = 0; (at = in.find("{\"id\":\"a\"}", at)) != std::string::npos; ++at) ++a;
   EXPECT_EQ(wins, 100u);
   EXPECT_EQ(a, 200u);

@@ -96,9 +96,9 @@ while IFS=, read -r step target achieved valid sent responses s200 s204 s400 oth
   printf '| %s | %.0f | %.0f | %s | %s | %s | %s | %.3f | %.3f | %.3f | %s | %s | %s | %s |\n' "$step" "$target" "$achieved" \
     "$responses" "$s200" "$s204" "$s400" "$p50" "$p99" "$p999" "$timeouts" "$shed" "$errors" "$([ "$valid" = 1 ] && echo yes || echo no)"
 done <"$OUT/steps.csv"
-wins=$(awk -F, 'NR > 1 { w += $23; e += $24 } END { printf "%d sent, %d answered with an error", w, e }' "$OUT/steps.csv")
+wins=$(awk -F, 'NR > 1 { w += $23; e += $24; b += $26 } END { printf "%d win (nurl) and %d billing (burl) notices sent, %d answered with an error", w, b, e }' "$OUT/steps.csv")
 echo
-echo "win notices: $wins"
+echo "notices: $wins"
 last="$OUT/metrics_4.txt"
 if [ -s "$last" ]; then
   echo
