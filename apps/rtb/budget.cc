@@ -89,7 +89,7 @@ Micros BudgetBook::in_hand(std::size_t slot) const {
 }
 
 ShardBudget::ShardBudget(BudgetBook* book, std::size_t shard, Options options)
-    : book_(book), shard_(shard), options_(options), epoch_ns_(monotonic_ns()) {
+    : book_(book), shard_(shard), options_(options), epoch_ns_(monotonic_ns()), shards_(book->shards()) {
   MNV_ASSERT(shard < book->shards());
   MNV_ASSERT(options.max_reservations >= 2 && (options.max_reservations & (options.max_reservations - 1)) == 0);
   lifetime_ms_ = static_cast<std::uint32_t>(std::max<std::int64_t>(1, options.lifetime_ns / 1'000'000));
@@ -112,6 +112,8 @@ ShardBudget::ShardBudget(BudgetBook* book, std::size_t shard, Options options)
 
 void ShardBudget::attach(Shard& shard) {
   shard_ptr_ = &shard;
+  MNV_ASSERT(shard.set().size() <= book_->shards());
+  shards_ = shard.set().size();
   shard.on_post(kBudgetLend, lend_handler, this);
   shard.on_post(kBudgetGrant, grant_handler, this);
   shard.handle(kBudgetSettle, settle_handler, this);
@@ -126,7 +128,7 @@ int ShardBudget::open(std::uint64_t campaign_id, Micros total, std::string* erro
   }
   BudgetSlice& sl = book_->slice(shard_, static_cast<std::size_t>(slot));
   auto share = [this](Micros b) {
-    Micros n = static_cast<Micros>(book_->shards());
+    Micros n = static_cast<Micros>(shards_);
     return b / n + (shard_ == 0 ? b % n : 0);
   };
   Micros before = share(sl.total_seen.load(std::memory_order_relaxed));
@@ -195,6 +197,7 @@ Settled ShardBudget::settle(std::uint64_t seq, Notice kind, Micros cost, bool bi
   add(sl.spent, cost);
   add(sl.available, static_cast<Micros>(e.cost) - cost);
   e.state = kBilled;
+  if (debit_hook_ != nullptr) debit_hook_(debit_ctx_, static_cast<int>(e.slot), cost);
   return Settled::kDebited;
 }
 
@@ -214,7 +217,7 @@ void ShardBudget::expire(std::int64_t now_ns) {
 }
 
 void ShardBudget::ask(int slot, Micros want, std::int64_t now_ns) {
-  std::size_t n = book_->shards();
+  std::size_t n = shards_;
   if (n < 2 || shard_ptr_ == nullptr) return;
   Asking& a = asking_[static_cast<std::size_t>(slot)];
   if (a.pending != 0 && now_ns - a.since_ns < kAskRoundNs) return;

@@ -131,8 +131,15 @@ class ShardBudget {
   ShardBudget(const ShardBudget&) = delete;
   ShardBudget& operator=(const ShardBudget&) = delete;
 
-  // Registers the lend, grant and settle handlers on this shard (in its init).
+  // Registers the lend, grant and settle handlers on this shard (in its init); from then on the
+  // slices are split over, and asks go to, the shard set's shards (the book may hold more rows).
   void attach(Shard& shard);
+  // Called after each debit on this shard (the pacer learns the spend).
+  using DebitHook = void (*)(void* ctx, int slot, Micros cost);
+  void on_debit(DebitHook fn, void* ctx) {
+    debit_hook_ = fn;
+    debit_ctx_ = ctx;
+  }
 
   // The campaign's slot, with its total budget applied to this shard's slice; -1 (with *error)
   // when the book is full.
@@ -194,6 +201,9 @@ class ShardBudget {
   std::uint64_t head_ = 1, tail_ = 1;  // live entries: [tail_, head_); sequence numbers start at 1
   std::vector<Asking> asking_;         // [slot]
   std::uint64_t refused_full_ = 0;
+  std::size_t shards_;  // the running shards (attach()); the book's rows until then
+  DebitHook debit_hook_ = nullptr;
+  void* debit_ctx_ = nullptr;
 };
 
 }  // namespace mnv::rtb

@@ -20,6 +20,7 @@ _LIBS = {
     "tomlplusplus": ["tomlplusplus"],
     "simdjson": ["simdjson"],
     "openssl_crypto": ["libcrypto"],
+    "zlib": ["zlib"],
 }
 
 def _system_libs_impl(ctx):

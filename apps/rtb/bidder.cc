@@ -1,0 +1,788 @@
+#include "apps/rtb/bidder.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "apps/rtb/auction.h"
+#include "apps/rtb/bid_request.h"
+#include "apps/rtb/bid_request_parser.h"
+#include "apps/rtb/bid_response_writer.h"
+#include "apps/rtb/budget.h"
+#include "apps/rtb/campaign_index.h"
+#include "apps/rtb/campaigns.h"
+#include "apps/rtb/freq_cap.h"
+#include "apps/rtb/gzip.h"
+#include "apps/rtb/notice.h"
+#include "apps/rtb/pacer.h"
+#include "mem/log.h"
+#include "net/io.h"
+#include "runtime/clock.h"
+#include "runtime/fault_injection.h"
+#include "runtime/process.h"
+#include "shard/cross_call.h"
+#include "shard/metrics_page.h"
+#include "shard/shared_memory.h"
+
+namespace mnv::rtb {
+
+using http::Method;
+using http::Request;
+using http::Response;
+
+http::Site g_site;
+
+namespace {
+
+// ---- config ---------------------------------------------------------------------------------
+
+struct RtbConfig {
+  std::string campaigns;
+  std::string hmac_key;
+  std::string notice_base;
+  std::string seat;
+  std::int64_t default_tmax_ms = 120;
+  std::int64_t safety_margin_ms = 20;
+  std::int64_t shed_lag_ms = 0;
+  std::int64_t reservation_ms = 5'000;
+  std::size_t max_body = 16384;
+  std::size_t max_reservations = 1 << 18;
+  std::size_t cap_entries = 1 << 18;
+  std::size_t max_campaigns = 16384;
+  std::size_t contexts = 16;
+  bool cap_timeout_bids = false;
+  bool bill_at_win = false;
+  bool fault_injection = false;
+  std::int64_t cap_owner_delay_ms = 0;
+};
+RtbConfig g_config;
+
+// Shared by every shard (threads or processes): the reload generation, the budget book.
+struct Shared {
+  std::atomic<std::uint64_t> generation{1};
+};
+std::unique_ptr<SharedObject<Shared>> g_shared;
+std::unique_ptr<BudgetBook> g_book;
+
+// ---- metrics --------------------------------------------------------------------------------
+
+// No-bid causes beyond the auction's own reasons.
+enum class Extra : std::uint8_t { kCap, kCapTimeout, kNoUser, kBudget, kPacing, kLate, kShed, kTest, kCount };
+const char* extra_name(Extra e) {
+  switch (e) {
+    case Extra::kCap: return "user_cap";
+    case Extra::kCapTimeout: return "cap_timeout";
+    case Extra::kNoUser: return "no_user_for_cap";
+    case Extra::kBudget: return "budget";
+    case Extra::kPacing: return "pacing";
+    case Extra::kLate: return "late";
+    case Extra::kShed: return "shed";
+    default: return "?";
+  }
+}
+int extra_nbr(Extra e) {
+  switch (e) {
+    case Extra::kCap: return 9;  // daily user cap met
+    case Extra::kCapTimeout:
+    case Extra::kLate:
+    case Extra::kShed: return 15;  // insufficient auction time
+    case Extra::kNoUser: return 8;  // unmatched user
+    default: return 0;
+  }
+}
+
+enum class Refusal : std::uint8_t { kMalformed, kForged, kReplayed, kExpired, kAbovePrice, kBadPrice, kUnreachable, kCount };
+const char* refusal_name(Refusal r) {
+  static const char* const names[] = {"malformed", "forged", "replayed", "expired", "above_price", "bad_price", "unreachable"};
+  return names[static_cast<int>(r)];
+}
+
+struct Metrics {
+  bool on = false;
+  metrics::Counter bids, bid_requests_ok, invalid, too_large, spend, test_notices, audit_notices;
+  metrics::Counter no_bid[static_cast<int>(NoBidReason::kCount)];
+  metrics::Counter no_bid_extra[static_cast<int>(Extra::kCount)];
+  metrics::Counter notices[3];
+  metrics::Counter refused[static_cast<int>(Refusal::kCount)];
+  metrics::Counter reloads_ok, reloads_refused;
+  metrics::Histogram decide;
+};
+Metrics g_metrics;
+
+const metrics::ShardCells& cells() { return Shard::current()->metrics(); }
+void count(metrics::Counter c, std::uint64_t n = 1) {
+  if (g_metrics.on) cells().add(c, n);
+}
+
+// ---- each shard's state ---------------------------------------------------------------------
+
+// One request's working memory. A request that waits (for a cap owner) keeps its context, so
+// the next request on the shard parses into another one.
+struct Context {
+  explicit Context(std::size_t max_body) : parser(max_body) {
+    raw = std::make_unique<char[]>(max_body + BidRequestParser::kPadding);
+    body = std::make_unique<char[]>(max_body + BidRequestParser::kPadding);
+    out = std::make_unique<char[]>(kOut);
+    zout = std::make_unique<char[]>(kOut);
+  }
+  static constexpr std::size_t kOut = 65536;
+  static constexpr std::size_t kUrl = 512;
+  BidRequestParser parser;
+  BidRequest request;
+  Decision decision;
+  std::unique_ptr<char[]> raw, body, out, zout;
+  char ids[kMaxImps][32];
+  char urls[kMaxImps][3][kUrl];
+  std::uint64_t seqs[kMaxImps];
+  int slots[kMaxImps];
+  Context* next_free = nullptr;
+};
+
+// The campaigns a shard serves: the index, and each campaign's budget slot.
+struct Generation {
+  std::shared_ptr<const CampaignIndex> index;
+  std::vector<int> slot_of;  // by campaign index
+};
+
+struct ShardState {
+  std::size_t index = 0;
+  std::unique_ptr<ShardBudget> budget;
+  std::unique_ptr<FreqCaps> caps;
+  std::unique_ptr<NoticeSigner> signer;
+  std::unique_ptr<Gzip> gzip;
+  std::shared_ptr<const Generation> gen;
+  std::uint64_t gen_seen = 0;
+  std::vector<std::unique_ptr<Pacer>> pacers;  // by budget slot
+  std::vector<int> campaign_of_slot;           // by budget slot: the current index's campaign, or -1
+  std::vector<std::unique_ptr<Context>> contexts;
+  Context* free = nullptr;
+  std::int64_t lag_ns = 0;
+  std::uint64_t rng = 0x2545F4914F6CDD1Dull;
+  std::uint64_t test_bids = 0;
+  HeapPool* ticker_pool = nullptr;
+};
+std::unique_ptr<ShardState> g_state[256];
+
+ShardState& state() { return *g_state[Shard::current()->index()]; }
+
+std::uint64_t campaign_key(std::string_view id) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (char c : id) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ull;
+  }
+  return h == 0 ? 1 : h;
+}
+
+std::int64_t wall_ms() {
+  timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+// Loads the campaigns file into a new generation for shard `s`: budget slots opened with each
+// campaign's total, pacers made for new slots. False with *error (the old one stays).
+bool load_generation(ShardState& s, std::string* error) {
+  CampaignSet set;
+  if (!load_campaigns(g_config.campaigns, &set, error)) return false;
+  if (set.campaigns.size() > g_config.max_campaigns) {
+    *error = g_config.campaigns + ": " + std::to_string(set.campaigns.size()) + " campaigns, over [rtb] max_campaigns = " +
+             std::to_string(g_config.max_campaigns);
+    return false;
+  }
+  auto gen = std::make_shared<Generation>();
+  gen->index = CampaignIndex::build(std::move(set));
+  gen->slot_of.resize(static_cast<std::size_t>(gen->index->size()));
+  std::fill(s.campaign_of_slot.begin(), s.campaign_of_slot.end(), -1);
+  std::int64_t now = wall_ms();
+  std::size_t shards = Shard::current()->set().size();
+  for (int i = 0; i < gen->index->size(); ++i) {
+    const Campaign& c = gen->index->campaign(static_cast<std::uint32_t>(i));
+    int slot = s.budget->open(campaign_key(c.id), c.total_budget, error);
+    if (slot < 0) return false;
+    gen->slot_of[static_cast<std::size_t>(i)] = slot;
+    s.campaign_of_slot[static_cast<std::size_t>(slot)] = i;
+    if (!s.pacers[static_cast<std::size_t>(slot)]) {
+      s.pacers[static_cast<std::size_t>(slot)] =
+          std::make_unique<Pacer>(c.daily_budget / static_cast<Micros>(shards) + 1, now);
+    }
+  }
+  s.gen = std::move(gen);
+  return true;
+}
+
+void on_debit(void* ctx, int slot, Micros cost) {
+  auto* s = static_cast<ShardState*>(ctx);
+  if (auto& p = s->pacers[static_cast<std::size_t>(slot)]) p->on_spend(wall_ms(), cost);
+  count(g_metrics.spend, static_cast<std::uint64_t>(cost));
+}
+
+// Each shard's ticker: measures the loop's lag (for shedding) and picks up reloads.
+Thread ticker() {
+  ShardState& s = state();
+  constexpr std::int64_t kTick = 1'000'000;
+  std::int64_t next = monotonic_ns() + kTick;
+  for (;;) {
+    co_await sleep_until(next);
+    std::int64_t now = monotonic_ns();
+    std::int64_t lag = now - next;
+    s.lag_ns = lag > 0 ? lag : 0;
+    next = now + kTick;
+    s.budget->expire(now);
+    std::uint64_t g = (*g_shared)->generation.load(std::memory_order_acquire);
+    if (g != s.gen_seen) {
+      s.gen_seen = g;
+      std::string error;
+      if (load_generation(s, &error)) {
+        count(g_metrics.reloads_ok);
+        if (s.index == 0) std::fprintf(stderr, "rtb: campaigns reloaded from %s\n", g_config.campaigns.c_str());
+      } else {
+        count(g_metrics.reloads_refused);
+        std::fprintf(stderr, "rtb: shard %zu: reload refused, the old campaigns keep serving: %s\n", s.index,
+                     error.c_str());
+      }
+    }
+  }
+}
+
+// ---- answers ----------------------------------------------------------------------------------
+
+Task<> no_bid(Response& res, int nbr_unused) {
+  (void)nbr_unused;
+  res.status(204);
+  res.header("x-openrtb-version", "2.6");
+  co_await res.send("");
+}
+
+Task<> bad_request(Response& res, int status, std::string_view reason) {
+  res.status(status);
+  res.header("Content-Type", "text/plain");
+  res.header("x-openrtb-version", "2.6");
+  co_await res.send(reason);
+}
+
+struct ContextLease {
+  ShardState& s;
+  Context* c;
+  ~ContextLease() {
+    if (c != nullptr) {
+      c->next_free = s.free;
+      s.free = c;
+    }
+  }
+};
+
+std::size_t write_url(char* out, std::string_view base, std::string_view host, std::string_view path, NoticeKind kind,
+                      const NoticeFields& f, const NoticeSigner& signer) {
+  char* p = out;
+  char* end = out + Context::kUrl;
+  auto put = [&](std::string_view v) {
+    if (static_cast<std::size_t>(end - p) < v.size()) return false;
+    std::memcpy(p, v.data(), v.size());
+    p += v.size();
+    return true;
+  };
+  if (!base.empty()) {
+    if (!put(base)) return 0;
+  } else if (!put("http://") || !put(host)) {
+    return 0;
+  }
+  if (!put(path) || !put("?")) return 0;
+  if (static_cast<std::size_t>(end - p) < NoticeSigner::kMaxQuery + 32) return 0;
+  p += signer.write_query(kind, f, p, NoticeSigner::kMaxQuery);
+  if (kind != NoticeKind::kLoss && !put("&price=${AUCTION_PRICE}")) return 0;
+  return static_cast<std::size_t>(p - out);
+}
+
+std::size_t put_bid_id(char* out, std::size_t shard, std::uint64_t seq, bool test, std::uint64_t n) {
+  int len = test ? std::snprintf(out, 32, "%zu-t%llu", shard, static_cast<unsigned long long>(n))
+                 : std::snprintf(out, 32, "%zu-%llu", shard, static_cast<unsigned long long>(seq));
+  return static_cast<std::size_t>(len);
+}
+
+// POST /openrtb2/bid
+Task<> bid(Request& req, Response& res) {
+  ShardState& s = state();
+  std::int64_t t0 = monotonic_ns();
+  if (g_config.fault_injection) {
+    std::string_view fault = req.header("x-mnv-fault");
+    if (fault == "segv") null_dereference();
+    if (fault == "fpe") divide_by_zero();
+  }
+  if (g_config.shed_lag_ms > 0 && s.lag_ns > g_config.shed_lag_ms * 1'000'000) {
+    count(g_metrics.no_bid_extra[static_cast<int>(Extra::kShed)]);
+    co_await no_bid(res, 15);
+    co_return;
+  }
+  ContextLease lease{s, s.free};
+  if (lease.c == nullptr) {  // every context is waiting on a cap owner: shed
+    count(g_metrics.no_bid_extra[static_cast<int>(Extra::kShed)]);
+    co_await no_bid(res, 15);
+    co_return;
+  }
+  s.free = lease.c->next_free;
+  Context& c = *lease.c;
+  std::shared_ptr<const Generation> gen = s.gen;  // a reload meanwhile does not pull it away
+
+  // The body, inflated when it is gzip.
+  std::size_t max = g_config.max_body;
+  std::string_view encoding = req.header("content-encoding");
+  bool gzipped = encoding == "gzip" || encoding == "x-gzip";
+  if (!gzipped && !encoding.empty() && encoding != "identity") {
+    count(g_metrics.invalid);
+    co_await bad_request(res, 415, "Content-Encoding: only gzip is accepted\n");
+    co_return;
+  }
+  std::size_t n = co_await req.read_all(gzipped ? c.raw.get() : c.body.get(), max);
+  if (req.body_error() != 0) co_return;  // (the server answers a broken body)
+  if (n > max) {
+    count(g_metrics.too_large);
+    co_await bad_request(res, 413, "the bid request is larger than [rtb] max_bid_body\n");
+    co_return;
+  }
+  if (gzipped) {
+    long z = s.gzip->inflate(c.raw.get(), n, c.body.get(), max);
+    if (z == -2) {
+      count(g_metrics.too_large);
+      co_await bad_request(res, 413, "the inflated bid request is larger than [rtb] max_bid_body\n");
+      co_return;
+    }
+    if (z < 0) {
+      count(g_metrics.invalid);
+      co_await bad_request(res, 400, "Content-Encoding: gzip, but the body is not valid gzip\n");
+      co_return;
+    }
+    n = static_cast<std::size_t>(z);
+  }
+  BidRequest& r = c.request;
+  ParseResult parsed = c.parser.parse(c.body.get(), n, max + BidRequestParser::kPadding, &r);
+  if (parsed.status == ParseStatus::kTooLarge) {
+    count(g_metrics.too_large);
+    co_await bad_request(res, 413, parsed.reason);
+    co_return;
+  }
+  if (parsed.status != ParseStatus::kOk) {
+    count(g_metrics.invalid);
+    co_await bad_request(res, 400, parsed.reason);
+    co_return;
+  }
+  std::int64_t tmax_ms = r.tmax > 0 ? r.tmax : g_config.default_tmax_ms;
+  std::int64_t deadline = t0 + (tmax_ms - g_config.safety_margin_ms) * 1'000'000;
+  if (!gen || monotonic_ns() >= deadline) {
+    count(g_metrics.no_bid_extra[static_cast<int>(Extra::kLate)]);
+    co_await no_bid(res, 15);
+    co_return;
+  }
+
+  Decision& d = c.decision;
+  run_auction(*gen->index, r, &d);
+  if (!d.any()) {
+    count(g_metrics.no_bid[static_cast<int>(d.reason())]);
+    co_await no_bid(res, no_bid_nbr(d.reason()));
+    co_return;
+  }
+
+  // Frequency caps: the capped candidates' slots, asked of the user's owner in one call.
+  std::uint64_t user = user_key(r);
+  FreqCaps::Query q{};
+  q.user = user;
+  for (auto& item : q.items) item.slot = ~0u;
+  int asked = 0;
+  bool any_capped = false;
+  for (const ImpDecision& imp : d.imps) {
+    for (const Candidate& cand : imp.candidates) {
+      if (!cand.campaign->freq_cap.enabled()) continue;
+      any_capped = true;
+      auto slot = static_cast<std::uint32_t>(gen->slot_of[cand.campaign->index]);
+      bool dup = false;
+      for (int i = 0; i < asked; ++i) dup = dup || q.items[i].slot == slot;
+      if (!dup && asked < FreqCaps::kMaxCheck) q.items[asked++] = {slot, cand.campaign->freq_cap.impressions};
+    }
+  }
+  std::uint32_t cap_ok = 0;
+  bool caps_unknown = false;
+  if (any_capped && user != 0 && asked > 0) {
+    CapAnswer a = co_await ask_caps(*s.caps, q, deadline);
+    if (a.error != 0) {
+      if (!g_config.cap_timeout_bids) {
+        count(g_metrics.no_bid_extra[static_cast<int>(Extra::kCapTimeout)]);
+        co_await no_bid(res, 15);
+        co_return;
+      }
+      caps_unknown = true;  // [rtb] cap_timeout = "bid": as if under the cap
+    }
+    cap_ok = a.allowed;
+  }
+  auto cap_allows = [&](const Campaign& camp) {
+    if (!camp.freq_cap.enabled()) return true;
+    if (user == 0) return false;  // a capped campaign cannot count an unknown user
+    if (caps_unknown) return true;
+    auto slot = static_cast<std::uint32_t>(gen->slot_of[camp.index]);
+    for (int i = 0; i < asked; ++i) {
+      if (q.items[i].slot == slot) return ((cap_ok >> i) & 1u) != 0;
+    }
+    return false;  // beyond the kMaxCheck asked: not known to be under its cap
+  };
+
+  // Per impression, the first candidate that pacing, its cap and its budget let bid.
+  ResponseBid bids[kMaxImps];
+  int nbids = 0;
+  Extra why = Extra::kCount;
+  std::int64_t now = monotonic_ns();
+  std::int64_t now_ms = wall_ms();
+  std::string_view host = req.header("host");
+  for (int i = 0; i < d.imps.size(); ++i) {
+    for (const Candidate& cand : d.imps[i].candidates) {
+      const Campaign& camp = *cand.campaign;
+      int slot = gen->slot_of[camp.index];
+      if (!cap_allows(camp)) {
+        why = user == 0 ? Extra::kNoUser : Extra::kCap;
+        continue;
+      }
+      s.rng ^= s.rng << 13;
+      s.rng ^= s.rng >> 7;
+      s.rng ^= s.rng << 17;
+      if (auto& pacer = s.pacers[static_cast<std::size_t>(slot)];
+          pacer && !pacer->should_bid(now_ms, static_cast<std::uint32_t>(s.rng))) {
+        why = Extra::kPacing;
+        continue;
+      }
+      std::uint64_t seq = 0;
+      if (!r.test) {
+        seq = s.budget->reserve(slot, impression_cost(cand.price), now);
+        if (seq == 0) {
+          why = Extra::kBudget;
+          continue;
+        }
+      }
+      c.seqs[nbids] = seq;
+      c.slots[nbids] = slot;
+      NoticeFields f{static_cast<std::uint32_t>(s.index), seq, static_cast<std::uint32_t>(slot), cand.price, user,
+                     r.test};
+      std::size_t idn = put_bid_id(c.ids[nbids], s.index, seq, r.test, ++s.test_bids);
+      std::size_t wn = write_url(c.urls[nbids][0], g_config.notice_base, host, "/rtb/win", NoticeKind::kWin, f, *s.signer);
+      std::size_t bn = g_config.bill_at_win
+                           ? 0
+                           : write_url(c.urls[nbids][1], g_config.notice_base, host, "/rtb/bill", NoticeKind::kBill, f,
+                                       *s.signer);
+      std::size_t ln = write_url(c.urls[nbids][2], g_config.notice_base, host, "/rtb/loss", NoticeKind::kLoss, f, *s.signer);
+      ResponseBid& b = bids[nbids++];
+      b.id = std::string_view(c.ids[nbids - 1], idn);
+      b.imp_id = r.imp[i].id;
+      b.price = cand.price;
+      b.nurl = std::string_view(c.urls[nbids - 1][0], wn);
+      b.burl = std::string_view(c.urls[nbids - 1][1], bn);
+      b.lurl = std::string_view(c.urls[nbids - 1][2], ln);
+      b.campaign = cand.campaign;
+      b.creative = cand.creative;
+      break;
+    }
+  }
+  auto release = [&] {
+    for (int i = 0; i < nbids; ++i) {
+      if (c.seqs[i] != 0) s.budget->settle(c.seqs[i], ShardBudget::Notice::kLoss, 0, false, monotonic_ns());
+    }
+  };
+  if (nbids == 0) {
+    count(g_metrics.no_bid_extra[static_cast<int>(why == Extra::kCount ? Extra::kBudget : why)]);
+    co_await no_bid(res, extra_nbr(why));
+    co_return;
+  }
+  std::size_t len = write_bid_response(r.id, g_config.seat, std::span<const ResponseBid>(bids, static_cast<std::size_t>(nbids)),
+                                       c.out.get(), Context::kOut);
+  if (len == 0 || monotonic_ns() >= deadline) {  // too late (or too big) to send: nobody will win it
+    release();
+    count(g_metrics.no_bid_extra[static_cast<int>(Extra::kLate)]);
+    co_await no_bid(res, 15);
+    co_return;
+  }
+  std::string_view body(c.out.get(), len);
+  res.header("Content-Type", "application/json");
+  res.header("x-openrtb-version", "2.6");
+  if (req.header("accept-encoding").find("gzip") != std::string_view::npos) {
+    std::size_t zn = s.gzip->deflate(c.out.get(), len, c.zout.get(), Context::kOut);
+    if (zn > 0) {
+      body = std::string_view(c.zout.get(), zn);
+      res.header("Content-Encoding", "gzip");
+    }
+  }
+  count(g_metrics.bids, static_cast<std::uint64_t>(nbids));
+  count(g_metrics.bid_requests_ok);
+  if (g_metrics.on) cells().record(g_metrics.decide, static_cast<std::uint64_t>(monotonic_ns() - t0));
+  co_await res.send(body);
+}
+
+// ---- notices ----------------------------------------------------------------------------------
+
+Task<> refuse(Response& res, Refusal why, int status) {
+  count(g_metrics.refused[static_cast<int>(why)]);
+  res.status(status);
+  res.header("Content-Type", "text/plain");
+  char line[96];
+  int n = std::snprintf(line, sizeof line, "notice refused: %s\n", refusal_name(why));
+  co_await res.send(std::string_view(line, static_cast<std::size_t>(n)));
+}
+
+Task<> notice(Request& req, Response& res, NoticeKind kind) {
+  ShardState& s = state();
+  NoticeFields f;
+  std::string_view price_text;
+  NoticeCheck check = s.signer->verify(kind, req.query(), &f, &price_text);
+  if (check == NoticeCheck::kMalformed || f.shard >= Shard::current()->set().size()) {
+    co_await refuse(res, Refusal::kMalformed, 400);
+    co_return;
+  }
+  if (check == NoticeCheck::kForged) {
+    co_await refuse(res, Refusal::kForged, 403);
+    co_return;
+  }
+  Micros clearing = 0;
+  bool bad = false;
+  bool priced = kind != NoticeKind::kLoss && parse_price(price_text, &clearing, &bad);
+  if (bad) {
+    co_await refuse(res, Refusal::kBadPrice, 400);
+    co_return;
+  }
+  if (priced && clearing > f.bid_cpm) {
+    co_await refuse(res, Refusal::kAbovePrice, 400);
+    co_return;
+  }
+  int k = kind == NoticeKind::kWin ? 0 : kind == NoticeKind::kBill ? 1 : 2;
+  if (f.test) {  // test: 1 — never billed
+    count(g_metrics.test_notices);
+    co_await res.send("ok\n");
+    co_return;
+  }
+  if (kind != NoticeKind::kLoss && !priced) count(g_metrics.audit_notices);
+  ShardBudget::SettleRequest sr{f.seq, priced ? impression_cost(clearing) : -1,
+                                static_cast<std::uint8_t>(kind == NoticeKind::kWin    ? ShardBudget::Notice::kWin
+                                                          : kind == NoticeKind::kBill ? ShardBudget::Notice::kBill
+                                                                                      : ShardBudget::Notice::kLoss),
+                                static_cast<std::uint8_t>(g_config.bill_at_win ? 1 : 0)};
+  int error = 0;
+  ShardMessage reply = co_await cross_call_status(f.shard, kBudgetSettle, &sr, sizeof sr, 1'000'000'000, &error);
+  if (error != 0) {
+    co_await refuse(res, Refusal::kUnreachable, 503);
+    co_return;
+  }
+  switch (static_cast<Settled>(reply.payload[0])) {
+    case Settled::kReplayed: co_await refuse(res, Refusal::kReplayed, 409); co_return;
+    case Settled::kExpired: co_await refuse(res, Refusal::kExpired, 410); co_return;
+    case Settled::kAbovePrice: co_await refuse(res, Refusal::kAbovePrice, 400); co_return;
+    default: break;
+  }
+  count(g_metrics.notices[k]);
+  // A win is an impression: its user's owner counts it against the campaign's cap.
+  if (kind == NoticeKind::kWin && priced && f.user != 0 && s.gen && f.slot < s.campaign_of_slot.size()) {
+    int ci = s.campaign_of_slot[f.slot];
+    if (ci >= 0) {
+      const Campaign& camp = s.gen->index->campaign(static_cast<std::uint32_t>(ci));
+      if (camp.freq_cap.enabled()) {
+        FreqCaps::Record rec{f.user, f.slot, camp.freq_cap.window_s};
+        std::size_t owner = cap_owner(f.user, Shard::current()->set().size());
+        if (owner == s.index) {
+          s.caps->record(rec, monotonic_ns() / 1'000'000);
+        } else {
+          Shard::current()->post(owner, kCapRecord, &rec, sizeof rec);
+        }
+      }
+    }
+  }
+  co_await res.send("ok\n");
+}
+
+Task<> win(Request& req, Response& res) { co_await notice(req, res, NoticeKind::kWin); }
+Task<> bill(Request& req, Response& res) { co_await notice(req, res, NoticeKind::kBill); }
+Task<> loss(Request& req, Response& res) { co_await notice(req, res, NoticeKind::kLoss); }
+
+Task<> healthz(Request&, Response& res) {
+  res.header("Content-Type", "text/plain");
+  co_await res.send("ok\n");
+}
+
+bool check_key(std::string_view v, std::string* why) {
+  if (v.size() < 16) {
+    *why = "must be at least 16 characters (a secret shared with nobody: the notices' HMAC key)";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void add_routes(http::Site* site) {
+  site->router.add(Method::kPost, "/openrtb2/bid", bid);
+  for (Method m : {Method::kGet, Method::kPost}) {
+    site->router.add(m, "/rtb/win", win);
+    site->router.add(m, "/rtb/bill", bill);
+    site->router.add(m, "/rtb/loss", loss);
+  }
+  site->router.add(Method::kGet, "/healthz", healthz);
+  site->router.add(Method::kGet, "/metrics", metrics_page);
+}
+
+void add_knobs(Config& config) {
+  RtbConfig d;
+  config.add_text("rtb", "campaigns", "", "a path", [](std::string_view v, std::string* why) {
+    if (v.empty()) *why = "must name the campaigns file (apps/rtb/campaigns.toml is a sample)";
+    return !v.empty();
+  }, "the campaigns file (TOML; apps/rtb/campaigns.h); SIGHUP reloads it");
+  config.add_text("rtb", "hmac_key", "", "at least 16 characters", check_key,
+                  "the key the notice URLs are signed with (HMAC-SHA256)");
+  config.add_text("rtb", "notice_base", "", "a URL such as http://bidder.example:8080",
+                  [](std::string_view, std::string*) { return true; },
+                  "the start of the notice URLs; empty: http:// and the bid request's Host", true);
+  config.add_text("rtb", "seat", "mnv", "a seat id", [](std::string_view, std::string*) { return true; },
+                  "seatbid.seat in responses");
+  config.add_int("rtb", "default_tmax_ms", d.default_tmax_ms, 1, 60'000, "a request's tmax when it has none");
+  config.add_int("rtb", "safety_margin_ms", d.safety_margin_ms, 0, 60'000,
+                 "taken off tmax for the network: a decision not done by then answers 204");
+  config.add_int("rtb", "shed_lag_ms", 0, 0, 60'000,
+                 "shed bid requests (204 at once) while the shard's loop lags more than this; 0: "
+                 "(default_tmax_ms - safety_margin_ms) / 2");
+  config.add_int("rtb", "reservation_ms", d.reservation_ms, 1, 86'400'000,
+                 "how long a bid's budget stays reserved waiting for its notice (notices later are refused)");
+  config.add_int("rtb", "max_bid_body", static_cast<std::int64_t>(d.max_body), 256, 1 << 24,
+                 "bid request body bytes (after gzip); over it: 413");
+  config.add_int("rtb", "max_reservations", static_cast<std::int64_t>(d.max_reservations), 2, 1 << 26,
+                 "bids awaiting notices per shard (a power of two; 16 bytes each)");
+  config.add_int("rtb", "cap_entries", static_cast<std::int64_t>(d.cap_entries), 8, 1 << 28,
+                 "frequency cap entries per shard (a power of two; 24 bytes each)");
+  config.add_int("rtb", "max_campaigns", static_cast<std::int64_t>(d.max_campaigns), 1, 1 << 20,
+                 "campaign budget slots (ever, across reloads)");
+  config.add_int("rtb", "contexts", static_cast<std::int64_t>(d.contexts), 1, 4096,
+                 "bid requests in progress per shard (each keeps a parser: ~7 bytes per max_bid_body byte)");
+  config.add_choice("rtb", "cap_timeout", "no_bid", {"no_bid", "bid"},
+                    "when the user's cap owner cannot answer in time: no-bid, or bid without the cap");
+  config.add_choice("rtb", "bill_at", "burl", {"burl", "nurl"},
+                    "which notice debits the budget: the billing notice, or the win notice");
+  config.add_bool("rtb", "fault_injection", false, "tests: a bid request with x-mnv-fault: segv|fpe traps its handler");
+  config.add_int("rtb", "cap_owner_delay_ms", 0, 0, 60'000, "tests: every cap check waits this long on its owner");
+}
+
+bool configure(const Config& config, std::string* error) {
+  RtbConfig& c = g_config;
+  c.campaigns = config.text("campaigns");
+  c.hmac_key = config.text("hmac_key");
+  c.notice_base = config.text("notice_base");
+  c.seat = config.text("seat");
+  c.default_tmax_ms = config.integer("default_tmax_ms");
+  c.safety_margin_ms = config.integer("safety_margin_ms");
+  c.shed_lag_ms = config.integer("shed_lag_ms");
+  if (c.safety_margin_ms >= c.default_tmax_ms) {
+    *error = "[rtb] safety_margin_ms must be below default_tmax_ms";
+    return false;
+  }
+  if (c.shed_lag_ms == 0) c.shed_lag_ms = (c.default_tmax_ms - c.safety_margin_ms) / 2;
+  c.reservation_ms = config.integer("reservation_ms");
+  c.max_body = static_cast<std::size_t>(config.integer("max_bid_body"));
+  c.max_reservations = static_cast<std::size_t>(config.integer("max_reservations"));
+  c.cap_entries = static_cast<std::size_t>(config.integer("cap_entries"));
+  c.max_campaigns = static_cast<std::size_t>(config.integer("max_campaigns"));
+  c.contexts = static_cast<std::size_t>(config.integer("contexts"));
+  for (auto [name, v] : {std::pair<const char*, std::size_t>{"max_reservations", c.max_reservations},
+                         {"cap_entries", c.cap_entries}}) {
+    if ((v & (v - 1)) != 0) {
+      *error = std::string("[rtb] ") + name + " = " + std::to_string(v) + ": must be a power of two";
+      return false;
+    }
+  }
+  c.cap_timeout_bids = config.text("cap_timeout") == "bid";
+  c.bill_at_win = config.text("bill_at") == "nurl";
+  c.fault_injection = config.boolean("fault_injection");
+  c.cap_owner_delay_ms = config.integer("cap_owner_delay_ms");
+  // The file must load now: a bidder that cannot bid does not start.
+  CampaignSet set;
+  if (!load_campaigns(c.campaigns, &set, error)) return false;
+  g_site.options.limits.max_body = c.max_body;
+  g_shared = std::make_unique<SharedObject<Shared>>();
+  return true;
+}
+
+void add_metrics(metrics::Registry& reg) {
+  // (Called once the shard count is known, before any shard starts: the budget book has a row
+  // per shard, in memory every shard shares.)
+  g_book = std::make_unique<BudgetBook>(static_cast<std::size_t>(reg.shards()), g_config.max_campaigns);
+  Metrics& m = g_metrics;
+  m.on = true;
+  m.bid_requests_ok = reg.counter("rtb_bid_requests", "Bid requests answered with a bid.", {{"result", "bid"}});
+  m.invalid = reg.counter("rtb_bid_requests", "Bid requests answered with a bid.", {{"result", "invalid"}});
+  m.too_large = reg.counter("rtb_bid_requests", "Bid requests answered with a bid.", {{"result", "too_large"}});
+  m.bids = reg.counter("rtb_bids", "Bids made (one per impression bid on).");
+  m.spend = reg.counter("rtb_spend_micros", "Micro-USD debited by billing notices.");
+  for (int i = 1; i < static_cast<int>(NoBidReason::kCount); ++i) {
+    auto r = static_cast<NoBidReason>(i);
+    m.no_bid[i] = reg.counter("rtb_no_bids", "Bid requests answered 204, by reason and OpenRTB nbr code.",
+                              {{"reason", no_bid_name(r)}, {"nbr", std::to_string(no_bid_nbr(r))}});
+  }
+  for (int i = 0; i < static_cast<int>(Extra::kCount); ++i) {
+    auto e = static_cast<Extra>(i);
+    if (e == Extra::kTest) continue;
+    m.no_bid_extra[i] = reg.counter("rtb_no_bids", "Bid requests answered 204, by reason and OpenRTB nbr code.",
+                                    {{"reason", extra_name(e)}, {"nbr", std::to_string(extra_nbr(e))}});
+  }
+  const char* kinds[] = {"win", "bill", "loss"};
+  for (int i = 0; i < 3; ++i) m.notices[i] = reg.counter("rtb_notices", "Notices accepted.", {{"kind", kinds[i]}});
+  m.test_notices = reg.counter("rtb_notices", "Notices accepted.", {{"kind", "test"}});
+  m.audit_notices = reg.counter("rtb_notices_unpriced", "Win or billing notices with an empty or AUDIT price (never debited).");
+  for (int i = 0; i < static_cast<int>(Refusal::kCount); ++i) {
+    m.refused[i] = reg.counter("rtb_notices_refused", "Notices refused, never debited, by reason.",
+                               {{"reason", refusal_name(static_cast<Refusal>(i))}});
+  }
+  m.reloads_ok = reg.counter("rtb_reloads", "Campaign reloads (SIGHUP), per shard.", {{"result", "ok"}});
+  m.reloads_refused = reg.counter("rtb_reloads", "Campaign reloads (SIGHUP), per shard.", {{"result", "refused"}});
+  m.decide = reg.histogram("rtb_bid_seconds", "Time from a bid request's handler start to its BidResponse.");
+}
+
+bool init_shard(Shard& shard, Server&, std::string* error) {
+  if (shard.index() >= std::size(g_state)) {
+    *error = "rtb: at most 256 shards";
+    return false;
+  }
+  auto s = std::make_unique<ShardState>();
+  s->index = shard.index();
+  s->budget = std::make_unique<ShardBudget>(
+      g_book.get(), shard.index(),
+      ShardBudget::Options{.max_reservations = g_config.max_reservations, .lifetime_ns = g_config.reservation_ms * 1'000'000});
+  s->budget->attach(shard);
+  s->budget->on_debit(on_debit, s.get());
+  s->caps = std::make_unique<FreqCaps>(g_config.cap_entries);
+  s->caps->attach(shard);
+  s->caps->set_check_delay_ns(g_config.cap_owner_delay_ms * 1'000'000);
+  s->signer = std::make_unique<NoticeSigner>(g_config.hmac_key);
+  s->gzip = std::make_unique<Gzip>();
+  s->pacers.resize(g_config.max_campaigns);
+  s->campaign_of_slot.assign(g_config.max_campaigns, -1);
+  for (std::size_t i = 0; i < g_config.contexts; ++i) {
+    s->contexts.push_back(std::make_unique<Context>(g_config.max_body));
+    s->contexts.back()->next_free = s->free;
+    s->free = s->contexts.back().get();
+  }
+  s->rng ^= shard.index() * 0x9E3779B97F4A7C15ull;
+  s->gen_seen = (*g_shared)->generation.load(std::memory_order_acquire);
+  ShardState& st = *s;
+  g_state[shard.index()] = std::move(s);
+  if (!load_generation(st, error)) return false;
+  st.ticker_pool = new HeapPool(4, 1);
+  if (shard.kernel().start(*st.ticker_pool, ticker) == nullptr) {
+    *error = "rtb: the shard's ticker could not start";
+    return false;
+  }
+  return true;
+}
+
+void fini_shard(Shard& shard, Server&) {
+  std::size_t i = shard.index();
+  if (i < std::size(g_state) && g_state[i]) {
+    std::fprintf(stderr, "rtb: shard %zu: %zu bids awaiting notices, %llu refused for a full ring\n", i,
+                 g_state[i]->budget->live_reservations(),
+                 static_cast<unsigned long long>(g_state[i]->budget->refused_full()));
+  }
+}
+
+void request_reload() { (*g_shared)->generation.fetch_add(1, std::memory_order_acq_rel); }
+
+}  // namespace mnv::rtb
