@@ -128,6 +128,17 @@ struct BidRequestParser::Impl {
     return true;
   }
 
+  // A key as it stands in the input when it has no escape (stage 1 saw its closing quote, so the
+  // scan ends inside the buffer): no copy. False for a key with an escape (unescaped_key() then).
+  static bool raw_key(od::field& field, std::string_view* out) {
+    const char* begin = field.key().raw();
+    const char* p = begin;
+    while (*p != '"' && *p != '\\') ++p;
+    if (*p != '"') return false;
+    *out = std::string_view(begin, static_cast<std::size_t>(p - begin));
+    return true;
+  }
+
   // Iterates the fields of object `v`, calling on_field(key, value) for each; false on the
   // first failure. The path has the key pushed while on_field runs.
   template <typename F>
@@ -142,7 +153,9 @@ struct BidRequestParser::Impl {
       od::field field;
       if (error_code e = std::move(field_r).get(field)) return json_error(e, "expected an object");
       std::string_view key;
-      if (error_code e = field.unescaped_key().get(key)) return json_error(e, "expected a key");
+      if (!raw_key(field, &key)) {
+        if (error_code e = field.unescaped_key().get(key)) return json_error(e, "expected a key");
+      }
       int old = path.push(key);
       if (!on_field(key, field.value())) return false;
       path.pop(old);

@@ -145,6 +145,14 @@ TEST_F(ParserTest, FieldsInAnyOrderEscapesAndUnknownsSkipped) {
   EXPECT_EQ(req_.device.country, "JPN");
 }
 
+TEST_F(ParserTest, EscapedKeysAreUnescaped) {
+  ParseResult r = parse_text(R"({"i\u0064":"x","\u0069mp":[{"id":"1","b\u0069dfloor":1.5}]})");
+  ASSERT_TRUE(r.ok()) << r.reason;
+  EXPECT_EQ(req_.id, "x");
+  ASSERT_EQ(req_.imp.size(), 1);
+  EXPECT_EQ(req_.imp[0].bidfloor, 1'500'000);
+}
+
 TEST_F(ParserTest, BadInputIsInvalidWithItsReason) {
   struct Case {
     const char* file;
