@@ -69,6 +69,21 @@ TEST(RegistryTest, EachShardsCellsStartOnTheirOwnCacheLine) {
   }
 }
 
+TEST(RegistryTest, ResetGaugesClearsOneShardsGaugesOnly) {
+  Registry reg(2);
+  Counter c = reg.counter("c", "C.");
+  Gauge g = reg.gauge("g", "G.");
+  TestCells cells(reg);
+  for (int s = 0; s < 2; ++s) {
+    reg.shard(s).add(c, 5);
+    reg.shard(s).set(g, 7);
+  }
+  reg.reset_gauges(1);
+  EXPECT_EQ(reg.value(g, 0), 7);
+  EXPECT_EQ(reg.value(g, 1), 0);
+  EXPECT_EQ(reg.value(c, 1), 5u);
+}
+
 TEST(RegistryTest, BytesNeededGrowsWithShardsAndHistograms) {
   Registry one(1), eight(8);
   for (Registry* r : {&one, &eight}) {

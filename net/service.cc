@@ -98,11 +98,13 @@ struct ConnectionTag {
   std::uint16_t port;  // host order
   std::int32_t fd;
   unsigned char addr[16];
+  std::uint32_t index;  // its heap in the pool, and that heap's connection count then
+  std::uint32_t gen;
 };
 static_assert(sizeof(ConnectionTag) <= ChildNote::kBytes);
 
-ConnectionTag connection_tag(int fd, const sockaddr_storage& peer) {
-  ConnectionTag t{peer.ss_family, 0, fd, {}};
+ConnectionTag connection_tag(int fd, const sockaddr_storage& peer, std::uint32_t index, std::uint32_t gen) {
+  ConnectionTag t{peer.ss_family, 0, fd, {}, index, gen};
   if (peer.ss_family == AF_INET) {
     const auto* v4 = reinterpret_cast<const sockaddr_in*>(&peer);
     t.port = ntohs(v4->sin_port);
@@ -218,7 +220,8 @@ Server::Server(Kernel& kernel, const ServerConfig& config)
             kernel.isolation() == IsolationMode::kOff ? HeapPool::Guards::kNone : HeapPool::Guards::kSeparate),
       listener_pool_(4, 2),  // the listener process and the supervisor's
       counters_(config.counters != nullptr ? config.counters : &own_counters_),
-      conn_fds_(new int[config.pool_size]) {
+      conn_fds_(new int[config.pool_size]),
+      conn_gens_(new std::uint32_t[config.pool_size]()) {
   for (std::size_t i = 0; i < config.pool_size; ++i) conn_fds_[i] = -1;
   // Shared counters may be a predecessor's (a restarted shard's server): what it accepted and
   // what died add up, but none of its connections is this server's.
@@ -305,9 +308,14 @@ void Server::connection_died(const Death& death) {
     counters_->deaths.fetch_add(death.dropped, std::memory_order_relaxed);
   }
   if (!death) return;
+  // A thread that trapped is never resumed nor destroyed, so its ConnectionSlot never ended it:
+  // end it here, unless that heap already serves a newer connection (which ended it).
+  auto conn = death.note.as<ConnectionTag>();
+  if (conn.index < config_.pool_size && conn_gens_[conn.index] == conn.gen && conn_fds_[conn.index] >= 0) {
+    connection_ended(conn.index);
+  }
   if (config_.metrics != nullptr) kernel_.metrics().add(config_.metrics->closed[ServerMetrics::kFault]);
   std::uint64_t n = counters_->deaths.fetch_add(1, std::memory_order_relaxed) + 1;
-  auto conn = death.note.as<ConnectionTag>();
   char peer[INET6_ADDRSTRLEN + 16];
   char why[256];
   log_line("mnv: server on port %u: connection %s (fd %d, process %u) died and was reclaimed: %s (%lu deaths so far)",
@@ -339,7 +347,9 @@ void Server::start_connection(int fd, const sockaddr_storage& peer, socklen_t le
   counters_->accepted.fetch_add(1, std::memory_order_relaxed);
   kernel_.adopt_fd(fd, p);
   std::size_t index = pool_.index_of(&p->heap());
+  if (conn_fds_[index] >= 0) connection_ended(index);  // its last connection trapped (connection_died)
   conn_fds_[index] = fd;
+  std::uint32_t gen = ++conn_gens_[index];
   counters_->active.fetch_add(1, std::memory_order_relaxed);
   if (m != nullptr) {
     const metrics::ShardCells& c = kernel_.metrics();
@@ -347,7 +357,7 @@ void Server::start_connection(int fd, const sockaddr_storage& peer, socklen_t le
     c.add(m->open, 1);
     c.add(m->heaps_free, -1);
   }
-  kernel_.supervise(p->kernel_slot(), supervisor_, ChildNote::of(connection_tag(fd, peer)));
+  kernel_.supervise(p->kernel_slot(), supervisor_, ChildNote::of(connection_tag(fd, peer, static_cast<std::uint32_t>(index), gen)));
   // (If the frame does not fit, the process is reclaimed with its fd, and the ConnectionSlot
   // argument, never moved into a frame, undoes the two lines above.)
   p->start(connection, ConnectionSlot(this, index), fd, peer, len);

@@ -164,6 +164,9 @@ class Server {
   // The fd of the connection served on each heap of pool_ (by index_of), -1 for none: what
   // drain() shuts down. Written only on the kernel's thread.
   std::unique_ptr<int[]> conn_fds_;
+  // Connections started on each heap of pool_: tells a trapped connection's late death report
+  // (connection_died) from the heap's next connection.
+  std::unique_ptr<std::uint32_t[]> conn_gens_;
   bool listening_ = false;  // the listener thread is alive (its fd is still listen_fd_)
   bool draining_ = false;
 };

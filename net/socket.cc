@@ -79,7 +79,6 @@ bool Socket::settle_send() {
   tx_.unpin();
   if (r >= 0) {
     tx_.consume(static_cast<std::size_t>(r));
-    Kernel::count_bytes_out(static_cast<std::size_t>(r));
     return true;
   }
   if (r == -ENOTSOCK) {  // the bytes are still in tx; writev sends them
@@ -170,7 +169,6 @@ void Socket::wake_writer() { ready_if_blocked(space_waiter_); }
 bool Socket::received(std::int32_t r, Io* io) {
   if (r > 0) {
     rx_.commit(static_cast<std::size_t>(r));
-    Kernel::count_bytes_in(static_cast<std::size_t>(r));
     *io = Io::kProgress;
   } else if (r == 0) {
     rx_eof_ = true;
@@ -258,7 +256,6 @@ Socket::Io Socket::fill_multishot(Block& b) {
     std::uint32_t len;
     if ((rx_loan_ = cio_->lend_recv(rx_fd_, &data, &len)) != 0) {
       rx_.lend(data, len);
-      Kernel::count_bytes_in(len);
       keep_rings_until_idle();  // a process that goes idle gives the buffer back
       return Io::kProgress;
     }

@@ -123,8 +123,8 @@ void Kernel::publish_metrics() {
   add(m->dispatches, dispatches_, &published_.dispatches);
   add(m->poller_submissions, pc.submitted, &published_.submitted);
   add(m->poller_completions, pc.completed, &published_.completed);
-  add(m->bytes_in, bytes_in_, &published_.bytes_in);
-  add(m->bytes_out, bytes_out_, &published_.bytes_out);
+  add(m->bytes_in, bytes_in_ + pc.bytes_in, &published_.bytes_in);
+  add(m->bytes_out, bytes_out_ + pc.bytes_out, &published_.bytes_out);
   add(m->processes_reclaimed, reclaimed_, &published_.reclaimed);
   for (int i = 0; i < KernelMetrics::kTrapKinds; ++i) add(m->traps[i], traps_[i], &published_.traps[i]);
   c.set(m->heap_pages, heap_pages_);

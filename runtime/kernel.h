@@ -198,8 +198,9 @@ class Kernel {
   static void drop_deadline(Block* b) {
     if (b != nullptr && b->timer != 0) drop_timer(b);  // (inline: most waits have no deadline)
   }
-  // Bytes a socket moved between its fd and its rings (net/socket.cc), counted by the kernel
-  // running on this thread (KernelConfig::kernel_metrics); no-op outside a kernel.
+  // Bytes a socket moved between its fd and its rings with readv/writev (net/socket.cc; the
+  // poller counts its completion-mode transfers), counted by the kernel running on this thread
+  // (KernelConfig::kernel_metrics); no-op outside a kernel.
   static void count_bytes_in(std::size_t n);
   static void count_bytes_out(std::size_t n);
 

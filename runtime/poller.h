@@ -66,10 +66,14 @@ class Poller {
   virtual CompletionIo* completion_io() { return nullptr; }
 
   // What this poller handed the OS and took back so far (for the metrics): submitted requests
-  // (io_uring SQEs; epoll_ctl calls; fds passed to poll) and completions (CQEs; ready events).
+  // (io_uring SQEs; epoll_ctl calls; fds passed to poll), completions (CQEs; ready events), and
+  // the bytes its completion-mode transfers received and sent (runtime/completion_io.h; sockets
+  // count their own readv/writev).
   struct Counts {
     std::uint64_t submitted = 0;
     std::uint64_t completed = 0;
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
   };
   const Counts& counts() const { return counts_; }
 

@@ -149,6 +149,7 @@ bool IoUringPoller::handle_multishot(std::uint64_t data, const io_uring_cqe* cqe
   bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
   std::int32_t res = cqe->res;
   if ((gen_of(data) & kSeqMask) != s.ms_gen || s.ms_state == kMsIdle) {  // forgotten since
+    if (res > 0) counts_.bytes_in += static_cast<std::uint64_t>(res);
     if (has_buf) {
       ++rx_held_;
       recycle(bid);
@@ -158,6 +159,7 @@ bool IoUringPoller::handle_multishot(std::uint64_t data, const io_uring_cqe* cqe
   if (res > 0) {
     MNV_ASSERT(has_buf && bid < rx_count_);
     if (!report(fd, s, kTransferDone, out, max, n)) return false;
+    counts_.bytes_in += static_cast<std::uint64_t>(res);
     ++rx_held_;
     RxBuf& b = rx_meta_[bid];
     b.len = static_cast<std::uint32_t>(res);

@@ -24,9 +24,18 @@ bool IoUringPoller::handle_transfer(std::uint64_t data, const io_uring_cqe* cqe,
   int fd = fd_of(data);
   bool is_send = (gen_of(data) & kSend) != 0;
   FdState& s = state(fd);
-  if (s.xfer == nullptr) return true;  // forgotten or detached
+  // (Bytes are counted where a CQE is consumed: also for a socket whose process is gone.)
+  std::uint64_t& bytes = is_send ? counts_.bytes_out : counts_.bytes_in;
+  std::uint64_t moved = cqe->res > 0 ? static_cast<std::uint64_t>(cqe->res) : 0;
+  if (s.xfer == nullptr) {  // forgotten or detached
+    bytes += moved;
+    return true;
+  }
   Transfer& t = is_send ? s.xfer->tx : s.xfer->rx;
-  if (t.phase != Transfer::Phase::kInFlight || t.seq != (gen_of(data) & kSeqMask)) return true;  // dropped
+  if (t.phase != Transfer::Phase::kInFlight || t.seq != (gen_of(data) & kSeqMask)) {  // dropped
+    bytes += moved;
+    return true;
+  }
   std::int32_t res = cqe->res;
   if (!is_send) {
     if (res == -EAGAIN || res == -EINTR) {  // not expected from a socket: try again, waiting for data
@@ -38,6 +47,7 @@ bool IoUringPoller::handle_transfer(std::uint64_t data, const io_uring_cqe* cqe,
       return true;
     }
     if (!report(fd, s, kTransferDone, out, max, n)) return false;
+    bytes += moved;
     t.res = res;
     t.more = (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
     t.phase = Transfer::Phase::kDone;
@@ -48,6 +58,7 @@ bool IoUringPoller::handle_transfer(std::uint64_t data, const io_uring_cqe* cqe,
     std::uint32_t left = static_cast<std::uint32_t>(t.iov[t.index].iov_len) - t.offset;
     MNV_ASSERT(sent <= left);
     if (sent < left || t.index + 1 < t.count) {  // a short send, or the next piece: go on
+      bytes += moved;
       if (sent < left) {
         t.offset += sent;
       } else {
@@ -64,6 +75,7 @@ bool IoUringPoller::handle_transfer(std::uint64_t data, const io_uring_cqe* cqe,
   }
   std::uint32_t events = res < 0 || (s.interest & POLLOUT) != 0 ? kTransferDone : 0u;
   if (events != 0 && !report(fd, s, events, out, max, n)) return false;
+  bytes += moved;
   t.res = res;
   t.phase = Transfer::Phase::kDone;
   return true;
