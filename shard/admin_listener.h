@@ -5,8 +5,8 @@
 // Why a thread of its own: rendering a scrape reads every shard's cells and formats them (tens
 // of µs to a few ms with many series), and no shard should hold its connections for that. Here
 // a scrape only loads the cells (relaxed): the shards never wait for it, and it never waits for
-// them (tests/metrics_server_test.cc holds a shard in a handler and still gets its page). With shards as
-// processes it runs in the process that started them, which maps the same cells.
+// them (tests/metrics_server_test.cc holds a shard in a handler and still gets its page). With
+// shards as processes it runs in the process that started them, which maps the same cells.
 //
 // run_server() starts one when admin_port is not -1 (shard/server.h).
 #pragma once
