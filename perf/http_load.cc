@@ -70,6 +70,10 @@ ABSL_FLAG(double, deadline_ms, 0, "answers later than this after their intended 
 ABSL_FLAG(double, win_share, 0, "open loop: share of 200 answers whose nurl gets a win notice");
 ABSL_FLAG(double, clearing, 0.8, "open loop: the win notice's clearing price as a share of the bid's price");
 ABSL_FLAG(std::string, progress, "auto", "open loop progress line on stderr: auto (once a second), off");
+ABSL_FLAG(std::string, shares_from, "",
+          "open loop: HOST:PORT of the server's admin listener; the progress line then shows each shard's share of "
+          "--shares_metric's growth, from GET /metrics once a second");
+ABSL_FLAG(std::string, shares_metric, "mnv_http_requests_total", "the counter whose per-shard growth --shares_from shows");
 ABSL_FLAG(std::string, out, "", "a directory to write steps.csv, timeline.csv and the spectra into (it must exist)");
 ABSL_FLAG(double, late_us, 1000, "open loop: a send this much later than scheduled counts as late");
 ABSL_FLAG(double, timeout_s, 10.0, "connect deadline and per-response deadline");
@@ -145,6 +149,17 @@ int main(int argc, char** argv) {
     fprintf(stderr, "http_load: --win_share=%g: give a share from 0 to 1\n", opt.win_share);
     return 2;
   }
+  if (std::string sf = absl::GetFlag(FLAGS_shares_from); !sf.empty()) {
+    const std::size_t colon = sf.rfind(':');
+    double port = 0;
+    if (colon == std::string::npos || !parse_number(sf.substr(colon + 1), &port) || port < 1 || port > 65535) {
+      fprintf(stderr, "http_load: --shares_from=%s: give HOST:PORT of the admin listener\n", sf.c_str());
+      return 2;
+    }
+    opt.shares_host = sf.substr(0, colon);
+    opt.shares_port = static_cast<int>(port);
+  }
+  opt.shares_metric = absl::GetFlag(FLAGS_shares_metric);
   const std::string progress = absl::GetFlag(FLAGS_progress);
   if (progress != "auto" && progress != "off") {
     fprintf(stderr, "http_load: --progress=%s: give auto or off\n", progress.c_str());

@@ -145,6 +145,12 @@ struct OpenRun {
   metrics::LatencyHistogram service;
   metrics::LatencyHistogram second;  // this second's latencies (the progress line)
   HttpLoadResult result;
+  // The per-shard shares (open_scraper): the last scrape's counts, and the share text of the
+  // growth between the last two scrapes.
+  static constexpr int kMaxShards = 64;
+  double shard_counts[kMaxShards] = {};
+  std::string shares;
+  std::vector<char> scrape_body;
 
   std::int64_t intended(std::uint64_t i) const {
     return t0 + static_cast<std::int64_t>(static_cast<double>(i) * period_ns);
@@ -305,6 +311,77 @@ Thread open_connection(OpenRun* run, Conn* conn, int index) {
   ++run->finished;
 }
 
+// Sums the samples of `metric` in a Prometheus text page per value of its shard label.
+void sum_by_shard(std::string_view page, std::string_view metric, double* counts, int n) {
+  for (int i = 0; i < n; ++i) counts[i] = 0;
+  while (!page.empty()) {
+    std::size_t eol = page.find('\n');
+    std::string_view line = page.substr(0, eol);
+    page = eol == std::string_view::npos ? std::string_view() : page.substr(eol + 1);
+    if (line.size() <= metric.size() || line.substr(0, metric.size()) != metric || line[metric.size()] != '{') continue;
+    std::size_t at = line.find("shard=\"");
+    std::size_t sp = line.rfind(' ');
+    if (at == std::string_view::npos || sp == std::string_view::npos) continue;
+    int shard = std::atoi(std::string(line.substr(at + 7, 4)).c_str());
+    if (shard >= 0 && shard < n) counts[shard] += std::strtod(std::string(line.substr(sp + 1)).c_str(), nullptr);
+  }
+}
+
+Finally scraper_failed(OpenRun* run) {
+  run->shares = "shares: no /metrics";
+  co_return;
+}
+
+// Once a second until every connection has ended: GET /metrics from the admin listener and the
+// shards' shares of the growth of shares_metric since the previous scrape.
+Thread open_scraper(OpenRun* run) {
+  co_await finally(scraper_failed(run));
+  const HttpLoadOptions& opt = *run->opt;
+  sockaddr_storage addr;
+  socklen_t len;
+  if (!make_address(opt.shares_host, static_cast<std::uint16_t>(opt.shares_port), &addr, &len)) {
+    run->shares = "shares: bad host";
+    co_return;
+  }
+  char scratch[2048];
+  http::ClientOptions co;
+  co.host = opt.host_header;
+  co.connect_timeout_ns = 1'000'000'000;
+  co.response_timeout_ns = 1'000'000'000;
+  co.scratch = scratch;
+  http::Client c(co);
+  co_await c.connect(reinterpret_cast<const sockaddr*>(&addr), len);
+  double before[OpenRun::kMaxShards] = {};
+  bool first = true;
+  while (run->finished < run->connections) {
+    co_await c.send(http::Request{.method = "GET", .target = "/metrics", .fields = {}, .body = {}});
+    http::Response r = co_await c.receive(run->scrape_body);
+    if (r.status != 200 || c.closed()) {
+      run->shares = "shares: /metrics answered " + std::to_string(r.status);
+      co_return;
+    }
+    double now[OpenRun::kMaxShards];
+    sum_by_shard(std::string_view(run->scrape_body.data(), r.body_copied), opt.shares_metric, now,
+                 OpenRun::kMaxShards);
+    double total = 0;
+    for (int i = 0; i < OpenRun::kMaxShards; ++i) total += now[i] - before[i];
+    if (!first && total > 0) {
+      std::string text = "shares";
+      char buf[32];
+      for (int i = 0; i < OpenRun::kMaxShards; ++i) {
+        if (now[i] - before[i] <= 0) continue;
+        std::snprintf(buf, sizeof buf, " %d:%.0f%%", i, 100 * (now[i] - before[i]) / total);
+        text += buf;
+      }
+      run->shares = text;
+    }
+    first = false;
+    for (int i = 0; i < OpenRun::kMaxShards; ++i) before[i] = now[i];
+    const std::int64_t wake = monotonic_ns() + 1'000'000'000;
+    while (run->finished < run->connections && monotonic_ns() < wake) co_await sleep_for(20'000'000);
+  }
+}
+
 // Once a second from t0 until every connection has ended: a tick (kept, and printed as the
 // progress line when asked).
 Thread open_progress(OpenRun* run) {
@@ -330,18 +407,19 @@ Thread open_progress(OpenRun* run) {
       t.p99_ns = h.percentile(99);
       t.p999_ns = h.percentile(99.9);
       t.max_ns = h.max();
+      t.shares = run->shares;
       run->second.reset();
       double secs = t.t_s - last.t_s;
       if (h.count() > 0 || t.sent > last.sent) run->result.ticks.push_back(t);
       if (opt.progress != nullptr && secs > 0.05) {
         std::fprintf(opt.progress,
                      "%s%s%5.1f s  sent %8.0f/s  answered %8.0f/s  p50 %8.3f ms  p99 %8.3f ms  timeouts %llu  "
-                     "errors %llu%s",
+                     "errors %llu%s%s%s",
                      opt.progress_tty ? "\r\033[K" : "", opt.label.c_str(), t.t_s,
                      static_cast<double>(t.sent - last.sent) / secs,
                      static_cast<double>(t.responses - last.responses) / secs, t.p50_ns / 1e6, t.p99_ns / 1e6,
                      static_cast<unsigned long long>(t.timeouts), static_cast<unsigned long long>(t.errors),
-                     opt.progress_tty ? "" : "\n");
+                     t.shares.empty() ? "" : "  ", t.shares.c_str(), opt.progress_tty ? "" : "\n");
         std::fflush(opt.progress);
         printed = true;
       }
@@ -371,7 +449,7 @@ bool launch(int connections, RunT* run, F fn, G extra, HttpLoadResult& res) {
     ++res.conn_errors;
     return false;
   }
-  HeapPool pool(32, static_cast<std::size_t>(connections) + 1);
+  HeapPool pool(32, static_cast<std::size_t>(connections) + 2);
   auto conns = std::make_unique<Conn[]>(static_cast<std::size_t>(connections));
   if (!extra(*k, pool, run)) {
     res.first_error = "could not start the progress process (process table or heap pool full)";
@@ -444,7 +522,14 @@ HttpLoadResult run_open_loop(const HttpLoadOptions& opt) {
            ++started;
            return true;
          },
-         [](Kernel& k, HeapPool& pool, OpenRun* r) { return k.start(pool, open_progress, r) != nullptr; }, res);
+         [](Kernel& k, HeapPool& pool, OpenRun* r) {
+           if (r->opt->shares_port > 0) {
+             r->scrape_body.resize(1 << 20);
+             if (k.start(pool, open_scraper, r) == nullptr) return false;
+           }
+           return k.start(pool, open_progress, r) != nullptr;
+         },
+         res);
   res.unsent = run->total - res.sent;
   res.seconds = run->t0 != 0 ? static_cast<double>(run->last_send - run->t0) / 1e9 : 0;
   res.achieved_rate = res.sent > 1 && run->last_send > run->t0

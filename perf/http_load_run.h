@@ -72,6 +72,12 @@ struct HttpLoadOptions {
   std::FILE* progress = nullptr;
   bool progress_tty = false;
   std::string label;
+  // Open loop: when shares_port > 0, GET /metrics from shares_host:shares_port (the server's
+  // admin listener) once a second and show each shard's share of the growth of the series named
+  // shares_metric (summed over its other labels) on the progress line.
+  std::string shares_host = "127.0.0.1";
+  int shares_port = 0;
+  std::string shares_metric = "mnv_http_requests_total";
 };
 
 // One second of an open-loop run (the progress line, and the latency-over-time plot).
@@ -79,6 +85,7 @@ struct HttpLoadTick {
   double t_s = 0;                  // seconds since t0, at the end of this second
   std::uint64_t sent = 0, responses = 0, errors = 0, timeouts = 0;
   std::uint64_t p50_ns = 0, p90_ns = 0, p99_ns = 0, p999_ns = 0, max_ns = 0;  // of its responses
+  std::string shares;              // "shard 0 51%, shard 1 49%" (with shares_port), else empty
 };
 
 struct HttpLoadResult {

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -33,7 +34,24 @@ struct RawServerOptions {
   std::string_view response = kPlain;   // the answer to every request
   int pause_after = 0;                  // > 0: after this many requests (all connections) ...
   int pause_ms = 0;                     // ... stop answering for this long (a stalled server)
+  // When set, the answer to the n-th request (1, 2, ...) instead of `response`.
+  std::function<std::string(int)> respond;
 };
+
+RawServerOptions with_conns(int conns, bool answer = true) {
+  RawServerOptions o;
+  o.conns = conns;
+  o.answer = answer;
+  return o;
+}
+
+// `conns` connections to a server that stalls for pause_ms after pause_after requests.
+RawServerOptions stalling(int conns, int pause_after, int pause_ms) {
+  RawServerOptions o = with_conns(conns);
+  o.pause_after = pause_after;
+  o.pause_ms = pause_ms;
+  return o;
+}
 
 // Accepts `conns` connections; each gets a thread that answers every request head with the
 // canned response until the client closes. Keeps everything it read (inputs()).
@@ -60,7 +78,7 @@ class RawServer {
       }
     });
   }
-  RawServer(int conns, bool answer) : RawServer(RawServerOptions{.conns = conns, .answer = answer}) {}
+  RawServer(int conns, bool answer) : RawServer(with_conns(conns, answer)) {}
   ~RawServer() { join(); }
   void join() {
     if (acceptor_.joinable()) acceptor_.join();
@@ -104,7 +122,7 @@ class RawServer {
         std::this_thread::sleep_until(pause_until_.load());  // the stall being simulated
       }
       out.clear();
-      for (int j = 0; j < heads; ++j) out += o_.response;
+      for (int j = 0; j < heads; ++j) out += o_.respond ? o_.respond(++answered_) : std::string(o_.response);
       std::size_t done = 0;
       while (done < out.size()) {
         ssize_t w = ::write(fd, out.data() + done, out.size() - done);
@@ -122,6 +140,7 @@ class RawServer {
   std::thread acceptor_;
   std::vector<std::thread> workers_;
   std::atomic<int> seen_{0};
+  std::atomic<int> answered_{0};
   std::atomic<std::chrono::steady_clock::time_point> pause_until_{};
   std::mutex mu_;
   std::string inputs_;
@@ -231,7 +250,7 @@ TEST(HttpLoadRunTest, OpenLoopKeepsItsRateWithinOnePercentOverTenSeconds) {
 // 1,000/s. Every request scheduled during the stall is answered late by up to 1 s, so about
 // 1,000 latencies are spread from 0 to 1 s: with a 100 ms deadline about 900 are timeouts.
 TEST(HttpLoadRunTest, OpenLoopSeesAStalledServerAsAboutRLateAnswers) {
-  RawServer server(RawServerOptions{.conns = 4, .pause_after = 1000, .pause_ms = 1000});
+  RawServer server(stalling(4, 1000, 1000));
   HttpLoadOptions opt;
   opt.port = server.port();
   opt.connections = 4;
@@ -253,7 +272,7 @@ TEST(HttpLoadRunTest, OpenLoopSeesAStalledServerAsAboutRLateAnswers) {
 // The same stall under a closed loop: each of the 4 connections waits out the stall once, so only
 // about 4 answers are late — the omission the open loop corrects.
 TEST(HttpLoadRunTest, ClosedLoopSeesTheSameStallAsOneLateAnswerPerConnection) {
-  RawServer server(RawServerOptions{.conns = 4, .pause_after = 1000, .pause_ms = 1000});
+  RawServer server(stalling(4, 1000, 1000));
   HttpLoadOptions opt;
   opt.port = server.port();
   opt.connections = 4;
@@ -270,7 +289,7 @@ TEST(HttpLoadRunTest, ClosedLoopSeesTheSameStallAsOneLateAnswerPerConnection) {
 // Each request's own deadline (a bid request's tmax): the stall makes about 250 answers later
 // than 50 ms; only the half whose body carries the 50 ms deadline are timeouts.
 TEST(HttpLoadRunTest, OpenLoopTimesEachRequestAgainstItsOwnDeadline) {
-  RawServer server(RawServerOptions{.conns = 2, .pause_after = 100, .pause_ms = 300});
+  RawServer server(stalling(2, 100, 300));
   HttpLoadOptions opt;
   opt.port = server.port();
   opt.connections = 2;
@@ -286,6 +305,31 @@ TEST(HttpLoadRunTest, OpenLoopTimesEachRequestAgainstItsOwnDeadline) {
   EXPECT_LE(r.timeouts, 160u) << describe(r);
 }
 
+// The progress ticks carry each shard's share of a counter's growth, scraped from a metrics page
+// once a second: shard 0 grows three times as fast as shard 1 (summed over its other labels).
+TEST(HttpLoadRunTest, OpenLoopShowsEachShardsShareFromTheMetricsPage) {
+  RawServer server(2, true);
+  RawServerOptions ao = with_conns(1);
+  ao.respond = [](int n) {
+    std::string page = "# TYPE x_total counter\nx_total{a=\"1\",shard=\"0\"} " + std::to_string(2 * n) +
+                       "\nx_total{a=\"2\",shard=\"0\"} " + std::to_string(n) + "\nx_total{shard=\"1\"} " +
+                       std::to_string(n) + "\ny_total{shard=\"1\"} 99\n";
+    return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(page.size()) + "\r\n\r\n" + page;
+  };
+  RawServer admin(ao);
+  HttpLoadOptions opt;
+  opt.port = server.port();
+  opt.connections = 2;
+  opt.rate = 200;
+  opt.duration_s = 3.0;
+  opt.shares_port = admin.port();
+  opt.shares_metric = "x_total";
+  HttpLoadResult r = run_open_loop(opt);
+  EXPECT_EQ(r.errors(), 0u) << r.first_error;
+  ASSERT_GE(r.ticks.size(), 3u);
+  EXPECT_EQ(r.ticks[2].shares, "shares 0:75% 1:25%");
+}
+
 constexpr std::string_view kBid =
     "HTTP/1.1 200 OK\r\nContent-Length: 137\r\n\r\n"
     "{\"id\":\"1\",\"seatbid\":[{\"bid\":[{\"price\":2.5,\"nurl\":\"http://h:1/win?p=${AUCTION_PRICE}&x=1\","
@@ -293,7 +337,9 @@ constexpr std::string_view kBid =
 
 TEST(HttpLoadRunTest, OpenLoopCountsStatusesAndSendsWinNoticesForAShareOfBids) {
   ASSERT_EQ(kBid.size() - kBid.find("\r\n\r\n") - 4, 137u);
-  RawServer server(RawServerOptions{.conns = 1, .response = kBid});
+  RawServerOptions bo = with_conns(1);
+  bo.response = kBid;
+  RawServer server(bo);
   HttpLoadOptions opt;
   opt.port = server.port();
   opt.connections = 1;

@@ -7,7 +7,8 @@
 # Then offers a fixed rate per step for STEP_S each (open loop: requests leave on schedule
 # whatever the answers do, latency counts from when each request was due, so a queue shows as
 # latency and an overload as a run that cannot keep its schedule), with a progress line once a
-# second, and prints the table per step: offered and achieved rate, answers, p50/p90/p99/p99.9
+# second (with each shard's share of the requests, from the server's /metrics), and prints the
+# table per step: offered and achieved rate, answers, p50/p90/p99/p99.9
 # from the intended send time, timeouts (answers after DEADLINE_MS), errors, late sends, and
 # whether the step could keep its rate ("valid"; the 200% step is not expected to). Then each
 # shard's share of the requests (from the server's exit report) and the plots
@@ -37,11 +38,15 @@ mkdir -p "$OUT"
 rm -f "$OUT"/*.csv "$OUT"/*.png
 
 mkfifo "$tmp/stdout"
-taskset -c "$server_cpus" bazel-bin/apps/http/http --host=127.0.0.1 --port=0 --shards="$shards" >"$tmp/stdout" 2>"$tmp/stderr" &
+taskset -c "$server_cpus" bazel-bin/apps/http/http --host=127.0.0.1 --port=0 --shards="$shards" --admin_port=0 \
+  >"$tmp/stdout" 2>"$tmp/stderr" &
 server_pid=$!
 exec 3<"$tmp/stdout"
 read -r first <&3
 port=${first##*:}
+# The admin listener (GET /metrics): the progress line shows each shard's share from it.
+admin=""
+if IFS= read -r -t 5 second <&3 && [[ "$second" == "admin listening on "* ]]; then admin=${second#admin listening on }; fi
 echo "== HTTP demo: apps/http, $shards shard(s) on CPU(s) $server_cpus; perf/http_load on CPU $client_cpu =="
 
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
@@ -54,7 +59,8 @@ echo "open-loop steps at 25%, 50%, 100%, 200% of it: $rates req/s, ${STEP_S} s e
 echo
 # Exit status 1 just says a step could not keep its rate (the overload step): the table shows it.
 taskset -c "$client_cpu" "$LOAD" --port="$port" --rate="$rates" --duration_s="$STEP_S" --conns=0 \
-  --deadline_ms="$DEADLINE_MS" --timeout_s=5 --expect_body='Hello, World!' --out="$OUT" >"$tmp/load" || true
+  --deadline_ms="$DEADLINE_MS" --timeout_s=5 --expect_body='Hello, World!' --out="$OUT" \
+  ${admin:+--shares_from="$admin"} >"$tmp/load" || true
 sed -n '/^| step/,$p' "$tmp/load"
 kill -TERM "$server_pid"
 wait "$server_pid" || true

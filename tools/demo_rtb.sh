@@ -13,7 +13,7 @@
 # of the requests (from /metrics), and the plots (out/demo_rtb/*.png).
 #
 #   bazel build --config=opt //apps/rtb //perf:http_load && tools/demo_rtb.sh
-#   RTB_ADDR=127.0.0.1:8080 tools/demo_rtb.sh     # a bidder that is already running
+#   RTB_ADDR=127.0.0.1:8080 RTB_METRICS_ADDR=127.0.0.1:9090 tools/demo_rtb.sh   # one already running
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf 'demo_rtb: %s\n' "$*" >&2; }
@@ -27,7 +27,7 @@ WIN_SHARE=${WIN_SHARE:-0.2}
 MIX=${MIX:-20000}
 OUT=${OUT:-out/demo_rtb}
 RTB_BIN=${RTB_BIN:-bazel-bin/apps/rtb/rtb}
-RTB_FLAGS=${RTB_FLAGS:---config=shard/sample_affinity.toml}
+RTB_FLAGS=${RTB_FLAGS:---config=shard/sample_affinity.toml --admin_port=0}
 LOAD=bazel-bin/perf/http_load
 if [ "$ncpu" -ge 3 ]; then server_cpus="1-$((ncpu - 1))"; else server_cpus=$((ncpu - 1)); fi
 client_cpu=0
@@ -60,10 +60,13 @@ else
     exit 1
   fi
   addr=${first#listening on }
+  # The admin listener (GET /metrics) where the bidder has one: the progress line's shard shares.
+  if IFS= read -r -t 5 second <&3 && [[ "$second" == "admin listening on "* ]]; then metrics_addr=${second#admin listening on }; fi
   echo "== RTB demo: $RTB_BIN $RTB_FLAGS on CPU(s) $server_cpus (one shard per CPU); perf/http_load on CPU $client_cpu =="
 fi
 port=${addr##*:}
-scrape() { curl -s --max-time 2 "http://$addr/metrics" >"$1" 2>/dev/null || : >"$1"; }
+metrics_addr=${metrics_addr:-${RTB_METRICS_ADDR:-$addr}}
+scrape() { curl -s --max-time 2 "http://$metrics_addr/metrics" >"$1" 2>/dev/null || : >"$1"; }
 scrape "$OUT/metrics_0.txt"
 
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
@@ -81,7 +84,8 @@ echo
 # Exit status 1 just says a step could not keep its rate (the overload step): the table shows it.
 taskset -c "$client_cpu" "$LOAD" --port="$port" --rtb_mix="$MIX" --rate="$rates" --duration_s="$STEP_S" --conns=0 \
   ${DEADLINE_MS:+--deadline_ms="$DEADLINE_MS"} --win_share="$WIN_SHARE" --timeout_s=5 --out="$OUT" \
-  --after_step="curl -s --max-time 2 http://$addr/metrics > $OUT/metrics_\$STEP.txt || true" >"$tmp/load" || true
+  --shares_from="$metrics_addr" --shares_metric="${SHARES_METRIC:-mnv_http_requests_total}" \
+  --after_step="curl -s --max-time 2 http://$metrics_addr/metrics > $OUT/metrics_\$STEP.txt || true" >"$tmp/load" || true
 
 # The sum of the samples of metrics whose name matches $2 in scrape $1 (0 when none).
 metric_sum() { awk -v re="$2" '!/^#/ { split($1, a, "{"); if (a[1] ~ re) s += $NF } END { printf "%.0f", s }' "$1" 2>/dev/null || echo 0; }
@@ -106,7 +110,7 @@ if [ -s "$last" ]; then
   grep -v '^#' "$last" | grep 'campaign=' | grep -Ei 'spend|budget|win|bid' | sed 's/^/  /' | head -40 || echo "  (no per-campaign series)"
   echo
   echo "per-shard share of the requests (/metrics):"
-  grep -v '^#' "$last" | grep 'shard="' | grep -Ei 'request' | awk '
+  grep -v '^#' "$last" | grep 'shard="' | grep -E "^${SHARES_METRIC:-mnv_http_requests_total}[{ ]" | awk '
     { match($0, /shard="[0-9]+"/); s = substr($0, RSTART + 7, RLENGTH - 8); n[s] += $NF; t += $NF }
     END { if (t == 0) print "  (no per-shard request counter)"; for (k in n) printf "  shard %s: %.0f (%.1f%%)\n", k, n[k], 100 * n[k] / t }'
 else
