@@ -238,7 +238,7 @@ Thread ticker() {
       std::string error;
       if (load_generation(s, &error)) {
         count(g_metrics.reloads_ok);
-        if (s.index == 0) std::fprintf(stderr, "rtb: campaigns reloaded from %s\n", g_config.campaigns.c_str());
+        std::fprintf(stderr, "rtb: shard %zu: campaigns reloaded from %s\n", s.index, g_config.campaigns.c_str());
       } else {
         count(g_metrics.reloads_refused);
         std::fprintf(stderr, "rtb: shard %zu: reload refused, the old campaigns keep serving: %s\n", s.index,
