@@ -53,13 +53,33 @@ bool BudgetLeases::make_keys(std::string_view campaign) {
   return true;
 }
 
-Task<int> BudgetLeases::run(Script& s, Connection& c, std::string_view holder, std::int64_t amount,
-                            std::int64_t* out) {
+namespace {
+
+// The two clients' ways of running a script and a command on a key.
+Task<int> eval_on(Connection& c, Script& s, std::span<const std::string_view> keys,
+                  std::span<const std::string_view> args, Reply* out) {
+  co_return co_await s.eval(c, keys, args, out);
+}
+Task<int> eval_on(Cluster& c, Script& s, std::span<const std::string_view> keys,
+                  std::span<const std::string_view> args, Reply* out) {
+  co_return co_await c.eval(s, keys, args, out);
+}
+Task<int> call_on(Connection& c, std::string_view, std::span<const std::string_view> argv, Reply* out) {
+  co_return co_await c.call(argv, out);
+}
+Task<int> call_on(Cluster& c, std::string_view key, std::span<const std::string_view> argv, Reply* out) {
+  co_return co_await c.call(key, argv, out);
+}
+
+}  // namespace
+
+template <typename Client>
+Task<int> BudgetLeases::run(Script& s, Client& c, std::string_view holder, std::int64_t amount, std::int64_t* out) {
   Int n(amount);
   const std::string_view keys[] = {{left_key_, left_len_}, {leases_key_, leases_len_}};
   const std::string_view args[] = {holder, n};
   Reply r;
-  if (int e = co_await s.eval(c, keys, args, &r); e != 0) {
+  if (int e = co_await eval_on(c, s, keys, args, &r); e != 0) {
     std::snprintf(why_, sizeof why_, "%s", c.why());
     co_return e;
   }
@@ -74,44 +94,48 @@ Task<int> BudgetLeases::run(Script& s, Connection& c, std::string_view holder, s
   co_return 0;
 }
 
-Task<int> BudgetLeases::reset(Connection& c, std::string_view campaign, std::int64_t amount) {
+template <typename Client>
+Task<int> BudgetLeases::reset(Client& c, std::string_view campaign, std::int64_t amount) {
   if (!make_keys(campaign)) co_return EINVAL;
   Int n(amount);
-  const std::string_view set[] = {"SET", {left_key_, left_len_}, n};
+  const std::string_view left_key(left_key_, left_len_);
+  const std::string_view set[] = {"SET", left_key, n};
   const std::string_view del[] = {"DEL", {leases_key_, leases_len_}};
-  if (int e = co_await c.send(set); e != 0) co_return e;
-  if (int e = co_await c.send(del); e != 0) co_return e;
   Reply r;
-  int e = co_await c.receive(&r);
-  bool bad = e == 0 && r.is_error();
-  int e2 = co_await c.receive(&r);
-  if (e != 0 || e2 != 0) {
-    std::snprintf(why_, sizeof why_, "%s", c.why());
-    co_return e != 0 ? e : e2;
-  }
-  if (bad || r.is_error()) {
-    std::snprintf(why_, sizeof why_, "%s: SET or DEL answered an error", left_key_);
-    co_return EPROTO;
+  const std::span<const std::string_view> commands[] = {set, del};
+  for (std::span<const std::string_view> argv : commands) {
+    if (int e = co_await call_on(c, left_key, argv, &r); e != 0) {
+      std::snprintf(why_, sizeof why_, "%s", c.why());
+      co_return e;
+    }
+    if (r.is_error()) {
+      std::snprintf(why_, sizeof why_, "%s: %s answered an error", left_key_, argv[0] == "SET" ? "SET" : "DEL");
+      co_return EPROTO;
+    }
   }
   co_return 0;
 }
 
-Task<int> BudgetLeases::lease(Connection& c, std::string_view campaign, std::string_view holder, std::int64_t want,
+template <typename Client>
+Task<int> BudgetLeases::lease(Client& c, std::string_view campaign, std::string_view holder, std::int64_t want,
                               std::int64_t* granted) {
   if (!make_keys(campaign)) co_return EINVAL;
   co_return co_await run(lease_, c, holder, want, granted);
 }
 
-Task<int> BudgetLeases::give_back(Connection& c, std::string_view campaign, std::string_view holder,
+template <typename Client>
+Task<int> BudgetLeases::give_back(Client& c, std::string_view campaign, std::string_view holder,
                                   std::int64_t unspent, std::int64_t* returned) {
   if (!make_keys(campaign)) co_return EINVAL;
   co_return co_await run(give_back_, c, holder, unspent, returned);
 }
 
-Task<int> BudgetLeases::left(Connection& c, std::string_view campaign, std::int64_t* left) {
+template <typename Client>
+Task<int> BudgetLeases::left(Client& c, std::string_view campaign, std::int64_t* left) {
   if (!make_keys(campaign)) co_return EINVAL;
   Reply r;
-  if (int e = co_await c.call_args(&r, "GET", std::string_view(left_key_, left_len_)); e != 0) {
+  const std::string_view argv[] = {"GET", {left_key_, left_len_}};
+  if (int e = co_await call_on(c, argv[1], argv, &r); e != 0) {
     std::snprintf(why_, sizeof why_, "%s", c.why());
     co_return e;
   }
@@ -130,5 +154,16 @@ Task<int> BudgetLeases::left(Connection& c, std::string_view campaign, std::int6
   }
   co_return 0;
 }
+
+// The two clients.
+template Task<int> BudgetLeases::reset(Connection&, std::string_view, std::int64_t);
+template Task<int> BudgetLeases::reset(Cluster&, std::string_view, std::int64_t);
+template Task<int> BudgetLeases::lease(Connection&, std::string_view, std::string_view, std::int64_t, std::int64_t*);
+template Task<int> BudgetLeases::lease(Cluster&, std::string_view, std::string_view, std::int64_t, std::int64_t*);
+template Task<int> BudgetLeases::give_back(Connection&, std::string_view, std::string_view, std::int64_t,
+                                           std::int64_t*);
+template Task<int> BudgetLeases::give_back(Cluster&, std::string_view, std::string_view, std::int64_t, std::int64_t*);
+template Task<int> BudgetLeases::left(Connection&, std::string_view, std::int64_t*);
+template Task<int> BudgetLeases::left(Cluster&, std::string_view, std::int64_t*);
 
 }  // namespace mnv::redis

@@ -10,7 +10,8 @@
 //    lease; what the holder does not give back counts as spent (a bidder that was killed loses
 //    at most its lease: the overspend bound is the leases outstanding, never more).
 // The keys share a {hash tag} ({budget:<campaign>}:left, {budget:<campaign>}:leases), so the
-// two live in one slot of a Redis Cluster (the scripts need that). Money is an int64.
+// two live in one slot of a Redis Cluster (the scripts need that); every step runs on one Redis
+// (Connection) or on a Cluster. Money is an int64.
 //
 // This is the Redis side only: wiring it into apps/rtb's per-shard budget slices (lease on
 // start and when a slice runs low, give back on SIGTERM, stop bidding when no lease is held and
@@ -20,6 +21,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "redis/cluster.h"
 #include "redis/connection.h"
 #include "redis/script.h"
 
@@ -33,24 +35,31 @@ class BudgetLeases {
 
   BudgetLeases();
 
+  // Each step on one Redis (Connection) or on a Redis Cluster (Cluster: routed by the keys'
+  // slot, MOVED and ASK followed); `Client` is one of the two.
   // Sets the campaign's budget left to `amount` and forgets its leases (a new campaign).
-  Task<int> reset(Connection& c, std::string_view campaign, std::int64_t amount);
+  template <typename Client>
+  Task<int> reset(Client& c, std::string_view campaign, std::int64_t amount);
   // Leases up to `want` for `holder`: 0 with *granted (0 when nothing is left), or an errno as
-  // Connection::call() gives them, or EPROTO with why() for an error reply.
-  Task<int> lease(Connection& c, std::string_view campaign, std::string_view holder, std::int64_t want,
+  // the client's call() gives them, or EPROTO with why() for an error reply.
+  template <typename Client>
+  Task<int> lease(Client& c, std::string_view campaign, std::string_view holder, std::int64_t want,
                   std::int64_t* granted);
   // Gives back `unspent` of holder's lease (at most the lease) and ends it: 0 with *returned.
-  Task<int> give_back(Connection& c, std::string_view campaign, std::string_view holder, std::int64_t unspent,
+  template <typename Client>
+  Task<int> give_back(Client& c, std::string_view campaign, std::string_view holder, std::int64_t unspent,
                       std::int64_t* returned);
   // What is left of the budget (not leased): 0 with *left.
-  Task<int> left(Connection& c, std::string_view campaign, std::int64_t* left);
+  template <typename Client>
+  Task<int> left(Client& c, std::string_view campaign, std::int64_t* left);
 
   const char* why() const { return why_; }
 
  private:
   // "{budget:<campaign>}:left" and ":leases" into keys_.
   bool make_keys(std::string_view campaign);
-  Task<int> run(Script& s, Connection& c, std::string_view holder, std::int64_t amount, std::int64_t* out);
+  template <typename Client>
+  Task<int> run(Script& s, Client& c, std::string_view holder, std::int64_t amount, std::int64_t* out);
 
   Script lease_;
   Script give_back_;

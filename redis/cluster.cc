@@ -216,24 +216,60 @@ Task<int> Cluster::refresh() {
   co_return last;
 }
 
-Task<int> Cluster::call(std::string_view key, std::span<const std::string_view> args, Reply* out) {
+Task<int> Cluster::route(std::uint16_t slot, std::uint8_t* node) {
   if (!have_map_ || stale_) {
     int e = co_await refresh();
     if (e != 0 && !have_map_) co_return e;  // (a stale map still routes; MOVED corrects it)
   }
-  const std::uint16_t slot = key_slot(key);
   std::uint8_t n = slot_node_[slot];
-  if (n == kNoNode) n = 0;  // a slot no node serves: any node answers (CLUSTERDOWN or MOVED)
+  *node = n == kNoNode ? 0 : n;  // a slot no node serves: any node answers (CLUSTERDOWN or MOVED)
+  co_return 0;
+}
+
+int Cluster::follow(const Reply& r, std::uint16_t slot, std::uint32_t redirects, std::uint8_t* n, bool* asking) {
+  Redirect rd;
+  if (!parse_redirect(r, &rd)) return -1;
+  if (redirects >= opt_.max_redirects) {
+    note("slot %u: still redirected after %u redirections (to %s): do the nodes agree on the slot map?", slot,
+         redirects, rd.endpoint);
+    return ELOOP;
+  }
+  sockaddr_storage a;
+  socklen_t len;
+  if (!parse_endpoint(rd.endpoint, &a, &len)) {
+    note("slot %u: redirected to '%s', which is no host:port", slot, rd.endpoint);
+    return EPROTO;
+  }
+  std::uint8_t to = find_or_add(a, len);
+  if (to == kNoNode) return count_ == kMaxNodes ? ENOSPC : ENOMEM;  // (noted)
+  if (rd.moved) {
+    ++stats_.moved;
+    slot_node_[rd.slot] = to;
+    stale_ = true;  // read the whole map again before the next call
+    *asking = false;
+  } else {
+    ++stats_.asked;
+    *asking = true;
+  }
+  *n = to;
+  return 0;
+}
+
+Task<int> Cluster::call(std::string_view key, std::span<const std::string_view> args, Reply* out) {
+  const std::uint16_t slot = key_slot(key);
+  std::uint8_t n;
+  if (int e = co_await route(slot, &n); e != 0) co_return e;
   bool asking = false;
   for (std::uint32_t redirects = 0;; ++redirects) {
     Connection& c = *nodes_[n];
     int e;
     if (asking) {  // ASKING and the command, pipelined
-      e = co_await c.send_args("ASKING");
+      static constexpr std::string_view kAsking[] = {"ASKING"};
+      e = co_await c.send(kAsking);
       if (e == 0) e = co_await c.send(args);
       if (e == 0) e = co_await c.receive(out);
       if (e == 0 && out->is_error()) {
-        while (c.in_flight() > 0) (void)co_await c.receive(out);
+        (void)co_await c.receive(out);
         note("ASKING refused by the node on port %d", port(n));
         co_return EPROTO;
       }
@@ -246,33 +282,28 @@ Task<int> Cluster::call(std::string_view key, std::span<const std::string_view> 
       note("slot %u on the node on port %d: %s", slot, port(n), c.why());
       co_return e;
     }
-    Redirect rd;
-    if (!parse_redirect(*out, &rd)) co_return 0;
-    if (redirects >= opt_.max_redirects) {
-      note("slot %u: still redirected after %u redirections (to %s): do the nodes agree on the slot map?", slot,
-           redirects, rd.endpoint);
-      co_return ELOOP;
-    }
-    sockaddr_storage a;
-    socklen_t len;
-    if (!parse_endpoint(rd.endpoint, &a, &len)) {
-      note("slot %u: redirected to '%s', which is no host:port", slot, rd.endpoint);
-      co_return EPROTO;
-    }
-    std::uint8_t to = find_or_add(a, len);
-    if (to == kNoNode) {
-      co_return count_ == kMaxNodes ? ENOSPC : ENOMEM;  // (noted)
-    }
-    if (rd.moved) {
-      ++stats_.moved;
-      slot_node_[rd.slot] = to;
+    if (int f = follow(*out, slot, redirects, &n, &asking); f != 0) co_return f < 0 ? 0 : f;
+  }
+}
+
+Task<int> Cluster::eval(Script& script, std::span<const std::string_view> keys,
+                        std::span<const std::string_view> args, Reply* out) {
+  if (keys.empty()) {
+    note("eval() of a script without keys: the cluster routes by the first key");
+    co_return EINVAL;
+  }
+  const std::uint16_t slot = key_slot(keys[0]);
+  std::uint8_t n;
+  if (int e = co_await route(slot, &n); e != 0) co_return e;
+  bool asking = false;
+  for (std::uint32_t redirects = 0;; ++redirects) {
+    Connection& c = *nodes_[n];
+    if (int e = co_await script.eval(c, keys, args, out, asking); e != 0) {
       stale_ = true;
-      asking = false;
-    } else {
-      ++stats_.asked;
-      asking = true;
+      note("script on slot %u on the node on port %d failed (%s): %s", slot, port(n), std::strerror(e), c.why());
+      co_return e;
     }
-    n = to;
+    if (int f = follow(*out, slot, redirects, &n, &asking); f != 0) co_return f < 0 ? 0 : f;
   }
 }
 

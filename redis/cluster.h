@@ -9,6 +9,8 @@
 //    call, since a moved slot seldom moves alone (a resharding, a failover).
 //  * ASK <slot> <host:port>: the slot is being migrated and this key is already at the target.
 //    The command goes there once, after ASKING; the map is left as it is.
+// eval() runs a Script (script.h) the same way, routed by its first key (ASKING before EVALSHA
+// under ASK; the script is loaded on each node the first time it runs there).
 // At most max_redirects redirections per call (ELOOP beyond: a cluster whose nodes disagree).
 // Error replies other than those (CLUSTERDOWN, TRYAGAIN, -ERR...) are the caller's, as replies.
 // A call that fails on a node's connection marks the map for a refresh (the node may be gone).
@@ -26,6 +28,7 @@
 #include <string_view>
 
 #include "redis/connection.h"
+#include "redis/script.h"
 #include "redis/slot.h"
 
 namespace mnv::redis {
@@ -64,6 +67,11 @@ class Cluster {
     co_return co_await call(key, std::span<const std::string_view>(argv), out);
   }
 
+  // Runs `script` (script.h) on the node owning the slot of its first key (all its keys must
+  // share that slot: use a {hash tag}), following MOVED and ASK as call() does. EINVAL: no key.
+  Task<int> eval(Script& script, std::span<const std::string_view> keys, std::span<const std::string_view> args,
+                 Reply* out);
+
   // The node owning `slot` in the map (kNoNode if none), its port, and its connection.
   std::uint8_t owner(std::uint16_t slot) const { return slot_node_[slot]; }
   int port(std::uint8_t node) const;
@@ -75,6 +83,11 @@ class Cluster {
  private:
   // The node at this address, added if new; kNoNode when there is no room.
   std::uint8_t find_or_add(const sockaddr_storage& a, socklen_t len);
+  // The map read first if it must be; then the node for `slot`. 0 or an errno.
+  Task<int> route(std::uint16_t slot, std::uint8_t* node);
+  // After a reply on node *n for `slot`: -1 if it is no redirection (the caller's); 0 to send
+  // again to the new *n (with ASKING when *asking); or an errno (noted).
+  int follow(const Reply& r, std::uint16_t slot, std::uint32_t redirects, std::uint8_t* n, bool* asking);
   // Rebuilds the map from a CLUSTER SLOTS reply; false if it is not one.
   bool read_slots(const Reply& r, std::uint8_t asked);
   void note(const char* fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -18,7 +18,7 @@ Task<int> Script::load(Connection& c, Reply* out) {
 }
 
 Task<int> Script::eval(Connection& c, std::span<const std::string_view> keys, std::span<const std::string_view> args,
-                       Reply* out) {
+                       Reply* out, bool asking) {
   if (keys.size() + args.size() > kMaxArgs) co_return E2BIG;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (sha_len_ == 0) {
@@ -33,7 +33,19 @@ Task<int> Script::eval(Connection& c, std::span<const std::string_view> keys, st
     argv[n++] = nkeys;
     for (std::string_view k : keys) argv[n++] = k;
     for (std::string_view a : args) argv[n++] = a;
-    if (int e = co_await c.call(std::span<const std::string_view>(argv, n), out); e != 0) co_return e;
+    if (asking) {  // ASKING and the EVALSHA, pipelined; ASKING's +OK is not the caller's
+      static constexpr std::string_view kAsking[] = {"ASKING"};
+      if (int e = co_await c.send(kAsking); e != 0) co_return e;
+      if (int e = co_await c.send(std::span<const std::string_view>(argv, n)); e != 0) co_return e;
+      if (int e = co_await c.receive(out); e != 0) co_return e;
+      if (out->is_error()) {
+        (void)co_await c.receive(out);
+        co_return EPROTO;
+      }
+      if (int e = co_await c.receive(out); e != 0) co_return e;
+    } else if (int e = co_await c.call(std::span<const std::string_view>(argv, n), out); e != 0) {
+      co_return e;
+    }
     if (!(out->is_error() && out->str().starts_with("NOSCRIPT"))) co_return 0;
     sha_len_ = 0;  // the server lost it: load it again, once
   }

@@ -29,8 +29,9 @@ class Script {
   // EVALSHA with `keys` and `args`; 0 with *out (the script's reply, maybe an error reply), or an
   // errno as Connection::call() returns them (E2BIG: more than kMaxArgs keys and arguments;
   // EPROTO: SCRIPT LOAD did not answer with a SHA1).
+  // `asking`: ASKING goes before the EVALSHA (Redis Cluster's ASK redirection, cluster.h).
   Task<int> eval(Connection& c, std::span<const std::string_view> keys, std::span<const std::string_view> args,
-                 Reply* out);
+                 Reply* out, bool asking = false);
 
   // Times the script was loaded (the first call, then after each NOSCRIPT).
   std::uint64_t loads() const { return loads_; }

@@ -309,7 +309,7 @@ TEST_P(RedisClientTest, ANonRespReplyIsEproto) {
     int fd = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
     char buf[256];
     if (::read(fd, buf, sizeof buf) > 0) (void)!::write(fd, "HTTP/1.1 400 Bad Request\r\n\r\n", 28);
-    ::read(fd, buf, sizeof buf);  // until the client closes
+    (void)!::read(fd, buf, sizeof buf);  // until the client closes
     ::close(fd);
   });
   ctx_.addr = a;

@@ -4,7 +4,8 @@
 // KEYSLOT), and a slot is migrated by hand while the client runs: a key already moved is
 // answered through ASK (ASKING at the target) while its slot-mate is still served at the
 // source, and once the slot is given to the target, MOVED sends the client there and its map is
-// read again. Every server and directory goes with the test.
+// read again; a script (EVALSHA) follows the same ASK, and budget leases (redis/budget_lease.h)
+// run through the cluster on their campaign's node. Every server and directory goes with the test.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 
 #include "mem/heap_pool.h"
 #include "net/io.h"
+#include "redis/budget_lease.h"
 #include "redis/cluster.h"
 #include "runtime/kernel.h"
 #include "tests/redis_server.h"
@@ -78,6 +80,25 @@ Thread client(Fixture* f) {
   EXPECT_EQ(c.stats().moved, 0u);
   EXPECT_EQ(c.stats().asked, 0u);
 
+  // Budget leases through the cluster: the scripts run on the node owning the campaign's slot.
+  BudgetLeases b;
+  std::int64_t got = -1, left = -1;
+  EXPECT_EQ(co_await b.reset(c, "c7", 100), 0) << b.why();
+  EXPECT_EQ(co_await b.lease(c, "c7", "bidder-a", 60, &got), 0) << b.why();
+  EXPECT_EQ(got, 60);
+  EXPECT_EQ(co_await b.lease(c, "c7", "bidder-b", 60, &got), 0) << b.why();
+  EXPECT_EQ(got, 40);
+  EXPECT_EQ(co_await b.give_back(c, "c7", "bidder-a", 10, &got), 0) << b.why();
+  EXPECT_EQ(got, 10);
+  EXPECT_EQ(co_await b.left(c, "c7", &left), 0) << b.why();
+  EXPECT_EQ(left, 10);
+  RedisServer* budget_node = f->by_port(c.port(c.owner(key_slot("{budget:c7}:left"))));
+  EXPECT_NE(budget_node, nullptr);
+  if (budget_node != nullptr) {
+    EXPECT_EQ(budget_node->cli("GET {budget:c7}:left"), "10");
+  }
+  EXPECT_EQ(c.stats().moved, 0u);
+
   // Migrate the slot of "foo" (12182) from its owner to another node, key by key.
   const std::uint16_t slot = key_slot("foo");
   EXPECT_EQ(co_await c.call_args(&r, "{foo}.2", "SET", "{foo}.2", "second"), 0);
@@ -98,14 +119,20 @@ Thread client(Fixture* f) {
   EXPECT_EQ(co_await c.call_args(&r, "foo", "GET", "foo"), 0) << c.why();
   EXPECT_EQ(text(r), "foo");
   EXPECT_EQ(c.stats().asked, 1u);
+  // A script on the moved key: ASKING and EVALSHA at the target (the script loaded there first).
+  Script get("return redis.call('GET', KEYS[1])");
+  const std::string_view foo[] = {"foo"};
+  EXPECT_EQ(co_await c.eval(get, foo, {}, &r), 0) << c.why();
+  EXPECT_EQ(text(r), "foo");
+  EXPECT_EQ(c.stats().asked, 2u);
   // "{foo}.2" has not moved: the source serves it, no redirection.
   EXPECT_EQ(co_await c.call_args(&r, "{foo}.2", "GET", "{foo}.2"), 0);
   EXPECT_EQ(text(r), "second");
-  EXPECT_EQ(c.stats().asked, 1u);
+  EXPECT_EQ(c.stats().asked, 2u);
   // A write to the moved key goes to the target too (ASK again: the map is not changed by it).
   EXPECT_EQ(co_await c.call_args(&r, "foo", "SET", "foo", "foo2"), 0);
   EXPECT_EQ(text(r), "OK");
-  EXPECT_EQ(c.stats().asked, 2u);
+  EXPECT_EQ(c.stats().asked, 3u);
   EXPECT_EQ(c.port(c.owner(slot)), source->port());
 
   // The rest of the slot moves, and every node is told the target owns it.
@@ -121,9 +148,14 @@ Thread client(Fixture* f) {
   EXPECT_EQ(text(r), "foo2");
   EXPECT_EQ(c.stats().refreshes, refreshes + 1);
   EXPECT_EQ(c.stats().moved, 1u);
-  EXPECT_EQ(c.stats().asked, 2u);
+  EXPECT_EQ(c.stats().asked, 3u);
   EXPECT_EQ(c.port(c.owner(slot)), target->port());
   EXPECT_EQ(target->cli("GET foo"), "foo2");
+  // The script through MOVED-free routing now; it was loaded on the target under ASK.
+  EXPECT_EQ(co_await c.eval(get, foo, {}, &r), 0) << c.why();
+  EXPECT_EQ(text(r), "foo2");
+  EXPECT_EQ(c.stats().asked, 3u);
+  EXPECT_EQ(c.stats().moved, 1u);
   f->finished = true;
 }
 
