@@ -46,7 +46,7 @@ printf '     %s msgs/s, latency p50 %s us, p99 %s us, server CPU %s us per messa
 echo
 echo "3) 2000 connections answered once, then idle for 2 s:"
 taskset -c "$client_cpu" bazel-bin/perf/idle_memory --port="$port" --conns=2000 --server_pid="$server_pid" \
-  --settle_s=2 | grep '^RESULT' >"$out/idle"
+  --settle_s=2 | grep '^RESULT mode=idle' | head -1 >"$out/idle"
 printf '     server RSS grew %s KiB for 2000 idle connections: %s KiB per idle connection\n' \
   "$(( $(field "$out/idle" rss_after_kib) - $(field "$out/idle" rss_before_kib) ))" "$(field "$out/idle" kib_per_conn)"
 echo

@@ -27,8 +27,11 @@ WIN_SHARE=${WIN_SHARE:-0.2}
 MIX=${MIX:-20000}
 OUT=${OUT:-out/demo_rtb}
 RTB_BIN=${RTB_BIN:-bazel-bin/apps/rtb/rtb}
-RTB_FLAGS=${RTB_FLAGS:---config=shard/sample_affinity.toml --admin_port=0}
+CAMPAIGNS=${CAMPAIGNS:-$PWD/apps/rtb/campaigns.toml}
+RTB_FLAGS=${RTB_FLAGS:---config=shard/sample_affinity.toml --campaigns=$CAMPAIGNS --hmac_key=demo-only-notice-key --admin_port=0}
 LOAD=bazel-bin/perf/http_load
+# Bid requests answered per shard: with a bid, and without (204, shed included).
+SHARES_METRIC=${SHARES_METRIC:-rtb_bid_requests_total,rtb_no_bids_total}
 if [ "$ncpu" -ge 3 ]; then server_cpus="1-$((ncpu - 1))"; else server_cpus=$((ncpu - 1)); fi
 client_cpu=0
 [ -x "$LOAD" ] || { say "$LOAD is missing: bazel build --config=opt //perf:http_load"; exit 1; }
@@ -84,33 +87,39 @@ echo
 # Exit status 1 just says a step could not keep its rate (the overload step): the table shows it.
 taskset -c "$client_cpu" "$LOAD" --port="$port" --rtb_mix="$MIX" --rate="$rates" --duration_s="$STEP_S" --conns=0 \
   ${DEADLINE_MS:+--deadline_ms="$DEADLINE_MS"} --win_share="$WIN_SHARE" --timeout_s=5 --out="$OUT" \
-  --shares_from="$metrics_addr" --shares_metric="${SHARES_METRIC:-mnv_http_requests_total}" \
+  --shares_from="$metrics_addr" --shares_metric="$SHARES_METRIC" \
   --after_step="curl -s --max-time 2 http://$metrics_addr/metrics > $OUT/metrics_\$STEP.txt || true" >"$tmp/load" || true
 
-# The sum of the samples of metrics whose name matches $2 in scrape $1 (0 when none).
-metric_sum() { awk -v re="$2" '!/^#/ { split($1, a, "{"); if (a[1] ~ re) s += $NF } END { printf "%.0f", s }' "$1" 2>/dev/null || echo 0; }
+# The sum of the samples whose series (name and labels) matches $2 in scrape $1 (0 when none).
+metric_sum() { awk -v re="$2" '!/^#/ && $1 ~ re { s += $NF } END { printf "%.0f", s }' "$1" 2>/dev/null || echo 0; }
 echo "| step | offered/s | achieved/s | answered | bids (200) | no-bids (204) | malformed (400) | p50 ms | p99 ms | p99.9 ms | timeouts | shed | errors | valid |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 while IFS=, read -r step target achieved valid sent responses s200 s204 s400 other timeouts errors late lag p50 p90 p99 p999 max rest; do
   [ "$step" = step ] && continue
   shed="—"
-  if [ -s "$OUT/metrics_$step.txt" ] && grep -q 'shed' "$OUT/metrics_$step.txt"; then
-    shed=$(( $(metric_sum "$OUT/metrics_$step.txt" shed) - $(metric_sum "$OUT/metrics_$((step - 1)).txt" shed) ))
+  if [ -s "$OUT/metrics_$step.txt" ] && grep -q 'reason="shed"' "$OUT/metrics_$step.txt"; then
+    shed=$(( $(metric_sum "$OUT/metrics_$step.txt" 'reason="shed"') - $(metric_sum "$OUT/metrics_$((step - 1)).txt" 'reason="shed"') ))
   fi
   printf '| %s | %.0f | %.0f | %s | %s | %s | %s | %.3f | %.3f | %.3f | %s | %s | %s | %s |\n' "$step" "$target" "$achieved" \
     "$responses" "$s200" "$s204" "$s400" "$p50" "$p99" "$p999" "$timeouts" "$shed" "$errors" "$([ "$valid" = 1 ] && echo yes || echo no)"
 done <"$OUT/steps.csv"
+awk -F, 'NR > 1 && $4 != 1 { printf "step %d did not keep its schedule (achieved %.0f of %.0f/s, %d late sends, the largest %.0f ms late): the generator fell behind, so its latencies include that lag\n", $1, $3, $2, $13, $14 }' "$OUT/steps.csv"
 wins=$(awk -F, 'NR > 1 { w += $23; e += $24; b += $26 } END { printf "%d win (nurl) and %d billing (burl) notices sent, %d answered with an error", w, b, e }' "$OUT/steps.csv")
 echo
 echo "notices: $wins"
 last="$OUT/metrics_4.txt"
 if [ -s "$last" ]; then
   echo
-  echo "spend and budget per campaign (the bidder's /metrics after the last step):"
-  grep -v '^#' "$last" | grep 'campaign=' | grep -Ei 'spend|budget|win|bid' | sed 's/^/  /' | head -40 || echo "  (no per-campaign series)"
+  echo "no-bids by reason, whole run (rtb_no_bids_total):"
+  grep '^rtb_no_bids_total{' "$last" | awk '{ match($0, /reason="[^"]*"/); r = substr($0, RSTART + 8, RLENGTH - 9); n[r] += $NF }
+    END { for (k in n) if (n[k] > 0) printf "  %-14s %d\n", k, n[k] }' | sort -k2 -nr
+  spend=$(metric_sum "$last" '^rtb_spend_micros_total')
+  budget=$(grep -E '^daily_budget_micros' "$CAMPAIGNS" 2>/dev/null | tr -d '_' | awk -F= '{ s += $2 } END { printf "%.0f", s }')
   echo
-  echo "per-shard share of the requests (/metrics):"
-  grep -v '^#' "$last" | grep 'shard="' | grep -E "^${SHARES_METRIC:-mnv_http_requests_total}[{ ]" | awk '
+  echo "spend (billing notices at the clearing price): $(awk -v s="$spend" 'BEGIN { printf "%.2f", s / 1e6 }') USD of the campaigns' daily budgets together, $(awk -v b="$budget" 'BEGIN { printf "%.2f", b / 1e6 }') USD ($CAMPAIGNS; the bidder's /metrics has no per-campaign spend series)"
+  echo
+  echo "per-shard share of the requests ($SHARES_METRIC):"
+  grep -v '^#' "$last" | grep 'shard="' | grep -E "^(${SHARES_METRIC//,/|})[{ ]" | awk '
     { match($0, /shard="[0-9]+"/); s = substr($0, RSTART + 7, RLENGTH - 8); n[s] += $NF; t += $NF }
     END { if (t == 0) print "  (no per-shard request counter)"; for (k in n) printf "  shard %s: %.0f (%.1f%%)\n", k, n[k], 100 * n[k] / t }'
 else
