@@ -73,7 +73,7 @@ ABSL_FLAG(std::string, progress, "auto", "open loop progress line on stderr: aut
 ABSL_FLAG(std::string, shares_from, "",
           "open loop: HOST:PORT of the server's admin listener; the progress line then shows each shard's share of "
           "--shares_metric's growth, from GET /metrics once a second");
-ABSL_FLAG(std::string, shares_metric, "mnv_http_requests_total", "the counter whose per-shard growth --shares_from shows");
+ABSL_FLAG(std::string, shares_metric, "mnv_http_requests_total", "the counter(s), comma-separated, whose per-shard growth --shares_from shows");
 ABSL_FLAG(std::string, out, "", "a directory to write steps.csv, timeline.csv and the spectra into (it must exist)");
 ABSL_FLAG(double, late_us, 1000, "open loop: a send this much later than scheduled counts as late");
 ABSL_FLAG(double, timeout_s, 10.0, "connect deadline and per-response deadline");

@@ -311,14 +311,24 @@ Thread open_connection(OpenRun* run, Conn* conn, int index) {
   ++run->finished;
 }
 
-// Sums the samples of `metric` in a Prometheus text page per value of its shard label.
-void sum_by_shard(std::string_view page, std::string_view metric, double* counts, int n) {
+// Sums the samples of the metrics named in `metrics` (comma-separated) in a Prometheus text page
+// per value of their shard label.
+void sum_by_shard(std::string_view page, std::string_view metrics, double* counts, int n) {
   for (int i = 0; i < n; ++i) counts[i] = 0;
+  auto wanted = [metrics](std::string_view line) {
+    for (std::string_view rest = metrics; !rest.empty();) {
+      std::size_t comma = rest.find(',');
+      std::string_view m = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (line.size() > m.size() && line.substr(0, m.size()) == m && line[m.size()] == '{') return true;
+    }
+    return false;
+  };
   while (!page.empty()) {
     std::size_t eol = page.find('\n');
     std::string_view line = page.substr(0, eol);
     page = eol == std::string_view::npos ? std::string_view() : page.substr(eol + 1);
-    if (line.size() <= metric.size() || line.substr(0, metric.size()) != metric || line[metric.size()] != '{') continue;
+    if (!wanted(line)) continue;
     std::size_t at = line.find("shard=\"");
     std::size_t sp = line.rfind(' ');
     if (at == std::string_view::npos || sp == std::string_view::npos) continue;

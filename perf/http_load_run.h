@@ -74,7 +74,7 @@ struct HttpLoadOptions {
   std::string label;
   // Open loop: when shares_port > 0, GET /metrics from shares_host:shares_port (the server's
   // admin listener) once a second and show each shard's share of the growth of the series named
-  // shares_metric (summed over its other labels) on the progress line.
+  // in shares_metric (comma-separated names, summed over their other labels) on the progress line.
   std::string shares_host = "127.0.0.1";
   int shares_port = 0;
   std::string shares_metric = "mnv_http_requests_total";

@@ -306,14 +306,15 @@ TEST(HttpLoadRunTest, OpenLoopTimesEachRequestAgainstItsOwnDeadline) {
 }
 
 // The progress ticks carry each shard's share of a counter's growth, scraped from a metrics page
-// once a second: shard 0 grows three times as fast as shard 1 (summed over its other labels).
+// once a second: shard 0 grows three times as fast as shard 1 (summed over the other labels and
+// the metrics named; y_total is not one of them).
 TEST(HttpLoadRunTest, OpenLoopShowsEachShardsShareFromTheMetricsPage) {
   RawServer server(2, true);
   RawServerOptions ao = with_conns(1);
   ao.respond = [](int n) {
     std::string page = "# TYPE x_total counter\nx_total{a=\"1\",shard=\"0\"} " + std::to_string(2 * n) +
-                       "\nx_total{a=\"2\",shard=\"0\"} " + std::to_string(n) + "\nx_total{shard=\"1\"} " +
-                       std::to_string(n) + "\ny_total{shard=\"1\"} 99\n";
+                       "\nx_total{a=\"2\",shard=\"0\"} " + std::to_string(n) + "\nz_total{shard=\"1\"} " +
+                       std::to_string(n) + "\ny_total{shard=\"1\"} " + std::to_string(5 * n) + "\n";
     return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(page.size()) + "\r\n\r\n" + page;
   };
   RawServer admin(ao);
@@ -323,7 +324,7 @@ TEST(HttpLoadRunTest, OpenLoopShowsEachShardsShareFromTheMetricsPage) {
   opt.rate = 200;
   opt.duration_s = 3.0;
   opt.shares_port = admin.port();
-  opt.shares_metric = "x_total";
+  opt.shares_metric = "x_total,z_total";
   HttpLoadResult r = run_open_loop(opt);
   EXPECT_EQ(r.errors(), 0u) << r.first_error;
   ASSERT_GE(r.ticks.size(), 3u);
