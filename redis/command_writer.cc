@@ -1,7 +1,10 @@
 // redis/command_writer.cc — RESP commands into the send ring (command_writer.h).
 #include "redis/command_writer.h"
 
+#include <sys/uio.h>
+
 #include <charconv>
+#include <cstring>
 
 namespace mnv::redis {
 namespace {
@@ -41,6 +44,26 @@ bool CommandWriter::put(Vectoring& tx, std::string_view piece) {
 }
 
 bool CommandWriter::write(Vectoring& tx) {
+  if (arg_ < 0 && off_ == 0) {  // nothing written yet: when it all fits in one piece, in one pass
+    iovec space[2];
+    if (tx.space_iov(space) > 0) {
+      const std::size_t need = command_size(args_);
+      if (space[0].iov_len >= need) {
+        char* p = static_cast<char*>(space[0].iov_base);
+        p += header(p, '*', args_.size());
+        for (std::string_view a : args_) {
+          p += header(p, '$', a.size());
+          if (!a.empty()) std::memcpy(p, a.data(), a.size());
+          p += a.size();
+          *p++ = '\r';
+          *p++ = '\n';
+        }
+        tx.commit(need);
+        arg_ = static_cast<std::int64_t>(args_.size());
+        return true;
+      }
+    }
+  }
   char buf[24];
   const auto count = static_cast<std::int64_t>(args_.size());
   if (arg_ < 0) {

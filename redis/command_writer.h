@@ -5,8 +5,8 @@
 //   while (!w.write(socket.tx())) { ...drain the ring... }   // true once all of it is in
 //
 // write() copies as much of the command as the ring has room for and remembers where it stopped,
-// so a command larger than the ring (a big SET) streams through it; a small one that fits is
-// written in one call. The arguments are the caller's and must stay valid until it is written.
+// so a command larger than the ring (a big SET) streams through it; one that fits in the ring's
+// first piece of free space is formatted straight into it in one pass. The arguments are the caller's and must stay valid until it is written.
 // Nothing is allocated. (Redis reads arrays of bulk strings; inline commands are not written.)
 #pragma once
 

@@ -56,6 +56,21 @@ TEST(CommandWriter, StreamsACommandLargerThanTheRing) {
   }
 }
 
+TEST(CommandWriter, ACommandAcrossTheRingsWrapIsWrittenInPieces) {
+  TestProcess tp;
+  Process::Scope scope(tp.process);
+  Vectoring tx(64);
+  ASSERT_TRUE(tx.ensure());
+  std::string head(40, '.');
+  tx.write(head.data(), head.size());
+  char sink[30];
+  tx.read(sink, sizeof sink);  // 10 bytes left at [30, 40): free space is [40, 64) and [0, 30)
+  const std::string_view args[] = {"SET", "key:1", "value-that-wraps"};  // 45 bytes: not in 24
+  CommandWriter w(args);
+  EXPECT_TRUE(w.write(tx));
+  EXPECT_EQ(drain(tx), std::string(10, '.') + "*3\r\n$3\r\nSET\r\n$5\r\nkey:1\r\n$16\r\nvalue-that-wraps\r\n");
+}
+
 TEST(CommandWriter, ZeroArgumentsAndLongCounts) {
   TestProcess tp;
   Process::Scope scope(tp.process);
