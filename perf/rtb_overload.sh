@@ -29,7 +29,8 @@ LADDER=${LADDER:-0.1 0.2 0.3 0.4 0.5 0.6 0.8 1.0 1.2}
 MIX=${MIX:-20000}
 OUT=${OUT:-perf/out/rtb_overload}
 RTB_BIN=${RTB_BIN:-bazel-bin/apps/rtb/rtb}
-RTB_FLAGS=${RTB_FLAGS:---config=shard/sample_affinity.toml}
+CAMPAIGNS=${CAMPAIGNS:-$PWD/apps/rtb/campaigns.toml}
+RTB_FLAGS=${RTB_FLAGS:---config=shard/sample_affinity.toml --campaigns=$CAMPAIGNS --hmac_key=bench-only-notice-key}
 LOAD=${LOAD:-bazel-bin/perf/http_load}
 [ -x "$LOAD" ] || { say "$LOAD is missing: bazel build --config=opt //perf:http_load"; exit 1; }
 . perf/lib.sh
@@ -48,17 +49,22 @@ estimate=$(load --conns=64 --warmup_s=0.5 --duration_s=2 2>/dev/null | grep '^RE
 rates=$(for f in $LADDER; do awk -v c="$estimate" -v f="$f" 'BEGIN { printf "%.0f\n", c * f }'; done | paste -sd,)
 load --rate="$rates" --duration_s="$STEP_S" --conns=0 --deadline_ms="$DEADLINE_MS" --out="$OUT/ladder" >"$OUT/ladder/stdout" 2>&1 || true
 capacity=0
+within_deadline=0
 k=0
 for r in ${rates//,/ }; do
   k=$((k + 1))
   v=$(field "$OUT/ladder/steps.csv" "$k" valid); p=$(field "$OUT/ladder/steps.csv" "$k" p99_ms)
   if [ "$v" = 1 ] && awk -v p="$p" -v m="$P99_MS" 'BEGIN { exit !(p <= m) }'; then capacity=$r; fi
+  if [ "$v" = 1 ] && awk -v p="$p" -v m="$DEADLINE_MS" 'BEGIN { exit !(p <= m) }'; then within_deadline=$r; fi
 done
 note=""
 if [ "$capacity" = 0 ]; then
-  capacity=$(cut -d, -f1 <<<"$rates")
-  note=" (no step met p99 <= ${P99_MS} ms; the lowest step is used)"
+  # A machine too noisy for a 1 ms p99 (shared, or small): the highest rate whose p99 stays within
+  # the deadline stands in, so that 2x of it is still an overload.
+  capacity=$within_deadline
+  note=" (no step met p99 <= ${P99_MS} ms on this machine: the highest with p99 <= ${DEADLINE_MS} ms instead)"
 fi
+[ "$capacity" != 0 ] || capacity=$(cut -d, -f1 <<<"$rates")
 half=$(awk -v c="$capacity" 'BEGIN { printf "%.0f", c / 2 }')
 double=$(awk -v c="$capacity" 'BEGIN { printf "%.0f", c * 2 }')
 load --rate="$half" --duration_s="$HALF_S" --conns=0 --deadline_ms="$DEADLINE_MS" --out="$OUT/half" >"$OUT/half/stdout" 2>&1 || true
@@ -80,7 +86,7 @@ echo "|---|---|---|"
 echo "| closed-loop estimate (64 connections) | $estimate req/s | |"
 echo "| capacity: highest ladder rate, schedule kept, p99 <= ${P99_MS} ms$note | $capacity req/s | |"
 echo "| p99 at 50% of capacity ($half/s, ${HALF_S} s) | $half_p99 ms | <= 1 ms: $(pass "$half_p99 <= 1") |"
-echo "| 2x capacity ($double/s, ${OVERLOAD_S} s): answered within ${DEADLINE_MS} ms per s | $within_per_s (of $(o 1 responses) answered, $(o 1 s200) bids, $(o 1 s204) no-bids, $late late, $(o 1 errors) errors; achieved send rate $(o 1 achieved_rate)) | >= 90% of capacity = $(awk -v c="$capacity" 'BEGIN { printf "%.0f", 0.9 * c }'): $(pass "$within_per_s >= 0.9 * $capacity") |"
+echo "| 2x capacity ($double/s, ${OVERLOAD_S} s; schedule kept: $([ "$(o 1 valid)" = 1 ] && echo yes || echo "**no**, the generator fell behind: the figures include its lag")): answered within ${DEADLINE_MS} ms per s | $within_per_s (of $(o 1 responses) answered, $(o 1 s200) bids, $(o 1 s204) no-bids, $late late, $(o 1 errors) errors; achieved send rate $(o 1 achieved_rate)) | >= 90% of capacity = $(awk -v c="$capacity" 'BEGIN { printf "%.0f", 0.9 * c }'): $(pass "$within_per_s >= 0.9 * $capacity") |"
 echo "| 2x capacity: p99 / p99.9 / max of the answers | $(o 1 p99_ms) / $(o 1 p999_ms) / $(o 1 max_ms) ms | p99 <= ${DEADLINE_MS} ms: $(pass "$(o 1 p99_ms) <= $DEADLINE_MS") |"
 echo "| back to 50%: p99 in its first second, whole step | ${recover_p99:-—} / $(o 2 p99_ms) ms | first second <= ${P99_MS} ms: $(pass "${recover_p99:-1e9} <= $P99_MS") |"
 echo
