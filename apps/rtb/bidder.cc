@@ -162,7 +162,7 @@ struct ShardState {
   std::int64_t lag_ns = 0;
   std::uint64_t rng = 0x2545F4914F6CDD1Dull;
   std::uint64_t test_bids = 0;
-  HeapPool* ticker_pool = nullptr;
+  std::unique_ptr<HeapPool> ticker_pool;  // (kept to the end: the kernel holds the ticker to its last turn)
 };
 std::unique_ptr<ShardState> g_state[256];
 
@@ -766,7 +766,7 @@ bool init_shard(Shard& shard, Server&, std::string* error) {
   ShardState& st = *s;
   g_state[shard.index()] = std::move(s);
   if (!load_generation(st, error)) return false;
-  st.ticker_pool = new HeapPool(4, 1);
+  st.ticker_pool = std::make_unique<HeapPool>(4, 1);
   if (shard.kernel().start(*st.ticker_pool, ticker) == nullptr) {
     *error = "rtb: the shard's ticker could not start";
     return false;
