@@ -432,6 +432,29 @@ TEST_P(HttpServerTest, TenThousandRequestsOnOneConnection) {
   EXPECT_LT(rss_kib() - rss, 256) << "RSS grew";
 }
 
+// The server keeps the start of the last response head (status line, Server, Date, the handler's
+// fields) per shard: each response still carries its own fields, also when they change in place
+// (the views point into the receive ring, where the next request's bytes lie at the same place).
+TEST_P(HttpServerTest, EachResponseHasItsOwnFields) {
+  Fixture f;
+  ServerThread s(GetParam(), f.config());
+  Client c(s.port());
+  for (const char* path : {"/files/a?1", "/files/b?2", "/files/b?2", "/plaintext", "/files/abc?", "/nowhere", "/files/a?1"}) {
+    ASSERT_TRUE(c.send(get(path)));
+    Reply r = read_reply(c);
+    std::string p = path;
+    if (p.rfind("/files/", 0) == 0) {
+      EXPECT_EQ(r.status, 200) << path;
+      EXPECT_TRUE(r.has("X-Path: " + p.substr(0, p.find('?')))) << path << "\n" << r.head;
+      EXPECT_TRUE(r.has("X-Query: " + p.substr(p.find('?') + 1))) << path << "\n" << r.head;
+    } else {
+      EXPECT_EQ(r.status, p == "/plaintext" ? 200 : 404) << path;
+      EXPECT_EQ(r.head.find("X-Path"), std::string::npos) << path << "\n" << r.head;
+    }
+    EXPECT_TRUE(r.head.rfind(p == "/nowhere" ? "HTTP/1.1 404 " : "HTTP/1.1 200 ", 0) == 0) << r.head;
+  }
+}
+
 // Heads larger than the 4080-byte receive ring are served up to max_head (8192 by default), with
 // what follows them (a body, a pipelined request) read from the ring as usual; one byte over
 // max_head gets 431. Heads are sent whole and in pieces (which end at many offsets of the ring).

@@ -39,16 +39,25 @@ void ResponseHeadWriter::status(int code) {
 
 void ResponseHeadWriter::header(std::string_view name, std::string_view value) {
   bool ok = !name.empty();
-  for (char c : name) ok = ok && chars::token(c);
-  for (char c : value) ok = ok && chars::field_value(c);
-  if (!ok) {
+  for (char c : name) {
+    if (!chars::token(c)) ok = false;
+  }
+  const char* end = value.data() + value.size();
+  std::size_t n = name.size() + value.size() + 4;
+  if (!ok || chars::skip_field_value(value.data(), end) != end || failed_ || n > cap_ - len_) {
     failed_ = true;
     return;
   }
-  put(name);
-  put(": ");
-  put(value);
-  put("\r\n");
+  char* p = buf_ + len_;
+  std::memcpy(p, name.data(), name.size());
+  p += name.size();
+  p[0] = ':';
+  p[1] = ' ';
+  if (!value.empty()) std::memcpy(p + 2, value.data(), value.size());
+  p += 2 + value.size();
+  p[0] = '\r';
+  p[1] = '\n';
+  len_ += n;
 }
 
 void ResponseHeadWriter::content_length(std::uint64_t n) {

@@ -29,6 +29,8 @@ class ResponseHeadWriter {
   void date(const HttpDate& d) { raw_field("Date: ", d.value()); }
   void server(std::string_view product) { header("Server", product); }
   void content_length(std::uint64_t n);
+  // Bytes this writer's own calls formatted earlier (a cached status line and fields), as they are.
+  void prebuilt(std::string_view head_start) { put(head_start); }
   void chunked() { raw_field("Transfer-Encoding: ", "chunked"); }
   void connection_close() { raw_field("Connection: ", "close"); }
   void connection_keep_alive() { raw_field("Connection: ", "keep-alive"); }

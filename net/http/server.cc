@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "mem/heap.h"
 #include "net/http/date.h"
@@ -16,6 +17,25 @@ namespace mnv::http {
 namespace {
 
 thread_local HttpDate t_date;
+
+// The start of the last response head formatted on this thread (shard): status line, Server,
+// Date and the handler's fields, formatted (and the fields checked) again only when one of them
+// changes (fields are compared by content) or the second does: a handler that answers with the
+// same status and fields every time gets its head's start in one copy.
+struct HeadStart {
+  static constexpr std::size_t kMaxFields = 4;
+  static constexpr std::size_t kMaxFieldBytes = 192;
+  int status = 0;
+  std::time_t second = -1;
+  std::string_view server;
+  std::uint8_t nfields = 0;
+  std::uint16_t field_len[2 * kMaxFields] = {};  // name, value, name, value...
+  char fields[kMaxFieldBytes];                    // their bytes, one after the other
+  std::size_t size = 0;
+  char buf[160 + kMaxFieldBytes + 4 * kMaxFields];
+};
+thread_local HeadStart t_head_start;
+
 thread_local std::uint64_t t_requests = 0;
 
 // Waits until more input arrives in the receive ring (true) or the input ends (false). Unlike
@@ -95,6 +115,7 @@ class Connection {
   Task<> answer_simple(Response& res, int status, std::uint32_t allow, std::string_view body);
   Task<> linger_close();
   std::size_t format_head(char* buf, std::size_t cap, const Response& res, bool chunked, std::uint64_t length);
+  static std::string_view head_start(const Response& res, std::string_view server);
 
   Accepted& conn_;
   const Site& site_;
@@ -119,7 +140,7 @@ class Connection {
 // Reads one request head: true when parser_ holds it (or failed: parser_.error()), false when the
 // connection should end quietly (input ended).
 HeadStatus Connection::parse_buffered() {
-  iovec iov[2];
+  iovec iov[2] = {};  // (GCC cannot see that data_iov() fills the second when it says 2)
   int n = s_.rx().data_iov(iov);
   if (carried_ == 0) return parser_.parse_head(Spans(iov, n), std::span<char>(scratch_, scratch_size_));
   // The carried bytes, then the ring's first piece (carry_head() moves it out too if the head
@@ -247,10 +268,15 @@ bool Response::header(std::string_view name, std::string_view value) {
 std::size_t Connection::format_head(char* buf, std::size_t cap, const Response& res, bool chunked,
                                     std::uint64_t length) {
   ResponseHeadWriter w(buf, cap);
-  w.status(res.status_);
-  w.server(site_.options.server_name);
-  w.date(t_date);
-  for (std::size_t i = 0; i < res.nfields_; ++i) w.header(res.fields_[i].name, res.fields_[i].value);
+  std::string_view start = head_start(res, site_.options.server_name);
+  if (!start.empty()) {
+    w.prebuilt(start);
+  } else {  // (a head start the cache does not take: the writer says what is wrong)
+    w.status(res.status_);
+    w.server(site_.options.server_name);
+    w.date(t_date);
+    for (std::size_t i = 0; i < res.nfields_; ++i) w.header(res.fields_[i].name, res.fields_[i].value);
+  }
   bool no_body = res.status_ == 204 || res.status_ == 304 || (res.status_ >= 100 && res.status_ < 200);
   if (chunked) {
     w.chunked();
@@ -263,6 +289,50 @@ std::size_t Connection::format_head(char* buf, std::size_t cap, const Response& 
     w.connection_keep_alive();
   }
   return w.end();
+}
+
+// Empty when the start does not fit the cache (too many or too long fields) or is invalid.
+std::string_view Connection::head_start(const Response& res, std::string_view server) {
+  HeadStart& h = t_head_start;
+  bool same = h.status == res.status_ && h.second == t_date.seconds() && h.server.data() == server.data() &&
+              h.server.size() == server.size() && h.nfields == res.nfields_;
+  const char* f = h.fields;
+  for (std::size_t i = 0; same && i < res.nfields_; ++i) {
+    const Response::Field& r = res.fields_[i];
+    std::size_t n = h.field_len[2 * i], v = h.field_len[2 * i + 1];
+    same = r.name.size() == n && r.value.size() == v && std::memcmp(f, r.name.data(), n) == 0 &&
+           (v == 0 || std::memcmp(f + n, r.value.data(), v) == 0);
+    f += n + v;
+  }
+  if (same) return std::string_view(h.buf, h.size);
+  // Formatted again (and the key kept) when the fields fit the cache.
+  h.status = 0;
+  h.size = 0;
+  if (res.nfields_ > HeadStart::kMaxFields) return {};
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < res.nfields_; ++i) total += res.fields_[i].name.size() + res.fields_[i].value.size();
+  if (total > HeadStart::kMaxFieldBytes) return {};
+  ResponseHeadWriter w(h.buf, sizeof h.buf);
+  w.status(res.status_);
+  w.server(server);
+  w.date(t_date);
+  char* to = h.fields;
+  for (std::size_t i = 0; i < res.nfields_; ++i) {
+    const Response::Field& r = res.fields_[i];
+    w.header(r.name, r.value);
+    h.field_len[2 * i] = static_cast<std::uint16_t>(r.name.size());
+    h.field_len[2 * i + 1] = static_cast<std::uint16_t>(r.value.size());
+    if (!r.name.empty()) std::memcpy(to, r.name.data(), r.name.size());
+    if (!r.value.empty()) std::memcpy(to + r.name.size(), r.value.data(), r.value.size());
+    to += r.name.size() + r.value.size();
+  }
+  if (w.failed()) return {};
+  h.status = res.status_;
+  h.second = t_date.seconds();
+  h.server = server;
+  h.nfields = res.nfields_;
+  h.size = w.size();
+  return std::string_view(h.buf, h.size);
 }
 
 bool Connection::try_head(Response& res, bool chunked, std::uint64_t length) {
