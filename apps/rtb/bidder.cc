@@ -159,7 +159,8 @@ struct ShardState {
   std::vector<int> campaign_of_slot;           // by budget slot: the current index's campaign, or -1
   std::vector<std::unique_ptr<Context>> contexts;
   Context* free = nullptr;
-  std::int64_t lag_ns = 0;
+  std::int64_t lag_ns = 0;       // how late the ticker last woke
+  std::int64_t tick_due_ns = 0;  // when it is due next: a loop held past it lags now
   std::uint64_t rng = 0x2545F4914F6CDD1Dull;
   std::uint64_t test_bids = 0;
   std::unique_ptr<HeapPool> ticker_pool;  // (kept to the end: the kernel holds the ticker to its last turn)
@@ -226,6 +227,7 @@ Thread ticker() {
   constexpr std::int64_t kTick = 1'000'000;
   std::int64_t next = monotonic_ns() + kTick;
   for (;;) {
+    s.tick_due_ns = next;
     co_await sleep_until(next);
     std::int64_t now = monotonic_ns();
     std::int64_t lag = now - next;
@@ -311,8 +313,15 @@ Task<> bid(Request& req, Response& res) {
     std::string_view fault = req.header("x-mnv-fault");
     if (fault == "segv") null_dereference();
     if (fault == "fpe") divide_by_zero();
+    if (fault == "stall") {  // holds the shard 150 ms, as a burst of work would
+      while (monotonic_ns() < t0 + 150'000'000) {
+      }
+    }
   }
-  if (g_config.shed_lag_ms > 0 && s.lag_ns > g_config.shed_lag_ms * 1'000'000) {
+  // The loop's lag: how late the ticker last woke, or how overdue it is now (a loop held by a
+  // burst shows here at once, before the ticker runs again).
+  std::int64_t lag = s.lag_ns > t0 - s.tick_due_ns ? s.lag_ns : t0 - s.tick_due_ns;
+  if (lag > g_config.shed_lag_ms * 1'000'000) {
     count(g_metrics.no_bid_extra[static_cast<int>(Extra::kShed)]);
     co_await no_bid(res, 15);
     co_return;
@@ -659,7 +668,8 @@ void add_knobs(Config& config) {
                     "when the user's cap owner cannot answer in time: no-bid, or bid without the cap");
   config.add_choice("rtb", "bill_at", "burl", {"burl", "nurl"},
                     "which notice debits the budget: the billing notice, or the win notice");
-  config.add_bool("rtb", "fault_injection", false, "tests: a bid request with x-mnv-fault: segv|fpe traps its handler");
+  config.add_bool("rtb", "fault_injection", false,
+                  "tests: a bid request with x-mnv-fault: segv|fpe traps its handler; stall holds its shard 150 ms");
   config.add_int("rtb", "cap_owner_delay_ms", 0, 0, 60'000, "tests: every cap check waits this long on its owner");
 }
 
