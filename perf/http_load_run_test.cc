@@ -239,10 +239,13 @@ TEST(HttpLoadRunTest, OpenLoopKeepsItsRateWithinOnePercentOverTenSeconds) {
   EXPECT_EQ(r.sent, 20000u);
   EXPECT_EQ(r.responses, 20000u);
   EXPECT_NEAR(r.achieved_rate, 2000, 20) << describe(r);
-  // One tick per second, each about R sends.
+  // One tick about every second, each with about R sends per second of its span (within 10%: a
+  // tick's own wake-up may be late on a loaded machine, the sends' schedule is not).
   ASSERT_GE(r.ticks.size(), 10u);
   for (std::size_t k = 1; k < 10; ++k) {
-    EXPECT_NEAR(static_cast<double>(r.ticks[k].sent - r.ticks[k - 1].sent), 2000, 60) << "second " << k + 1;
+    const double span = r.ticks[k].t_s - r.ticks[k - 1].t_s;
+    EXPECT_NEAR(static_cast<double>(r.ticks[k].sent - r.ticks[k - 1].sent), 2000 * span, 200 * span)
+        << "second " << k + 1;
   }
 }
 
