@@ -622,6 +622,23 @@ bool check_key(std::string_view v, std::string* why) {
 
 }  // namespace
 
+Service service() {
+  add_routes(&g_site);
+  Service rtb;
+  rtb.name = "rtb";
+  rtb.about = "OpenRTB 2.6 bidder: POST /openrtb2/bid, GET|POST /rtb/win|bill|loss, /healthz, /metrics";
+  rtb.handler = http::serve;
+  rtb.message = &g_site;
+  rtb.min_heap_pages = 4;
+  rtb.add_knobs = add_knobs;
+  rtb.configure = configure;
+  rtb.add_metrics = add_metrics;
+  rtb.init_shard = init_shard;
+  rtb.fini_shard = fini_shard;
+  rtb.reload = request_reload;
+  return rtb;
+}
+
 void add_routes(http::Site* site) {
   site->router.add(Method::kPost, "/openrtb2/bid", bid);
   for (Method m : {Method::kGet, Method::kPost}) {

@@ -33,13 +33,14 @@
 #include "metrics/registry.h"
 #include "net/http/server.h"
 #include "shard/config.h"
+#include "shard/server.h"
 #include "shard/shard.h"
 
-namespace mnv {
-class Server;
-}
-
 namespace mnv::rtb {
+
+// The bidder as the server skeleton runs it (routes added to g_site): main() is
+// run_server(argc, argv, service()).
+Service service();
 
 // The site every shard serves.
 extern http::Site g_site;

@@ -23,22 +23,17 @@
 #include <vector>
 
 #include "apps/rtb/bidder.h"
+#include "apps/rtb/serve_testing.h"
 #include "runtime/global_alloc_counter.h"
 #include "shard/server.h"
 
 namespace {
 
-std::string runfile(const std::string& path) {
-  const char* dir = std::getenv("TEST_SRCDIR");
-  return std::string(dir != nullptr ? dir : ".") + "/mnvkd/" + path;
-}
+using mnv::rtb::testing::gzip;
+using mnv::rtb::testing::runfile;
+using mnv::rtb::testing::slurp;
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+
 
 // Sends `req` and reads one response into buf; returns its status (0 on failure). No allocation.
 int call(int fd, const std::string& req, char* buf, std::size_t cap) {
@@ -69,19 +64,6 @@ std::string post(const std::string& body, const std::string& extra = "") {
          extra + "\r\n" + body;
 }
 
-std::string gzip(const std::string& in) {
-  z_stream z{};
-  deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-  std::string out(in.size() + 1024, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
 
 TEST(RtbAllocTest, ABidRequestAllocatesNothingInSteadyState) {
   // The skeleton reads SIGTERM with sigwait on its own thread: block it here too, so the signal
@@ -108,21 +90,7 @@ TEST(RtbAllocTest, ABidRequestAllocatesNothingInSteadyState) {
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   int rc = -1;
-  std::thread server([&] {
-    mnv::rtb::add_routes(&mnv::rtb::g_site);
-    mnv::Service s;
-    s.name = "rtb";
-    s.handler = mnv::http::serve;
-    s.message = &mnv::rtb::g_site;
-    s.min_heap_pages = 4;
-    s.add_knobs = mnv::rtb::add_knobs;
-    s.configure = mnv::rtb::configure;
-    s.add_metrics = mnv::rtb::add_metrics;
-    s.init_shard = mnv::rtb::init_shard;
-    s.fini_shard = mnv::rtb::fini_shard;
-    s.reload = mnv::rtb::request_reload;
-    rc = mnv::run_server(static_cast<int>(argv.size() - 1), argv.data(), s);
-  });
+  std::thread server([&] { rc = mnv::run_server(static_cast<int>(argv.size() - 1), argv.data(), mnv::rtb::service()); });
   char line[128] = {};
   std::size_t got = 0;
   while (got < sizeof line - 1) {
