@@ -18,12 +18,13 @@
 # Markdown tables on stdout, progress on stderr; every process it starts is stopped on exit.
 #
 # Servers (SERVERS, in this order by default): ours (bazel-bin/apps/http/http, optimized),
+# ours-nometrics (the same with --metrics=false: the runtime's counters' cost, issue #15),
 # ours-mprotect (the same with --isolation=mprotect), nginx (Debian's, 1 worker, access_log off,
 # config in perf/http_peers.sh), go (perf/go_http, GOMAXPROCS=1). Without an apps/http binary it
 # says so and compares the peers only.
 #
 # Environment overrides (defaults in brackets):
-#   SERVERS ["ours ours-mprotect nginx go"]  SCENARIOS ["keepalive conns1000 pipelined post4k"]
+#   SERVERS ["ours ours-nometrics ours-mprotect nginx go"]  SCENARIOS ["keepalive conns1000 pipelined post4k"]
 #   DURATION_S [5]  WARMUP_S [1]  CONNS [100]  MANY_CONNS [1000]  PIPELINE_DEPTH [16]
 #   POST_SIZE [4096]  OURS_ARGS [] (extra flags for apps/http)  HTTP_BIN [the opt bazel-bin's
 #   apps/http/http]  SKIP_BUILD [0] (1: use what is built)  REPS [1] (interleaved rounds; each
@@ -33,7 +34,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-SERVERS=${SERVERS:-"ours ours-mprotect nginx go"}
+SERVERS=${SERVERS:-"ours ours-nometrics ours-mprotect nginx go"}
 SCENARIOS=${SCENARIOS:-"keepalive conns1000 pipelined post4k"}
 DURATION_S=${DURATION_S:-5}
 WARMUP_S=${WARMUP_S:-1}
@@ -89,6 +90,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 label() {
   case "$1" in
     ours) echo "mnv" ;;
+    ours-nometrics) echo "mnv --metrics=false" ;;
     ours-mprotect) echo "mnv --isolation=mprotect" ;;
     nginx) echo "nginx $("$NGINX" -v 2>&1 | sed 's|.*nginx/||') (1 worker)" ;;
     go) echo "Go $(go env GOVERSION 2>/dev/null | sed 's/^go//') net/http (GOMAXPROCS=1)" ;;
@@ -99,10 +101,11 @@ label() {
 start_peer() {
   case "$1" in
     ours) start_server "mnv" "$SERVER_CPU" "$HTTP_BIN" "$OURS_ARGS" ;;
+    ours-nometrics) start_server "mnv nometrics" "$SERVER_CPU" "$HTTP_BIN" "--metrics=false $OURS_ARGS" ;;
     ours-mprotect) start_server "mnv mprotect" "$SERVER_CPU" "$HTTP_BIN" "--isolation=mprotect $OURS_ARGS" ;;
     nginx) start_nginx nginx "$SERVER_CPU" ;;
     go) start_server "go" "$SERVER_CPU" "$GO_BIN" "" ;;
-    *) say "unknown server '$1' in SERVERS (known: ours ours-mprotect nginx go)"; return 1 ;;
+    *) say "unknown server '$1' in SERVERS (known: ours ours-nometrics ours-mprotect nginx go)"; return 1 ;;
   esac
 }
 

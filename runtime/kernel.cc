@@ -129,12 +129,13 @@ void Kernel::publish_metrics() {
   for (int i = 0; i < KernelMetrics::kTrapKinds; ++i) add(m->traps[i], traps_[i], &published_.traps[i]);
   c.set(m->heap_pages, heap_pages_);
   c.set(m->processes, static_cast<std::int64_t>(live_));
+  publish_at_ = INT64_MAX;
 }
 
 void Kernel::count_heap_pages(std::uint32_t slot) {
   if (config_.kernel_metrics == nullptr) return;
   Slot& s = slots_[slot];
-  auto pages = static_cast<std::uint32_t>(s.heap->high_water_pages());
+  auto pages = static_cast<std::uint32_t>(pages_for(s.heap->high_water_bytes()));
   heap_pages_ += static_cast<std::int64_t>(pages) - static_cast<std::int64_t>(s.pages);
   s.pages = pages;
 }
@@ -832,6 +833,12 @@ int Kernel::run() {
     if (!stopping_ && config_.exit_when_idle && live_ == 0) break;
     std::int64_t deadline = timers_.next_deadline();
     if (next_trim_ < deadline) deadline = next_trim_;
+    // Metrics: a turn that dispatched anything is published within kPublishNs, waking for it if
+    // need be (so an idle shard's cells are exact a millisecond after its last work).
+    if (config_.kernel_metrics != nullptr) {
+      if (publish_at_ == INT64_MAX && dispatches_ != published_.dispatches) publish_at_ = now_ + kPublishNs;
+      if (publish_at_ < deadline) deadline = publish_at_;
+    }
     if (stopping_ && stop_deadline_ < deadline) deadline = stop_deadline_;
     std::int64_t timeout = deadline - now_;
     if (timeout < 0 || runq_len_ > 0) timeout = 0;
@@ -843,12 +850,12 @@ int Kernel::run() {
         slept = timeout != 0;
       }
     }
-    publish_metrics();
     int n = poller_->wait(timeout, events, kMaxEvents);
     if (slept && hooks_.after_sleep != nullptr) hooks_.after_sleep(hooks_.ctx);
     now_ = monotonic_ns();
     for (int i = 0; i < n; ++i) on_fd_event(events[i].fd, events[i].events);
     timers_.expire(now_, [this](std::uint64_t cookie, std::uint32_t id) { on_timer(cookie, id); });
+    if (now_ >= publish_at_) publish_metrics();
     if (now_ >= next_trim_) {
       trim_idle();
       next_trim_ = now_ + config_.trim_interval_ns;

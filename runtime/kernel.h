@@ -302,6 +302,8 @@ class Kernel {
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0, reclaimed_ = 0;
   std::uint64_t traps_[KernelMetrics::kTrapKinds] = {};
   std::int64_t heap_pages_ = 0;
+  static constexpr std::int64_t kPublishNs = 1'000'000;
+  std::int64_t publish_at_ = INT64_MAX;  // when the counts are next added to the cells
   struct Published {
     std::uint64_t turns = 0, dispatches = 0, submitted = 0, completed = 0, bytes_in = 0, bytes_out = 0, reclaimed = 0;
     std::uint64_t traps[KernelMetrics::kTrapKinds] = {};

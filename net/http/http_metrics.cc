@@ -17,7 +17,7 @@ HttpMetrics HttpMetrics::add_to(metrics::Registry& r) {
     }
   }
   m.latency = r.histogram("mnv_http_request_duration_seconds",
-                          "HTTP requests, from the head's last byte read to the response's last byte buffered.");
+                          "HTTP requests, from the loop's wake-up that brought the head to the response buffered.");
   for (int i = 0; i < kBadKinds; ++i) {
     m.bad[i] = r.counter("mnv_http_bad_requests", "HTTP requests refused as bad input, by the status they got.",
                          {{"status", i < kBadKinds - 1 ? std::to_string(kBadStatuses[i]) : std::string("other")}});

@@ -1,6 +1,8 @@
 // net/http/http_metrics.h — what the HTTP server counts into its shard's metric cells
-// (Kernel::metrics()): requests by method and status class, their latency (from the head's last
-// byte read to the response's last byte buffered), and requests refused as bad input by status.
+// (Kernel::metrics()): requests by method and status class, their latency (from the loop's
+// wake-up that brought the head's last bytes — the kernel's now_ns(), so a request that waited
+// behind others in that turn counts its wait — to the response's last byte buffered), and
+// requests refused as bad input by status.
 // Set Site::metrics to count; null counts nothing.
 #pragma once
 

@@ -499,7 +499,9 @@ Task<bool> Connection::serve_one() {
   keep_alive_ = h.keep_alive && !conn_.draining();
   off_ = parser_.head_size() - carried_;  // (a carried head's first bytes are out of the ring)
   ++t_requests;
-  std::int64_t started = site_.metrics != nullptr ? monotonic_ns() : 0;
+  // (Latency from the loop's time when it saw the bytes: its wake-up, no clock read of our own.)
+  Kernel* kernel = site_.metrics != nullptr ? Kernel::current() : nullptr;
+  std::int64_t started = kernel != nullptr ? kernel->now_ns() : 0;
 
   Request req;
   req.conn_ = this;
@@ -532,7 +534,7 @@ Task<bool> Connection::serve_one() {
   }
   if (req.body_error_ != 0 && !res.started()) {
     if (const HttpMetrics* m = site_.metrics) {
-      const metrics::ShardCells& cells = Kernel::current()->metrics();
+      const metrics::ShardCells& cells = kernel->metrics();
       cells.add(m->bad_request(req.body_error_));
       cells.add(m->request(h.method, req.body_error_));
     }
@@ -544,7 +546,7 @@ Task<bool> Connection::serve_one() {
   if (res.state_ == Response::State::kChunked) co_await res.end_chunked();
   res_ = nullptr;
   if (const HttpMetrics* m = site_.metrics) {
-    const metrics::ShardCells& cells = Kernel::current()->metrics();
+    const metrics::ShardCells& cells = kernel->metrics();
     cells.add(m->request(h.method, res.status_));
     cells.record(m->latency, static_cast<std::uint64_t>(monotonic_ns() - started));
   }
