@@ -273,6 +273,53 @@ TEST(ShardTest, CrossShardCallDeadlineRaisesEtimedoutAndLateRepliesAreDropped) {
   EXPECT_EQ(results.ok, 1);  // the second call got its own reply, not the first call's late one
 }
 
+// cross_call_status(): the same failures stored, not raised (no finally handler here: a raise
+// would end the thread before `done`).
+struct StatusResults {
+  std::atomic<int> unknown{-1}, bad_shard{-1}, ok{-1};
+  std::atomic<bool> done{false};
+};
+
+Thread status_caller(StatusResults* r) {
+  int status = -1;
+  co_await cross_call_status(1, kUnknown, nullptr, 0, 1'000'000'000, &status);
+  r->unknown = status;
+  co_await cross_call_status(7, kDouble, nullptr, 0, 1'000'000'000, &status);
+  r->bad_shard = status;
+  std::uint64_t v = 21;
+  ShardMessage reply = co_await cross_call_status(1, kDouble, &v, sizeof v, 1'000'000'000, &status);
+  std::uint64_t got = 0;
+  std::memcpy(&got, reply.payload, sizeof got);
+  r->ok = status == 0 && got == 42 ? 1 : 0;
+  r->done = true;
+  Shard::current()->set().request_stop();
+}
+
+TEST(ShardTest, CrossCallStatusStoresTheErrorInsteadOfRaisingIt) {
+  auto topo = topology();
+  ShardSetOptions o;
+  o.affinity = two_shards(*topo);
+  if (o.affinity.shards < 2) GTEST_SKIP() << "needs 2 CPUs";
+  static HeapPool* pool;
+  HeapPool p(16, 4);
+  pool = &p;
+  static StatusResults r;
+  o.init = [](Shard& s, std::string*) {
+    if (s.index() == 1) s.handle(kDouble, double_it, nullptr);
+    if (s.index() == 0) s.kernel().start(*pool, status_caller, &r);
+    return true;
+  };
+  std::string error;
+  auto set = ShardSet::start(*topo, o, &error);
+  ASSERT_NE(set, nullptr) << error;
+  set->wait();
+  EXPECT_TRUE(r.done);
+  EXPECT_EQ(r.unknown.load(), ENOSYS);
+  EXPECT_EQ(r.bad_shard.load(), EINVAL);
+  EXPECT_EQ(r.ok.load(), 1);
+  // (ETIMEDOUT stored in time: apps/rtb/freq_cap_test's slow owner.)
+}
+
 TEST(ShardTest, AFullRingMakesCallersWaitAndLosesNothing) {
   auto topo = topology();
   ShardSetOptions o;
