@@ -149,7 +149,7 @@ TEST(FreqCapTest, ACrossShardCapIsAskedOfItsOwnerUnderTheDeadline) {
   EXPECT_EQ(r.local.load(), 0b11);
   EXPECT_EQ(r.timeout_error.load(), ETIMEDOUT);
   EXPECT_GE(r.timeout_ms.load(), 19);
-  EXPECT_LT(r.timeout_ms.load(), 150);  // in time, not when the owner got round to it
+  EXPECT_LT(r.timeout_ms.load(), 250);  // in time, not when the owner (300 ms) got round to it
   EXPECT_EQ(r.after_slow.load(), 0b10);
 }
 
