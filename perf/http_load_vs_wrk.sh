@@ -9,7 +9,10 @@
 # tools agree only where nginx, not the tool, is the bottleneck (nginx near 100%); on a shared
 # machine where every process waits for a CPU, the cheaper tool gets more done.
 #
-#   bazel build --config=opt //perf:http_load && perf/http_load_vs_wrk.sh
+# A third scenario, server-bound, runs keep-alive against apps/http --isolation=mprotect (when
+# built), a server slow enough to be the bottleneck on any machine.
+#
+#   bazel build --config=opt //perf:http_load //apps/http && perf/http_load_vs_wrk.sh
 set -euo pipefail
 say() { printf 'http_load_vs_wrk: %s\n' "$*" >&2; }
 cd "$(dirname "$0")/.."
@@ -43,10 +46,20 @@ timed() {
 start_nginx nginx "$SERVER_CPU"
 echo "| scenario | tool | req/s (runs) | median req/s | p50 µs | p99 µs | tool CPU µs/req | nginx CPU % |"
 echo "|---|---|---|---|---|---|---|---|"
-for sc in keepalive pipelined; do
+# server-bound: keep-alive against apps/http --isolation=mprotect (~180 µs of server CPU per
+# request, an mprotect pair per switch), whose one CPU is saturated long before either tool's:
+# where the server is the bottleneck, both tools must measure the same rate.
+SERVER_BOUND=${SERVER_BOUND:-bazel-bin/apps/http/http}
+scenarios="keepalive pipelined"
+[ -x "$SERVER_BOUND" ] && scenarios+=" server-bound"
+for sc in $scenarios; do
+  if [ "$sc" = server-bound ]; then
+    stop_server
+    start_server "apps/http --isolation=mprotect" "$SERVER_CPU" "$SERVER_BOUND" "--shards=1 --isolation=mprotect"
+  fi
   wrk_all="" hl_all="" wrk_lat="" hl_lat="" ratios="" wrk_cpu="" hl_cpu="" wrk_ng="" hl_ng=""
   for r in $(seq "$ROUNDS"); do
-    if [ "$sc" = keepalive ]; then
+    if [ "$sc" != pipelined ]; then
       w=(wrk -t1 -c"$CONNS" -d"${DURATION_S}s" --latency "http://127.0.0.1:$SERVER_PORT/plaintext")
       h=("$LOAD" --port="$SERVER_PORT" --conns="$CONNS" --depth=1)
     else
@@ -83,5 +96,5 @@ for sc in keepalive pipelined; do
   echo "| $sc | http_load ÷ wrk, per round | $ratios| **$rm_** (median) | | | | |"
 done
 echo
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); nginx on CPU $SERVER_CPU, each tool on CPU $CLIENT_CPU, $ROUNDS interleaved rounds of ${DURATION_S} s, $CONNS connections"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); nginx (server-bound: apps/http --isolation=mprotect) on CPU $SERVER_CPU, each tool on CPU $CLIENT_CPU, $ROUNDS interleaved rounds of ${DURATION_S} s, $CONNS connections"
 stop_server
