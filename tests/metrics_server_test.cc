@@ -185,7 +185,12 @@ TEST_P(MetricsTrafficTest, KnownTrafficGivesExactTotals) {
   });
   ASSERT_NE(server.port(), 0);
   ASSERT_NE(server.admin(), 0);
-  constexpr int kConns = 4, kPerConn = 5, kBad = 3, kFaults = 2;
+  constexpr int kConns = 4, kPerConn = 5, kBad = 3;
+#ifdef __SANITIZE_THREAD__
+  constexpr int kFaults = 0;  // TSan takes a real null dereference for a race and perturbs the trap
+#else
+  constexpr int kFaults = 2;
+#endif
   std::uint64_t sent = 0, got = 0;  // bytes, as the clients see them
   for (int c = 0; c < kConns; ++c) {  // N = 20 requests on 4 keep-alive connections
     Client client(server.port());
