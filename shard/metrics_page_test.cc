@@ -1,6 +1,7 @@
 // Tests of the app-facing metrics API on shards (threads and processes): each shard counts into
 // its own cells (Shard::metrics(), Kernel::current()->metrics()), the registry placed in a
-// SharedRegion before start, and metrics_page() scrapes every shard's, labelled `shard`.
+// SharedRegion before start, and metrics_page() scrapes every shard's, labelled `shard`; cross-shard
+// calls count their messages each way and their latency (shard/shard_metrics.h).
 #include "shard/metrics_page.h"
 
 #include <gtest/gtest.h>
@@ -11,7 +12,9 @@
 #include <vector>
 
 #include "metrics/prometheus.h"
+#include "shard/cross_call.h"
 #include "shard/shard.h"
+#include "shard/shard_metrics.h"
 #include "shard/shared_memory.h"
 #include "tests/echo_fixture.h"
 
@@ -99,6 +102,58 @@ TEST_P(MetricsPageTest, EveryShardCountsIntoItsOwnCellsAndOneScrapeSeesThemAll) 
     EXPECT_NE(page.find("app_inits_total{shard=\"1\"} 2\n"), std::string::npos) << page;
   }
   EXPECT_EQ(reg.total(g_hits), 3u);  // the parent reads the cells the shards (processes too) wrote
+}
+
+constexpr int kCalls = 10;
+
+void plus_one(const ShardMessage& req, ShardMessage* reply, void*) { reply->payload[0] = req.payload[0] + 1; }
+
+Thread caller(int count) {
+  for (int i = 0; i < count; ++i) {
+    unsigned char v = static_cast<unsigned char>(i);
+    ShardMessage reply = co_await cross_call(1, 7, &v, 1, 5'000'000'000);
+    (void)reply;
+  }
+  Shard::current()->set().request_stop();
+}
+
+TEST_P(MetricsPageTest, CrossShardCallsAreCountedWithTheirLatency) {
+  std::string error;
+  auto topo = Topology::discover(&error);
+  ASSERT_NE(topo, nullptr) << error;
+  std::vector<int> cpus;
+  for (int c : topo->allowed()) cpus.push_back(c);
+  if (cpus.size() < 2) GTEST_SKIP() << "needs 2 CPUs";
+  ShardSetOptions o;
+  o.affinity.shards = 2;
+  o.affinity.cpus.assign(cpus.begin(), cpus.begin() + 2);
+  o.affinity.grace_ms = 100;
+  o.affinity.pool_size = 16;
+  o.affinity.shard_mode = GetParam();
+  metrics::Registry reg(2);
+  ShardMetrics sm = ShardMetrics::add_to(reg);
+  SharedRegion region(SharedRegion::grow(0, reg.bytes_needed(), metrics::Registry::kAlign));
+  reg.place(region.take(reg.bytes_needed(), metrics::Registry::kAlign), reg.bytes_needed());
+  o.metrics = &reg;
+  o.shard_metrics = &sm;
+  HeapPool pool(16, 4);
+  o.init = [&pool](Shard& s, std::string*) {
+    if (s.index() == 1) s.handle(7, plus_one, nullptr);
+    if (s.index() == 0) s.kernel().start(pool, caller, kCalls);
+    return true;
+  };
+  auto set = ShardSet::start(*topo, o, &error);
+  ASSERT_NE(set, nullptr) << error;
+  EXPECT_EQ(set->wait(), 0);  // the caller stopped the set
+  EXPECT_EQ(reg.value(sm.mail_sent, 0), std::uint64_t{kCalls});  // the requests
+  EXPECT_EQ(reg.value(sm.mail_sent, 1), std::uint64_t{kCalls});  // the replies
+  EXPECT_EQ(reg.value(sm.mail_received, 0), std::uint64_t{kCalls});
+  EXPECT_EQ(reg.value(sm.mail_received, 1), std::uint64_t{kCalls});
+  EXPECT_EQ(reg.total(sm.mail_refused), 0u);
+  metrics::HistogramSnapshot latency = reg.snapshot(sm.call_latency, 0);
+  EXPECT_EQ(latency.count(), std::uint64_t{kCalls});
+  EXPECT_GT(latency.sum_ns(), 0u);
+  EXPECT_EQ(reg.snapshot(sm.call_latency, 1).count(), 0u);
 }
 
 TEST(MetricsPageNoRegistryTest, AnswersServiceUnavailable) {
