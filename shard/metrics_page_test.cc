@@ -1,7 +1,7 @@
 // Tests of the app-facing metrics API on shards (threads and processes): each shard counts into
 // its own cells (Shard::metrics(), Kernel::current()->metrics()), the registry placed in a
-// SharedRegion before start, and metrics_page() scrapes every shard's, labelled `shard`; cross-shard
-// calls count their messages each way and their latency (shard/shard_metrics.h).
+// SharedRegion before start, and metrics_page() scrapes every shard's, labelled `shard`;
+// cross-shard calls count their messages each way and their latency (shard/shard_metrics.h).
 #include "shard/metrics_page.h"
 
 #include <gtest/gtest.h>
