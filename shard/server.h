@@ -12,7 +12,8 @@
 // The skeleton owns:
 //  * the config: its own knobs (shard/affinity_config.h: shards, cpuset, poller, isolation,
 //    shard_mode, grace_ms, [service] heap_pages and pool_size, [shard.N] cpu; and here: io,
-//    balance, max_run_ms, restart_stuck_ms, [service] host, port and idle_timeout_ms) plus the
+//    balance, max_run_ms, restart_stuck_ms, metrics, [service] host, port, idle_timeout_ms,
+//    admin_port and admin_host) plus the
 //    app's table, each a TOML key and a --flag of the same name (shard/config.h); --config=FILE,
 //    --help (every
 //    knob with its default), --print_config (the effective config, as TOML --config reads back).
@@ -31,6 +32,12 @@
 //    never yields: its loop has neither turned nor slept for 250 ms (shards that are busy
 //    stopping or cleaning up are let finish). SIGHUP runs the app's `reload`. The signals are
 //    blocked in every thread and read by one thread of the skeleton;
+//  * metrics (metrics/README.md): one registry for every shard, placed in shared memory before
+//    the shards start; the runtime's own series unless metrics = false, the app's through
+//    add_metrics; with admin_port (-1, off, by default; 0 picks a free one, printed as "admin
+//    listening on HOST:PORT" after the first line) GET /metrics on admin_host (loopback by
+//    default: the page has no authentication) from a thread beside the shards
+//    (shard/admin_listener.h);
 //  * exit codes: 0 after a clean stop, 2 for a bad flag or config (nothing started), 1 for a
 //    failure at run time (a shard that could not start, stayed down, or had to be cut off).
 #pragma once
