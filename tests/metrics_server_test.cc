@@ -1,8 +1,8 @@
 // The metrics of a whole server, read the way an operator does: GET /metrics on the admin
 // listener (admin_port) of the server skeleton (shard/server.h), in both shard modes.
 //  * Known traffic across two shards — N requests on keep-alive connections, M bad requests, K
-//    handlers that fault — gives exact totals in the scrape: connections accepted and closed by
-//    reason, requests by method and status class, bad requests by status, traps by signal,
+//    handlers that fault, one Connection: close, one silent connection timed out — gives exact
+//    totals in the scrape: connections accepted and closed by each reason, requests by method and status class, bad requests by status, traps by signal,
 //    processes reclaimed, and the socket bytes each way (what the clients sent and read).
 //  * The scrape is served beside the shards: a shard held in a handler that does not yield
 //    does not hold the scrape (the app's gauge, set inside that handler, is seen meanwhile).
@@ -158,6 +158,7 @@ Task<> busy(http::Request&, http::Response& res) {
 
 int run_test_server(std::vector<std::string> args) {
   http_app::add_routes(&g_site);
+  g_site.options.keepalive_timeout_ns = 200'000'000;  // (a connection that sends nothing ends soon)
   g_site.router.add(http::Method::kGet, "/segv", segv);
   g_site.router.add(http::Method::kGet, "/busy", busy);
   Service s;
@@ -231,17 +232,31 @@ TEST_P(MetricsTrafficTest, KnownTrafficGivesExactTotals) {
     ASSERT_EQ(res.rfind("HTTP/1.1 500 ", 0), 0u) << res;
     got += res.size();
   }
+  {  // one request with Connection: close: the server ends the connection
+    Client client(server.port());
+    std::string req = "GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    ASSERT_TRUE(client.send(req));
+    sent += req.size();
+    std::string res = client.recv_all();
+    ASSERT_EQ(res.rfind("HTTP/1.1 200 ", 0), 0u) << res;
+    got += res.size();
+  }
+  {  // a connection that sends nothing: the keep-alive timeout (200 ms here) ends it
+    Client client(server.port());
+    EXPECT_TRUE(client.sees_eof());
+  }
   // Every connection's end is counted once its shard has seen it, and the kernel's own counts
   // within a millisecond of its last work (runtime/kernel_metrics.h): wait for both (bounded).
-  constexpr int kAccepted = kConns + kBad + kFaults;
+  constexpr int kAccepted = kConns + kBad + kFaults + 2;
   std::string text;
   std::int64_t deadline = monotonic_ns() + 10'000'000'000;
   do {
     text = scrape(server.admin());
-    bool ended = total(text, "mnv_connections_open") == 0 &&
-                 total(text, "mnv_connections_closed_total", "reason=\"peer\"") +
-                         total(text, "mnv_connections_closed_total", "reason=\"fault\"") ==
-                     kAccepted;
+    std::int64_t closed = 0;
+    for (const char* why : {"peer", "timeout", "error", "fault", "server"}) {
+      closed += total(text, "mnv_connections_closed_total", std::string("reason=\"") + why + "\"");
+    }
+    bool ended = total(text, "mnv_connections_open") == 0 && closed == kAccepted;
     bool published = total(text, "mnv_bytes_sent_total") == static_cast<std::int64_t>(got) &&
                      total(text, "mnv_processes_reclaimed_total") == kFaults && total(text, "mnv_processes") == 4;
     if (ended && published) break;
@@ -252,12 +267,12 @@ TEST_P(MetricsTrafficTest, KnownTrafficGivesExactTotals) {
   EXPECT_EQ(total(text, "mnv_connections_refused_total"), 0);
   EXPECT_EQ(total(text, "mnv_connections_closed_total", "reason=\"peer\""), kConns + kBad);
   EXPECT_EQ(total(text, "mnv_connections_closed_total", "reason=\"fault\""), kFaults);
-  EXPECT_EQ(total(text, "mnv_connections_closed_total", "reason=\"timeout\""), 0);
+  EXPECT_EQ(total(text, "mnv_connections_closed_total", "reason=\"timeout\""), 1);
   EXPECT_EQ(total(text, "mnv_connections_closed_total", "reason=\"error\""), 0);
-  EXPECT_EQ(total(text, "mnv_connections_closed_total", "reason=\"server\""), 0);
+  EXPECT_EQ(total(text, "mnv_connections_closed_total", "reason=\"server\""), 1);
   EXPECT_EQ(total(text, "mnv_connections_open"), 0);
-  EXPECT_EQ(total(text, "mnv_http_requests_total", "method=\"GET\",status=\"2xx\""), kConns * kPerConn);
-  EXPECT_EQ(total(text, "mnv_http_request_duration_seconds_count"), kConns * kPerConn);
+  EXPECT_EQ(total(text, "mnv_http_requests_total", "method=\"GET\",status=\"2xx\""), kConns * kPerConn + 1);
+  EXPECT_EQ(total(text, "mnv_http_request_duration_seconds_count"), kConns * kPerConn + 1);
   EXPECT_EQ(total(text, "mnv_http_bad_requests_total", "status=\"400\""), kBad);
   EXPECT_EQ(total(text, "mnv_traps_total", "signal=\"SIGSEGV\""), kFaults);
   EXPECT_EQ(total(text, "mnv_processes_reclaimed_total"), kFaults);
