@@ -39,7 +39,7 @@ std::string batch(int n) {
 
 // Parses every request in `in`; returns how many.
 int parse_ours(RequestParser& p, std::string_view in) {
-  Spans s(in);
+  ByteSpans s(in);
   int n = 0;
   while (!s.empty()) {
     p.reset();

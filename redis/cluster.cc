@@ -70,7 +70,7 @@ struct Redirect {
 // "MOVED 3999 127.0.0.1:6381" or "ASK 3999 127.0.0.1:6381". False for any other reply.
 bool parse_redirect(const Reply& r, Redirect* out) {
   if (r.type() != Type::kError) return false;
-  Bytes s = r.str();
+  ByteSpans s = r.str();
   bool moved = s.starts_with("MOVED ");
   if (!moved && !s.starts_with("ASK ")) return false;
   char buf[128];

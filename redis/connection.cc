@@ -174,7 +174,7 @@ Task<int> Connection::receive(Reply* out) {
   const std::int64_t deadline = deadlines_[received_ % kMaxInFlight];
   for (;;) {
     iovec iov[2];
-    Bytes in(iov, s.rx().data_iov(iov));
+    ByteSpans in(iov, s.rx().data_iov(iov));
     ReplyParser::Status st = parser_.parse(in);
     if (st == ReplyParser::Status::kComplete) {
       Reply r = parser_.reply(in);

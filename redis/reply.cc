@@ -32,7 +32,7 @@ double Reply::to_double() const {
   if (n_->type == Type::kInteger || n_->type == Type::kBoolean) return static_cast<double>(n_->value);
   if (is_aggregate(n_->type) || n_->type == Type::kNull) return 0;
   char buf[64];
-  Bytes s = str();
+  ByteSpans s = str();
   if (s.size() >= sizeof buf) return 0;
   s.copy(0, s.size(), buf);
   buf[s.size()] = '\0';

@@ -3,7 +3,7 @@
 // The parser (reply_parser.h) turns a reply into a flat array of Nodes in pre-order (an
 // aggregate's elements follow it, each followed by its own elements); string payloads are not
 // copied: a node holds their offset from the reply's first byte, and Reply resolves it against
-// the ring's bytes (redis/bytes.h), which may be two pieces. A Reply is valid until its bytes are
+// the ring's bytes (net/byte_spans.h), which may be two pieces. A Reply is valid until its bytes are
 // consumed from the ring (the next receive on its connection).
 //
 //   Reply r = ...;
@@ -16,7 +16,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "redis/bytes.h"
+#include "net/byte_spans.h"
 
 namespace mnv::redis {
 
@@ -61,7 +61,7 @@ class Reply {
  public:
   Reply() = default;
   // `node` and the nodes after it are the reply's; `data` its bytes from its first byte on.
-  Reply(const Node* node, const Bytes& data) : n_(node), data_(data) {}
+  Reply(const Node* node, const ByteSpans& data) : n_(node), data_(data) {}
 
   bool valid() const { return n_ != nullptr; }
   Type type() const { return n_->type; }
@@ -70,7 +70,7 @@ class Reply {
   // kInteger, kBoolean.
   std::int64_t integer() const { return n_->value; }
   // The payload of a string-like reply (simple, bulk, error, verbatim, double, big number).
-  Bytes str() const { return data_.sub(n_->off, n_->len); }
+  ByteSpans str() const { return data_.sub(n_->off, n_->len); }
   // A double's value (kDouble; also an integer or a bulk string holding a number). 0 if none.
   double to_double() const;
   // An aggregate's element count (a map's keys and values both count); 0 otherwise.
@@ -82,7 +82,7 @@ class Reply {
 
  private:
   const Node* n_ = nullptr;
-  Bytes data_;
+  ByteSpans data_;
 };
 
 }  // namespace mnv::redis

@@ -11,7 +11,7 @@ namespace {
 constexpr std::size_t kMaxNumberLine = 64;  // an integer, length, double or big number's line
 
 // A strict decimal: optional '-', then 1-19 digits, no overflow. False otherwise.
-bool parse_int(const Bytes& in, std::size_t off, std::size_t len, std::int64_t* out) {
+bool parse_int(const ByteSpans& in, std::size_t off, std::size_t len, std::int64_t* out) {
   if (len == 0 || len > 20) return false;
   bool neg = in[off] == '-';
   std::size_t i = neg ? 1 : 0;
@@ -30,9 +30,9 @@ bool parse_int(const Bytes& in, std::size_t off, std::size_t len, std::int64_t* 
   return true;
 }
 
-bool valid_double(const Bytes& in, std::size_t off, std::size_t len) {
+bool valid_double(const ByteSpans& in, std::size_t off, std::size_t len) {
   if (len == 0) return false;
-  Bytes s = in.sub(off, len);
+  ByteSpans s = in.sub(off, len);
   if (s == "inf" || s == "-inf" || s == "+inf" || s == "nan" || s == "-nan") return true;
   bool digit = false;
   for (std::size_t i = 0; i < len; ++i) {
@@ -46,7 +46,7 @@ bool valid_double(const Bytes& in, std::size_t off, std::size_t len) {
   return digit;
 }
 
-bool valid_big_number(const Bytes& in, std::size_t off, std::size_t len) {
+bool valid_big_number(const ByteSpans& in, std::size_t off, std::size_t len) {
   std::size_t i = len > 0 && in[off] == '-' ? 1 : 0;
   if (i == len) return false;
   for (; i < len; ++i) {
@@ -106,7 +106,7 @@ bool ReplyParser::element_done() {
   return true;
 }
 
-ReplyParser::Status ReplyParser::parse(const Bytes& in) {
+ReplyParser::Status ReplyParser::parse(const ByteSpans& in) {
   if (status_ != Status::kNeedMore) return status_;
   const std::size_t size = in.size();
   for (;;) {

@@ -25,7 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "redis/bytes.h"
+#include "net/byte_spans.h"
 #include "redis/reply.h"
 
 namespace mnv::redis {
@@ -69,12 +69,12 @@ class ReplyParser {
 
   // Parses on from where the last call stopped. `in`: every buffered byte from the reply's first
   // one on (it may hold more after the reply; the earlier bytes must be the same as last time).
-  Status parse(const Bytes& in);
+  Status parse(const ByteSpans& in);
   // Forgets the reply (after its bytes were consumed): the next parse() starts a new one.
   void reset();
 
   // After kComplete: the reply (views into `in`, valid while those bytes are) and its size.
-  Reply reply(const Bytes& in) const { return Reply(nodes_, in); }
+  Reply reply(const ByteSpans& in) const { return Reply(nodes_, in); }
   std::size_t size() const { return pos_; }
   // After kError: what and the offset from the reply's first byte where it was found.
   ParseError error() const { return error_; }

@@ -38,7 +38,7 @@ std::string render(const Reply& r) {
 // Parses `wire` whole; returns the rendering, or "error:<offset>" (and *size the reply's size).
 std::string parse_whole(std::string_view wire, std::size_t* size = nullptr, const Limits& limits = {}) {
   ReplyParser p(limits);
-  Bytes in(wire);
+  ByteSpans in(wire);
   switch (p.parse(in)) {
     case ReplyParser::Status::kNeedMore: return "need-more";
     case ReplyParser::Status::kError: return "error:" + std::to_string(p.error_offset());
@@ -58,7 +58,7 @@ void expect_incremental(std::string_view wire, const std::string& expected, std:
   ReplyParser p;
   for (std::size_t have = 1; have <= wire.size(); ++have) {
     std::size_t first = cap - start < have ? cap - start : have;
-    Bytes in(std::string_view(ring.data() + start, first), std::string_view(ring.data(), have - first));
+    ByteSpans in(std::string_view(ring.data() + start, first), std::string_view(ring.data(), have - first));
     ReplyParser::Status st = p.parse(in);
     if (st == ReplyParser::Status::kNeedMore) {
       ASSERT_LT(have, wire.size()) << "start " << start;
@@ -130,7 +130,7 @@ TEST(ReplyParser, PipelinedRepliesOneAfterAnother) {
   ReplyParser p;
   std::string_view rest = wire;
   while (!rest.empty()) {
-    Bytes in(rest);
+    ByteSpans in(rest);
     ASSERT_EQ(p.parse(in), ReplyParser::Status::kComplete);
     got.push_back(render(p.reply(in)));
     rest.remove_prefix(p.size());
@@ -143,7 +143,7 @@ TEST(ReplyParser, PipelinedRepliesOneAfterAnother) {
 TEST(ReplyParser, ZeroCopyViewsPointIntoTheInput) {
   std::string wire = "*2\r\n$5\r\nhello\r\n+world\r\n";
   ReplyParser p;
-  Bytes in(wire);
+  ByteSpans in(wire);
   ASSERT_EQ(p.parse(in), ReplyParser::Status::kComplete);
   Reply r = p.reply(in);
   EXPECT_EQ(r[0].str().first().data(), wire.data() + 8);
@@ -155,9 +155,9 @@ TEST(ReplyParser, ZeroCopyViewsPointIntoTheInput) {
 TEST(ReplyParser, AStringAcrossTheWrapIsTwoPieces) {
   std::string a = "$10\r\nhello", b = "world\r\n";
   ReplyParser p;
-  Bytes in(a, b);
+  ByteSpans in(a, b);
   ASSERT_EQ(p.parse(in), ReplyParser::Status::kComplete);
-  Bytes s = p.reply(in).str();
+  ByteSpans s = p.reply(in).str();
   EXPECT_FALSE(s.contiguous());
   EXPECT_EQ(s.first(), "hello");
   EXPECT_EQ(s.second(), "world");
@@ -168,7 +168,7 @@ TEST(ReplyParser, AStringAcrossTheWrapIsTwoPieces) {
 
 TEST(ReplyParser, DoublesParse) {
   ReplyParser p;
-  Bytes in(std::string_view(",-2.5e3\r\n"));
+  ByteSpans in(std::string_view(",-2.5e3\r\n"));
   ASSERT_EQ(p.parse(in), ReplyParser::Status::kComplete);
   EXPECT_EQ(p.reply(in).to_double(), -2500.0);
 }
@@ -207,12 +207,12 @@ TEST(ReplyParser, EveryErrorWithItsOffset) {
   };
   for (const Bad& c : cases) {
     ReplyParser p;
-    ASSERT_EQ(p.parse(Bytes(c.wire)), ReplyParser::Status::kError) << c.wire;
+    ASSERT_EQ(p.parse(ByteSpans(c.wire)), ReplyParser::Status::kError) << c.wire;
     EXPECT_EQ(p.error(), c.error) << c.wire << ": " << describe(p.error());
     EXPECT_EQ(p.error_offset(), c.offset) << c.wire;
     EXPECT_NE(std::string(describe(p.error())), "?");
     // Once failed, it stays failed.
-    EXPECT_EQ(p.parse(Bytes(c.wire)), ReplyParser::Status::kError);
+    EXPECT_EQ(p.parse(ByteSpans(c.wire)), ReplyParser::Status::kError);
   }
 }
 
@@ -224,7 +224,7 @@ TEST(ReplyParser, Limits) {
   l.max_bulk = 10;
   auto error_of = [&](std::string_view wire) {
     ReplyParser p(l);
-    ReplyParser::Status st = p.parse(Bytes(wire));
+    ReplyParser::Status st = p.parse(ByteSpans(wire));
     return st == ReplyParser::Status::kError ? p.error() : ParseError::kNone;
   };
   EXPECT_EQ(error_of("*1\r\n*1\r\n:1\r\n"), ParseError::kNone);
@@ -246,7 +246,7 @@ TEST(ReplyParser, NeedsMoreUntilTheLastByte) {
   std::string_view wire = "*2\r\n$3\r\nfoo\r\n:1\r\n";
   for (std::size_t n = 0; n < wire.size(); ++n) {
     ReplyParser p;
-    EXPECT_EQ(p.parse(Bytes(wire.substr(0, n))), ReplyParser::Status::kNeedMore) << n;
+    EXPECT_EQ(p.parse(ByteSpans(wire.substr(0, n))), ReplyParser::Status::kNeedMore) << n;
   }
 }
 

@@ -15,7 +15,7 @@ int hex_value(char c) {
 
 }  // namespace
 
-BodyStep ChunkedDecoder::step(const Spans& in) {
+BodyStep ChunkedDecoder::step(const ByteSpans& in) {
   if (state_ == State::kFailed) return fail(0, error_);
   std::size_t i = 0;
   const std::size_t n = in.size();

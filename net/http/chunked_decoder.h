@@ -9,7 +9,7 @@
 #include <cstdint>
 
 #include "net/http/body_step.h"
-#include "net/http/spans.h"
+#include "net/byte_spans.h"
 
 namespace mnv::http {
 
@@ -20,7 +20,7 @@ class ChunkedDecoder {
       : max_body_(max_body), max_trailer_(max_trailer) {}
 
   // `in` starts right after the bytes consumed by the previous steps.
-  BodyStep step(const Spans& in);
+  BodyStep step(const ByteSpans& in);
   std::uint64_t total() const { return total_; }
   void reset() {
     state_ = State::kSize;

@@ -156,7 +156,7 @@ Task<bool> Client::receive_until(std::int64_t wake_at, Response* out, std::span<
   // The head (any 1xx interim responses skipped).
   while (!in_body_) {
     iovec iov[2];
-    Spans in(iov, rx.data_iov(iov));
+    ByteSpans in(iov, rx.data_iov(iov));
     HeadStatus st = parser_.parse_head(in, opt_.scratch);
     if (st == HeadStatus::kComplete) {
       const ResponseHead& h = parser_.head();
@@ -220,7 +220,7 @@ Task<bool> Client::receive_until(std::int64_t wake_at, Response* out, std::span<
   // The body.
   while (!parser_.body_done()) {
     iovec iov[2];
-    Spans in(iov, rx.data_iov(iov));
+    ByteSpans in(iov, rx.data_iov(iov));
     BodyStep st = parser_.parse_body(in);
     if (st.error == Error::kNone && st.consumed == 0 && !st.done && s_.eof()) st = parser_.finish();
     if (st.error != Error::kNone) {

@@ -13,7 +13,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "net/http/spans.h"
+#include "net/byte_spans.h"
 
 namespace mnv::http {
 
@@ -22,7 +22,7 @@ class HeadScanner {
   enum class Result { kMore, kComplete, kTooLarge };
 
   // `in` holds the message from its first byte. kTooLarge: no end within `limit` bytes.
-  Result scan(const Spans& in, std::size_t limit) {
+  Result scan(const ByteSpans& in, std::size_t limit) {
     if (end_ != 0) return Result::kComplete;
     std::size_t stop = in.size() < limit ? in.size() : limit;
     while (pos_ < stop) {
@@ -60,7 +60,7 @@ class HeadScanner {
   }
 
   // Notes the LF at stream offset i (ending a line); true when it ends the head.
-  bool at_lf(const Spans& in, std::size_t i) {
+  bool at_lf(const ByteSpans& in, std::size_t i) {
     std::size_t len = i - line_start_;
     bool empty = len == 0 || (len == 1 && in[i - 1] == '\r');
     line_start_ = i + 1;

@@ -109,7 +109,7 @@ HeadStatus RequestParser::fail(Error e, std::size_t offset) {
 // While the head is incomplete: a request line that already shows a target over the limit (414)
 // or a method that cannot be one (400), so a client cannot hold a connection with it. It decides
 // exactly as parse_complete() would (same error, same offset), only sooner.
-Error RequestParser::check_partial_line(const Spans& in, std::size_t* offset) const {
+Error RequestParser::check_partial_line(const ByteSpans& in, std::size_t* offset) const {
   std::size_t start = scanner_.start();
   std::size_t line_end = scanner_.line_end() != 0 ? scanner_.line_end() : in.size();
   if (line_end - start <= limits_.max_target) return Error::kNone;
@@ -126,7 +126,7 @@ Error RequestParser::check_partial_line(const Spans& in, std::size_t* offset) co
   return q - t > limits_.max_target ? Error::kTargetTooLong : Error::kNone;
 }
 
-HeadStatus RequestParser::parse_head(const Spans& in, std::span<char> scratch) {
+HeadStatus RequestParser::parse_head(const ByteSpans& in, std::span<char> scratch) {
   if (error_ != Error::kNone) return HeadStatus::kError;
   switch (scanner_.scan(in, limits_.max_head)) {
     case HeadScanner::Result::kMore: {
@@ -210,7 +210,7 @@ HeadStatus RequestParser::parse_complete(const char* base) {
   return HeadStatus::kComplete;
 }
 
-BodyStep RequestParser::parse_body(const Spans& in) {
+BodyStep RequestParser::parse_body(const ByteSpans& in) {
   BodyStep s;
   if (error_ != Error::kNone) {
     s.error = error_;

@@ -36,7 +36,7 @@
 #include "net/http/header_list.h"
 #include "net/http/limits.h"
 #include "net/http/parse_error.h"
-#include "net/http/spans.h"
+#include "net/byte_spans.h"
 
 namespace mnv::http {
 
@@ -73,14 +73,14 @@ class RequestParser {
   // Limits are checked here: max_head at most 65535, max_headers at most kMaxHeaderCapacity.
   explicit RequestParser(const Limits& limits = Limits{});
 
-  HeadStatus parse_head(const Spans& in, std::span<char> scratch = {});
+  HeadStatus parse_head(const ByteSpans& in, std::span<char> scratch = {});
   const RequestHead& head() const { return head_; }
   // Bytes of the head in the input (with any empty lines before the request line).
   std::size_t head_size() const { return scanner_.end(); }
   // After kNeedScratch: the scratch buffer size the head needs.
   std::size_t scratch_needed() const { return scanner_.end(); }
 
-  BodyStep parse_body(const Spans& in);
+  BodyStep parse_body(const ByteSpans& in);
   bool body_done() const { return body_done_; }
 
   // After kError (or a step with an error): what was wrong, the status to answer, and the byte
@@ -93,7 +93,7 @@ class RequestParser {
 
  private:
   HeadStatus fail(Error e, std::size_t offset);
-  Error check_partial_line(const Spans& in, std::size_t* offset) const;
+  Error check_partial_line(const ByteSpans& in, std::size_t* offset) const;
   HeadStatus parse_complete(const char* base);
 
   Limits limits_;

@@ -47,7 +47,7 @@ TEST(RequestParserTest, ParsesASimpleGet) {
 TEST(RequestParserTest, HeadViewsPointIntoTheInputAndFindIsCaseInsensitive) {
   std::string in = "POST /echo HTTP/1.1\r\nHOST: h\r\nContent-Length: 5\r\n\r\nhello";
   RequestParser p;
-  ASSERT_EQ(p.parse_head(Spans(in)), HeadStatus::kComplete);
+  ASSERT_EQ(p.parse_head(ByteSpans(in)), HeadStatus::kComplete);
   const RequestHead& h = p.head();
   EXPECT_EQ(h.method, Method::kPost);
   EXPECT_GE(h.target.data(), in.data());
@@ -59,7 +59,7 @@ TEST(RequestParserTest, HeadViewsPointIntoTheInputAndFindIsCaseInsensitive) {
   EXPECT_EQ(h.framing, Framing::kLength);
   EXPECT_EQ(h.content_length, 5u);
   EXPECT_EQ(p.head_size(), in.size() - 5);
-  BodyStep s = p.parse_body(Spans(std::string_view(in).substr(p.head_size())));
+  BodyStep s = p.parse_body(ByteSpans(std::string_view(in).substr(p.head_size())));
   EXPECT_EQ(s.data, "hello");
   EXPECT_EQ(s.consumed, 5u);
   EXPECT_TRUE(s.done);
@@ -99,7 +99,7 @@ TEST(RequestParserTest, ExpectContinueHeadAndOptionsAsterisk) {
 TEST(RequestParserTest, MethodsAreRecognisedAndUnknownTokensKept) {
   RequestParser p;
   std::string in = "PROPFIND /d HTTP/1.1\r\nHost: h\r\n\r\n";
-  ASSERT_EQ(p.parse_head(Spans(in)), HeadStatus::kComplete);
+  ASSERT_EQ(p.parse_head(ByteSpans(in)), HeadStatus::kComplete);
   EXPECT_EQ(p.head().method, Method::kOther);
   EXPECT_EQ(p.head().method_name, "PROPFIND");
   EXPECT_EQ(method_name(Method::kDelete), "DELETE");
@@ -238,13 +238,13 @@ TEST(RequestParserTest, AnOverlongTargetIsRefusedBeforeTheHeadEnds) {
   l.max_target = 16;
   RequestParser p(l);
   std::string in = "GET /0123456789abcde";  // 16 bytes of target so far: within the limit
-  EXPECT_EQ(p.parse_head(Spans(in)), HeadStatus::kIncomplete);
+  EXPECT_EQ(p.parse_head(ByteSpans(in)), HeadStatus::kIncomplete);
   in += "f";
-  EXPECT_EQ(p.parse_head(Spans(in)), HeadStatus::kError);
+  EXPECT_EQ(p.parse_head(ByteSpans(in)), HeadStatus::kError);
   EXPECT_EQ(p.error(), Error::kTargetTooLong);
   EXPECT_EQ(p.error_status(), 414);
   RequestParser q(l);
-  EXPECT_EQ(q.parse_head(Spans(std::string(40, 'G'))), HeadStatus::kError);
+  EXPECT_EQ(q.parse_head(ByteSpans(std::string(40, 'G'))), HeadStatus::kError);
   EXPECT_EQ(q.error(), Error::kBadRequestLine);  // no space: no method can be this long
 }
 
@@ -267,7 +267,7 @@ TEST(RequestParserTest, AnOverlongLineIsJudgedTheSameHoweverItArrives) {
 
 TEST(RequestParserTest, AHeadAcrossTheWrapNeedsScratchAndIsCopiedThere) {
   std::string in = "GET /wrap HTTP/1.1\r\nHost: h\r\n\r\n";
-  Spans two(std::string_view(in).substr(0, 10), std::string_view(in).substr(10));
+  ByteSpans two(std::string_view(in).substr(0, 10), std::string_view(in).substr(10));
   RequestParser p;
   EXPECT_EQ(p.parse_head(two), HeadStatus::kNeedScratch);
   EXPECT_EQ(p.scratch_needed(), in.size());
@@ -353,7 +353,7 @@ TEST(RequestParserTest, ParsingAllocatesNothing) {
   long before = global_allocations();
   std::size_t requests = 0;
   for (int round = 0; round < 10000; ++round) {
-    Spans in{std::string_view(batch)};
+    ByteSpans in{std::string_view(batch)};
     while (!in.empty()) {
       p.reset();
       if (p.parse_head(in) != HeadStatus::kComplete) break;

@@ -28,7 +28,7 @@ TEST(ResponseHeadWriterTest, WritesStatusDateServerLengthConnection) {
             "Content-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\n");
   // What it writes, our own parser reads.
   ResponseParser p;
-  ASSERT_EQ(p.parse_head(Spans(std::string_view(buf, n))), HeadStatus::kComplete);
+  ASSERT_EQ(p.parse_head(ByteSpans(std::string_view(buf, n))), HeadStatus::kComplete);
   EXPECT_EQ(p.head().status, 200);
   EXPECT_EQ(p.head().content_length, 13u);
   EXPECT_FALSE(p.head().keep_alive);

@@ -36,7 +36,7 @@ HeadStatus ResponseParser::fail(Error e, std::size_t offset) {
   return HeadStatus::kError;
 }
 
-HeadStatus ResponseParser::parse_head(const Spans& in, std::span<char> scratch) {
+HeadStatus ResponseParser::parse_head(const ByteSpans& in, std::span<char> scratch) {
   if (error_ != Error::kNone) return HeadStatus::kError;
   switch (scanner_.scan(in, limits_.max_head)) {
     case HeadScanner::Result::kMore:
@@ -110,7 +110,7 @@ HeadStatus ResponseParser::parse_complete(const char* base) {
   return HeadStatus::kComplete;
 }
 
-BodyStep ResponseParser::parse_body(const Spans& in) {
+BodyStep ResponseParser::parse_body(const ByteSpans& in) {
   BodyStep s;
   if (error_ != Error::kNone) {
     s.error = error_;

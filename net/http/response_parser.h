@@ -21,7 +21,7 @@
 #include "net/http/limits.h"
 #include "net/http/parse_error.h"
 #include "net/http/request_parser.h"
-#include "net/http/spans.h"
+#include "net/byte_spans.h"
 
 namespace mnv::http {
 
@@ -42,12 +42,12 @@ class ResponseParser {
   // The response answers a HEAD request: it has no body whatever its fields say. Reset by reset().
   void expect_no_body() { no_body_ = true; }
 
-  HeadStatus parse_head(const Spans& in, std::span<char> scratch = {});
+  HeadStatus parse_head(const ByteSpans& in, std::span<char> scratch = {});
   const ResponseHead& head() const { return head_; }
   std::size_t head_size() const { return scanner_.end(); }
   std::size_t scratch_needed() const { return scanner_.end(); }
 
-  BodyStep parse_body(const Spans& in);
+  BodyStep parse_body(const ByteSpans& in);
   // The connection closed (after every byte was given to parse_body): completes a body framed
   // until close; for any other body not yet done it is an error (kTruncated).
   BodyStep finish();

@@ -82,8 +82,8 @@ TEST(ResponseParserTest, BodyUntilCloseEndsAtEof) {
 TEST(ResponseParserTest, TruncatedBodyIsAnErrorAtEof) {
   ResponseParser p;
   std::string in = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
-  ASSERT_EQ(p.parse_head(Spans(in)), HeadStatus::kComplete);
-  BodyStep s = p.parse_body(Spans(std::string_view(in).substr(p.head_size())));
+  ASSERT_EQ(p.parse_head(ByteSpans(in)), HeadStatus::kComplete);
+  BodyStep s = p.parse_body(ByteSpans(std::string_view(in).substr(p.head_size())));
   EXPECT_EQ(s.data, "abc");
   EXPECT_FALSE(s.done);
   EXPECT_EQ(p.finish().error, Error::kTruncated);

@@ -142,12 +142,12 @@ class Connection {
 HeadStatus Connection::parse_buffered() {
   iovec iov[2] = {};  // (GCC cannot see that data_iov() fills the second when it says 2)
   int n = s_.rx().data_iov(iov);
-  if (carried_ == 0) return parser_.parse_head(Spans(iov, n), std::span<char>(scratch_, scratch_size_));
+  if (carried_ == 0) return parser_.parse_head(ByteSpans(iov, n), std::span<char>(scratch_, scratch_size_));
   // The carried bytes, then the ring's first piece (carry_head() moves it out too if the head
   // goes on past it); a complete head is copied together in head_buf_.
   std::string_view ring = n > 0 ? std::string_view(static_cast<const char*>(iov[0].iov_base), iov[0].iov_len)
                                 : std::string_view();
-  return parser_.parse_head(Spans(std::string_view(head_buf_, carried_), ring),
+  return parser_.parse_head(ByteSpans(std::string_view(head_buf_, carried_), ring),
                             std::span<char>(head_buf_, site_.options.limits.max_head));
 }
 
@@ -213,7 +213,7 @@ Task<std::string_view> Connection::body_piece(Request& req) {
   for (;;) {
     if (parser_.body_done() || req.body_error_ != 0) co_return std::string_view();
     iovec iov[2];
-    Spans in(iov, s_.rx().data_iov(iov));
+    ByteSpans in(iov, s_.rx().data_iov(iov));
     BodyStep st = parser_.parse_body(in.advanced(off_));
     if (st.error != Error::kNone) {
       req.body_error_ = status_of(st.error);

@@ -1,12 +1,12 @@
 // net/http/test_ring.h — (tests) a byte ring like net/Vectoring's receive ring, without a heap:
-// its data comes out as one or two Spans, so tests can put a message across the wrap anywhere.
+// its data comes out as one or two ByteSpans, so tests can put a message across the wrap anywhere.
 #pragma once
 
 #include <cstddef>
 #include <string_view>
 #include <vector>
 
-#include "net/http/spans.h"
+#include "net/byte_spans.h"
 
 namespace mnv::http::testing {
 
@@ -29,9 +29,9 @@ class TestRing {
     head_ = (head_ + n) % buf_.size();
     len_ -= n;
   }
-  Spans data() const {
+  ByteSpans data() const {
     std::size_t first = buf_.size() - head_ < len_ ? buf_.size() - head_ : len_;
-    return Spans(std::string_view(buf_.data() + head_, first),
+    return ByteSpans(std::string_view(buf_.data() + head_, first),
                  std::string_view(buf_.data(), len_ - first));
   }
 

@@ -47,7 +47,7 @@ void render(const Reply& r, const Limits& l, std::uint32_t depth, std::string* o
       break;
     }
     default: {
-      Bytes s = r.str();
+      ByteSpans s = r.str();
       for (std::size_t i = 0; i < s.size(); ++i) out->push_back(s[i]);
       (void)r.to_double();
       break;
@@ -61,7 +61,7 @@ std::vector<std::string> whole(std::string_view wire, const Limits& l) {
   ReplyParser p(l);
   std::size_t at = 0;
   for (;;) {
-    Bytes in(wire.substr(at));
+    ByteSpans in(wire.substr(at));
     ReplyParser::Status st = p.parse(in);
     if (st == ReplyParser::Status::kNeedMore) {
       got.push_back("M");
@@ -105,7 +105,7 @@ std::vector<std::string> ringed(std::string_view wire, const Limits& l, std::siz
     fed += n;
     for (;;) {
       std::size_t first = cap - head < len ? cap - head : len;
-      Bytes in(std::string_view(ring.data() + head, first), std::string_view(ring.data(), len - first));
+      ByteSpans in(std::string_view(ring.data() + head, first), std::string_view(ring.data(), len - first));
       ReplyParser::Status st = p.parse(in);
       if (st == ReplyParser::Status::kError) {
         got.push_back("E" + std::to_string(static_cast<int>(p.error())) + "@" +
