@@ -15,6 +15,9 @@
 # over the server and its children — nginx's master + worker — across the measured window), and
 # the row's req/s and CPU per request against nginx's and Go's in the same scenario.
 # A second table shows what each server answers (response bytes, header names, /echo).
+# The keep-alive scenarios (keepalive, conns1000) also record wrk's latency distribution
+# (perf/wrk/spectrum.lua) and plot every server's on one chart, a percentile spectrum on a log
+# scale (tools/plot_latency.sh): PLOT_DIR/<scenario>_spectrum.png [out/bench_http].
 # Markdown tables on stdout, progress on stderr; every process it starts is stopped on exit.
 #
 # Servers (SERVERS, in this order by default): ours (bazel-bin/apps/http/http, optimized),
@@ -133,8 +136,8 @@ wrk_args() {
   local sc=$1 port=$2 secs=$3 url="http://127.0.0.1:$2"
   local common=(wrk -t1 -d"${secs}s" --latency)
   case "$sc" in
-    keepalive) echo "${common[*]} -c$CONNS $url/plaintext" ;;
-    conns1000) echo "${common[*]} -c$MANY_CONNS $url/plaintext" ;;
+    keepalive) echo "${common[*]} -c$CONNS -s perf/wrk/spectrum.lua $url/plaintext" ;;
+    conns1000) echo "${common[*]} -c$MANY_CONNS -s perf/wrk/spectrum.lua $url/plaintext" ;;
     pipelined) echo "${common[*]} -c$CONNS -s perf/wrk/pipeline.lua $url -- $PIPELINE_DEPTH /plaintext" ;;
     post4k) echo "${common[*]} -c$CONNS -s perf/wrk/post4k.lua $url/echo -- $POST_SIZE" ;;
     *) say "unknown scenario '$sc' (known: keepalive conns1000 pipelined post4k)"; return 1 ;;
@@ -172,7 +175,10 @@ children_cpu_s() {
   sed -n 2p "$1" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }; print t }'
 }
 
-declare -A R
+declare -A R PICK
+PLOT_DIR="${PLOT_DIR:-out/bench_http}"
+mkdir -p "$PLOT_DIR"
+rm -f "$PLOT_DIR"/spectrum_*.csv
 for sc in $SCENARIOS; do wrk_args "$sc" 0 1 >/dev/null || exit 2; done
 # Rounds interleave the servers, so slow spells of this shared machine hit them alike.
 for ((rep = 1; rep <= REPS; rep++)); do
@@ -188,8 +194,10 @@ for sc in $SCENARIOS; do
     t0=$(cpu_ticks "$SERVER_PID") || t0=""
     times >"$TMP/times.0"
     w0=$(date +%s.%N)
+    export WRK_SPECTRUM="$PLOT_DIR/spectrum_${sc}_${s}_${rep}.csv"
     # shellcheck disable=SC2046
     run_pinned "$CLIENT_CPU" $(wrk_args "$sc" "$SERVER_PORT" "$DURATION_S")
+    unset WRK_SPECTRUM
     w1=$(date +%s.%N)
     times >"$TMP/times.1"
     c0=$(children_cpu_s "$TMP/times.0")
@@ -219,7 +227,21 @@ for sc in $SCENARIOS; do
              fi
            done | median_line | awk '{ print $2 }')
     R["$sc|$s"]="${R["$sc|$s|${pick:-1}"]}"
+    PICK["$sc|$s"]="${pick:-1}"
   done
+done
+# The latency spectra of the keep-alive scenarios, every server's median round on one chart.
+PLOTS=()
+for sc in $SCENARIOS; do
+  args=()
+  for s in "${SERVER_LIST[@]}"; do
+    f="$PLOT_DIR/spectrum_${sc}_${s}_${PICK["$sc|$s"]}.csv"
+    [ -s "$f" ] && args+=("$f" "$s")
+  done
+  [ ${#args[@]} -gt 0 ] || continue
+  if tools/plot_latency.sh spectrum "$PLOT_DIR/${sc}_spectrum.png" "HTTP/1.1 $(describe "$sc"): latency spectrum (wrk, from each actual send)" "${args[@]}"; then
+    PLOTS+=("$PLOT_DIR/${sc}_spectrum.png")
+  fi
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -266,3 +288,7 @@ for s in "${SERVER_LIST[@]}"; do
   IFS='|' read -r bytes names echo_out <<<"${ANSWER[$s]:-|not reached|}"
   echo "| $(label "$s") | $bytes | $names | $echo_out |"
 done
+if [ ${#PLOTS[@]} -gt 0 ]; then
+  echo
+  echo "Latency spectra (every server on one chart): ${PLOTS[*]}"
+fi
