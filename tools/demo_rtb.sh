@@ -9,7 +9,7 @@
 # for WIN_SHARE of the bids, with a progress line once a second. Prints per step: offered and
 # achieved rate, answered, bids (200), no-bids (204), malformed (400), p50/p99/p99.9, timeouts
 # (answers after their request's tmax, 80-300 ms; or after DEADLINE_MS when set), shed (the
-# bidder's early no-bids, from its /metrics when it counts them); then spend against budget per campaign and each shard's share
+# bidder's early no-bids, from its /metrics when it counts them); then spend (and reservations) against budget per campaign (rtb_campaign_* series) and each shard's share
 # of the requests (from /metrics), and the plots (out/demo_rtb/*.png).
 #
 #   bazel build --config=opt //apps/rtb //perf:http_load && tools/demo_rtb.sh
@@ -114,9 +114,17 @@ if [ -s "$last" ]; then
   grep '^rtb_no_bids_total{' "$last" | awk '{ match($0, /reason="[^"]*"/); r = substr($0, RSTART + 8, RLENGTH - 9); n[r] += $NF }
     END { for (k in n) if (n[k] > 0) printf "  %-14s %d\n", k, n[k] }' | sort -k2 -nr
   spend=$(metric_sum "$last" '^rtb_spend_micros_total')
-  budget=$(grep -E '^daily_budget_micros' "$CAMPAIGNS" 2>/dev/null | tr -d '_' | awk -F= '{ s += $2 } END { printf "%.0f", s }')
   echo
-  echo "spend (billing notices at the clearing price): $(awk -v s="$spend" 'BEGIN { printf "%.2f", s / 1e6 }') USD of the campaigns' daily budgets together, $(awk -v b="$budget" 'BEGIN { printf "%.2f", b / 1e6 }') USD ($CAMPAIGNS; the bidder's /metrics has no per-campaign spend series)"
+  echo "spend (billing notices at the clearing price): $(awk -v s="$spend" 'BEGIN { printf "%.2f", s / 1e6 }') USD in all; per campaign (USD, all shards):"
+  echo "| campaign | spent | reserved | daily budget | total budget | spent/daily |"
+  echo "|---|---|---|---|---|---|"
+  grep -E '^rtb_campaign_(spent_micros_total|reserved_micros|budget_micros)\{' "$last" | awk '
+    { match($0, /campaign="[^"]*"/); c = substr($0, RSTART + 10, RLENGTH - 11); seen[c] = 1
+      if ($0 ~ /^rtb_campaign_spent/) s[c] += $NF
+      else if ($0 ~ /^rtb_campaign_reserved/) r[c] += $NF
+      else if ($0 ~ /kind="daily"/) d[c] += $NF
+      else t[c] += $NF }
+    END { for (c in seen) printf "| %s | %.2f | %.4f | %.2f | %.2f | %.3f%% |\n", c, s[c] / 1e6, r[c] / 1e6, d[c] / 1e6, t[c] / 1e6, (d[c] > 0 ? 100 * s[c] / d[c] : 0) }' | sort
   echo
   echo "per-shard share of the requests ($SHARES_METRIC):"
   grep -v '^#' "$last" | grep 'shard="' | grep -E "^(${SHARES_METRIC//,/|})[{ ]" | awk '

@@ -112,6 +112,20 @@ struct Metrics {
 };
 Metrics g_metrics;
 
+// Per-campaign spend series, for the campaigns in the file at start (registered once, in
+// add_metrics; a campaign a reload adds later has none). Each shard publishes its own slice's
+// spent and reserved every kPublishTicks ticks; shard 0 alone publishes the budgets, so that
+// `sum without (shard)` gives each campaign's figures.
+struct CampaignSeries {
+  bool on = false;
+  metrics::Counter spent;
+  metrics::Gauge reserved, total_budget, daily_budget;
+};
+std::vector<CampaignSeries> g_campaign_series;  // by budget slot
+std::vector<int> g_series_slots;                // the slots that have series
+std::vector<std::string> g_start_campaigns;     // (configure → add_metrics) the file's ids at start
+constexpr int kPublishTicks = 20;
+
 const metrics::ShardCells& cells() { return Shard::current()->metrics(); }
 void count(metrics::Counter c, std::uint64_t n = 1) {
   if (g_metrics.on) cells().add(c, n);
@@ -163,6 +177,7 @@ struct ShardState {
   std::int64_t tick_due_ns = 0;  // when it is due next: a loop held past it lags now
   std::uint64_t rng = 0x2545F4914F6CDD1Dull;
   std::uint64_t test_bids = 0;
+  std::vector<Micros> spent_published;     // by budget slot: what the spent counter holds
   std::unique_ptr<HeapPool> ticker_pool;  // (kept to the end: the kernel holds the ticker to its last turn)
 };
 std::unique_ptr<ShardState> g_state[256];
@@ -221,12 +236,37 @@ void on_debit(void* ctx, int slot, Micros cost) {
   count(g_metrics.spend, static_cast<std::uint64_t>(cost));
 }
 
+// This shard's slices of the campaigns with series, into its cells.
+void publish_campaign_series(ShardState& s) {
+  if (!g_metrics.on) return;
+  const metrics::ShardCells& m = cells();
+  const BudgetBook& book = s.budget->book();
+  for (int slot : g_series_slots) {
+    const CampaignSeries& cs = g_campaign_series[static_cast<std::size_t>(slot)];
+    const BudgetSlice& slice = book.slice(s.index, static_cast<std::size_t>(slot));
+    Micros spent = slice.spent.load(std::memory_order_relaxed);
+    Micros& published = s.spent_published[static_cast<std::size_t>(slot)];
+    if (spent > published) {
+      m.add(cs.spent, static_cast<std::uint64_t>(spent - published));
+      published = spent;
+    }
+    m.set(cs.reserved, slice.reserved.load(std::memory_order_relaxed));
+    if (s.index == 0) {
+      int ci = s.campaign_of_slot[static_cast<std::size_t>(slot)];
+      const Campaign* c = ci >= 0 && s.gen ? &s.gen->index->campaign(static_cast<std::uint32_t>(ci)) : nullptr;
+      m.set(cs.total_budget, c != nullptr ? c->total_budget : 0);
+      m.set(cs.daily_budget, c != nullptr ? c->daily_budget : 0);
+    }
+  }
+}
+
 // Each shard's ticker: measures the loop's lag (for shedding) and picks up reloads.
 Thread ticker() {
   ShardState& s = state();
   constexpr std::int64_t kTick = 1'000'000;
   std::int64_t next = monotonic_ns() + kTick;
-  for (;;) {
+  for (int ticks = 0;; ++ticks) {
+    if (ticks % kPublishTicks == 0) publish_campaign_series(s);
     s.tick_due_ns = next;
     co_await sleep_until(next);
     std::int64_t now = monotonic_ns();
@@ -724,6 +764,8 @@ bool configure(const Config& config, std::string* error) {
   // The file must load now: a bidder that cannot bid does not start.
   CampaignSet set;
   if (!load_campaigns(c.campaigns, &set, error)) return false;
+  g_start_campaigns.clear();
+  for (const Campaign& camp : set.campaigns) g_start_campaigns.push_back(camp.id);
   g_site.options.limits.max_body = c.max_body;
   g_shared = std::make_unique<SharedObject<Shared>>();
   return true;
@@ -762,6 +804,26 @@ void add_metrics(metrics::Registry& reg) {
   m.reloads_ok = reg.counter("rtb_reloads", "Campaign reloads (SIGHUP), per shard.", {{"result", "ok"}});
   m.reloads_refused = reg.counter("rtb_reloads", "Campaign reloads (SIGHUP), per shard.", {{"result", "refused"}});
   m.decide = reg.histogram("rtb_bid_seconds", "Time from a bid request's handler start to its BidResponse.");
+  g_campaign_series.assign(g_config.max_campaigns, CampaignSeries{});
+  g_series_slots.clear();
+  for (const std::string& id : g_start_campaigns) {
+    int slot = g_book->slot_of(campaign_key(id));
+    if (slot < 0 || static_cast<std::size_t>(slot) >= g_campaign_series.size()) continue;
+    CampaignSeries& cs = g_campaign_series[static_cast<std::size_t>(slot)];
+    if (cs.on) continue;  // (the file names it twice: the loader refuses that anyway)
+    cs.on = true;
+    cs.spent = reg.counter("rtb_campaign_spent_micros", "Micro-USD debited by billing notices, per campaign.",
+                           {{"campaign", id}});
+    cs.reserved = reg.gauge("rtb_campaign_reserved_micros",
+                            "Micro-USD held by bids awaiting their notices, per campaign.", {{"campaign", id}});
+    cs.total_budget = reg.gauge("rtb_campaign_budget_micros",
+                                "A campaign's budget (on shard 0 only: sum without (shard) gives it).",
+                                {{"campaign", id}, {"kind", "total"}});
+    cs.daily_budget = reg.gauge("rtb_campaign_budget_micros",
+                                "A campaign's budget (on shard 0 only: sum without (shard) gives it).",
+                                {{"campaign", id}, {"kind", "daily"}});
+    g_series_slots.push_back(slot);
+  }
 }
 
 bool init_shard(Shard& shard, Server&, std::string* error) {
@@ -783,6 +845,7 @@ bool init_shard(Shard& shard, Server&, std::string* error) {
   s->gzip = std::make_unique<Gzip>();
   s->pacers.resize(g_config.max_campaigns);
   s->campaign_of_slot.assign(g_config.max_campaigns, -1);
+  s->spent_published.assign(g_config.max_campaigns, 0);
   for (std::size_t i = 0; i < g_config.contexts; ++i) {
     s->contexts.push_back(std::make_unique<Context>(g_config.max_body));
     s->contexts.back()->next_free = s->free;

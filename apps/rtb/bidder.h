@@ -8,7 +8,10 @@
 //                              400 malformed or a price above the bid, 403 forged, 409 replayed,
 //                              410 expired
 //   GET /healthz               200 "ok"
-//   GET /metrics               every shard's series (shard/metrics_page.h)
+//   GET /metrics               every shard's series (shard/metrics_page.h), with per campaign
+//                              (those in the file at start): rtb_campaign_spent_micros_total,
+//                              rtb_campaign_reserved_micros (each shard's slice, published every
+//                              20 ms) and rtb_campaign_budget_micros{kind="total"|"daily"} (shard 0)
 //
 // Per request, on the shard that accepted it: the body (inflated if gzip) into one of the
 // shard's request contexts (each with its own simdjson parser: a request that waits for a cap

@@ -317,6 +317,42 @@ TEST(RtbTest, NoticesAreSettledOnceAndForgeriesNever) {
   EXPECT_EQ(b.terminate(), 0);
 }
 
+// Per-campaign series: a billed bid's cost shows as its campaign's spend (on the shard that bid),
+// its reservation until the notice comes, and each campaign's budgets once (shard 0's gauges).
+TEST(RtbTest, MetricsShowSpendAndBudgetPerCampaign) {
+  Bidder b({});
+  Reply r = bid(b.port(), testdata("banner.json"));
+  ASSERT_EQ(r.status, 200);
+  std::size_t at = r.body.find("\"cid\":\"");
+  ASSERT_NE(at, std::string::npos) << r.body;
+  at += 7;
+  std::string cid = r.body.substr(at, r.body.find('"', at) - at);
+  std::string label = "{campaign=\"" + cid + "\"";
+  // (each shard publishes its slices every 20 ms: wait for the figure, bounded)
+  auto eventually = [&](const std::string& series, long want) {
+    long got = -1;
+    for (int i = 0; i < 200 && got != want; ++i) {
+      got = metric(b.port(), series);
+      if (got != want) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return got;
+  };
+  long reserved = 0;
+  for (int i = 0; i < 200 && reserved == 0; ++i) {
+    reserved = metric(b.port(), "rtb_campaign_reserved_micros" + label);
+    if (reserved == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(reserved, 1500);  // (the bid's price, at least the 1.50 CPM it is billed below)
+  EXPECT_EQ(eventually("rtb_campaign_budget_micros{campaign=\"acme-shoes-na\",kind=\"total\"", 50'000'000'000), 50'000'000'000);
+  EXPECT_EQ(metric(b.port(), "rtb_campaign_budget_micros{campaign=\"acme-shoes-na\",kind=\"daily\""), 2'000'000'000);
+  Conn c(b.port());
+  ASSERT_EQ(c.call(get(notice(r.body, "burl", "1.5"))).status, 200);
+  EXPECT_EQ(eventually("rtb_campaign_spent_micros_total" + label, 1500), 1500);
+  EXPECT_EQ(eventually("rtb_campaign_reserved_micros" + label, 0), 0);
+  EXPECT_EQ(metric(b.port(), "rtb_campaign_spent_micros_total"), 1500);  // every campaign together
+  EXPECT_EQ(b.terminate(), 0);
+}
+
 // stark-auto-video caps a user at 3 impressions a day: after 3 wins (each notice on whichever
 // shard its connection lands on, recorded by the user's owner), that user gets no video bid.
 void caps_across_shards(const char* mode) {
