@@ -117,6 +117,25 @@ Task<int> BudgetLeases::reset(Client& c, std::string_view campaign, std::int64_t
 }
 
 template <typename Client>
+Task<int> BudgetLeases::open(Client& c, std::string_view campaign, std::int64_t amount, bool* created) {
+  if (!make_keys(campaign)) co_return EINVAL;
+  Int n(amount);
+  const std::string_view left_key(left_key_, left_len_);
+  const std::string_view argv[] = {"SET", left_key, n, "NX"};
+  Reply r;
+  if (int e = co_await call_on(c, left_key, argv, &r); e != 0) {
+    std::snprintf(why_, sizeof why_, "%s", c.why());
+    co_return e;
+  }
+  if (r.is_error()) {
+    std::snprintf(why_, sizeof why_, "%s: SET NX answered an error", left_key_);
+    co_return EPROTO;
+  }
+  *created = !r.is_null();
+  co_return 0;
+}
+
+template <typename Client>
 Task<int> BudgetLeases::lease(Client& c, std::string_view campaign, std::string_view holder, std::int64_t want,
                               std::int64_t* granted) {
   if (!make_keys(campaign)) co_return EINVAL;
@@ -158,6 +177,8 @@ Task<int> BudgetLeases::left(Client& c, std::string_view campaign, std::int64_t*
 // The two clients.
 template Task<int> BudgetLeases::reset(Connection&, std::string_view, std::int64_t);
 template Task<int> BudgetLeases::reset(Cluster&, std::string_view, std::int64_t);
+template Task<int> BudgetLeases::open(Connection&, std::string_view, std::int64_t, bool*);
+template Task<int> BudgetLeases::open(Cluster&, std::string_view, std::int64_t, bool*);
 template Task<int> BudgetLeases::lease(Connection&, std::string_view, std::string_view, std::int64_t, std::int64_t*);
 template Task<int> BudgetLeases::lease(Cluster&, std::string_view, std::string_view, std::int64_t, std::int64_t*);
 template Task<int> BudgetLeases::give_back(Connection&, std::string_view, std::string_view, std::int64_t,

@@ -40,6 +40,10 @@ class BudgetLeases {
   // Sets the campaign's budget left to `amount` and forgets its leases (a new campaign).
   template <typename Client>
   Task<int> reset(Client& c, std::string_view campaign, std::int64_t amount);
+  // Sets the campaign's budget left to `amount` only if Redis holds none yet (SET NX: the first
+  // bidder of a fleet to open a campaign sets it, the others find it): 0 with *created.
+  template <typename Client>
+  Task<int> open(Client& c, std::string_view campaign, std::int64_t amount, bool* created);
   // Leases up to `want` for `holder`: 0 with *granted (0 when nothing is left), or an errno as
   // the client's call() gives them, or EPROTO with why() for an error reply.
   template <typename Client>

@@ -28,6 +28,16 @@ Thread single_bidder(Ctx* x) {
   BudgetLeases b;
   std::int64_t got = -1, left = -1;
   EXPECT_EQ(co_await b.reset(c, "c42", 1000), 0) << b.why();
+  // open() sets a budget only where Redis holds none (the first bidder of a fleet sets it).
+  bool created = true;
+  EXPECT_EQ(co_await b.open(c, "c42", 999'999, &created), 0) << b.why();
+  EXPECT_FALSE(created);
+  EXPECT_EQ(co_await b.left(c, "c42", &left), 0);
+  EXPECT_EQ(left, 1000);
+  EXPECT_EQ(co_await b.open(c, "c43-new", 77, &created), 0) << b.why();
+  EXPECT_TRUE(created);
+  EXPECT_EQ(co_await b.left(c, "c43-new", &left), 0);
+  EXPECT_EQ(left, 77);
   EXPECT_EQ(co_await b.lease(c, "c42", "bidder-a", 300, &got), 0) << b.why();
   EXPECT_EQ(got, 300);
   EXPECT_EQ(co_await b.lease(c, "c42", "bidder-b", 800, &got), 0);

@@ -1,5 +1,7 @@
 #include "apps/rtb/bidder.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +18,7 @@
 #include "apps/rtb/campaigns.h"
 #include "apps/rtb/freq_cap.h"
 #include "apps/rtb/gzip.h"
+#include "apps/rtb/lease_keeper.h"
 #include "apps/rtb/notice.h"
 #include "apps/rtb/pacer.h"
 #include "mem/log.h"
@@ -57,8 +60,11 @@ struct RtbConfig {
   bool bill_at_win = false;
   bool fault_injection = false;
   std::int64_t cap_owner_delay_ms = 0;
+  std::string redis;  // budget leases from this Redis (lease_keeper.h); empty: local budgets
+  LeaseKeeper::Options lease;
 };
 RtbConfig g_config;
+LeaseMetrics g_lease_metrics;
 
 // Shared by every shard (threads or processes): the reload generation, the budget book.
 struct Shared {
@@ -164,6 +170,7 @@ struct Generation {
 struct ShardState {
   std::size_t index = 0;
   std::unique_ptr<ShardBudget> budget;
+  std::unique_ptr<LeaseKeeper> keeper;  // [rtb] redis set: the slices are filled from Redis leases
   std::unique_ptr<FreqCaps> caps;
   std::unique_ptr<NoticeSigner> signer;
   std::unique_ptr<Gzip> gzip;
@@ -217,8 +224,9 @@ bool load_generation(ShardState& s, std::string* error) {
   std::size_t shards = Shard::current()->set().size();
   for (int i = 0; i < gen->index->size(); ++i) {
     const Campaign& c = gen->index->campaign(static_cast<std::uint32_t>(i));
-    int slot = s.budget->open(campaign_key(c.id), c.total_budget, error);
+    int slot = s.budget->open(campaign_key(c.id), s.keeper ? 0 : c.total_budget, error);
     if (slot < 0) return false;
+    if (s.keeper) s.keeper->track(slot, c.id, c.total_budget);
     gen->slot_of[static_cast<std::size_t>(i)] = slot;
     s.campaign_of_slot[static_cast<std::size_t>(slot)] = i;
     if (!s.pacers[static_cast<std::size_t>(slot)]) {
@@ -727,6 +735,13 @@ void add_knobs(Config& config) {
                     "which notice debits the budget: the billing notice, or the win notice");
   config.add_bool("rtb", "fault_injection", false,
                   "tests: a bid request with x-mnv-fault: segv|fpe traps its handler; stall holds its shard 150 ms");
+  config.add_text("rtb", "redis", "", "host:port, or empty", [](std::string_view v, std::string* why) {
+    sockaddr_in a;
+    return v.empty() || LeaseKeeper::parse_address(v, &a, why);
+  }, "lease campaign budgets from this Redis, shared by a fleet of bidders (apps/rtb/lease_keeper.h); empty: "
+     "each process spends its campaigns' whole budgets", true);
+  config.add_int("rtb", "redis_lease_micros", 10'000'000, 1, std::int64_t{1} << 50,
+                 "with redis: micro-USD a shard leases per campaign at a time (asked again below half)");
   config.add_int("rtb", "cap_owner_delay_ms", 0, 0, 60'000, "tests: every cap check waits this long on its owner");
 }
 
@@ -761,6 +776,14 @@ bool configure(const Config& config, std::string* error) {
   c.bill_at_win = config.text("bill_at") == "nurl";
   c.fault_injection = config.boolean("fault_injection");
   c.cap_owner_delay_ms = config.integer("cap_owner_delay_ms");
+  c.redis = config.text("redis");
+  if (!c.redis.empty()) {
+    if (!LeaseKeeper::parse_address(c.redis, &c.lease.redis, error)) return false;
+    c.lease.lease = config.integer("redis_lease_micros");
+    char host[64] = "bidder";
+    ::gethostname(host, sizeof host - 1);
+    c.lease.holder = std::string(host) + ":" + std::to_string(::getpid());
+  }
   // The file must load now: a bidder that cannot bid does not start.
   CampaignSet set;
   if (!load_campaigns(c.campaigns, &set, error)) return false;
@@ -803,6 +826,7 @@ void add_metrics(metrics::Registry& reg) {
   }
   m.reloads_ok = reg.counter("rtb_reloads", "Campaign reloads (SIGHUP), per shard.", {{"result", "ok"}});
   m.reloads_refused = reg.counter("rtb_reloads", "Campaign reloads (SIGHUP), per shard.", {{"result", "refused"}});
+  if (!g_config.redis.empty()) g_lease_metrics.add(reg);
   m.decide = reg.histogram("rtb_bid_seconds", "Time from a bid request's handler start to its BidResponse.");
   g_campaign_series.assign(g_config.max_campaigns, CampaignSeries{});
   g_series_slots.clear();
@@ -853,9 +877,13 @@ bool init_shard(Shard& shard, Server&, std::string* error) {
   }
   s->rng ^= shard.index() * 0x9E3779B97F4A7C15ull;
   s->gen_seen = (*g_shared)->generation.load(std::memory_order_acquire);
+  if (!g_config.redis.empty()) {
+    s->keeper = std::make_unique<LeaseKeeper>(s->budget.get(), shard.index(), g_config.lease, &g_lease_metrics);
+  }
   ShardState& st = *s;
   g_state[shard.index()] = std::move(s);
   if (!load_generation(st, error)) return false;
+  if (st.keeper && !st.keeper->start(shard.kernel(), error)) return false;
   st.ticker_pool = std::make_unique<HeapPool>(4, 1);
   if (shard.kernel().start(*st.ticker_pool, ticker) == nullptr) {
     *error = "rtb: the shard's ticker could not start";

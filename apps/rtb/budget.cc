@@ -145,6 +145,23 @@ int ShardBudget::open(std::uint64_t campaign_id, Micros total, std::string* erro
   return slot;
 }
 
+void ShardBudget::deposit(int slot, Micros amount) {
+  MNV_ASSERT(slot >= 0 && static_cast<std::size_t>(slot) < book_->max_campaigns() && amount >= 0);
+  add(book_->slice(shard_, static_cast<std::size_t>(slot)).available, amount);
+}
+
+Micros ShardBudget::withdraw(int slot) {
+  MNV_ASSERT(slot >= 0 && static_cast<std::size_t>(slot) < book_->max_campaigns());
+  BudgetSlice& sl = book_->slice(shard_, static_cast<std::size_t>(slot));
+  Micros all = sl.available.load(std::memory_order_relaxed);
+  sl.available.store(0, std::memory_order_relaxed);
+  return all;
+}
+
+Micros ShardBudget::available(int slot) const {
+  return book_->slice(shard_, static_cast<std::size_t>(slot)).available.load(std::memory_order_relaxed);
+}
+
 std::uint64_t ShardBudget::reserve(int slot, Micros cost, std::int64_t now_ns) {
   MNV_ASSERT(slot >= 0 && static_cast<std::size_t>(slot) < book_->max_campaigns() && cost > 0);
   if (head_ - tail_ > mask_) {

@@ -155,6 +155,13 @@ class ShardBudget {
   // Frees reservations past their lifetime.
   void expire(std::int64_t now_ns);
 
+  // Money from outside the book (a Redis lease, apps/rtb/lease_keeper.h), on this shard's
+  // thread: deposit() adds to this shard's available; withdraw() takes all of it (to give it
+  // back) and returns how much. Neither touches reserved or spent.
+  void deposit(int slot, Micros amount);
+  Micros withdraw(int slot);
+  Micros available(int slot) const;
+
   BudgetBook& book() const { return *book_; }
   std::size_t live_reservations() const { return static_cast<std::size_t>(head_ - tail_); }
   std::uint64_t refused_full() const { return refused_full_; }
