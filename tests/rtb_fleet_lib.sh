@@ -1,0 +1,96 @@
+# tests/rtb_fleet_lib.sh — shell helpers for a bidder fleet sharing budgets through Redis
+# (apps/rtb/lease_keeper.h): tests/rtb_fleet_test.sh and tools/demo_fleet.sh source it after
+# defining `say`. Everything it starts lives under $FLEET_TMP (a fresh temporary directory) and
+# is stopped, by its pid, when the script exits.
+#
+#   fleet_start_redis                redis-server on a free loopback port, no persistence, its own
+#                                    directory; sets REDIS_PORT, REDIS_PID
+#   rcli ARGS...                     redis-cli against it
+#   fleet_set_budgets MICROS FILE    sets every campaign of FILE's budget in Redis to MICROS
+#   fleet_start_bidder N FLAGS...    bidder N (BIDDER_ADDR[N], BIDDER_ADMIN[N], BIDDER_PID[N]),
+#                                    leasing from the Redis above, port 0, its own admin port
+#   metric_sum N REGEX               the sum of bidder N's /metrics samples matching REGEX
+#   redis_left_sum                   Σ {budget:*}:left in Redis
+#   redis_leases_of PID              Σ what the holders "<host>:PID/<shard>" hold in Redis
+FLEET_TMP="$(mktemp -d)"
+FLEET_PIDS=()
+fleet_cleanup() {
+  local p
+  for p in "${FLEET_PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -KILL "$p" 2>/dev/null || true; done
+  for p in "${FLEET_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$FLEET_TMP"
+}
+trap fleet_cleanup EXIT
+trap 'exit 130' INT TERM
+
+RTB_BIN=${RTB_BIN:-}
+declare -a BIDDER_ADDR BIDDER_ADMIN BIDDER_PID
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+fleet_start_redis() {
+  local tries
+  for tries in 1 2 3; do
+    REDIS_PORT=$(free_port)
+    mkdir -p "$FLEET_TMP/redis"
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$FLEET_TMP/redis" --save '' --appendonly no \
+      --daemonize no --logfile "$FLEET_TMP/redis/log" &
+    REDIS_PID=$!
+    FLEET_PIDS+=("$REDIS_PID")
+    for _ in $(seq 100); do
+      [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
+      kill -0 "$REDIS_PID" 2>/dev/null || break
+      sleep 0.05
+    done
+    kill -KILL "$REDIS_PID" 2>/dev/null || true
+  done
+  say "redis-server did not start; its log:"
+  cat "$FLEET_TMP/redis/log" >&2 || true
+  return 1
+}
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+campaign_ids() { sed -n 's/^id = "\(.*\)"$/\1/p' "$1"; }
+fleet_set_budgets() {
+  local id
+  for id in $(campaign_ids "$2"); do rcli SET "{budget:$id}:left" "$1" >/dev/null; done
+}
+
+# fleet_start_bidder N FLAGS...: reads "listening on" and "admin listening on" (no sleeps).
+fleet_start_bidder() {
+  local n=$1 first second
+  shift
+  mkfifo "$FLEET_TMP/out$n"
+  "$RTB_BIN" --host=127.0.0.1 --port=0 --admin_port=0 --redis="127.0.0.1:$REDIS_PORT" "$@" \
+    >"$FLEET_TMP/out$n" 2>"$FLEET_TMP/err$n" &
+  BIDDER_PID[n]=$!
+  FLEET_PIDS+=("${BIDDER_PID[n]}")
+  exec {fd}<"$FLEET_TMP/out$n"
+  if ! IFS= read -r -t 30 first <&"$fd" || [[ "$first" != "listening on "* ]]; then
+    say "bidder $n did not say 'listening on HOST:PORT' (got '${first:-}'); its stderr:"
+    cat "$FLEET_TMP/err$n" >&2
+    return 1
+  fi
+  IFS= read -r -t 5 second <&"$fd" || true
+  BIDDER_ADDR[n]=${first#listening on }
+  BIDDER_ADMIN[n]=${second#admin listening on }
+  [ -n "${BIDDER_ADMIN[n]}" ] || BIDDER_ADMIN[n]=${BIDDER_ADDR[n]}
+}
+metric_sum() {
+  curl -s --max-time 5 "http://${BIDDER_ADMIN[$1]}/metrics" |
+    awk -v re="$2" '!/^#/ && $1 ~ re { s += $NF } END { printf "%.0f", s }'
+}
+redis_left_sum() {
+  local k s=0
+  for k in $(rcli --scan --pattern '{budget:*}:left'); do s=$((s + $(rcli GET "$k"))); done
+  echo "$s"
+}
+redis_leases_of() {
+  local k s=0 v
+  for k in $(rcli --scan --pattern '{budget:*}:leases'); do
+    for v in $(rcli HGETALL "$k" | awk -v p=":$1/" 'NR % 2 == 1 { h = index($0, p) > 0 } NR % 2 == 0 && h { print }'); do
+      s=$((s + v))
+    done
+  done
+  echo "$s"
+}

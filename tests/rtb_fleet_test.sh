@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# tests/rtb_fleet_test.sh — bidder processes sharing campaign budgets through a real
+# redis-server (apps/rtb/lease_keeper.h), started here on a free loopback port and stopped at the
+# end; the load is perf/http_load's OpenRTB mix, open loop, with win and billing notices.
+#  1. Two bidders (two shards each) share budgets of 1 USD per campaign under load until the
+#     campaigns run dry: what they report spent plus what Redis has left is at most the budget
+#     (overspend bound 0). Then one is SIGKILLed and the other SIGTERMed (it gives back): the
+#     budget lost is at most what the killed one had leased (Redis's record of its holders).
+#  2. Redis is stopped (SIGSTOP) mid-run and continued: the bidder keeps serving (no crash),
+#     /metrics shows Redis down, it leases again by itself once Redis answers, spends no more
+#     than the budget, and exits 0 on SIGTERM.
+# Short runs (a few thousand requests each, well under 60 s), not the issue's 1,000,000: the
+# budgets are small so that they run dry in that time.
+set -euo pipefail
+say() { printf 'rtb_fleet_test: %s\n' "$*" >&2; }
+root="${TEST_SRCDIR:-}/${TEST_WORKSPACE:-}"
+[ -f "$root/tests/rtb_fleet_lib.sh" ] || root="$(cd "$(dirname "$0")/.." && pwd)"
+command -v redis-server >/dev/null || { say "redis-server is not installed (Debian redis-server)"; exit 1; }
+RTB_BIN="$root/apps/rtb/rtb"
+# shellcheck source=tests/rtb_fleet_lib.sh
+. "$root/tests/rtb_fleet_lib.sh"
+LOAD="$root/perf/http_load"
+CAMPAIGNS="$root/apps/rtb/campaigns.toml"
+FLAGS=(--shards=2 --campaigns="$CAMPAIGNS" --hmac_key=fleet-test-notice-key --reservation_ms=300)
+fail=0
+check() {  # check WHAT CONDITION-AS-ARITHMETIC
+  if (( $2 )); then say "ok: $1"; else say "FAILED: $1 ($2)"; fail=1; fi
+}
+load() {  # load N RATE SECONDS: http_load's OpenRTB mix against bidder N, notices for every bid
+  "$LOAD" --port="${BIDDER_ADDR[$1]##*:}" --rtb_mix=2000 --seed="$1" --rate="$2" --duration_s="$3" --conns=0 \
+    --win_share=1 --timeout_s=5 >"$FLEET_TMP/load$1" 2>&1 || true
+}
+wait_for() {  # wait_for SECONDS 'SHELL CONDITION': until it holds (polls every 50 ms); 1 if it never does
+  local until=$((SECONDS + $1))
+  until eval "$2"; do
+    [ "$SECONDS" -lt "$until" ] || return 1
+    sleep 0.05
+  done
+}
+
+fleet_start_redis
+ncamp=$(campaign_ids "$CAMPAIGNS" | wc -l)
+
+# ---- 1. two bidders, one budget; SIGKILL of one --------------------------------------------
+per=1000000
+budget=$((per * ncamp))
+fleet_set_budgets "$per" "$CAMPAIGNS"
+fleet_start_bidder 1 "${FLAGS[@]}" --redis_lease_micros=100000
+fleet_start_bidder 2 "${FLAGS[@]}" --redis_lease_micros=100000
+load 1 1500 6 & l1=$!
+load 2 1500 6 & l2=$!
+wait "$l1" "$l2"
+sleep 0.5  # the bids never billed pass their reservation_ms and go back to available
+spend1=$(metric_sum 1 '^rtb_spend_micros_total')
+spend2=$(metric_sum 2 '^rtb_spend_micros_total')
+dry=$(( $(metric_sum 1 'reason="budget"') + $(metric_sum 2 'reason="budget"') ))
+leased=$(( $(metric_sum 1 '^rtb_redis_leased_micros_total') + $(metric_sum 2 '^rtb_redis_leased_micros_total') ))
+say "two bidders: $(grep -h '^RESULT' "$FLEET_TMP/load1" "$FLEET_TMP/load2" | cut -c1-160 | tr '\n' ' ')"
+say "spent $spend1 + $spend2 micro-USD of $budget; leased $leased; no-bids for budget: $dry"
+check "the bidders spent something" "$spend1 > 0 && $spend2 > 0"
+check "the budgets ran dry (budget no-bids: $dry)" "$dry > 0"
+check "spend ≤ budget (spent $((spend1 + spend2)), budget $budget)" "$spend1 + $spend2 <= $budget"
+check "spend ≤ leased ≤ budget (leased $leased)" "$spend1 + $spend2 <= $leased && $leased <= $budget"
+held1=$(redis_leases_of "${BIDDER_PID[1]}")
+kill -KILL "${BIDDER_PID[1]}"
+wait "${BIDDER_PID[1]}" 2>/dev/null || true
+kill -TERM "${BIDDER_PID[2]}"
+rc=0
+wait "${BIDDER_PID[2]}" || rc=$?
+check "the SIGTERMed bidder exits 0" "$rc == 0"
+check "it gave its lease back (none of its holders left in Redis)" "$(redis_leases_of "${BIDDER_PID[2]}") == 0"
+left=$(redis_left_sum)
+lost=$((budget - left - spend1 - spend2))
+say "after SIGKILL of bidder 1 (holding $held1 in Redis) and SIGTERM of bidder 2: left $left, lost $lost"
+check "spent + left ≤ budget (no overspend: lost $lost ≥ 0)" "$lost >= 0"
+check "the budget lost ≤ the killed bidder's lease ($lost ≤ $held1)" "$lost <= $held1"
+
+# ---- 2. Redis stopped and continued mid-run -------------------------------------------------
+rcli FLUSHALL >/dev/null
+per=100000000
+budget=$((per * ncamp))
+fleet_set_budgets "$per" "$CAMPAIGNS"
+fleet_start_bidder 3 "${FLAGS[@]}" --redis_lease_micros=200000
+load 3 1000 8 & l3=$!
+wait_for 10 '[ "$(metric_sum 3 ^rtb_spend_micros_total)" -gt 0 ]' || say "bidder 3 has not spent yet"
+kill -STOP "$REDIS_PID"
+say "Redis stopped (SIGSTOP)"
+if wait_for 10 '[ "$(metric_sum 3 ^rtb_redis_up)" -eq 0 ]'; then down_seen=1; else down_seen=0; fi
+check "/metrics shows Redis down (rtb_redis_up 0 on every shard)" "$down_seen == 1"
+check "the bidder answers while Redis is down" "$(curl -s -o /dev/null -w '%{http_code}' "http://${BIDDER_ADDR[3]}/healthz") == 200"
+failed=$(metric_sum 3 'rtb_redis_lease_calls_total.*result="failed"')
+leased_down=$(metric_sum 3 '^rtb_redis_leased_micros_total')
+sleep 1  # (a second of the run with Redis away)
+kill -CONT "$REDIS_PID"
+say "Redis continued (SIGCONT)"
+if wait_for 10 '[ "$(metric_sum 3 ^rtb_redis_leased_micros_total)" -gt "$leased_down" ]'; then again=1; else again=0; fi
+check "lease calls failed while it was down ($failed)" "$failed > 0"
+check "the bidder leases again by itself once Redis answers" "$again == 1"
+check "rtb_redis_up is 1 on both shards again" "$(metric_sum 3 '^rtb_redis_up') == 2"
+wait "$l3"
+sleep 0.5
+spend3=$(metric_sum 3 '^rtb_spend_micros_total')
+kill -TERM "${BIDDER_PID[3]}"
+rc=0
+wait "${BIDDER_PID[3]}" || rc=$?
+check "the bidder exits 0 on SIGTERM (no crash)" "$rc == 0"
+left=$(redis_left_sum)
+say "spent $spend3, left $left of $budget; $(grep -h '^RESULT' "$FLEET_TMP/load3" | cut -c1-160)"
+check "spent + left ≤ budget" "$spend3 + $left <= $budget"
+check "the bidder spent something" "$spend3 > 0"
+[ "$fail" = 0 ] || { say "bidder stderr:"; tail -n 20 "$FLEET_TMP"/err* >&2; }
+exit "$fail"
