@@ -32,6 +32,7 @@ void Process::destroy() {
   }
   while (idle_.pop_front() != nullptr) {  // hooks that outlive their threads stay unlinked
   }
+  while (ReclaimHook* h = reclaim_.pop_front()) h->release(h);  // (held by trapped frames)
   Heap* heap = heap_;
   this->~Process();
   heap->free(this);

@@ -48,6 +48,25 @@ struct IdleHook : Linked<IdleTag> {
   void (*release)(IdleHook*);
 };
 
+struct ReclaimTag {};
+
+// Something a thread holds outside its process (a slot of shard-wide state) that must be given
+// back even when the thread traps: a trapped frame is never destroyed, so its destructors never
+// run. The holder registers the hook with Process::on_reclaim() and, when it gives the thing back
+// itself, unlinks it (the destructor does); Process::destroy() (the kernel reclaiming the
+// process, after a trap or at shutdown) runs each hook still registered, once, while the heap the
+// hook lives in is still there.
+struct ReclaimHook : Linked<ReclaimTag> {
+  explicit ReclaimHook(void (*fn)(ReclaimHook*)) : release(fn) {}
+  ~ReclaimHook() {
+    CriticalSection critical;  // (mem/critical_section.h)
+    List<ReclaimHook, ReclaimTag>::unlink(this);
+  }
+  ReclaimHook(const ReclaimHook&) = delete;
+  ReclaimHook& operator=(const ReclaimHook&) = delete;
+  void (*release)(ReclaimHook*);
+};
+
 class Process {
  public:
   // Builds a process inside `heap` (which it then owns). Null if the heap cannot hold it.
@@ -85,6 +104,11 @@ class Process {
   void release_when_idle(IdleHook* h) {
     CriticalSection critical;  // (mem/critical_section.h)
     if (!List<IdleHook, IdleTag>::is_linked(h)) idle_.push_back(h);
+  }
+  // Registers `h` to run if the process is reclaimed while it is still registered.
+  void on_reclaim(ReclaimHook* h) {
+    CriticalSection critical;  // (mem/critical_section.h)
+    if (!List<ReclaimHook, ReclaimTag>::is_linked(h)) reclaim_.push_back(h);
   }
   // The process is idle: runs and unregisters every registered hook. Called by the kernel
   // (outside dispatch) before it trims the heap.
@@ -141,6 +165,7 @@ class Process {
   List<ThreadState, QueueTag> blocked_;
   List<ThreadState, AllTag> all_;
   List<IdleHook, IdleTag> idle_;
+  List<ReclaimHook, ReclaimTag> reclaim_;
   std::size_t threads_ = 0;
   std::uint32_t kernel_slot_ = 0;
   Error death_;

@@ -262,4 +262,29 @@ TEST(ProcessTest, IdleHooksRunOnceEachWhenTheProcessIdles) {
 }
 
 }  // namespace
+struct CountingReclaim : ReclaimHook {
+  explicit CountingReclaim(int* runs) : ReclaimHook(&CountingReclaim::run), runs(runs) {}
+  static void run(ReclaimHook* h) { ++*static_cast<CountingReclaim*>(h)->runs; }
+  int* runs;
+};
+
+// A hook still registered when the process is reclaimed runs once; one given back does not.
+TEST(ProcessTest, ReclaimHooksRunOnceWhenTheProcessIsDestroyed) {
+  int runs = 0;
+  CountingReclaim a(&runs), b(&runs);
+  {
+    TestProcess p;
+    p->on_reclaim(&a);
+    p->on_reclaim(&a);  // registered once
+    p->on_reclaim(&b);
+    {
+      CountingReclaim given_back(&runs);
+      p->on_reclaim(&given_back);
+    }  // unlinks itself
+    p->release_idle();  // (idle hooks are another list)
+    EXPECT_EQ(runs, 0);
+  }  // destroy()
+  EXPECT_EQ(runs, 2);
+}
+
 }  // namespace mnv

@@ -26,6 +26,7 @@
 #include "runtime/clock.h"
 #include "runtime/fault_injection.h"
 #include "runtime/process.h"
+#include "runtime/raise.h"
 #include "shard/cross_call.h"
 #include "shard/metrics_page.h"
 #include "shard/shared_memory.h"
@@ -314,15 +315,31 @@ Task<> bad_request(Response& res, int status, std::string_view reason) {
   co_await res.send(reason);
 }
 
-struct ContextLease {
+// A request's hold on one of its shard's contexts (none when every one is taken), given back
+// however the handler ends: it returns, raises or times out (its frames are destroyed), or traps
+// (its frame is never destroyed, but the kernel reclaims its process, which runs the hook). It
+// also holds the campaigns generation the request decides with, given back the same way.
+struct ContextLease : ReclaimHook {
+  explicit ContextLease(ShardState& state) : ReclaimHook(&ContextLease::reclaimed), s(state), c(state.free) {
+    if (c == nullptr) return;
+    s.free = c->next_free;
+    gen = s.gen;  // a reload meanwhile does not pull it away
+    this_process().on_reclaim(this);
+  }
+  ~ContextLease() { give_back(); }
+  ContextLease(const ContextLease&) = delete;
+  ContextLease& operator=(const ContextLease&) = delete;
+  void give_back() {
+    gen.reset();
+    if (c == nullptr) return;
+    c->next_free = s.free;
+    s.free = c;
+    c = nullptr;
+  }
+  static void reclaimed(ReclaimHook* h) { static_cast<ContextLease*>(h)->give_back(); }
   ShardState& s;
   Context* c;
-  ~ContextLease() {
-    if (c != nullptr) {
-      c->next_free = s.free;
-      s.free = c;
-    }
-  }
+  std::shared_ptr<const Generation> gen;
 };
 
 std::size_t write_url(char* out, std::string_view base, std::string_view host, std::string_view path, NoticeKind kind,
@@ -374,15 +391,14 @@ Task<> bid(Request& req, Response& res) {
     co_await no_bid(res, 15);
     co_return;
   }
-  ContextLease lease{s, s.free};
+  ContextLease lease(s);
   if (lease.c == nullptr) {  // every context is waiting on a cap owner: shed
     count(g_metrics.no_bid_extra[static_cast<int>(Extra::kShed)]);
     co_await no_bid(res, 15);
     co_return;
   }
-  s.free = lease.c->next_free;
   Context& c = *lease.c;
-  std::shared_ptr<const Generation> gen = s.gen;  // a reload meanwhile does not pull it away
+  const std::shared_ptr<const Generation>& gen = lease.gen;
 
   // The body, inflated when it is gzip.
   std::size_t max = g_config.max_body;
@@ -425,6 +441,12 @@ Task<> bid(Request& req, Response& res) {
     count(g_metrics.invalid);
     co_await bad_request(res, 400, parsed.reason);
     co_return;
+  }
+  if (g_config.fault_injection) {  // the same, holding a context now
+    std::string_view fault = req.header("x-mnv-fault");
+    if (fault == "segv-holding") null_dereference();
+    if (fault == "raise-holding") co_await raise(EIO);
+    if (fault == "hold") co_await sleep_for(30'000'000);  // as a request waiting on its cap owner
   }
   std::int64_t tmax_ms = r.tmax > 0 ? r.tmax : g_config.default_tmax_ms;
   std::int64_t deadline = t0 + (tmax_ms - g_config.safety_margin_ms) * 1'000'000;
@@ -734,7 +756,9 @@ void add_knobs(Config& config) {
   config.add_choice("rtb", "bill_at", "burl", {"burl", "nurl"},
                     "which notice debits the budget: the billing notice, or the win notice");
   config.add_bool("rtb", "fault_injection", false,
-                  "tests: a bid request with x-mnv-fault: segv|fpe traps its handler; stall holds its shard 150 ms");
+                  "tests: a bid request with x-mnv-fault: segv|fpe traps its handler; stall holds its shard 150 ms; "
+                  "with a context taken and its body parsed: segv-holding traps, raise-holding raises EIO, "
+                  "hold keeps the context 30 ms");
   config.add_text("rtb", "redis", "", "host:port, or empty", [](std::string_view v, std::string* why) {
     sockaddr_in a;
     return v.empty() || LeaseKeeper::parse_address(v, &a, why);

@@ -15,7 +15,8 @@
 //
 // Per request, on the shard that accepted it: the body (inflated if gzip) into one of the
 // shard's request contexts (each with its own simdjson parser: a request that waits for a cap
-// owner keeps its views), parsed, auctioned (apps/rtb/auction.h); then for each impression the
+// owner keeps its views; given back however the handler ends, a trap included: runtime/process.h
+// ReclaimHook), parsed, auctioned (apps/rtb/auction.h); then for each impression the
 // candidates in price order through pacing, the frequency cap (asked of the user's owner shard,
 // under the deadline) and a budget reservation (apps/rtb/budget.h); the BidResponse is written
 // with signed notice URLs. The deadline is tmax (or default_tmax_ms) less safety_margin_ms from
