@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016  # (wait_for's conditions are single-quoted: evaluated at each poll)
 # tests/rtb_fleet_test.sh — bidder processes sharing campaign budgets through a real
 # redis-server (apps/rtb/lease_keeper.h), started here on a free loopback port and stopped at the
 # end; the load is perf/http_load's OpenRTB mix, open loop, with win and billing notices.
@@ -89,6 +90,7 @@ if wait_for 10 '[ "$(metric_sum 3 ^rtb_redis_up)" -eq 0 ]'; then down_seen=1; el
 check "/metrics shows Redis down (rtb_redis_up 0 on every shard)" "$down_seen == 1"
 check "the bidder answers while Redis is down" "$(curl -s -o /dev/null -w '%{http_code}' "http://${BIDDER_ADDR[3]}/healthz") == 200"
 failed=$(metric_sum 3 'rtb_redis_lease_calls_total.*result="failed"')
+export leased_down  # (read by a wait_for condition)
 leased_down=$(metric_sum 3 '^rtb_redis_leased_micros_total')
 sleep 1  # (a second of the run with Redis away)
 kill -CONT "$REDIS_PID"
