@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/rtb_fleet_lib.sh — shell helpers for a bidder fleet sharing budgets through Redis
 # (apps/rtb/lease_keeper.h): tests/rtb_fleet_test.sh and tools/demo_fleet.sh source it after
 # defining `say`. Everything it starts lives under $FLEET_TMP (a fresh temporary directory) and
@@ -29,8 +30,7 @@ declare -a BIDDER_ADDR BIDDER_ADMIN BIDDER_PID
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 fleet_start_redis() {
-  local tries
-  for tries in 1 2 3; do
+  for _ in 1 2 3; do
     REDIS_PORT=$(free_port)
     mkdir -p "$FLEET_TMP/redis"
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$FLEET_TMP/redis" --save '' --appendonly no \
