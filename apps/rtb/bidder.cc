@@ -391,6 +391,14 @@ Task<> bid(Request& req, Response& res) {
     co_await no_bid(res, 15);
     co_return;
   }
+  // The body's first piece before a context is taken: a sender that has sent none of its body
+  // yet holds no context while it is waited for. Waits for the rest are bounded by
+  // [rtb] body_timeout_ms (the connection is closed past it, its context given back).
+  std::string_view encoding = req.header("content-encoding");  // (before a wait moves the head)
+  bool gzipped = encoding == "gzip" || encoding == "x-gzip";
+  bool identity = encoding.empty() || encoding == "identity";
+  std::string_view first = co_await req.read_some();
+  if (req.body_error() != 0) co_return;  // (the server answers a broken body)
   ContextLease lease(s);
   if (lease.c == nullptr) {  // every context is waiting on a cap owner: shed
     count(g_metrics.no_bid_extra[static_cast<int>(Extra::kShed)]);
@@ -402,14 +410,20 @@ Task<> bid(Request& req, Response& res) {
 
   // The body, inflated when it is gzip.
   std::size_t max = g_config.max_body;
-  std::string_view encoding = req.header("content-encoding");
-  bool gzipped = encoding == "gzip" || encoding == "x-gzip";
-  if (!gzipped && !encoding.empty() && encoding != "identity") {
+  if (!gzipped && !identity) {
     count(g_metrics.invalid);
     co_await bad_request(res, 415, "Content-Encoding: only gzip is accepted\n");
     co_return;
   }
-  std::size_t n = co_await req.read_all(gzipped ? c.raw.get() : c.body.get(), max);
+  char* in = gzipped ? c.raw.get() : c.body.get();
+  std::size_t n = 0;
+  for (std::string_view piece = first; !piece.empty(); piece = co_await req.read_some()) {
+    if (n <= max) {  // (as read_all: over max, n ends at max + 1 and the rest is discarded)
+      std::size_t k = piece.size() <= max - n ? piece.size() : max - n;
+      std::memcpy(in + n, piece.data(), k);
+      n += piece.size() <= max - n ? piece.size() : max - n + 1;
+    }
+  }
   if (req.body_error() != 0) co_return;  // (the server answers a broken body)
   if (n > max) {
     count(g_metrics.too_large);
@@ -751,6 +765,9 @@ void add_knobs(Config& config) {
                  "campaign budget slots (ever, across reloads)");
   config.add_int("rtb", "contexts", static_cast<std::int64_t>(d.contexts), 1, 4096,
                  "bid requests in progress per shard (each keeps a parser: ~7 bytes per max_bid_body byte)");
+  config.add_int("rtb", "body_timeout_ms", 0, 0, 600'000,
+                 "the whole bid request body within this (else the connection closes; a context a "
+                 "slow sender took is given back); 0: default_tmax_ms");
   config.add_choice("rtb", "cap_timeout", "no_bid", {"no_bid", "bid"},
                     "when the user's cap owner cannot answer in time: no-bid, or bid without the cap");
   config.add_choice("rtb", "bill_at", "burl", {"burl", "nurl"},
@@ -789,6 +806,8 @@ bool configure(const Config& config, std::string* error) {
   c.cap_entries = static_cast<std::size_t>(config.integer("cap_entries"));
   c.max_campaigns = static_cast<std::size_t>(config.integer("max_campaigns"));
   c.contexts = static_cast<std::size_t>(config.integer("contexts"));
+  std::int64_t body_ms = config.integer("body_timeout_ms");
+  g_site.options.body_timeout_ns = (body_ms > 0 ? body_ms : c.default_tmax_ms) * 1'000'000;
   for (auto [name, v] : {std::pair<const char*, std::size_t>{"max_reservations", c.max_reservations},
                          {"cap_entries", c.cap_entries}}) {
     if ((v & (v - 1)) != 0) {

@@ -13,7 +13,8 @@
 //                              rtb_campaign_reserved_micros (each shard's slice, published every
 //                              20 ms) and rtb_campaign_budget_micros{kind="total"|"daily"} (shard 0)
 //
-// Per request, on the shard that accepted it: the body (inflated if gzip) into one of the
+// Per request, on the shard that accepted it: the body's first piece awaited with no context held
+// (the whole body within body_timeout_ms, default tmax), then the body (inflated if gzip) into one of the
 // shard's request contexts (each with its own simdjson parser: a request that waits for a cap
 // owner keeps its views; given back however the handler ends, a trap included: runtime/process.h
 // ReclaimHook), parsed, auctioned (apps/rtb/auction.h); then for each impression the

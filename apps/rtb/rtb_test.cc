@@ -151,9 +151,13 @@ class Conn {
   ~Conn() { ::close(fd_); }
   bool ok() const { return ok_; }
 
+  bool send(const std::string& raw) {
+    return ::send(fd_, raw.data(), raw.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(raw.size());
+  }
+  // Sends `raw` (maybe nothing) and reads one response: status 0 when the connection closed first.
   Reply call(const std::string& raw) {
     Reply r;
-    if (::send(fd_, raw.data(), raw.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(raw.size())) return r;
+    if (!send(raw)) return r;
     std::string& in = buf_;
     std::size_t end;
     while ((end = in.find("\r\n\r\n")) == std::string::npos) {
@@ -513,6 +517,35 @@ TEST(RtbTest, AFaultHoldingAContextGivesItBack) {
   }
   EXPECT_EQ(shed_of_concurrent_holds(b.port(), 16), 0);
   EXPECT_EQ(bid(b.port(), testdata("banner.json")).status, 200);
+  EXPECT_EQ(b.terminate(), 0) << b.log();
+}
+
+// Slow senders on a shard of 16 contexts: 20 that sent only a head hold no context (requests
+// behind them bid, none shed); 20 that sent half a body each took one, and give it back with
+// their connection at body_timeout_ms (not the server's 30 s); then 16 requests at once find one
+// each.
+TEST(RtbTest, SlowSendersDoNotHoldTheContexts) {
+  Bidder b({"--fault_injection=true", "--shards=1", "--contexts=16", "--body_timeout_ms=300"});
+  std::string body = testdata("banner.json");
+  std::string whole = post("/openrtb2/bid", body);
+  std::string head = whole.substr(0, whole.size() - body.size());
+  std::vector<std::unique_ptr<Conn>> heads, halves;
+  for (int i = 0; i < 20; ++i) {
+    heads.push_back(std::make_unique<Conn>(b.port()));
+    ASSERT_TRUE(heads.back()->send(head));
+  }
+  const std::string shed_series = "rtb_no_bids_total{reason=\"shed\",nbr=\"15\"";
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(bid(b.port(), body).status, 200) << i;
+  EXPECT_EQ(metric(b.port(), shed_series), 0);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20; ++i) {
+    halves.push_back(std::make_unique<Conn>(b.port()));
+    ASSERT_TRUE(halves.back()->send(head + body.substr(0, body.size() / 2)));
+  }
+  for (auto& h : halves) EXPECT_NE(h->call("").status, 200);  // closed at the body timeout
+  auto s = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(s, 5000);
+  EXPECT_EQ(shed_of_concurrent_holds(b.port(), 16), 0);
   EXPECT_EQ(b.terminate(), 0) << b.log();
 }
 
