@@ -179,6 +179,16 @@ bool empty_transfer_encoding(std::string_view in) {
   return false;
 }
 
+// How many Transfer-Encoding field lines the input has (by name, at a line start).
+int transfer_encoding_lines(std::string_view in) {
+  const std::string_view name = "\ntransfer-encoding:";
+  int n = 0;
+  for (std::size_t i = 0; i + name.size() <= in.size(); ++i) {
+    if (chars::iequals(in.substr(i, name.size()), name)) ++n;
+  }
+  return n;
+}
+
 // Whether some line starts with a hex chunk size followed by ';' (a chunk extension).
 bool chunk_extension(std::string_view in) {
   for (std::size_t i = 0; i < in.size(); ++i) {
@@ -226,6 +236,10 @@ bool explained_difference(std::string_view in, const Outcome& ours, const Oracle
   // llhttp takes "*" followed by more as a target; the asterisk-form is "*" alone (RFC 9112 §3.2.4).
   if (ours.error == Error::kBadTarget && ours.error_at < in.size() && in[ours.error_at] == '*') return true;
   if (ours.error == Error::kBadTransferEncoding && empty_transfer_encoding(in)) return true;
+  // llhttp 8 frames by the last Transfer-Encoding field line alone when the earlier ones did not
+  // end in chunked ("TE: chunked x" then "TE: chunked" is chunked to it); we read all the field
+  // lines as one list (RFC 9110 §5.3), where chunked then stands twice or not last: 400.
+  if (ours.error == Error::kBadTransferEncoding && transfer_encoding_lines(in) >= 2) return true;
   // llhttp 8 forgets a Transfer-Encoding field with an empty value and frames by Content-Length;
   // we refuse any request that carries both fields (RFC 9112 §6.1: no request smuggling).
   if (ours.error == Error::kContentLengthWithTransferEncoding && empty_transfer_encoding(in)) return true;
