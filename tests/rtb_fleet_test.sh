@@ -7,6 +7,7 @@
 #     campaigns run dry: what they report spent plus what Redis has left is at most the budget
 #     (overspend bound 0). Then one is SIGKILLed and the other SIGTERMed (it gives back): the
 #     budget lost is at most what the killed one had leased (Redis's record of its holders).
+#  0. A malformed [rtb] redis address is a config error (exit 2) naming the knob.
 #  2. Redis is stopped (SIGSTOP) mid-run and continued: the bidder keeps serving (no crash),
 #     /metrics shows Redis down, it leases again by itself once Redis answers, spends no more
 #     than the budget, and exits 0 on SIGTERM.
@@ -38,6 +39,16 @@ wait_for() {  # wait_for SECONDS 'SHELL CONDITION': until it holds (polls every 
     sleep 0.05
   done
 }
+
+# A bad address is a config error naming the knob (exit 2), not a bidder that never leases.
+rc=0
+err=$("$RTB_BIN" --port=0 --campaigns="$CAMPAIGNS" --hmac_key=fleet-test-notice-key --redis=nohost:99 2>&1 >/dev/null) || rc=$?
+if [ "$rc" = 2 ] && [[ "$err" == *'[rtb] redis = "nohost:99": must be host:port'* ]]; then
+  say "ok: --redis=nohost:99 is refused: $err"
+else
+  say "FAILED: --redis=nohost:99: exit $rc, '$err'"
+  fail=1
+fi
 
 fleet_start_redis
 ncamp=$(campaign_ids "$CAMPAIGNS" | wc -l)
