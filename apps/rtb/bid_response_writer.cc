@@ -84,6 +84,8 @@ class JsonOut {
   bool overflow_ = false;
 };
 
+void write_tail(JsonOut& j, const Campaign& campaign, const Creative& cr);
+
 void write_bid(JsonOut& j, const ResponseBid& b) {
   assert(b.campaign != nullptr && b.creative != nullptr);
   assert(b.price >= 0 && b.price <= kMaxCpmMicros);
@@ -107,6 +109,15 @@ void write_bid(JsonOut& j, const ResponseBid& b) {
     j.key("lurl");
     j.str(b.lurl);
   }
+  if (!cr.bid_tail.empty()) {
+    j.raw(cr.bid_tail);
+  } else {
+    write_tail(j, *b.campaign, cr);
+  }
+}
+
+// ,"adm":...,"mtype":N} — the part of a bid that depends only on its creative.
+void write_tail(JsonOut& j, const Campaign& campaign, const Creative& cr) {
   j.key("adm");
   j.str(cr.adm);
   j.key("adomain");
@@ -119,7 +130,7 @@ void write_bid(JsonOut& j, const ResponseBid& b) {
   j.key("crid");
   j.str(cr.crid);
   j.key("cid");
-  j.str(b.campaign->id);
+  j.str(campaign.id);
   if (cr.w != 0 && cr.h != 0) {
     j.key("w");
     j.integer(cr.w);
@@ -156,6 +167,18 @@ std::size_t write_bid_response(std::string_view request_id, std::string_view sea
   j.key("cur");
   j.raw("\"USD\"}");
   return j.done();
+}
+
+void prewrite_bid_tails(Campaign* campaign) {
+  for (Creative& cr : campaign->creatives) {
+    cr.bid_tail.clear();
+    std::string buf(256 + 6 * (cr.adm.size() + cr.crid.size() + campaign->id.size()), '\0');
+    for (const std::string& d : cr.adomain) buf.resize(buf.size() + 6 * d.size() + 3);
+    JsonOut j(buf.data(), buf.size());
+    write_tail(j, *campaign, cr);
+    buf.resize(j.done());  // (sized for the worst case: every byte a \u00XX)
+    cr.bid_tail = std::move(buf);
+  }
 }
 
 std::size_t write_no_bid_response(std::string_view request_id, int nbr, char* out, std::size_t cap) {

@@ -35,6 +35,10 @@ struct ResponseBid {
 std::size_t write_bid_response(std::string_view request_id, std::string_view seat, std::span<const ResponseBid> bids,
                                char* out, std::size_t cap);
 
+// Fills each creative's bid_tail (campaigns.h) with its part of a bid, escaped once, so a bid
+// copies it instead of escaping adm, adomain, crid and cid again. At load, not per request.
+void prewrite_bid_tails(Campaign* campaign);
+
 // Writes {"id":REQUEST_ID,"nbr":NBR}; returns its length, or 0 when it does not fit.
 std::size_t write_no_bid_response(std::string_view request_id, int nbr, char* out, std::size_t cap);
 

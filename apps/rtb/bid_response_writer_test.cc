@@ -98,6 +98,25 @@ TEST(BidResponseWriter, ParsesBackToWhatWasWritten) {
   EXPECT_EQ(b["mtype"].get_int64().value(), 2);
 }
 
+// Creatives' bid tails written once at load give the very same bytes as escaping each time.
+TEST(BidResponseWriter, PrewrittenTailsWriteTheSameBytes) {
+  Fixture f;
+  char plain[4096], pre[4096];
+  auto bids = f.bids();
+  std::size_t n = write_bid_response("req-1", "mnv", bids, plain, sizeof plain);
+  ASSERT_GT(n, 0u);
+  prewrite_bid_tails(&f.banner_campaign);
+  prewrite_bid_tails(&f.video_campaign);
+  ASSERT_FALSE(f.banner_campaign.creatives[0].bid_tail.empty());
+  EXPECT_EQ(f.banner_campaign.creatives[0].bid_tail.rfind(",\"adm\":\"<a href=\\\"", 0), 0u);
+  EXPECT_EQ(f.banner_campaign.creatives[0].bid_tail.back(), '}');
+  bids = f.bids();
+  std::size_t m = write_bid_response("req-1", "mnv", bids, pre, sizeof pre);
+  EXPECT_EQ(std::string(pre, m), std::string(plain, n));
+  // Too small still gives 0.
+  EXPECT_EQ(write_bid_response("req-1", "mnv", bids, pre, n - 1), 0u);
+}
+
 TEST(BidResponseWriter, WithoutASeat) {
   Fixture f;
   auto bids = f.bids();

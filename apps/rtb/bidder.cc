@@ -217,6 +217,7 @@ bool load_generation(ShardState& s, std::string* error) {
              std::to_string(g_config.max_campaigns);
     return false;
   }
+  for (Campaign& c : set.campaigns) prewrite_bid_tails(&c);  // (escaped once here, not per bid)
   auto gen = std::make_shared<Generation>();
   gen->index = CampaignIndex::build(std::move(set));
   gen->slot_of.resize(static_cast<std::size_t>(gen->index->size()));

@@ -57,6 +57,9 @@ struct Creative {
   std::string mime;            // video: e.g. "video/mp4"
   std::vector<std::string> adomain;
   std::string adm;
+  // Its part of every bid it makes, "adm" to the closing brace, JSON-escaped once at load
+  // (bid_response_writer.h: prewrite_bid_tails()); "" until then (the writer then escapes it each time).
+  std::string bid_tail;
 };
 
 struct FrequencyCap {
