@@ -24,98 +24,26 @@
 
 #include "runtime/kernel.h"
 #include "runtime/poller.h"
+#include "tests/child_server.h"
 #include "tests/echo_fixture.h"
 
 namespace mnv::testing {
 namespace {
 
-std::string runfile(const std::string& path) {
-  const char* dir = std::getenv("TEST_SRCDIR");
-  return std::string(dir != nullptr ? dir : ".") + "/mnvkd/" + path;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// The echo binary as a child process; its port is read from its first stdout line. Its stderr
-// goes to `stderr_path` if one is given.
-class EchoProcess {
+// The echo binary as a child process (tests/child_server.h); its stderr goes to `stderr_path` if
+// one is given.
+class EchoProcess : public ChildServer {
  public:
   EchoProcess(const std::string& poller, rlim_t max_files = 0, std::vector<std::string> extra = {"--shards=auto"},
-              const std::string& stderr_path = "") {
-    int out[2];
-    EXPECT_EQ(::pipe(out), 0);
-    std::string bin = runfile("apps/echo/echo");
-    std::vector<std::string> args = {bin, "--poller=" + poller, "--grace_ms=200"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(out[1], STDOUT_FILENO);
-      ::close(out[0]);
-      ::close(out[1]);
-      if (!stderr_path.empty()) {
-        int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (err >= 0) ::dup2(err, STDERR_FILENO);
-      }
-      if (max_files != 0) {
-        rlimit r{max_files, max_files};
-        ::setrlimit(RLIMIT_NOFILE, &r);
-      }
-      ::execv(bin.c_str(), argv.data());
-      std::_Exit(127);
-    }
-    ::close(out[1]);
-    FILE* f = ::fdopen(out[0], "r");
-    char line[256] = {};
-    if (std::fgets(line, sizeof line, f) != nullptr) {
-      unsigned p = 0;
-      if (std::sscanf(line, "listening on 127.0.0.1:%u", &p) == 1) port_ = static_cast<std::uint16_t>(p);
-    }
-    std::fclose(f);
-  }
-  ~EchoProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  std::uint16_t port() const { return port_; }
-  pid_t pid() const { return pid_; }
-  // Sends SIGTERM and returns the exit status (or -1).
-  int terminate() {
-    ::kill(pid_, SIGTERM);
-    return wait();
-  }
-  // Waits for it to exit; returns the exit status (or -1).
-  int wait() {
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-  // utime + stime in clock ticks.
-  long cpu_ticks() const {
-    std::string stat = slurp("/proc/" + std::to_string(pid_) + "/stat");
-    std::istringstream in(stat.substr(stat.rfind(')') + 2));
-    std::string field;
-    long utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && in >> field; ++i) {
-      if (i == 14) utime = std::atol(field.c_str());
-      if (i == 15) stime = std::atol(field.c_str());
-    }
-    return utime + stime;
-  }
+              const std::string& stderr_path = "")
+      : ChildServer(exec(args(poller, std::move(extra))), {.stderr_path = stderr_path, .max_files = max_files}) {}
 
  private:
-  pid_t pid_ = -1;
-  std::uint16_t port_ = 0;
+  static std::vector<std::string> args(const std::string& poller, std::vector<std::string> extra) {
+    std::vector<std::string> a = {runfile("apps/echo/echo"), "--poller=" + poller, "--grace_ms=200"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
 };
 
 class EchoBinaryTest : public ::testing::TestWithParam<PollerKind> {};

@@ -39,6 +39,7 @@
 #include "shard/shard.h"
 #include "shard/shard_metrics.h"
 #include "shard/shared_memory.h"
+#include "tests/child_server.h"
 #include "tests/echo_fixture.h"
 
 namespace mnv::testing {
@@ -46,56 +47,11 @@ namespace {
 
 const bool kPipeIgnored = ::signal(SIGPIPE, SIG_IGN) != SIG_ERR;
 
-std::string runfile(const std::string& path) {
-  const char* dir = std::getenv("TEST_SRCDIR");
-  return std::string(dir != nullptr ? dir : ".") + "/mnvkd/" + path;
-}
-
-// A server in a child process: `body` runs there with stdout on a pipe; the parent reads the
-// data port and the admin port from its first lines.
-class ServerProcess {
+// A server in a child process (tests/child_server.h), with its admin listener.
+class ServerProcess : public ChildServer {
  public:
-  explicit ServerProcess(const std::function<int()>& body) {
-    int out[2];
-    EXPECT_EQ(::pipe(out), 0);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(out[1], STDOUT_FILENO);
-      ::close(out[0]);
-      ::close(out[1]);
-      std::_Exit(body());
-    }
-    ::close(out[1]);
-    FILE* f = ::fdopen(out[0], "r");
-    char line[256];
-    while ((port_ == 0 || admin_ == 0) && std::fgets(line, sizeof line, f) != nullptr) {
-      unsigned p = 0;
-      if (std::sscanf(line, "listening on 127.0.0.1:%u", &p) == 1) port_ = static_cast<std::uint16_t>(p);
-      if (std::sscanf(line, "admin listening on 127.0.0.1:%u", &p) == 1) admin_ = static_cast<std::uint16_t>(p);
-    }
-    std::fclose(f);
-  }
-  ~ServerProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  std::uint16_t port() const { return port_; }
-  std::uint16_t admin() const { return admin_; }
-  // SIGTERM; the exit status (or -1).
-  int terminate() {
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  std::uint16_t port_ = 0;
-  std::uint16_t admin_ = 0;
+  explicit ServerProcess(const std::function<int()>& body) : ChildServer(body, {.admin = true}) {}
+  std::uint16_t admin() const { return admin_port(); }
 };
 
 // Reads one HTTP/1.1 response with a Content-Length body; "" on EOF or timeout.
@@ -325,14 +281,7 @@ TEST(MetricsPromtoolTest, LiveScrapesOfTheHttpAppUnderLoadPass) {
     GTEST_SKIP() << "promtool not found: install Debian's prometheus package (tools/mnv setup does)";
   }
   std::string bin = runfile("apps/http/http");
-  ServerProcess server([&bin] {
-    std::vector<std::string> args = {bin, "--shards=2", "--admin_port=0", "--grace_ms=300"};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(bin.c_str(), argv.data());
-    return 127;
-  });
+  ServerProcess server(ChildServer::exec({bin, "--shards=2", "--admin_port=0", "--grace_ms=300"}));
   ASSERT_NE(server.port(), 0);
   ASSERT_NE(server.admin(), 0);
   std::atomic<bool> stop{false};
