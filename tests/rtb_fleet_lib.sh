@@ -4,8 +4,10 @@
 # defining `say`. Everything it starts lives under $FLEET_TMP (a fresh temporary directory) and
 # is stopped, by its pid, when the script exits.
 #
-#   fleet_start_redis                redis-server on a free loopback port, no persistence, its own
+#   fleet_start_redis                redis-server on a free loopback port, no persistence (unless
+#                                    REDIS_AOF=yes: an append-only file, fsync always), its own
 #                                    directory; sets REDIS_PORT, REDIS_PID
+#   fleet_restart_redis              SIGKILLs it and starts it again on the same port and directory
 #   rcli ARGS...                     redis-cli against it
 #   fleet_set_budgets MICROS FILE    sets every campaign of FILE's budget in Redis to MICROS
 #   fleet_start_bidder N FLAGS...    bidder N (BIDDER_ADDR[N], BIDDER_ADMIN[N], BIDDER_PID[N]),
@@ -29,24 +31,33 @@ declare -a BIDDER_ADDR BIDDER_ADMIN BIDDER_PID
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+redis_on() {  # redis_on PORT: starts redis-server there; 0 once it answers PING
+  mkdir -p "$FLEET_TMP/redis"
+  redis-server --bind 127.0.0.1 --port "$1" --dir "$FLEET_TMP/redis" --save '' --appendonly "${REDIS_AOF:-no}" \
+    --appendfsync always --daemonize no --logfile "$FLEET_TMP/redis/log" &
+  REDIS_PID=$!
+  FLEET_PIDS+=("$REDIS_PID")
+  for _ in $(seq 100); do
+    [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && return 0
+    kill -0 "$REDIS_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -KILL "$REDIS_PID" 2>/dev/null || true
+  return 1
+}
 fleet_start_redis() {
   for _ in 1 2 3; do
     REDIS_PORT=$(free_port)
-    mkdir -p "$FLEET_TMP/redis"
-    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$FLEET_TMP/redis" --save '' --appendonly no \
-      --daemonize no --logfile "$FLEET_TMP/redis/log" &
-    REDIS_PID=$!
-    FLEET_PIDS+=("$REDIS_PID")
-    for _ in $(seq 100); do
-      [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
-      kill -0 "$REDIS_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill -KILL "$REDIS_PID" 2>/dev/null || true
+    redis_on "$REDIS_PORT" && return 0
   done
   say "redis-server did not start; its log:"
   cat "$FLEET_TMP/redis/log" >&2 || true
   return 1
+}
+fleet_restart_redis() {
+  kill -KILL "$REDIS_PID"
+  wait "$REDIS_PID" 2>/dev/null || true
+  redis_on "$REDIS_PORT" || { say "redis-server did not start again on $REDIS_PORT; its log:"; tail -n 20 "$FLEET_TMP/redis/log" >&2; return 1; }
 }
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 

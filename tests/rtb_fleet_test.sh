@@ -8,9 +8,10 @@
 #     (overspend bound 0). Then one is SIGKILLed and the other SIGTERMed (it gives back): the
 #     budget lost is at most what the killed one had leased (Redis's record of its holders).
 #  0. A malformed [rtb] redis address is a config error (exit 2) naming the knob.
-#  2. Redis is stopped (SIGSTOP) mid-run and continued: the bidder keeps serving (no crash),
-#     /metrics shows Redis down, it leases again by itself once Redis answers, spends no more
-#     than the budget, and exits 0 on SIGTERM.
+#  2. Redis is stopped (SIGSTOP) mid-run and continued, then SIGKILLed and started again (its
+#     append-only file keeps the budgets): the bidder keeps serving (no crash), /metrics shows
+#     Redis down, it leases again by itself each time Redis answers, spends no more than the
+#     budget, and exits 0 on SIGTERM.
 # Short runs (a few thousand requests each, well under 60 s), not the issue's 1,000,000: the
 # budgets are small so that they run dry in that time.
 set -euo pipefail
@@ -50,6 +51,7 @@ else
   fail=1
 fi
 
+REDIS_AOF=yes  # (scenario 2 kills Redis and starts it again: the budgets must survive)
 fleet_start_redis
 ncamp=$(campaign_ids "$CAMPAIGNS" | wc -l)
 
@@ -106,7 +108,7 @@ per=100000000
 budget=$((per * ncamp))
 fleet_set_budgets "$per" "$CAMPAIGNS"
 fleet_start_bidder 4 "${FLAGS[@]}" --redis_lease_micros=200000
-load 4 1000 8 & l4=$!
+load 4 1000 10 & l4=$!
 wait_for 10 '[ "$(metric_sum 4 ^rtb_spend_micros_total)" -gt 0 ]' || say "bidder 3 has not spent yet"
 kill -STOP "$REDIS_PID"
 say "Redis stopped (SIGSTOP)"
@@ -123,6 +125,14 @@ if wait_for 10 '[ "$(metric_sum 4 ^rtb_redis_leased_micros_total)" -gt "$leased_
 check "lease calls failed while it was down ($failed)" "$failed > 0"
 check "the bidder leases again by itself once Redis answers" "$again == 1"
 check "rtb_redis_up is 1 on both shards again" "$(metric_sum 4 '^rtb_redis_up') == 2"
+# Killed and started again (its append-only file keeps the budgets): the connection is gone, the
+# keeper reconnects with back-off and leases again.
+export leased_killed
+leased_killed=$(metric_sum 4 '^rtb_redis_leased_micros_total')
+fleet_restart_redis
+say "Redis SIGKILLed and started again on port $REDIS_PORT"
+if wait_for 10 '[ "$(metric_sum 4 ^rtb_redis_leased_micros_total)" -gt "$leased_killed" ]'; then again=1; else again=0; fi
+check "the bidder leases again after Redis was killed and restarted" "$again == 1"
 wait "$l4"
 sleep 0.5
 spend4=$(metric_sum 4 '^rtb_spend_micros_total')
