@@ -2,12 +2,32 @@
 // the caller's buffer that stops writing (and remembers it) at the end.
 #include "apps/rtb/bid_response_writer.h"
 
+#include <emmintrin.h>
+
 #include <cassert>
 #include <cstring>
 
 namespace mnv::rtb {
 
 namespace {
+
+// The first index at or after `i` of a byte a JSON string must escape (a quote, a backslash or a
+// control character), or s.size(): SSE2 over 16 bytes at a time, then byte by byte.
+std::size_t plain_prefix(std::string_view s, std::size_t i) {
+  const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+  for (; i + 16 <= s.size(); i += 16) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
+    __m128i at_least_space = _mm_cmpeq_epi8(_mm_max_epu8(v, space), v);  // unsigned: >= 0x20
+    __m128i special = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
+    unsigned plain = static_cast<unsigned>(_mm_movemask_epi8(_mm_andnot_si128(special, at_least_space)));
+    if (plain != 0xFFFFu) return i + static_cast<std::size_t>(__builtin_ctz(~plain));
+  }
+  for (; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == '"' || c == '\\') return i;
+  }
+  return i;
+}
 
 class JsonOut {
  public:
@@ -29,6 +49,8 @@ class JsonOut {
     ch('"');
     std::size_t run = 0;  // bytes copied as they are, flushed in one go
     for (std::size_t i = 0; i < s.size(); ++i) {
+      i = plain_prefix(s, i);  // most strings (URLs, ids) need no escaping: 16 bytes a step
+      if (i == s.size()) break;
       unsigned char c = static_cast<unsigned char>(s[i]);
       if (c >= 0x20 && c != '"' && c != '\\') continue;
       raw(s.substr(run, i - run));

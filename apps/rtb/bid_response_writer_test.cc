@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -127,6 +128,38 @@ TEST(BidResponseWriter, WithoutASeat) {
   EXPECT_EQ(out.find("seat\""), std::string::npos);
   EXPECT_EQ(out.rfind("{\"id\":\"r\",\"seatbid\":[{\"bid\":[{\"id\":\"b-1\",\"impid\":\"1\",\"price\":2.5,", 0), 0u) << out;
   EXPECT_EQ(out.substr(out.size() - 17), "}]}],\"cur\":\"USD\"}") << out;
+}
+
+// The escaper skips 16 plain bytes at a time: a byte to escape at any position of a string of
+// any length (past 16, and bytes >= 0x80 beside it) still comes back exactly.
+TEST(BidResponseWriter, EscapesAtEveryPositionOfLongStrings) {
+  const std::string specials = std::string("\"\\\n\r\t\x01\x1f", 7) + std::string(1, '\0');
+  for (std::size_t len = 1; len <= 40; ++len) {
+    for (std::size_t at = 0; at < len; ++at) {
+      for (char special : specials) {
+        std::string id(len, 'a');
+        if (at + 1 < len) id[at + 1] = '\xc3';  // a high byte beside it: not a control character
+        id[at] = special;
+        char buf[512];
+        std::size_t n = write_no_bid_response(id, 2, buf, sizeof buf);
+        ASSERT_GT(n, 0u);
+        std::string expect;  // the escaping spelled out byte by byte
+        expect.push_back('"');
+        for (unsigned char c : id) {
+          if (c == '"') expect += "\\\"";
+          else if (c == '\\') expect += "\\\\";
+          else if (c == '\n') expect += "\\n";
+          else if (c == '\r') expect += "\\r";
+          else if (c == '\t') expect += "\\t";
+          else if (c < 0x20) { char u[7]; std::snprintf(u, sizeof u, "\\u%04x", c); expect += u; }
+          else expect.push_back(static_cast<char>(c));
+        }
+        expect.push_back('"');
+        std::string out(buf, n);
+        ASSERT_EQ(out, "{\"id\":" + expect + ",\"nbr\":2}") << "length " << len << " at " << at;
+      }
+    }
+  }
 }
 
 TEST(BidResponseWriter, NoBid) {

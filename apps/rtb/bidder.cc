@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -365,10 +366,14 @@ std::size_t write_url(char* out, std::string_view base, std::string_view host, s
   return static_cast<std::size_t>(p - out);
 }
 
+// "<shard>-<seq>", or "<shard>-t<n>" for a test request (to_chars: snprintf showed in the profile).
 std::size_t put_bid_id(char* out, std::size_t shard, std::uint64_t seq, bool test, std::uint64_t n) {
-  int len = test ? std::snprintf(out, 32, "%zu-t%llu", shard, static_cast<unsigned long long>(n))
-                 : std::snprintf(out, 32, "%zu-%llu", shard, static_cast<unsigned long long>(seq));
-  return static_cast<std::size_t>(len);
+  char* const end = out + 32;
+  char* p = std::to_chars(out, end, shard).ptr;
+  *p++ = '-';
+  if (test) *p++ = 't';
+  p = std::to_chars(p, end, test ? n : seq).ptr;
+  return static_cast<std::size_t>(p - out);
 }
 
 // POST /openrtb2/bid
