@@ -24,16 +24,12 @@
 
 #include "gtest/gtest.h"
 #include "perf/echo_client.h"
+#include "tests/runfiles.h"
 
 namespace mnv::perf {
 namespace {
 
-std::string runfile(const std::string& rel) {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  const char* ws = getenv("TEST_WORKSPACE");
-  std::string base = srcdir != nullptr ? srcdir : ".";
-  return base + "/" + (ws != nullptr ? ws : "mnvkd") + "/" + rel;
-}
+using ::mnv::testing::runfile;
 
 // The baseline server as a child process; the constructor waits for its "listening on" line.
 class ServerProcess {

@@ -4,7 +4,7 @@
 // binary) with its stdout on a pipe; the parent reads the ports from the skeleton's first lines
 // ("listening on 127.0.0.1:PORT", and "admin listening on 127.0.0.1:PORT" when asked) and then
 // closes the pipe. The child is SIGKILLed and reaped when the object goes, so a failed assertion
-// leaves no process behind. Plus the two file helpers every such test needs.
+// leaves no process behind. The two file helpers every such test needs come with it (runfiles.h).
 #pragma once
 
 #include <sys/resource.h>
@@ -15,12 +15,9 @@
 #include <string>
 #include <vector>
 
-namespace mnv::testing {
+#include "tests/runfiles.h"
 
-// A path under the test's runfiles (TEST_SRCDIR/mnvkd/...).
-std::string runfile(const std::string& path);
-// A whole file ("" when it cannot be read).
-std::string slurp(const std::string& path);
+namespace mnv::testing {
 
 struct ChildOptions {
   bool admin = false;       // also wait for the admin listener's line

@@ -2,23 +2,7 @@
 
 #include <zlib.h>
 
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
-
 namespace mnv::rtb::testing {
-
-std::string runfile(const std::string& path) {
-  const char* dir = std::getenv("TEST_SRCDIR");
-  return std::string(dir != nullptr ? dir : ".") + "/mnvkd/" + path;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 std::string gzip(const std::string& in) {
   z_stream z{};

@@ -1,14 +1,15 @@
-// apps/rtb/serve_testing.h — what the bidder's server tests share: runfiles, whole files, gzip.
+// apps/rtb/serve_testing.h — what the bidder's server tests share: runfiles and whole files
+// (tests/runfiles.h), gzip.
 #pragma once
 
 #include <string>
 
+#include "tests/runfiles.h"
+
 namespace mnv::rtb::testing {
 
-// A path under the test's runfiles (TEST_SRCDIR/mnvkd/...).
-std::string runfile(const std::string& path);
-// A whole file ("" when it cannot be read).
-std::string slurp(const std::string& path);
+using ::mnv::testing::runfile;
+using ::mnv::testing::slurp;
 // One gzip member of `in`, and back.
 std::string gzip(const std::string& in);
 std::string gunzip(const std::string& in);
