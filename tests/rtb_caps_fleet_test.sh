@@ -71,7 +71,9 @@ alternate() {
   echo "$n"
 }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-redis_count() { rcli --scan --pattern 'cap:*' | while read -r k; do rcli GET "$k"; done | awk '{ s += $1 } END { print s + 0 }'; }
+redis_count() {  # Σ the cap counters in Redis
+  rcli EVAL "local s = 0 for _, k in ipairs(redis.call('KEYS', 'cap:*')) do s = s + tonumber(redis.call('GET', k)) end return s" 0
+}
 
 # ---- 0. caps = "redis" needs [rtb] redis --------------------------------------------------
 rc=0
