@@ -7,7 +7,6 @@
 #include <string_view>
 
 #include "mem/log.h"
-#include "net/io.h"
 #include "redis/connection.h"
 #include "runtime/blocking_op.h"
 #include "runtime/clock.h"
