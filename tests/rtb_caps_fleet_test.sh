@@ -39,12 +39,15 @@ wait_for() {  # wait_for SECONDS 'SHELL CONDITION': until it holds (polls every 
 }
 # bid N USER [nowin]: a video request for USER to bidder N; prints the campaign bid for ("" for
 # a 204) and, with a bid, sends its win notice to the bidder that made it (nowin: keeps its URL in
-# $FLEET_TMP/nurl for `win`).
+# $FLEET_TMP/nurl for `win`). The request's time as curl measured it (connect to the last byte,
+# in ms) is left in $FLEET_TMP/bid_ms.
 bid() {
   local body code nurl
-  body=$(sed "s/user-vid-1/$2/" "$VIDEO" | curl -s --max-time 5 -w '\n%{http_code}' -X POST --data-binary @- \
-    "http://${BIDDER_ADDR[$1]}/openrtb2/bid")
+  body=$(sed "s/user-vid-1/$2/" "$VIDEO" | curl -s --max-time 5 -w '\n%{time_total}\n%{http_code}' -X POST \
+    --data-binary @- "http://${BIDDER_ADDR[$1]}/openrtb2/bid")
   code=${body##*$'\n'}
+  body=${body%$'\n'*}
+  awk -v t="${body##*$'\n'}" 'BEGIN { printf "%d", t * 1000 }' >"$FLEET_TMP/bid_ms"
   body=${body%$'\n'*}
   if [ "$code" != 200 ]; then echo ""; return 0; fi
   nurl=$(printf '%s' "$body" | grep -o '"nurl":"[^"]*"' | head -n 1 | sed 's/^"nurl":"//; s/"$//; s/\${AUCTION_PRICE}/5/')
@@ -70,7 +73,6 @@ alternate() {
   done
   echo "$n"
 }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 redis_count() {  # Σ the cap counters in Redis
   rcli EVAL "local s = 0 for _, k in ipairs(redis.call('KEYS', 'cap:*')) do s = s + tonumber(redis.call('GET', k)) end return s" 0
 }
@@ -119,18 +121,16 @@ fleet_start_bidder 5 "${FLAGS[@]}" --caps_cache_ms=0
 wait_for 10 'leased_on_both_shards 5' || say "the bidder has not leased budgets yet"
 [ "$(bid 5 user-known)" = stark-auto-video ] || say "user-known got no stark bid before Redis stopped"
 kill -STOP "$REDIS_PID"
-t0=$(now_ms)
 got=$(bid 5 user-known nowin)
-known_ms=$(($(now_ms) - t0))
+known_ms=$(cat "$FLEET_TMP/bid_ms")
 check "Redis stopped: a user the owner has a count for (1 of 3) still gets a stark bid from the cache ($got)" \
   "$( [ "$got" = stark-auto-video ] && echo 1 || echo 0) == 1"
-check "... within tmax (${known_ms} ms < 250 + 100 for curl's own start)" "$known_ms < 350"
+check "... within tmax (${known_ms} ms < 250 + 100 for a loaded machine)" "$known_ms < 350"
 check "its win notice is accepted (the INCR fails: counted by the owner's table)" "$(win) == 200"
-t0=$(now_ms)
 got=$(bid 5 user-unknown)
-unknown_ms=$(($(now_ms) - t0))
+unknown_ms=$(cat "$FLEET_TMP/bid_ms")
 check "a user it has no count for gets 204 ('$got', cap_timeout no-bid)" "$( [ -z "$got" ] && echo 1 || echo 0) == 1"
-check "... within tmax (${unknown_ms} ms < 250 + 100 for curl's own start)" "$unknown_ms < 350"
+check "... within tmax (${unknown_ms} ms < 250 + 100 for a loaded machine)" "$unknown_ms < 350"
 check "/healthz answers while Redis is stopped" "$(curl -s -o /dev/null -w '%{http_code}' "http://${BIDDER_ADDR[5]}/healthz") == 200"
 check "rtb_no_bids cap_timeout counted" "$(metric_sum 5 '^rtb_no_bids_total\{reason="cap_timeout"') >= 1"
 check "rtb_caps_fallbacks: to cache and to cap_timeout" \
