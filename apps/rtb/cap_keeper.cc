@@ -17,7 +17,7 @@ void record_at_owner(FreqCaps& local, const FreqCaps::Record& r) {
 }
 
 Task<CapAnswer> LocalCaps::check(const FreqCaps::Query& q, std::int64_t deadline_ns) {
-  co_return co_await ask_caps(*caps_, q, deadline_ns);
+  return ask_caps(*caps_, q, deadline_ns);  // (its task itself: no frame of its own)
 }
 
 Task<> LocalCaps::record(const FreqCaps::Record& r) {
