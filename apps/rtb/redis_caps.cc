@@ -346,7 +346,7 @@ Thread RedisCaps::main(RedisCaps* self) {
     if (batch_error != 0 && last_error == 0) {
       std::fprintf(stderr, "rtb: shard %zu: frequency caps: Redis: %s (checks fall back to the owner's cache and "
                    "[rtb] cap_timeout; wins are counted locally; retrying)\n", shard,
-                   batch_error == EPROTO ? "a reply that is not a counter" : c.why());
+                   batch_error == EPROTO ? "a reply that is not a counter (an error reply, or not a number)" : c.why());
     } else if (batch_error == 0 && last_error != 0) {
       std::fprintf(stderr, "rtb: shard %zu: frequency caps: Redis answers again\n", shard);
     }
