@@ -17,23 +17,12 @@ ROUNDS=${ROUNDS:-3}
 # shellcheck source=tests/rtb_fleet_lib.sh
 . tests/rtb_fleet_lib.sh
 fleet_start_redis
+# shellcheck source=perf/rtb_cost_lib.sh
+. perf/rtb_cost_lib.sh
 run() {  # run MODE N: one round
-  local n=$2 extra=(--redis=) pid t0 t1 out resp calls p99
+  local extra=(--redis=)
   [ "$1" = redis ] && extra=(--redis_lease_micros=1000000)
-  fleet_start_bidder "$n" --shards=1 --campaigns="$PWD/apps/rtb/campaigns.toml" --hmac_key=cost-notice-key-xxxx "${extra[@]}"
-  pid=${BIDDER_PID[$n]}
-  taskset -pc 1 "$pid" >/dev/null
-  t0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-  out=$(taskset -c 0 "$LOAD" --port="${BIDDER_ADDR[$n]##*:}" --rtb_mix=20000 --rate="$RATE" --duration_s="$DUR" --conns=0 \
-    --win_share=0.5 --timeout_s=5 2>&1 | grep '^RESULT' || true)
-  t1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-  resp=$(sed -n 's/.*responses=\([0-9]*\).*/\1/p' <<<"$out")
-  p99=$(sed -n 's/.* p99_us=\([0-9.]*\).*/\1/p' <<<"$out")
-  calls=$(metric_sum "$n" '^rtb_redis_lease_calls_total')
-  kill -TERM "$pid"
-  wait "$pid" || true
-  awk -v m="$1" -v t="$((t1 - t0))" -v r="${resp:-0}" -v c="$calls" -v p="$p99" -v hz="$(getconf CLK_TCK)" \
-    'BEGIN { printf "%s: %d answers, bidder CPU %.2f s, %.1f µs CPU/request, p99 %s µs, lease calls %s\n", m, r, t / hz, (r > 0 ? 1e6 * t / hz / r : 0), p, c }'
+  cost_round "$1" "$2" rtb_redis_lease_calls_total "${extra[@]}"
 }
 i=1
 for _ in $(seq "$ROUNDS"); do

@@ -7,7 +7,10 @@
 # each, win and billing notices for WIN_SHARE of the bids). Prints the same table as the RTB
 # demo per bidder and step, then per campaign the global spend (both bidders) against its budget
 # with what Redis still has and what is leased out, and after SIGTERM (the bidders give back
-# what they hold) the check spent + left ≤ budget.
+# what they hold) the check spent + left ≤ budget. Frequency caps are shared through the same
+# Redis (CAPS=redis, [rtb] caps; CAPS=local: each bidder its own): the caps counters per bidder
+# (cache hits and misses, Redis reads and increments, fallbacks, mean call latency) and the
+# counters Redis holds.
 #
 #   bazel build --config=opt //apps/rtb //perf:http_load && tools/demo_fleet.sh
 set -euo pipefail
@@ -23,6 +26,8 @@ STEP_S=${STEP_S:-4}
 WIN_SHARE=${WIN_SHARE:-0.5}
 SHARDS=${SHARDS:-1}
 RESERVATION_MS=${RESERVATION_MS:-1000}  # a bid without a notice holds its cost this long
+CAPS=${CAPS:-redis}
+CAPS_CACHE_MS=${CAPS_CACHE_MS:-100}
 for b in "$RTB_BIN" "$LOAD"; do [ -x "$b" ] || { say "$b is missing: bazel build --config=opt //apps/rtb //perf:http_load"; exit 1; }; done
 for c in redis-server redis-cli curl python3; do command -v "$c" >/dev/null || { say "$c is not installed (tools/mnv setup)"; exit 1; }; done
 # shellcheck source=tests/rtb_fleet_lib.sh
@@ -32,10 +37,12 @@ fleet_start_redis
 fleet_set_budgets "$BUDGET_MICROS" "$CAMPAIGNS"
 ncamp=$(campaign_ids "$CAMPAIGNS" | wc -l)
 budget=$((BUDGET_MICROS * ncamp))
-flags=(--shards="$SHARDS" --campaigns="$CAMPAIGNS" --hmac_key=demo-only-notice-key --redis_lease_micros="$LEASE_MICROS" --reservation_ms="$RESERVATION_MS")
+flags=(--shards="$SHARDS" --campaigns="$CAMPAIGNS" --hmac_key=demo-only-notice-key --redis_lease_micros="$LEASE_MICROS" --reservation_ms="$RESERVATION_MS"
+  --caps="$CAPS" --caps_cache_ms="$CAPS_CACHE_MS")
 fleet_start_bidder 1 "${flags[@]}"
 fleet_start_bidder 2 "${flags[@]}"
 echo "== fleet demo: redis-server on 127.0.0.1:$REDIS_PORT; bidders on ${BIDDER_ADDR[1]} and ${BIDDER_ADDR[2]} ($SHARDS shard(s) each, leasing $LEASE_MICROS micro-USD at a time) =="
+echo "frequency caps: $CAPS$([ "$CAPS" = redis ] && echo " (shared through the same Redis; a cached count answers for $CAPS_CACHE_MS ms)")"
 echo "every campaign's budget, fleet-wide, in Redis: $(awk -v b="$BUDGET_MICROS" 'BEGIN { printf "%.2f", b / 1e6 }') USD ($ncamp campaigns); open-loop steps $RATES req/s per bidder, ${STEP_S} s each, notices for $WIN_SHARE of the bids"
 echo
 for n in 1 2; do
@@ -76,6 +83,25 @@ dry=$(awk '/^rtb_no_bids_total\{/ && /reason="budget"/ { s += $NF } END { printf
 calls=$(awk '/^rtb_redis_lease_calls_total\{/ { s += $NF } END { printf "%.0f", s }' "$FLEET_TMP/metrics1" "$FLEET_TMP/metrics2")
 echo
 echo "no-bids because a campaign's lease ran dry: $dry; lease calls to Redis: $calls"
+if [ "$CAPS" = redis ]; then
+  echo
+  echo "frequency caps through Redis, per bidder (rtb_caps_*; a check's capped campaigns are looked up in the owner's cache, a stale one read from Redis):"
+  echo "| bidder | cache hits | cache misses | Redis reads ok / failed | Redis increments ok / failed | fallbacks to cache / cap_timeout | mean call ms | user_cap no-bids |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for n in 1 2; do
+    m="$FLEET_TMP/metrics$n"
+    sum() { awk -v re="$1" '!/^#/ && $1 ~ re { s += $NF } END { printf "%.0f", s }' "$m"; }
+    printf '| %s | %s | %s | %s / %s | %s / %s | %s / %s | %s | %s |\n' "${BIDDER_ADDR[$n]}" \
+      "$(sum '^rtb_caps_cache_lookups_total\{result="hit"')" "$(sum '^rtb_caps_cache_lookups_total\{result="miss"')" \
+      "$(sum '^rtb_caps_redis_calls_total\{op="read",result="ok"')" "$(sum '^rtb_caps_redis_calls_total\{op="read",result="failed"')" \
+      "$(sum '^rtb_caps_redis_calls_total\{op="incr",result="ok"')" "$(sum '^rtb_caps_redis_calls_total\{op="incr",result="failed"')" \
+      "$(sum '^rtb_caps_fallbacks_total\{to="cache"')" "$(sum '^rtb_caps_fallbacks_total\{to="cap_timeout"')" \
+      "$(awk '/^rtb_caps_redis_seconds_sum/ { s += $NF } /^rtb_caps_redis_seconds_count/ { c += $NF } END { printf "%.3f", (c > 0 ? 1000 * s / c : 0) }' "$m")" \
+      "$(sum '^rtb_no_bids_total\{reason="user_cap"')"
+  done
+  echo "Redis holds $(rcli EVAL "return #redis.call('KEYS', 'cap:*')" 0) (user, campaign) counters; their impressions: $(rcli EVAL \
+    "local s = 0 for _, k in ipairs(redis.call('KEYS', 'cap:*')) do s = s + tonumber(redis.call('GET', k)) end return s" 0)"
+fi
 for n in 1 2; do kill -TERM "${BIDDER_PID[$n]}"; done
 rc=0
 for n in 1 2; do wait "${BIDDER_PID[$n]}" || rc=1; done

@@ -17,11 +17,13 @@
 #include "apps/rtb/budget.h"
 #include "apps/rtb/campaign_index.h"
 #include "apps/rtb/campaigns.h"
+#include "apps/rtb/cap_keeper.h"
 #include "apps/rtb/freq_cap.h"
 #include "apps/rtb/gzip.h"
 #include "apps/rtb/lease_keeper.h"
 #include "apps/rtb/notice.h"
 #include "apps/rtb/pacer.h"
+#include "apps/rtb/redis_caps.h"
 #include "mem/log.h"
 #include "net/io.h"
 #include "runtime/clock.h"
@@ -64,9 +66,12 @@ struct RtbConfig {
   std::int64_t cap_owner_delay_ms = 0;
   std::string redis;  // budget leases from this Redis (lease_keeper.h); empty: local budgets
   LeaseKeeper::Options lease;
+  bool caps_redis = false;  // [rtb] caps = "redis": caps shared through that Redis (redis_caps.h)
+  std::int64_t caps_cache_ms = 100;
 };
 RtbConfig g_config;
 LeaseMetrics g_lease_metrics;
+CapsMetrics g_caps_metrics;
 
 // Shared by every shard (threads or processes): the reload generation, the budget book.
 struct Shared {
@@ -173,7 +178,9 @@ struct ShardState {
   std::size_t index = 0;
   std::unique_ptr<ShardBudget> budget;
   std::unique_ptr<LeaseKeeper> keeper;  // [rtb] redis set: the slices are filled from Redis leases
-  std::unique_ptr<FreqCaps> caps;
+  std::unique_ptr<FreqCaps> caps;         // the owner side: the users this shard owns
+  std::unique_ptr<CapKeeper> cap_keeper;  // how this shard's requests and notices use caps
+  RedisCaps* redis_caps = nullptr;        // (cap_keeper, when [rtb] caps = "redis")
   std::unique_ptr<NoticeSigner> signer;
   std::unique_ptr<Gzip> gzip;
   std::shared_ptr<const Generation> gen;
@@ -230,6 +237,7 @@ bool load_generation(ShardState& s, std::string* error) {
     int slot = s.budget->open(campaign_key(c.id), s.keeper ? 0 : c.total_budget, error);
     if (slot < 0) return false;
     if (s.keeper) s.keeper->track(slot, c.id, c.total_budget);
+    if (c.freq_cap.enabled()) s.cap_keeper->track(static_cast<std::uint32_t>(slot), campaign_key(c.id), c.freq_cap.window_s);
     gen->slot_of[static_cast<std::size_t>(i)] = slot;
     s.campaign_of_slot[static_cast<std::size_t>(slot)] = i;
     if (!s.pacers[static_cast<std::size_t>(slot)]) {
@@ -504,14 +512,15 @@ Task<> bid(Request& req, Response& res) {
   std::uint32_t cap_ok = 0;
   bool caps_unknown = false;
   if (any_capped && user != 0 && asked > 0) {
-    CapAnswer a = co_await ask_caps(*s.caps, q, deadline);
-    if (a.error != 0) {
+    CapAnswer a = co_await s.cap_keeper->check(q, deadline);
+    if (a.error != 0 || a.unknown != 0) {  // the owner, or Redis, could not say in time
       if (!g_config.cap_timeout_bids) {
         count(g_metrics.no_bid_extra[static_cast<int>(Extra::kCapTimeout)]);
         co_await no_bid(res, 15);
         co_return;
       }
-      caps_unknown = true;  // [rtb] cap_timeout = "bid": as if under the cap
+      caps_unknown = a.error != 0;  // [rtb] cap_timeout = "bid": as if under the cap
+      a.allowed |= a.unknown;
     }
     cap_ok = a.allowed;
   }
@@ -679,15 +688,7 @@ Task<> notice(Request& req, Response& res, NoticeKind kind) {
     int ci = s.campaign_of_slot[f.slot];
     if (ci >= 0) {
       const Campaign& camp = s.gen->index->campaign(static_cast<std::uint32_t>(ci));
-      if (camp.freq_cap.enabled()) {
-        FreqCaps::Record rec{f.user, f.slot, camp.freq_cap.window_s};
-        std::size_t owner = cap_owner(f.user, Shard::current()->set().size());
-        if (owner == s.index) {
-          s.caps->record(rec, monotonic_ns() / 1'000'000);
-        } else {
-          Shard::current()->post(owner, kCapRecord, &rec, sizeof rec);
-        }
-      }
+      if (camp.freq_cap.enabled()) co_await s.cap_keeper->record(FreqCaps::Record{f.user, f.slot, camp.freq_cap.window_s});
     }
   }
   co_await res.send("ok\n");
@@ -766,7 +767,7 @@ void add_knobs(Config& config) {
   config.add_int("rtb", "max_reservations", static_cast<std::int64_t>(d.max_reservations), 2, 1 << 26,
                  "bids awaiting notices per shard (a power of two; 16 bytes each)");
   config.add_int("rtb", "cap_entries", static_cast<std::int64_t>(d.cap_entries), 8, 1 << 28,
-                 "frequency cap entries per shard (a power of two; 24 bytes each)");
+                 "frequency cap entries per shard (a power of two; 32 bytes each)");
   config.add_int("rtb", "max_campaigns", static_cast<std::int64_t>(d.max_campaigns), 1, 1 << 20,
                  "campaign budget slots (ever, across reloads)");
   config.add_int("rtb", "contexts", static_cast<std::int64_t>(d.contexts), 1, 4096,
@@ -789,6 +790,12 @@ void add_knobs(Config& config) {
      "each process spends its campaigns' whole budgets", true);
   config.add_int("rtb", "redis_lease_micros", 10'000'000, 1, std::int64_t{1} << 50,
                  "with redis: micro-USD a shard leases per campaign at a time (asked again below half)");
+  config.add_choice("rtb", "caps", "local", {"local", "redis"},
+                    "frequency caps: counted by each user's owner shard in this process (local), or shared "
+                    "by the fleet through [rtb] redis with the owner's table as a cache (apps/rtb/redis_caps.h)");
+  config.add_int("rtb", "caps_cache_ms", d.caps_cache_ms, 0, 3'600'000,
+                 "with caps = redis: how long a count from Redis answers checks before Redis is read again "
+                 "(0: every check reads Redis; the over-cap bound grows with it)");
   config.add_int("rtb", "cap_owner_delay_ms", 0, 0, 60'000, "tests: every cap check waits this long on its owner");
 }
 
@@ -833,6 +840,18 @@ bool configure(const Config& config, std::string* error) {
     ::gethostname(host, sizeof host - 1);
     c.lease.holder = std::string(host) + ":" + std::to_string(::getpid());
   }
+  c.caps_redis = config.text("caps") == "redis";
+  c.caps_cache_ms = config.integer("caps_cache_ms");
+  if (c.caps_redis && c.redis.empty()) {
+    *error = config.at("caps") + ": [rtb] caps = \"redis\" needs [rtb] redis = \"host:port\" (the Redis the "
+             "fleet shares): set it, or caps = \"local\"";
+    return false;
+  }
+  if (c.caps_redis && config.has("isolation") && config.text("isolation") != "off") {
+    *error = config.at("caps") + ": [rtb] caps = \"redis\" needs isolation = \"off\" (its caps thread wakes "
+             "request threads of other micro-processes); isolation is " + config.text("isolation");
+    return false;
+  }
   // The file must load now: a bidder that cannot bid does not start.
   CampaignSet set;
   if (!load_campaigns(c.campaigns, &set, error)) return false;
@@ -876,6 +895,7 @@ void add_metrics(metrics::Registry& reg) {
   m.reloads_ok = reg.counter("rtb_reloads", "Campaign reloads (SIGHUP), per shard.", {{"result", "ok"}});
   m.reloads_refused = reg.counter("rtb_reloads", "Campaign reloads (SIGHUP), per shard.", {{"result", "refused"}});
   if (!g_config.redis.empty()) g_lease_metrics.add(reg);
+  if (g_config.caps_redis) g_caps_metrics.add(reg);
   m.decide = reg.histogram("rtb_bid_seconds", "Time from a bid request's handler start to its BidResponse.");
   g_campaign_series.assign(g_config.max_campaigns, CampaignSeries{});
   g_series_slots.clear();
@@ -911,8 +931,17 @@ bool init_shard(Shard& shard, Server&, std::string* error) {
       ShardBudget::Options{.max_reservations = g_config.max_reservations, .lifetime_ns = g_config.reservation_ms * 1'000'000});
   s->budget->attach(shard);
   s->budget->on_debit(on_debit, s.get());
-  s->caps = std::make_unique<FreqCaps>(g_config.cap_entries);
+  s->caps = std::make_unique<FreqCaps>(g_config.cap_entries, g_config.caps_redis ? g_config.caps_cache_ms : 0);
   s->caps->attach(shard);
+  if (g_config.caps_redis) {
+    auto rc = std::make_unique<RedisCaps>(
+        s->caps.get(), RedisCaps::Options{.redis = g_config.lease.redis, .max_slots = g_config.max_campaigns},
+        &g_caps_metrics);
+    s->redis_caps = rc.get();
+    s->cap_keeper = std::move(rc);
+  } else {
+    s->cap_keeper = std::make_unique<LocalCaps>(s->caps.get());
+  }
   s->caps->set_check_delay_ns(g_config.cap_owner_delay_ms * 1'000'000);
   s->signer = std::make_unique<NoticeSigner>(g_config.hmac_key);
   s->gzip = std::make_unique<Gzip>();
@@ -933,6 +962,7 @@ bool init_shard(Shard& shard, Server&, std::string* error) {
   g_state[shard.index()] = std::move(s);
   if (!load_generation(st, error)) return false;
   if (st.keeper && !st.keeper->start(shard.kernel(), error)) return false;
+  if (st.redis_caps != nullptr && !st.redis_caps->start(shard.kernel(), error)) return false;
   st.ticker_pool = std::make_unique<HeapPool>(4, 1);
   if (shard.kernel().start(*st.ticker_pool, ticker) == nullptr) {
     *error = "rtb: the shard's ticker could not start";

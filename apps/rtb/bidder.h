@@ -19,8 +19,9 @@
 // owner keeps its views; given back however the handler ends, a trap included: runtime/process.h
 // ReclaimHook), parsed, auctioned (apps/rtb/auction.h); then for each impression the
 // candidates in price order through pacing, the frequency cap (asked of the user's owner shard,
-// under the deadline) and a budget reservation (apps/rtb/budget.h); the BidResponse is written
-// with signed notice URLs. The deadline is tmax (or default_tmax_ms) less safety_margin_ms from
+// under the deadline; with [rtb] caps = "redis", of Redis for counts the owner's cache holds no
+// fresh copy of: apps/rtb/redis_caps.h) and a budget reservation (apps/rtb/budget.h); the
+// BidResponse is written with signed notice URLs. The deadline is tmax (or default_tmax_ms) less safety_margin_ms from
 // the handler's start; a decision past it answers 204 (nbr 15) and releases what it reserved.
 // Load shedding: each shard measures its loop's lag (a 1 ms ticker, how late it wakes); while
 // the lag is above shed_lag_ms, bid requests get an immediate 204 without being parsed.

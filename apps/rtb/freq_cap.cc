@@ -50,26 +50,35 @@ CapTable::Entry* CapTable::bucket(std::uint64_t user, std::uint32_t slot) const 
   return &entries_[first];
 }
 
-bool CapTable::allows(std::uint64_t user, std::uint32_t slot, std::uint32_t limit, std::int64_t now_ms) const {
+const CapTable::Entry* CapTable::find(std::uint64_t user, std::uint32_t slot, std::int64_t now_ms) const {
   const Entry* b = bucket(user, slot);
   for (std::size_t i = 0; i < kBucket; ++i) {
     const Entry& e = b[i];
-    if (e.user == user && e.slot == slot && e.end_ms > now_ms) return e.count < limit;
+    if (e.user == user && e.slot == slot && e.end_ms > now_ms) return &e;
   }
-  return limit > 0;
+  return nullptr;
 }
 
-void CapTable::record(std::uint64_t user, std::uint32_t slot, std::uint32_t window_s, std::int64_t now_ms) {
+bool CapTable::allows(std::uint64_t user, std::uint32_t slot, std::uint32_t limit, std::int64_t now_ms) const {
+  const Entry* e = find(user, slot, now_ms);
+  return e != nullptr ? e->count < limit : limit > 0;
+}
+
+CapTable::Look CapTable::look(std::uint64_t user, std::uint32_t slot, std::uint32_t limit, std::int64_t now_ms,
+                              std::int64_t fresh_ms) const {
+  const Entry* e = find(user, slot, now_ms);
+  if (e == nullptr) return Look{limit > 0, false, false};
+  return Look{e->count < limit, true, e->synced_ms != 0 && now_ms - e->synced_ms < fresh_ms};
+}
+
+CapTable::Entry* CapTable::take(std::uint64_t user, std::uint32_t slot, std::uint32_t window_s, std::int64_t now_ms) {
   Entry* b = bucket(user, slot);
   Entry* free = nullptr;
   Entry* oldest = &b[0];
   for (std::size_t i = 0; i < kBucket; ++i) {
     Entry& e = b[i];
     bool live = e.end_ms > now_ms;
-    if (e.user == user && e.slot == slot && live) {
-      ++e.count;
-      return;
-    }
+    if (e.user == user && e.slot == slot && live) return &e;
     if (!live && free == nullptr) free = &e;
     if (e.end_ms < oldest->end_ms) oldest = &e;
   }
@@ -77,21 +86,39 @@ void CapTable::record(std::uint64_t user, std::uint32_t slot, std::uint32_t wind
     free = oldest;
     ++evictions_;
   }
-  *free = Entry{user, slot, 1, now_ms + std::int64_t{window_s} * 1000};
+  *free = Entry{user, slot, 0, now_ms + std::int64_t{window_s} * 1000, 0};
+  return free;
+}
+
+void CapTable::record(std::uint64_t user, std::uint32_t slot, std::uint32_t window_s, std::int64_t now_ms) {
+  ++take(user, slot, window_s, now_ms)->count;
+}
+
+void CapTable::fill(std::uint64_t user, std::uint32_t slot, std::uint32_t count, std::uint32_t window_s,
+                    std::int64_t asked_ms, std::int64_t now_ms) {
+  MNV_ASSERT(asked_ms > 0);
+  Entry* e = take(user, slot, window_s, now_ms);
+  if (e->synced_ms > asked_ms) return;  // a later answer is already in
+  e->count = count;
+  e->synced_ms = asked_ms;
 }
 
 void FreqCaps::attach(Shard& shard) {
   shard.handle(kCapCheck, check_handler, this);
   shard.on_post(kCapRecord, record_handler, this);
+  shard.on_post(kCapFill, fill_handler, this);
 }
 
-std::uint32_t FreqCaps::check(const Query& q, std::int64_t now_ms) const {
-  std::uint32_t bits = 0;
+FreqCaps::Seen FreqCaps::check(const Query& q, std::int64_t now_ms) const {
+  Seen s;
   for (int i = 0; i < kMaxCheck; ++i) {
     if (q.items[i].slot == ~0u) continue;
-    if (table_.allows(q.user, q.items[i].slot, q.items[i].limit, now_ms)) bits |= 1u << i;
+    CapTable::Look l = table_.look(q.user, q.items[i].slot, q.items[i].limit, now_ms, fresh_ms_);
+    s.allowed |= l.allowed ? 1u << i : 0;
+    s.known |= l.known ? 1u << i : 0;
+    s.fresh |= l.fresh ? 1u << i : 0;
   }
-  return bits;
+  return s;
 }
 
 void FreqCaps::check_handler(const ShardMessage& req, ShardMessage* reply, void* ctx) {
@@ -104,8 +131,9 @@ void FreqCaps::check_handler(const ShardMessage& req, ShardMessage* reply, void*
   Query q;
   static_assert(sizeof(Query) <= kShardPayload);
   std::memcpy(&q, req.payload, sizeof q);
-  std::uint32_t bits = self->check(q, monotonic_ns() / 1'000'000);
-  std::memcpy(reply->payload, &bits, sizeof bits);
+  Seen seen = self->check(q, monotonic_ns() / 1'000'000);
+  static_assert(sizeof(Seen) <= kShardPayload);
+  std::memcpy(reply->payload, &seen, sizeof seen);
 }
 
 void FreqCaps::record_handler(const ShardMessage& m, void* ctx) {
@@ -115,13 +143,25 @@ void FreqCaps::record_handler(const ShardMessage& m, void* ctx) {
   static_cast<FreqCaps*>(ctx)->record(r, monotonic_ns() / 1'000'000);
 }
 
+void FreqCaps::fill_handler(const ShardMessage& m, void* ctx) {
+  Fill f;
+  static_assert(sizeof(Fill) <= kShardPayload);
+  std::memcpy(&f, m.payload, sizeof f);
+  static_cast<FreqCaps*>(ctx)->fill(f, monotonic_ns() / 1'000'000);
+}
+
 Task<CapAnswer> ask_caps(FreqCaps& local, const FreqCaps::Query& q, std::int64_t deadline_ns) {
   Shard* shard = Shard::current();
   std::size_t owner = cap_owner(q.user, shard->set().size());
   std::int64_t now = monotonic_ns();
   CapAnswer a;
+  auto take = [&a](const FreqCaps::Seen& s) {
+    a.allowed = s.allowed;
+    a.known = s.known;
+    a.fresh = s.fresh;
+  };
   if (owner == shard->index()) {
-    a.allowed = local.check(q, now / 1'000'000);
+    take(local.check(q, now / 1'000'000));
     co_return a;
   }
   if (now >= deadline_ns) {
@@ -129,7 +169,11 @@ Task<CapAnswer> ask_caps(FreqCaps& local, const FreqCaps::Query& q, std::int64_t
     co_return a;
   }
   ShardMessage reply = co_await cross_call_status(owner, kCapCheck, &q, sizeof q, deadline_ns - now, &a.error);
-  if (a.error == 0) std::memcpy(&a.allowed, reply.payload, sizeof a.allowed);
+  if (a.error == 0) {
+    FreqCaps::Seen seen;
+    std::memcpy(&seen, reply.payload, sizeof seen);
+    take(seen);
+  }
   co_return a;
 }
 

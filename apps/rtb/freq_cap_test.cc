@@ -66,6 +66,67 @@ TEST(FreqCapTest, AFullTableEvictsTheEntryWhoseWindowEndsFirst) {
   EXPECT_EQ(t.evictions(), 1u);
 }
 
+// The table as the owner's cache in front of Redis ([rtb] caps = "redis"): a count is fresh for
+// fresh_ms after the Redis command that gave it was sent; fills arriving out of order keep the
+// later one; a local count (Redis failed) is known but never fresh.
+TEST(FreqCapTest, ACachedCountFromRedisIsFreshForItsBoundAndTheLatestFillWins) {
+  CapTable t(1 << 10);
+  CapTable::Look l = t.look(7, 1, 3, 1'000, 100);
+  EXPECT_TRUE(l.allowed);
+  EXPECT_FALSE(l.known);
+  EXPECT_FALSE(l.fresh);
+  t.fill(7, 1, 2, 60, 1'000, 1'000);  // Redis: 2, asked at 1'000
+  l = t.look(7, 1, 3, 1'050, 100);
+  EXPECT_TRUE(l.allowed && l.known && l.fresh);
+  l = t.look(7, 1, 3, 1'100, 100);  // 100 ms later: known, no longer fresh
+  EXPECT_TRUE(l.allowed && l.known);
+  EXPECT_FALSE(l.fresh);
+  EXPECT_FALSE(t.look(7, 1, 3, 1'050, 0).fresh);  // a bound of 0: never fresh
+  t.fill(7, 1, 3, 60, 1'200, 1'210);  // a later answer: 3 of 3
+  l = t.look(7, 1, 3, 1'210, 100);
+  EXPECT_FALSE(l.allowed);
+  EXPECT_TRUE(l.fresh);
+  t.fill(7, 1, 1, 60, 1'150, 1'220);  // an older answer arriving late is ignored
+  EXPECT_FALSE(t.look(7, 1, 3, 1'220, 100).allowed);
+  t.fill(7, 1, 0, 60, 1'300, 1'300);  // Redis forgot it (its key expired): 0
+  EXPECT_TRUE(t.look(7, 1, 3, 1'300, 100).allowed);
+  // A local count (a win Redis could not count) adds to the cached one, keeps its sync time.
+  t.record(7, 1, 60, 1'310);
+  t.record(7, 1, 60, 1'320);
+  t.record(7, 1, 60, 1'330);
+  l = t.look(7, 1, 3, 1'330, 100);
+  EXPECT_FALSE(l.allowed);
+  EXPECT_TRUE(l.known);
+  // Only local counts: known, not fresh (a check reads Redis).
+  t.record(8, 1, 60, 1'000);
+  l = t.look(8, 1, 3, 1'000, 100'000);
+  EXPECT_TRUE(l.known);
+  EXPECT_FALSE(l.fresh);
+  // A fill opens the window when none runs: it ends window_s after the fill.
+  t.fill(9, 2, 5, 10, 2'000, 2'000);
+  EXPECT_FALSE(t.look(9, 2, 5, 11'999, 100'000).allowed);
+  EXPECT_TRUE(t.look(9, 2, 5, 12'000, 100'000).allowed);
+  EXPECT_FALSE(t.look(9, 2, 5, 12'000, 100'000).known);
+  EXPECT_EQ(t.evictions(), 0u);
+}
+
+TEST(FreqCapTest, TheOwnersAnswerSaysPerItemAllowedKnownAndFresh) {
+  FreqCaps caps(1 << 10, 100);
+  FreqCaps::Query q{};
+  q.user = 5;
+  for (auto& i : q.items) i.slot = ~0u;
+  q.items[0] = {1, 2};
+  q.items[1] = {2, 2};
+  q.items[2] = {3, 2};
+  caps.fill(FreqCaps::Fill{5, 1, 60, 2, 1'000}, 1'000);  // capped, fresh
+  caps.record(FreqCaps::Record{5, 2, 60}, 1'000);         // 1 of 2, local only
+  FreqCaps::Seen s = caps.check(q, 1'010);
+  EXPECT_EQ(s.allowed, 0b110u);
+  EXPECT_EQ(s.known, 0b011u);
+  EXPECT_EQ(s.fresh, 0b001u);
+  EXPECT_EQ(caps.check(q, 1'100).fresh, 0u);
+}
+
 // ---- Across two shards. ----
 
 struct Report {

@@ -3,6 +3,10 @@
 // that allocates nothing itself posts bid requests on one keep-alive connection — bids (parse,
 // auction, cap, reservation, three signed notice URLs, the response), gzip in and out, no-bids,
 // and win notices — while global_alloc_counter counts every operator new and malloc.
+// rtb_alloc_redis_caps_test runs the same with RTB_ALLOC_CAPS=redis: a real redis-server
+// (tests/redis_server.h), [rtb] caps = "redis" with caps_cache_ms = 0, so every capped check
+// reads Redis (MGET) and every win of a capped campaign increments there (INCR + EXPIRE): Redis's
+// own command counts say they happened.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -18,7 +22,9 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -26,6 +32,7 @@
 #include "apps/rtb/serve_testing.h"
 #include "runtime/global_alloc_counter.h"
 #include "shard/server.h"
+#include "tests/redis_server.h"
 
 namespace {
 
@@ -36,7 +43,7 @@ using mnv::rtb::testing::slurp;
 
 
 // Sends `req` and reads one response into buf; returns its status (0 on failure). No allocation.
-int call(int fd, const std::string& req, char* buf, std::size_t cap) {
+int call(int fd, std::string_view req, char* buf, std::size_t cap) {
   if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return 0;
   std::size_t have = 0;
   const char* end = nullptr;
@@ -59,6 +66,30 @@ int call(int fd, const std::string& req, char* buf, std::size_t cap) {
   return std::atoi(buf + 9);
 }
 
+// The win notice of the bid in `response` (its nurl, priced 0.5) into out as a GET request; its
+// length, 0 if there is none. No allocation.
+std::size_t win_request(const char* response, std::size_t len, char* out, std::size_t cap) {
+  const char* nurl = static_cast<const char*>(::memmem(response, len, "\"nurl\":\"http://", 15));
+  if (nurl == nullptr) return 0;
+  const char* path = static_cast<const char*>(std::memchr(nurl + 15, '/', len - static_cast<std::size_t>(nurl + 15 - response)));
+  const char* end = path != nullptr ? static_cast<const char*>(std::memchr(path, '"', len - static_cast<std::size_t>(path - response))) : nullptr;
+  if (end == nullptr) return 0;
+  std::size_t n = 0;
+  auto put = [&](const char* p, std::size_t k) {
+    if (n + k <= cap) std::memcpy(out + n, p, k);
+    n += k;
+  };
+  put("GET ", 4);
+  const char* macro = static_cast<const char*>(::memmem(path, static_cast<std::size_t>(end - path), "${AUCTION_PRICE}", 16));
+  if (macro == nullptr) return 0;
+  put(path, static_cast<std::size_t>(macro - path));
+  put("0.5", 3);
+  put(macro + 16, static_cast<std::size_t>(end - macro - 16));
+  const char tail[] = " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  put(tail, sizeof tail - 1);
+  return n <= cap ? n : 0;
+}
+
 std::string post(const std::string& body, const std::string& extra = "") {
   return "POST /openrtb2/bid HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
          extra + "\r\n" + body;
@@ -66,6 +97,15 @@ std::string post(const std::string& body, const std::string& extra = "") {
 
 
 TEST(RtbAllocTest, ABidRequestAllocatesNothingInSteadyState) {
+  const char* caps = std::getenv("RTB_ALLOC_CAPS");
+  bool redis_caps = caps != nullptr && std::string(caps) == "redis";
+  // (Started before SIGTERM is blocked below: a child inherits the mask, and redis-server must
+  // stop on it.)
+  std::unique_ptr<mnv::testing::RedisServer> redis;
+  if (redis_caps) {
+    redis = std::make_unique<mnv::testing::RedisServer>();
+    ASSERT_TRUE(redis->ok()) << "redis-server did not start (Debian redis-server)";
+  }
   // The skeleton reads SIGTERM with sigwait on its own thread: block it here too, so the signal
   // that stops it is not this thread's (default: death).
   sigset_t set;
@@ -86,6 +126,11 @@ TEST(RtbAllocTest, ABidRequestAllocatesNothingInSteadyState) {
   std::vector<std::string> args = {"rtb", "--port=0", "--shards=1", "--shard_mode=threads", "--grace_ms=300",
                                    "--shed_lag_ms=10000", "--campaigns=" + runfile("apps/rtb/campaigns.toml"),
                                    "--hmac_key=test-key-0123456789abcdef"};
+  if (redis_caps) {
+    args.push_back("--redis=127.0.0.1:" + std::to_string(redis->port()));
+    args.push_back("--caps=redis");
+    args.push_back("--caps_cache_ms=0");
+  }
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -124,12 +169,32 @@ TEST(RtbAllocTest, ABidRequestAllocatesNothingInSteadyState) {
       post(gzip(banner), "Content-Encoding: gzip\r\nAccept-Encoding: gzip\r\n"),
       post(floor),  // a no-bid
   };
+  std::string video = slurp(runfile("apps/rtb/testdata/video.json"));
+  std::vector<std::string> videos;
+  for (int u = 0; u < 1'000; ++u) {
+    std::string v = video;
+    char id[24];
+    std::snprintf(id, sizeof id, "vid-%06d", u);
+    v.replace(v.find("user-vid-1"), 10, id);
+    videos.push_back(post(v));
+  }
   std::vector<char> buf(1 << 20);
+  std::vector<char> win(4096), win_buf(4096);
+  int wins = 0;
   auto round = [&](int n, int* bids) {
     for (int i = 0; i < n; ++i) {
-      int status = call(fd, reqs[static_cast<std::size_t>(i) % reqs.size()], buf.data(), buf.size());
+      // Every fifth request is a video one for a user of its own (stark-auto-video, capped at 3
+      // a user, bids): its win is that user's first or second impression, counted (INCR).
+      const std::string& req = i % 5 == 0 ? videos[static_cast<std::size_t>(i / 5) % videos.size()]
+                                          : reqs[static_cast<std::size_t>(i) % reqs.size()];
+      int status = call(fd, req, buf.data(), buf.size());
       if (status == 200) ++*bids;
       if (status != 200 && status != 204) return false;
+      if (status != 200 || i % 5 == 3) continue;  // (the gzip answer's nurl is compressed)
+      std::size_t wn = win_request(buf.data(), buf.size(), win.data(), win.size());
+      if (wn == 0) return false;
+      if (call(fd, std::string_view(win.data(), wn), win_buf.data(), win_buf.size()) != 200) return false;
+      ++wins;
     }
     return true;
   };
@@ -141,6 +206,18 @@ TEST(RtbAllocTest, ABidRequestAllocatesNothingInSteadyState) {
   long allocations = mnv::global_allocations() - before;
   EXPECT_EQ(allocations, 0) << "global allocations in 5,000 bid requests";
   EXPECT_GT(bids, 3'000);
+  EXPECT_GT(wins, 2'000);
+  if (redis_caps) {  // (after the count) The measured requests did use Redis.
+    std::string stats = redis->cli("INFO commandstats");
+    auto calls = [&](const std::string& cmd) {
+      std::size_t at = stats.find("cmdstat_" + cmd + ":calls=");
+      return at == std::string::npos ? 0L : std::atol(stats.c_str() + at + cmd.size() + 15);
+    };
+    std::printf("redis: %ld MGET, %ld INCR, %ld EXPIRE\n", calls("mget"), calls("incr"), calls("expire"));
+    EXPECT_GT(calls("mget"), 2'000);
+    EXPECT_GT(calls("incr"), 1'000);
+    EXPECT_EQ(calls("expire"), calls("incr"));
+  }
   ::close(fd);
 
   ::kill(::getpid(), SIGTERM);
