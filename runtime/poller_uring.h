@@ -110,6 +110,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
   // CompletionIo (runtime/completion_io.h).
   void recv(int fd, Transfers* x, void* buf, std::uint32_t len, bool poll_first) override;
   void send(int fd, Transfers* x, const iovec* iov, int n) override;
+  void send_vector(int fd, Transfers* x, SendVector* v) override;
   void cancel(int fd, Transfers* x, bool send) override;
   void detach(int fd, Transfers* x) override;
   bool recv_multishot() const override { return multishot_ && multishot_on_; }
@@ -196,6 +197,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
   int flush_changes();
   io_uring_sqe* next_sqe();
   void prep_send(int fd, FdState& s, Transfer& t);
+  void prep_sendmsg(int fd, FdState& s, Transfer& t);
   int enter(std::int64_t timeout_ns);
   int reap(PollEvent* out, int max, bool* woke);
   bool handle(const io_uring_cqe* cqe, PollEvent* out, int max, int* n, bool* woke);
