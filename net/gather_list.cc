@@ -26,11 +26,20 @@ void GatherList::add(const char* p, std::uint32_t n, std::size_t ring_bytes) {
   MNV_ASSERT(count_ < kMaxPieces && n > 0);
   MNV_ASSERT(count_ == 0 || piece_[count_ - 1].at <= ring_bytes);
   piece_[count_++] = Piece{p, n, static_cast<std::uint32_t>(ring_bytes)};
+  bytes_ += n;
 }
 
 int GatherList::gather(const Vectoring& ring, iovec* out) const {
   iovec data[2] = {};
   int pieces = ring.data_iov(data);
+  if (count_ == 1 && pieces <= 1) {  // the common case (a head, its body, maybe more after it)
+    const Piece& p = piece_[0];
+    int k = 0;
+    if (p.at > 0) out[k++] = iovec{data[0].iov_base, p.at};
+    out[k++] = iovec{const_cast<char*>(p.p), p.n};
+    if (ring.size() > p.at) out[k++] = iovec{static_cast<char*>(data[0].iov_base) + p.at, ring.size() - p.at};
+    return k;
+  }
   int k = 0;
   std::size_t pos = 0;
   for (int i = 0; i < count_; ++i) {
@@ -44,6 +53,12 @@ int GatherList::gather(const Vectoring& ring, iovec* out) const {
 }
 
 void GatherList::consume(Vectoring& ring, std::size_t n) {
+  if (n == ring.size() + bytes_) {  // everything went (the common case)
+    ring.consume(n - bytes_);
+    count_ = 0;
+    bytes_ = 0;
+    return;
+  }
   while (n > 0) {
     // Ring bytes before the first piece.
     std::size_t before = count_ > 0 ? piece_[0].at : ring.size();
@@ -59,6 +74,7 @@ void GatherList::consume(Vectoring& ring, std::size_t n) {
     std::uint32_t p = n < f.n ? static_cast<std::uint32_t>(n) : f.n;
     f.p += p;
     f.n -= p;
+    bytes_ -= p;
     n -= p;
     if (f.n == 0) {
       for (int i = 1; i < count_; ++i) piece_[i - 1] = piece_[i];
@@ -67,10 +83,5 @@ void GatherList::consume(Vectoring& ring, std::size_t n) {
   }
 }
 
-std::size_t GatherList::piece_bytes() const {
-  std::size_t n = 0;
-  for (int i = 0; i < count_; ++i) n += piece_[i].n;
-  return n;
-}
 
 }  // namespace mnv

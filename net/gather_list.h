@@ -40,7 +40,7 @@ class GatherList {
   // n bytes of the output (as gather() lays it out) were sent: they leave the ring and the pieces.
   void consume(Vectoring& ring, std::size_t n);
   // Bytes waiting in the pieces (not the ring's).
-  std::size_t piece_bytes() const;
+  std::size_t piece_bytes() const { return bytes_; }
   // The vector of a gathered send in flight (completion mode): its memory stays put while busy.
   SendVector& send_vector() { return send_; }
 
@@ -52,6 +52,7 @@ class GatherList {
   };
   Piece piece_[kMaxPieces];
   int count_ = 0;
+  std::size_t bytes_ = 0;  // in the pieces
   SendVector send_;
 };
 
