@@ -3,7 +3,6 @@
 // bodies across the ring's wrap, and 10,000 requests on one connection without global allocation.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -69,13 +68,11 @@ std::string make_pattern(std::size_t n) {
   return s;
 }
 const std::string kLargeStatic = make_pattern(256 * 1024);
-// Whether /large_static shrinks its socket's send buffer (below).
-std::atomic<bool> g_shrink_send_buffer{true};
 // A static body larger than the socket's send buffer, which is made small (16 KiB): the gathered
 // send stops part-way many times.
 Task<> large_static(Request&, Response& res) {
   int small = 16384;
-  if (g_shrink_send_buffer.load()) ::setsockopt(default_socket().tx_fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  ::setsockopt(default_socket().tx_fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
   co_await res.send_static(kLargeStatic);
 }
 
@@ -462,11 +459,6 @@ TEST_P(HttpServerTest, TenThousandRequestsOnOneConnection) {
 // with no global allocation.
 TEST_P(HttpServerTest, StaticBodiesGatheredWithRingBytesInOrder) {
   Fixture f;
-  // Known bug, not of static output: on io_uring in readiness mode a connection whose send
-  // buffer was shrunk after connect stalls once it is full (the same with bodies copied into
-  // the ring: the POLLOUT wake-up never comes); there the default buffer (still smaller than
-  // the bodies) is used.
-  g_shrink_send_buffer = !(GetParam().kind == PollerKind::kIoUring && !GetParam().completion_io);
   ServerThread s(GetParam(), f.config());
   Client c(s.port());
   std::string batch;
