@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "apps/http/http_site.h"
@@ -425,23 +426,28 @@ long rss_kib() {
   return -1;
 }
 
+// One request on fd and its answer, which ends with `tail` (its blank line and body), read into a
+// fixed buffer: no allocation on the client's side.
+bool round_trip(int fd, std::string_view req, std::string_view tail) {
+  char buf[4096];
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return false;
+  std::size_t got = 0;
+  for (;;) {
+    ssize_t r = ::recv(fd, buf + got, sizeof buf - got, 0);
+    if (r <= 0) return false;
+    got += static_cast<std::size_t>(r);
+    if (got >= tail.size() && std::memcmp(buf + got - tail.size(), tail.data(), tail.size()) == 0) return true;
+  }
+}
+
 // 10,000 requests on one keep-alive connection: no global allocation (server and this client
 // use fixed buffers) and flat RSS.
 TEST_P(HttpServerTest, TenThousandRequestsOnOneConnection) {
   Fixture f;
   ServerThread s(GetParam(), f.config());
   Client c(s.port());
-  static const char req[] = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello";
-  char buf[4096];
-  auto one = [&]() -> bool {
-    if (::send(c.fd(), req, sizeof req - 1, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof req - 1)) return false;
-    std::size_t got = 0;
-    for (;;) {  // the answer ends with its 5-byte body after the blank line
-      ssize_t r = ::recv(c.fd(), buf + got, sizeof buf - got, 0);
-      if (r <= 0) return false;
-      got += static_cast<std::size_t>(r);
-      if (got >= 9 && std::memcmp(buf + got - 9, "\r\n\r\nhello", 9) == 0) return true;
-    }
+  auto one = [&] {
+    return round_trip(c.fd(), "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello", "\r\n\r\nhello");
   };
   for (int i = 0; i < 1000; ++i) ASSERT_TRUE(one()) << i;
   long rss = rss_kib();
@@ -481,18 +487,7 @@ TEST_P(HttpServerTest, StaticBodiesGatheredWithRingBytesInOrder) {
     ASSERT_TRUE(r.body == want[i]) << "response " << i << ": bytes out of place";
   }
   Client k(s.port());
-  static const char req[] = "GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n";
-  char buf[4096];
-  auto one = [&]() -> bool {
-    if (::send(k.fd(), req, sizeof req - 1, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof req - 1)) return false;
-    std::size_t got = 0;
-    for (;;) {
-      ssize_t r = ::recv(k.fd(), buf + got, sizeof buf - got, 0);
-      if (r <= 0) return false;
-      got += static_cast<std::size_t>(r);
-      if (got >= 17 && std::memcmp(buf + got - 17, "\r\n\r\nHello, World!", 17) == 0) return true;
-    }
-  };
+  auto one = [&] { return round_trip(k.fd(), "GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n", "\r\n\r\nHello, World!"); };
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(one()) << i;
   long allocs = global_allocations();
   for (int i = 0; i < 2000; ++i) ASSERT_TRUE(one()) << i;
