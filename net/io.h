@@ -106,7 +106,7 @@ class IoOp : public BlockingOp<Derived> {
   // Before waiting for input: send pending output (lazy flush), let the rings go once the
   // process idles, and wait for output space too if the send would block.
   R wait_for_input(Socket& s, Block& in) {
-    if (!s.tx().empty()) {
+    if (s.has_output()) {
       Block out;
       Socket::Io io = s.drain(out);
       if (io == Socket::Io::kError) return fail(s.error());

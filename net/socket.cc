@@ -6,8 +6,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <new>
 #include <utility>
 
+#include "mem/heap.h"
 #include "runtime/kernel.h"
 #include "runtime/process.h"
 
@@ -46,6 +49,25 @@ Socket::~Socket() {
   }
   close_owned_fd(rx_fd_);
   if (tx_fd_ != rx_fd_ && owns_tx_fd_) close_owned_fd(tx_fd_);
+  if (gather_ != nullptr) Heap::owner(gather_)->free(gather_);  // (pieces never sent are dropped)
+}
+
+bool Socket::add_static(const void* p, std::size_t n) {
+  if (error_ != 0 || hung_up_ || tx_peer_ != nullptr || tx_fd_ < 0 || n == 0 || n > UINT32_MAX) return false;
+  if (gather_ == nullptr) {
+    void* mem = this_process().heap().allocate(sizeof(GatherList));
+    if (mem == nullptr) return false;
+    gather_ = new (mem) GatherList();
+  }
+  if (gather_->full()) return false;
+  gather_->add(static_cast<const char*>(p), static_cast<std::uint32_t>(n), tx_.size());
+  return true;
+}
+
+void Socket::release_gather_list() {
+  if (gather_ == nullptr || !gather_->empty() || xfer_.tx.busy()) return;
+  Heap::owner(gather_)->free(gather_);
+  gather_ = nullptr;
 }
 
 void Socket::bind_fd(int fd) {
@@ -78,7 +100,7 @@ bool Socket::settle_send() {
   std::int32_t r = xfer_.tx.take();
   tx_.unpin();
   if (r >= 0) {
-    tx_.consume(static_cast<std::size_t>(r));
+    consume_sent(static_cast<std::size_t>(r));
     return true;
   }
   if (r == -ENOTSOCK) {  // the bytes are still in tx; writev sends them
@@ -104,6 +126,7 @@ void Socket::not_a_socket() {
 }
 
 void Socket::pipe(Socket& from, Socket& to) {
+  MNV_ASSERT(from.gather_ == nullptr || from.gather_->empty());  // (static output goes to fds only)
   from.tx_peer_ = &to;
   from.tx_fd_ = -1;
   to.rx_peer_ = &from;
@@ -111,6 +134,7 @@ void Socket::pipe(Socket& from, Socket& to) {
 }
 
 void Socket::insert_after(Socket& child) {
+  MNV_ASSERT(gather_ == nullptr || gather_->empty());  // (flushed before a pipeline child goes in)
   Socket* old_peer = tx_peer_;
   set_tx_peer(&child);
   if (old_peer != nullptr) {
@@ -332,7 +356,7 @@ Socket::Io Socket::fill_by_readv(Block& b) {
 Socket::Io Socket::drain(Block& b) {
   if (error_ != 0) return Io::kError;
   if (xfer_.tx.busy()) return drain_by_send(b);  // a send is on its way
-  if (tx_.empty()) return Io::kProgress;
+  if (!has_output()) return Io::kProgress;
   if (tx_peer_ != nullptr) return drain_to_peer(b);
   if (tx_fd_ < 0) {
     error_ = EPIPE;
@@ -364,9 +388,15 @@ Socket::Io Socket::drain_by_send(Block& b) {
     if (!settle_send()) return Io::kError;
     return drain(b);  // what is left goes the way that applies now (writev if not a socket)
   }
-  iovec v[2];
-  int k = tx_.data_iov(v);
-  cio_->send(tx_fd_, &xfer_, v, k);
+  if (gather_ != nullptr && !gather_->empty()) {  // static pieces: the whole output in one sendmsg
+    SendVector& sv = gather_->send_vector();
+    sv.count = gather_->gather(tx_, sv.iov);
+    cio_->send_vector(tx_fd_, &xfer_, &sv);
+  } else {
+    iovec v[2];
+    int k = tx_.data_iov(v);
+    cio_->send(tx_fd_, &xfer_, v, k);
+  }
   tx_.pin();
   b.fd = tx_fd_;
   b.events = POLLOUT;
@@ -375,15 +405,15 @@ Socket::Io Socket::drain_by_send(Block& b) {
 
 // Readiness: writev(2) until tx is empty or the fd would block.
 Socket::Io Socket::drain_by_writev(Block& b) {
-  iovec v[2];
-  int k = tx_.data_iov(v);
+  iovec v[GatherList::kMaxIov];
+  int k = output_iov(v);
   for (;;) {
     ssize_t n = ::writev(tx_fd_, v, k);
     if (n >= 0) {
-      tx_.consume(static_cast<std::size_t>(n));
+      consume_sent(static_cast<std::size_t>(n));
       Kernel::count_bytes_out(static_cast<std::size_t>(n));
-      if (tx_.empty()) return Io::kProgress;
-      k = tx_.data_iov(v);
+      if (!has_output()) return Io::kProgress;
+      k = output_iov(v);
       continue;
     }
     if (errno == EINTR) continue;

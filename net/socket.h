@@ -29,6 +29,10 @@
 //    rx. The OS never writes into the rx ring, so nothing pins it, and an idle connection keeps
 //    no ring and no buffer. Sends go by drain_by_send.
 // A transfer that says ENOTSOCK (the fd is a pipe) turns the socket to readiness for good.
+//
+// Static output (add_static()): bytes the caller owns and keeps valid are queued by pointer
+// instead of being copied into tx, in order with tx's bytes (net/gather_list.h); a drain sends
+// both in one writev / sendmsg.
 #pragma once
 
 #include <poll.h>
@@ -36,6 +40,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "net/gather_list.h"
 #include "net/vectoring.h"
 #include "runtime/block.h"
 #include "runtime/completion_io.h"
@@ -95,6 +100,19 @@ class Socket : IdleHook, public ThreadIo {
   // Whether n more bytes could be buffered for sending now, without an op (no error, output
   // not ended, and room in the send ring).
   bool takes(std::size_t n) { return error_ == 0 && !hung_up_ && tx_.ensure() && tx_.space() >= n; }
+  // Whether output waits to be sent: in tx, or added with add_static().
+  bool has_output() const { return !tx_.empty() || (gather_ != nullptr && !gather_->empty()); }
+
+  // ---- static output ----
+  // Queues the n bytes at p for sending without copying them: they go out after everything
+  // written before and before everything written after (sent together with tx's bytes, one
+  // writev / sendmsg). Lifetime: the bytes are the caller's and must stay valid and unchanged
+  // until they have been sent (a flush() returned) or the socket is destroyed; static storage,
+  // or memory that outlives every connection (a file loaded at start), meets that always. False,
+  // with nothing queued, when the output is not this socket's own fd (a socket peer, a pipeline
+  // child), it has ended or failed, n is 0 or over 4 GiB, GatherList::kMaxPieces pieces are
+  // already waiting, or the heap cannot hold the list: write() the bytes instead.
+  bool add_static(const void* p, std::size_t n);
 
   // ---- non-blocking ops ----
   // Ends the output: the socket peer's reader sees EOF once it has read everything, an fd gets
@@ -122,17 +140,19 @@ class Socket : IdleHook, public ThreadIo {
     if (data_waiter_ == t) data_waiter_ = nullptr;
     if (space_waiter_ == t) space_waiter_ = nullptr;
   }
-  // Gives back both rings if they are empty (the input has ended).
+  // Gives back both rings (and the static output's list) if they are empty (the input has
+  // ended).
   void release_idle_rings() {
     rx_.release_if_empty();
     tx_.release_if_empty();
+    release_gather_list();
   }
   // The thread is about to wait for input. Its rings stay allocated while the process is busy
   // (a connection that is answering messages would otherwise free and allocate them again for
   // every message); the kernel's trim pass gives them back, when empty, once the process has
   // been idle for a while (Process::release_idle()).
   void keep_rings_until_idle() {
-    if (rx_.allocated() || tx_.allocated()) this_process().release_when_idle(this);
+    if (rx_.allocated() || tx_.allocated() || gather_ != nullptr) this_process().release_when_idle(this);
   }
 
  private:
@@ -158,10 +178,23 @@ class Socket : IdleHook, public ThreadIo {
   // Takes the finished send's result: the sent bytes leave tx. False (with `error` set) if it
   // failed.
   bool settle_send();
+  // n bytes of the output were sent: they leave tx (and the static pieces).
+  void consume_sent(std::size_t n) {
+    if (gather_ != nullptr) {
+      gather_->consume(tx_, n);
+    } else {
+      tx_.consume(n);
+    }
+  }
+  // The output as iovecs (at most GatherList::kMaxIov); returns how many.
+  int output_iov(iovec* out) const { return gather_ != nullptr ? gather_->gather(tx_, out) : tx_.data_iov(out); }
+  // Frees the static output's list when nothing waits in it and no send uses it.
+  void release_gather_list();
   void set_tx_peer(Socket* to);
 
   Vectoring rx_;
   Vectoring tx_;
+  GatherList* gather_ = nullptr;  // static output (add_static()), from the micro-heap, or null
   std::int64_t timeout_ns_ = 0;
   int error_ = 0;
   bool rx_eof_ = false;

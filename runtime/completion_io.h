@@ -41,6 +41,7 @@
 // waits in the OS socket) and the next arm_recv() starts it again.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <cstdint>
@@ -51,6 +52,15 @@ namespace mnv {
 // arrival on an fd. Outside the POLL* bits: it wakes whoever waits on the fd (the kernel matches
 // it against every waiter, runtime/kernel.cc) without claiming the fd is ready.
 inline constexpr std::uint32_t kTransferDone = 1u << 30;
+
+// A gathered send's pieces (send_vector()), in the caller's memory: more pieces than send()
+// takes, sent with one request (sendmsg). `msg` names `iov[0..count)`; the poller fills it in.
+struct SendVector {
+  static constexpr int kMaxPieces = 40;
+  msghdr msg;
+  iovec iov[kMaxPieces];
+  int count = 0;
+};
 
 // One direction's transfer. Written by the poller while busy; all-zero is idle.
 struct Transfer {
@@ -64,6 +74,7 @@ struct Transfer {
   std::uint32_t offset = 0;  // send: bytes of iov[index] already sent
   std::uint32_t total = 0;   // send: bytes of the pieces before iov[index]
   iovec iov[2] = {};         // receive: iov[0]
+  SendVector* vec = nullptr;  // send: a gathered send's pieces (send_vector()), else null
 
   bool busy() const { return phase != Phase::kIdle; }
   bool done() const { return phase == Phase::kDone; }
@@ -88,6 +99,10 @@ class CompletionIo {
   virtual void recv(int fd, Transfers* x, void* buf, std::uint32_t len, bool poll_first) = 0;
   // Starts a send of iov[0..n) (1 <= n <= 2, no piece empty) on socket `fd` (x->tx idle).
   virtual void send(int fd, Transfers* x, const iovec* iov, int n) = 0;
+  // Starts a send of v->iov[0..v->count) (1 <= count <= kMaxPieces, no piece empty) as one
+  // sendmsg on socket `fd` (x->tx idle). `v` is the caller's and stays valid, untouched by the
+  // caller, while the send is busy: the poller advances its pieces in place after a short send.
+  virtual void send_vector(int fd, Transfers* x, SendVector* v) = 0;
   // Cancels x's receive (or send) on fd. On return the OS no longer uses its buffer, and the
   // transfer is idle (cancelled: for a receive, nothing was received), done (it had finished:
   // take() its result), or, when it finished just now, still busy until the next wait() brings

@@ -167,11 +167,16 @@ int IoUringPoller::flush_changes() {
       s.remove_pending = false;
     }
     if (s.update_pending && s.live) {
-      // Fails with ENOENT if the poll ended meanwhile; its last CQE then re-arms with `mask`.
+      // A new mask: the live poll is removed and a new one added (below), not updated in place.
+      // An IORING_OP_POLL_REMOVE update of a multishot poll's events lost the POLLOUT wake-up of
+      // a socket whose send buffer had filled (readiness mode, 6.18: the writer waited forever);
+      // a fresh poll checks the fd's state when it is armed, so nothing is missed, and the old
+      // one's CQEs still to come are stale (its generation is left behind).
       io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-      std::uint64_t data = user_data(kPoll, s.gen, fd);
-      io_uring_prep_poll_update(sqe, data, data, s.mask, IORING_POLL_UPDATE_EVENTS | IORING_POLL_ADD_MULTI);
+      io_uring_prep_poll_remove(sqe, user_data(kPoll, s.gen, fd));
       io_uring_sqe_set_data64(sqe, user_data(kIgnore, 0, 0));
+      s.gen = (s.gen + 1) & kGenMask;
+      s.add_pending = true;
     }
     s.update_pending = false;
     if (s.add_pending) {

@@ -20,8 +20,8 @@
 //    again at the next wait() while someone is interested in the fd.
 //  * wake() writes an eventfd that has its own multishot poll; wait() drains it.
 //  * The poll watches POLLIN | POLLRDHUP from the first interest until forget(), and POLLOUT only
-//    while the interest includes it (a poll update changes the mask): a writable socket watched
-//    for POLLOUT would post a CQE at every ACK.
+//    while the interest includes it (a new mask replaces the poll: removed, and a new one added):
+//    a writable socket watched for POLLOUT would post a CQE at every ACK.
 //
 // Completion mode (runtime/completion_io.h), offered when the kernel has synchronous cancellation
 // (IORING_REGISTER_SYNC_CANCEL, 6.0+): a socket's receive (IORING_OP_RECV into its ring's free
@@ -110,6 +110,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
   // CompletionIo (runtime/completion_io.h).
   void recv(int fd, Transfers* x, void* buf, std::uint32_t len, bool poll_first) override;
   void send(int fd, Transfers* x, const iovec* iov, int n) override;
+  void send_vector(int fd, Transfers* x, SendVector* v) override;
   void cancel(int fd, Transfers* x, bool send) override;
   void detach(int fd, Transfers* x) override;
   bool recv_multishot() const override { return multishot_ && multishot_on_; }
@@ -165,7 +166,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
     bool add_pending : 1 = false;     // a multishot poll for gen waits to be submitted
     bool remove_pending : 1 = false;  // a poll remove for stale_gen waits to be submitted
     bool dirty : 1 = false;           // fd is in dirty_
-    bool update_pending : 1 = false;  // the live poll's mask must change to `mask`
+    bool update_pending : 1 = false;  // the live poll must be replaced by one watching `mask`
     bool exact : 1 = false;           // completion mode was used: the poll watches exactly what no
                                       // transfer stands in for (see exact_mask())
     bool ms_arm_pending : 1 = false;  // a multishot receive waits to be submitted
@@ -196,6 +197,7 @@ class IoUringPoller final : public Poller, public CompletionIo {
   int flush_changes();
   io_uring_sqe* next_sqe();
   void prep_send(int fd, FdState& s, Transfer& t);
+  void prep_sendmsg(int fd, FdState& s, Transfer& t);
   int enter(std::int64_t timeout_ns);
   int reap(PollEvent* out, int max, bool* woke);
   bool handle(const io_uring_cqe* cqe, PollEvent* out, int max, int* n, bool* woke);

@@ -53,7 +53,29 @@ bool IoUringPoller::handle_transfer(std::uint64_t data, const io_uring_cqe* cqe,
     t.phase = Transfer::Phase::kDone;
     return true;
   }
-  if (res > 0 || res == -EAGAIN || res == -EINTR) {
+  if (t.vec != nullptr && (res > 0 || res == -EAGAIN || res == -EINTR)) {  // a gathered send
+    std::uint32_t sent = res > 0 ? static_cast<std::uint32_t>(res) : 0;
+    t.total += sent;
+    msghdr& m = t.vec->msg;
+    while (sent > 0) {  // what was sent leaves the front of the pieces
+      MNV_ASSERT(m.msg_iovlen > 0);
+      iovec& front = m.msg_iov[0];
+      std::uint32_t k = sent < front.iov_len ? sent : static_cast<std::uint32_t>(front.iov_len);
+      front.iov_base = static_cast<char*>(front.iov_base) + k;
+      front.iov_len -= k;
+      sent -= k;
+      if (front.iov_len == 0) {
+        ++m.msg_iov;
+        --m.msg_iovlen;
+      }
+    }
+    if (m.msg_iovlen > 0) {  // a short send: the rest goes on
+      bytes += moved;
+      prep_sendmsg(fd, s, t);
+      return true;
+    }
+    res = static_cast<std::int32_t>(t.total);
+  } else if (res > 0 || res == -EAGAIN || res == -EINTR) {
     std::uint32_t sent = res > 0 ? static_cast<std::uint32_t>(res) : 0;
     std::uint32_t left = static_cast<std::uint32_t>(t.iov[t.index].iov_len) - t.offset;
     MNV_ASSERT(sent <= left);
@@ -172,6 +194,7 @@ void IoUringPoller::send(int fd, Transfers* x, const iovec* iov, int n) {
   FdState& s = state(fd);
   Transfer& t = x->tx;
   start_transfer(fd, s, x, t);
+  t.vec = nullptr;
   t.iov[0] = iov[0];
   if (n == 2) t.iov[1] = iov[1];
   t.count = static_cast<std::uint8_t>(n);
@@ -179,6 +202,28 @@ void IoUringPoller::send(int fd, Transfers* x, const iovec* iov, int n) {
   t.offset = 0;
   t.total = 0;
   prep_send(fd, s, t);
+}
+
+void IoUringPoller::send_vector(int fd, Transfers* x, SendVector* v) {
+  CriticalSection cs;
+  MNV_ASSERT(v->count >= 1 && v->count <= SendVector::kMaxPieces);
+  FdState& s = state(fd);
+  Transfer& t = x->tx;
+  start_transfer(fd, s, x, t);
+  t.vec = v;
+  t.total = 0;
+  v->msg = msghdr{};
+  v->msg.msg_iov = v->iov;
+  v->msg.msg_iovlen = static_cast<std::size_t>(v->count);
+  prep_sendmsg(fd, s, t);
+}
+
+// The SQE that sends what is left of a gathered send's pieces (t.vec->msg names them).
+void IoUringPoller::prep_sendmsg(int fd, FdState& s, Transfer& t) {
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_sendmsg(sqe, fd, &t.vec->msg, MSG_NOSIGNAL | MSG_WAITALL);
+  use_fixed(sqe, fd, s);
+  io_uring_sqe_set_data64(sqe, io_data(true, t.seq, fd));
 }
 
 // The SQE that sends what is left of the current piece. MSG_WAITALL: the kernel itself goes on

@@ -12,14 +12,15 @@ http::Site g_site;
 
 namespace {
 
+// Constant bodies: sent from where they are, gathered with the head (Response::send_static).
 Task<> plaintext(Request&, Response& res) {
   res.header("Content-Type", "text/plain");
-  co_await res.send("Hello, World!");
+  co_await res.send_static("Hello, World!");
 }
 
 Task<> json(Request&, Response& res) {
   res.header("Content-Type", "application/json");
-  co_await res.send("{\"message\":\"Hello, World!\"}");
+  co_await res.send_static("{\"message\":\"Hello, World!\"}");
 }
 
 // The body back: whole when it is small, else streamed as a chunked response.

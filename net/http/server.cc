@@ -94,6 +94,8 @@ class Connection {
   Task<> write_head(Response& res, bool chunked, std::uint64_t length);
   // Bytes into the send ring: try_put() when they fit now, else put() waits for room.
   bool try_put(std::string_view bytes) { return try_write(s_, bytes.data(), bytes.size()); }
+  // Bytes that outlive the connection, queued by pointer (Socket::add_static()); false: put them.
+  bool add_static(std::string_view bytes) { return s_.add_static(bytes.data(), bytes.size()); }
   Task<> put(std::string_view bytes) {
     s_.set_timeout_ns(site_.options.send_timeout_ns);
     if (!try_write(s_, bytes.data(), bytes.size())) co_await write(s_, bytes.data(), bytes.size());
@@ -372,6 +374,16 @@ Task<> Response::send(std::string_view body) {
   bool done = state_ == State::kDone;  // the head failed and became a 500
   state_ = State::kDone;
   if (!done && !conn_->head_only() && !body.empty() && !conn_->try_put(body)) co_await conn_->put(body);
+}
+
+Task<> Response::send_static(std::string_view body) {
+  if (state_ != State::kNone) co_return;
+  if (!conn_->try_head(*this, false, body.size())) co_await conn_->write_head(*this, false, body.size());
+  bool done = state_ == State::kDone;  // the head failed and became a 500
+  state_ = State::kDone;
+  if (!done && !conn_->head_only() && !body.empty() && !conn_->add_static(body) && !conn_->try_put(body)) {
+    co_await conn_->put(body);
+  }
 }
 
 Task<> Response::begin_chunked() {

@@ -100,6 +100,10 @@ class Response {
   bool header(std::string_view name, std::string_view value);
   // The whole response with a fixed-length body (HEAD: its head only).
   Task<> send(std::string_view body);
+  // The same with a body that outlives the connection (a constant, a file loaded at start): it
+  // is sent from where it is, gathered with the head into one send, not copied into the send
+  // ring (net/socket.h's add_static(), whose lifetime rule it must meet).
+  Task<> send_static(std::string_view body);
   // A chunked response: begin, any number of chunks, end (end() is also called for a handler
   // that returns without it).
   Task<> begin_chunked();
