@@ -8,7 +8,6 @@
 // run through the cluster on their campaign's node. Every server and directory goes with the test.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <time.h>
 
 #include <memory>
 #include <string>
@@ -19,6 +18,7 @@
 #include "redis/budget_lease.h"
 #include "redis/cluster.h"
 #include "runtime/kernel.h"
+#include "tests/redis_cluster.h"
 #include "tests/redis_server.h"
 
 namespace mnv::redis {
@@ -33,28 +33,17 @@ std::string text(const Reply& r) {
 }
 
 struct Fixture {
-  std::vector<std::unique_ptr<RedisServer>> servers;
-  RedisServer* by_port(int port) {
-    for (auto& s : servers) {
-      if (s->port() == port) return s.get();
-    }
-    return nullptr;
-  }
+  mnv::testing::RedisCluster* cluster = nullptr;
+  std::vector<std::unique_ptr<RedisServer>>& servers() { return cluster->servers(); }
+  RedisServer* by_port(int port) { return cluster->by_port(port); }
   bool finished = false;
 };
-
-bool all_ok(Fixture& f) {
-  for (auto& s : f.servers) {
-    if (s->cli("CLUSTER INFO").find("cluster_state:ok") == std::string::npos) return false;
-  }
-  return true;
-}
 
 Thread client(Fixture* f) {
   ClusterOptions opt;
   opt.connection.call_timeout_ns = 5'000'000'000;
   Cluster c(opt);
-  sockaddr_in seed = f->servers[0]->addr();
+  sockaddr_in seed = f->servers()[0]->addr();
   EXPECT_TRUE(c.add_seed(reinterpret_cast<const sockaddr*>(&seed), sizeof seed));
   EXPECT_EQ(co_await c.refresh(), 0) << c.why();
   EXPECT_EQ(c.nodes(), 3u);
@@ -63,7 +52,7 @@ Thread client(Fixture* f) {
   // Routing: keys on every node, and our slots agree with the server's.
   const char* keys[] = {"foo", "bar", "{user1000}.following", "{user1000}.followers", "a", "b", "c", "d"};
   for (const char* k : keys) {
-    EXPECT_EQ(std::to_string(key_slot(k)), f->servers[0]->cli(std::string("CLUSTER KEYSLOT '") + k + "'")) << k;
+    EXPECT_EQ(std::to_string(key_slot(k)), f->servers()[0]->cli(std::string("CLUSTER KEYSLOT '") + k + "'")) << k;
     EXPECT_EQ(co_await c.call_args(&r, k, "SET", k, k), 0) << c.why();
     EXPECT_EQ(text(r), "OK") << k;
   }
@@ -104,7 +93,7 @@ Thread client(Fixture* f) {
   EXPECT_EQ(co_await c.call_args(&r, "{foo}.2", "SET", "{foo}.2", "second"), 0);
   RedisServer* source = f->by_port(c.port(c.owner(slot)));
   RedisServer* target = nullptr;
-  for (auto& s : f->servers) {
+  for (auto& s : f->servers()) {
     if (s.get() != source) target = s.get();
   }
   EXPECT_TRUE(source != nullptr && target != nullptr);
@@ -137,7 +126,7 @@ Thread client(Fixture* f) {
 
   // The rest of the slot moves, and every node is told the target owns it.
   EXPECT_EQ(source->cli("MIGRATE 127.0.0.1 " + std::to_string(target->port()) + " {foo}.2 0 5000"), "OK");
-  for (auto& n : f->servers) EXPECT_EQ(n->cli("CLUSTER SETSLOT " + s + " NODE " + target_id), "OK");
+  for (auto& n : f->servers()) EXPECT_EQ(n->cli("CLUSTER SETSLOT " + s + " NODE " + target_id), "OK");
   const std::uint64_t refreshes = c.stats().refreshes;
   EXPECT_EQ(co_await c.call_args(&r, "{foo}.2", "GET", "{foo}.2"), 0) << c.why();
   EXPECT_EQ(text(r), "second");
@@ -160,26 +149,10 @@ Thread client(Fixture* f) {
 }
 
 TEST(RedisClusterTest, RoutesBySlotAndFollowsAskAndMovedWhileASlotMigrates) {
+  mnv::testing::RedisCluster cluster(3);
+  ASSERT_TRUE(cluster.ok()) << cluster.error();
   Fixture f;
-  for (int i = 0; i < 3; ++i) {
-    f.servers.push_back(std::make_unique<RedisServer>(std::vector<std::string>{
-        "--cluster-enabled", "yes", "--cluster-node-timeout", "5000", "--cluster-config-file", "nodes.conf",
-        // (its bus on a port of its own: the default, port + 10000, may be past 65535)
-        "--cluster-port", std::to_string(mnv::testing::free_loopback_port())}));
-    ASSERT_TRUE(f.servers.back()->ok()) << "redis-server (cluster-enabled) did not start";
-  }
-  std::string create = "--cluster create";
-  for (auto& s : f.servers) create += " 127.0.0.1:" + std::to_string(s->port());
-  create += " --cluster-replicas 0 --cluster-yes";
-  std::string out = f.servers[0]->cli(create);
-  ASSERT_NE(out.find("All 16384 slots covered"), std::string::npos) << out;
-  bool ok = false;
-  for (int i = 0; i < 200 && !(ok = all_ok(f)); ++i) {
-    timespec ts{0, 100'000'000};
-    ::nanosleep(&ts, nullptr);
-  }
-  ASSERT_TRUE(ok) << "the cluster did not reach cluster_state:ok within 20 s";
-
+  f.cluster = &cluster;
   KernelConfig kc;
   kc.max_fds = 256;
   kc.max_processes = 4;
