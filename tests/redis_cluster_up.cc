@@ -18,17 +18,19 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "redis_cluster_up: MASTERS must be 1 to 8, not '%s'\n", argv[1]);
     return 2;
   }
-  // SIGTERM and SIGINT blocked, then awaited (the servers are stopped by the destructors).
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigprocmask(SIG_BLOCK, &set, nullptr);
   mnv::testing::RedisCluster cluster(masters);
   if (!cluster.ok()) {
     std::fprintf(stderr, "redis_cluster_up: %s\n", cluster.error().c_str());
     return 1;
   }
+  // SIGTERM and SIGINT blocked (only now: the servers must not inherit the mask), then awaited;
+  // the servers are stopped by the destructors. (One before this kills us, and PR_SET_PDEATHSIG
+  // the servers.)
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigprocmask(SIG_BLOCK, &set, nullptr);
   std::printf("cluster %s\n", cluster.seeds().c_str());
   std::fflush(stdout);
   int sig = 0;
