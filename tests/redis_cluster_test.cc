@@ -9,6 +9,9 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -163,6 +166,74 @@ TEST(RedisClusterTest, RoutesBySlotAndFollowsAskAndMovedWhileASlotMigrates) {
   k->start(pool, client, &f);
   k->run();
   EXPECT_TRUE(f.finished);
+}
+
+// A slot map larger than the receive ring (4080 bytes): the seed's view of the cluster is
+// fragmented into ~120 ranges (every other slot of its first 120 given to another master; they
+// hold no keys). CLUSTER SLOTS is the only reply the bidder reads that can grow past the ring
+// (the rest are integers, OK, short errors and SHA1s): refresh() says so and why, and a call
+// without a map fails with it rather than hanging or routing blindly.
+struct BigMap {
+  Cluster* cluster = nullptr;
+  sockaddr_in seed{};
+  int refreshed = -1, called = -1;
+  std::string why;
+};
+
+Thread big_map_client(BigMap* b) {
+  ClusterOptions opt;
+  opt.connection.call_timeout_ns = 5'000'000'000;
+  Cluster c(opt);
+  EXPECT_TRUE(c.add_seed(reinterpret_cast<const sockaddr*>(&b->seed), sizeof b->seed));
+  b->refreshed = co_await c.refresh();
+  b->why = c.why();
+  Reply r;
+  b->called = co_await c.call_args(&r, "k", "GET", "k");
+}
+
+TEST(RedisClusterTest, ASlotMapLargerThanTheReceiveRingIsAnExplicitError) {
+  mnv::testing::RedisCluster cluster(3);
+  ASSERT_TRUE(cluster.ok()) << cluster.error();
+  RedisServer& seed = *cluster.servers()[0];
+  const std::string other = cluster.servers()[1]->cli("CLUSTER MYID");
+  // The seed's own first slot (from CLUSTER NODES: "... connected FIRST-LAST"), and every other
+  // one of the next 240, to the other master in the seed's view.
+  std::string path = seed.dir() + "/setslots";
+  std::string commands;
+  std::string myid = seed.cli("CLUSTER MYID");
+  std::string nodes = seed.cli("CLUSTER NODES");
+  std::size_t at = nodes.find(myid);
+  ASSERT_NE(at, std::string::npos);
+  std::size_t eol = nodes.find('\n', at);
+  std::string line = nodes.substr(at, eol == std::string::npos ? std::string::npos : eol - at);
+  std::size_t dash = line.rfind('-');
+  std::size_t space = line.rfind(' ', dash);
+  ASSERT_NE(dash, std::string::npos) << line;
+  const int start = std::stoi(line.substr(space + 1, dash - space - 1));
+  for (int s = start; s < start + 240; s += 2) commands += "CLUSTER SETSLOT " + std::to_string(s) + " NODE " + other + "\n";
+  FILE* f = std::fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs(commands.c_str(), f);
+  std::fclose(f);
+  seed.cli("< " + path);
+  std::string slots = seed.cli("CLUSTER SLOTS");
+  ASSERT_GT(std::count(slots.begin(), slots.end(), '\n'), 4080 / 8) << "the map did not grow";
+
+  KernelConfig kc;
+  kc.max_fds = 64;
+  kc.max_processes = 4;
+  kc.exit_when_idle = true;
+  auto k = Kernel::create(kc);
+  ASSERT_NE(k, nullptr);
+  HeapPool pool(64, 2);
+  BigMap b;
+  b.seed = seed.addr();
+  k->start(pool, big_map_client, &b);
+  k->run();
+  EXPECT_EQ(b.refreshed, EMSGSIZE) << b.why;
+  EXPECT_NE(b.why.find("the slot map is larger than the 4080-byte receive ring"), std::string::npos) << b.why;
+  EXPECT_NE(b.why.find("redis-cli --cluster rebalance"), std::string::npos) << b.why;
+  EXPECT_EQ(b.called, EMSGSIZE);
 }
 
 }  // namespace
