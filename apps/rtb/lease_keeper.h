@@ -39,10 +39,12 @@
 // give-back whose call fails. A Redis that loses its data cannot make the fleet set a budget
 // twice: only a holder's first step sets one, and the keepers that opened the campaign mark it
 // lost as soon as they find it gone (within check_ns), after which no bidder sets it. The one
-// window left: a bidder that starts between the loss and the first keeper's check sets the
-// budget again; the grants the others held from before the loss were counted against the old
-// budget, so the fleet's overspend is then at most what it held at the loss. A budget the
-// operator re-seeds is the operator's number. A changed total in the campaigns file (SIGHUP)
+// window left: a bidder that opens the campaign for the first time between the loss and the
+// first keeper's check (≤ check_ns, 1 s) finds Redis empty and sets the whole budget again, and
+// the fleet then leases from it too: the overspend is at most what had been granted before the
+// loss. Nothing in an empty Redis tells that bidder from the first of a new fleet; keep Redis's
+// data (AOF) and start no bidder while Redis restarts. A budget the operator re-seeds is the
+// operator's number. A changed total in the campaigns file (SIGHUP)
 // does not change a budget Redis already holds.
 #pragma once
 
