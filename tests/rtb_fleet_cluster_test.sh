@@ -19,17 +19,6 @@ RTB_BIN="$root/apps/rtb/rtb"
 LOAD="$root/perf/http_load"
 CAMPAIGNS="$root/apps/rtb/campaigns.toml"
 FLAGS=(--campaigns="$CAMPAIGNS" --hmac_key=fleet-test-notice-key --reservation_ms=300 --redis_lease_micros=100000)
-fail=0
-check() {  # check WHAT CONDITION-AS-ARITHMETIC
-  if (( $2 )); then say "ok: $1"; else say "FAILED: $1 ($2)"; fail=1; fi
-}
-wait_for() {  # wait_for SECONDS 'SHELL CONDITION': until it holds (polls every 50 ms); 1 if it never does
-  local until=$((SECONDS + $1))
-  until eval "$2"; do
-    [ "$SECONDS" -lt "$until" ] || return 1
-    sleep 0.05
-  done
-}
 refused() {  # refused FLAG EXPECTED-TEXT: the bidder exits 2 naming it
   local rc=0 err
   err=$("$RTB_BIN" --port=0 --campaigns="$CAMPAIGNS" --hmac_key=fleet-test-notice-key "$@" 2>&1 >/dev/null) || rc=$?
@@ -106,5 +95,4 @@ done
 left=$(redis_left_sum)
 say "after SIGTERM: left $left, spent $spend, budget $budget"
 check "spent + left ≤ budget (no overspend)" "$spend + $left <= $budget"
-[ "$fail" = 0 ] || { say "bidder stderr:"; tail -n 20 "$FLEET_TMP"/err* >&2; }
-exit "$fail"
+fleet_finish

@@ -19,6 +19,10 @@
 #   metric_sum N REGEX               the sum of bidder N's /metrics samples matching REGEX
 #   redis_left_sum                   Σ {budget:*}:left in Redis (every master of a cluster)
 #   redis_leases_of PID              Σ what the holders "<host>:PID/<shard>" hold in Redis
+#   check WHAT CONDITION             (tests) says ok or FAILED (CONDITION is shell arithmetic); a
+#                                    failure sets fail=1
+#   wait_for SECONDS 'CONDITION'     until the shell condition holds (polls every 50 ms); 1 if never
+#   fleet_finish                     (tests) the bidders' stderr if anything failed; exits $fail
 FLEET_TMP="$(mktemp -d)"
 FLEET_PIDS=()
 FLEET_TERM_PIDS=()  # (stopped with SIGTERM: they stop their own children)
@@ -34,6 +38,21 @@ trap fleet_cleanup EXIT
 trap 'exit 130' INT TERM
 
 RTB_BIN=${RTB_BIN:-}
+fail=0
+check() {
+  if (( $2 )); then say "ok: $1"; else say "FAILED: $1 ($2)"; fail=1; fi
+}
+wait_for() {
+  local until=$((SECONDS + $1))
+  until eval "$2"; do
+    [ "$SECONDS" -lt "$until" ] || return 1
+    sleep 0.05
+  done
+}
+fleet_finish() {
+  [ "$fail" = 0 ] || { say "bidder stderr:"; tail -n 20 "$FLEET_TMP"/err* >&2; }
+  exit "$fail"
+}
 declare -a BIDDER_ADDR BIDDER_ADMIN BIDDER_PID
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

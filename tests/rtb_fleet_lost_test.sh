@@ -20,17 +20,6 @@ RTB_BIN="$root/apps/rtb/rtb"
 LOAD="$root/perf/http_load"
 CAMPAIGNS="$root/apps/rtb/campaigns.toml"
 FLAGS=(--campaigns="$CAMPAIGNS" --hmac_key=fleet-test-notice-key --reservation_ms=300 --redis_lease_micros=50000)
-fail=0
-check() {  # check WHAT CONDITION-AS-ARITHMETIC
-  if (( $2 )); then say "ok: $1"; else say "FAILED: $1 ($2)"; fail=1; fi
-}
-wait_for() {  # wait_for SECONDS 'SHELL CONDITION': until it holds (polls every 50 ms); 1 if it never does
-  local until=$((SECONDS + $1))
-  until eval "$2"; do
-    [ "$SECONDS" -lt "$until" ] || return 1
-    sleep 0.05
-  done
-}
 keys() { rcli --scan --pattern "{budget:*}:$1" | wc -l; }
 sum_all() {  # sum_all REGEX: over the bidders started
   local n s=0
@@ -105,5 +94,4 @@ for n in 1 2 3; do
 done
 check "every bidder gave back (Redis holds $(redis_left_sum) of $((reseed * ncamp)) re-seeded)" \
   "$(redis_left_sum) == $((reseed * ncamp))"
-[ "$fail" = 0 ] || { say "bidder stderr:"; tail -n 20 "$FLEET_TMP"/err* >&2; }
-exit "$fail"
+fleet_finish

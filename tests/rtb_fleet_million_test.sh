@@ -19,10 +19,6 @@ LOAD="$root/perf/http_load"
 CAMPAIGNS="$root/apps/rtb/campaigns.toml"
 total=${MILLION_REQUESTS:-1000000}
 rate=${MILLION_RATE:-4000}  # per bidder: two of them, so total/(2 rate) seconds (fastbuild bidders on 2 cores)
-fail=0
-check() {  # check WHAT CONDITION-AS-ARITHMETIC
-  if (( $2 )); then say "ok: $1"; else say "FAILED: $1 ($2)"; fail=1; fi
-}
 
 fleet_start_redis
 ncamp=$(campaign_ids "$CAMPAIGNS" | wc -l)
@@ -87,5 +83,4 @@ done
 left=$(redis_left_sum)
 say "after SIGTERM: spent $spend + left $left = $((spend + left)) of $budget"
 check "spent + left ≤ budget (overspend 0)" "$spend + $left <= $budget"
-[ "$fail" = 0 ] || { say "bidder stderr:"; tail -n 20 "$FLEET_TMP"/err* >&2; }
-exit "$fail"
+fleet_finish
