@@ -72,9 +72,9 @@ check "the bidders spent something" "$spend1 > 0 && $spend2 > 0 && $spend3 > 0"
 check "the budgets ran dry (budget no-bids: $dry)" "$dry > 0"
 check "spend ≤ budget (spent $spend, budget $budget)" "$spend <= $budget"
 check "spend ≤ leased ≤ budget (leased $leased)" "$spend <= $leased && $leased <= $budget"
-held1=$(redis_leases_of "${BIDDER_PID[1]}")
 kill -KILL "${BIDDER_PID[1]}"
 wait "${BIDDER_PID[1]}" 2>/dev/null || true
+held1=$(redis_leases_of "${BIDDER_PID[1]}")  # (read after the kill: it may lease until then)
 for n in 2 3; do
   kill -TERM "${BIDDER_PID[$n]}"
   rc=0
