@@ -191,6 +191,13 @@ Task<int> Cluster::refresh() {
     Reply r;
     Connection& c = *nodes_[i];
     int e = co_await c.call_args(&r, "CLUSTER", "SLOTS");
+    if (e == EMSGSIZE) {  // (a map this client cannot read: say so, not just "too large")
+      note("CLUSTER SLOTS on node %u (port %d): the slot map is larger than the %u-byte receive ring (> ~40 slot "
+           "ranges); this client cannot read it: keep each master's slots contiguous (redis-cli --cluster rebalance)",
+           i, port(static_cast<std::uint8_t>(i)), static_cast<unsigned>(Vectoring::kDefaultCapacity));
+      last = e;
+      continue;
+    }
     if (e != 0) {
       note("CLUSTER SLOTS on node %u (port %d): %s", i, port(static_cast<std::uint8_t>(i)), c.why());
       last = e;

@@ -30,11 +30,11 @@ Thread single_bidder(Ctx* x) {
   EXPECT_EQ(co_await b.reset(c, "c42", 1000), 0) << b.why();
   // open() sets a budget only where Redis holds none (the first bidder of a fleet sets it).
   bool created = true;
-  EXPECT_EQ(co_await b.open(c, "c42", 999'999, &created), 0) << b.why();
+  EXPECT_EQ(co_await b.open(c, "c42", "bidder-a", 999'999, &created), 0) << b.why();
   EXPECT_FALSE(created);
   EXPECT_EQ(co_await b.left(c, "c42", &left), 0);
   EXPECT_EQ(left, 1000);
-  EXPECT_EQ(co_await b.open(c, "c43-new", 77, &created), 0) << b.why();
+  EXPECT_EQ(co_await b.open(c, "c43-new", "bidder-a", 77, &created), 0) << b.why();
   EXPECT_TRUE(created);
   EXPECT_EQ(co_await b.left(c, "c43-new", &left), 0);
   EXPECT_EQ(left, 77);
@@ -73,6 +73,51 @@ Thread single_bidder(Ctx* x) {
   got = -1;
   EXPECT_NE(co_await b.lease(c, "c42", "bidder-a", 10, &got), 0);
   EXPECT_EQ(got, -1);
+  x->finished = true;
+}
+
+// Redis loses its data (FLUSHALL here; tests/rtb_fleet_test.sh restarts a real one without
+// persistence): a holder's next step marks the campaign lost instead of setting a budget again,
+// bidders that open it later find it lost too, a give-back creates nothing, and only the
+// operator's re-seed (SET left, DEL lost) brings it back.
+Thread lost_budget(Ctx* x) {
+  Connection c;
+  c.set_address(reinterpret_cast<const sockaddr*>(&x->addr), sizeof x->addr);
+  BudgetLeases b;
+  bool created = false;
+  std::int64_t got = -1, left = -1;
+  EXPECT_EQ(co_await b.open(c, "c44", "bidder-a", 1000, &created), 0) << b.why();
+  EXPECT_TRUE(created);  // (an empty Redis, a fresh fleet: the first opener sets the budget)
+  EXPECT_EQ(co_await b.check(c, "c44", "bidder-a"), 0) << b.why();
+  EXPECT_EQ(co_await b.lease(c, "c44", "bidder-a", 300, &got), 0) << b.why();
+  EXPECT_EQ(got, 300);
+  EXPECT_EQ(x->server->cli("FLUSHALL"), "OK");
+  got = -1;
+  EXPECT_EQ(co_await b.lease(c, "c44", "bidder-a", 300, &got), ENODATA);
+  EXPECT_EQ(got, -1);
+  EXPECT_NE(std::string(b.why()).find("Redis lost this campaign's budget"), std::string::npos) << b.why();
+  EXPECT_NE(std::string(b.why()).find("DEL {budget:c44}:lost"), std::string::npos) << b.why();
+  EXPECT_EQ(x->server->cli("GET {budget:c44}:lost"), "budget lost by Redis: found by bidder-a");
+  // A bidder started now does not set the budget again; a give-back does not create it.
+  EXPECT_EQ(co_await b.open(c, "c44", "bidder-new", 1000, &created), ENODATA);
+  EXPECT_EQ(co_await b.give_back(c, "c44", "bidder-a", 200, &got), ENODATA);
+  EXPECT_EQ(x->server->cli("EXISTS {budget:c44}:left"), "0");
+  EXPECT_EQ(co_await b.check(c, "c44", "bidder-a"), ENODATA);
+  // The operator's re-seed: what is left, then the mark deleted (in the other order the next
+  // step marks it lost again, since `left` is still gone).
+  EXPECT_EQ(x->server->cli("DEL {budget:c44}:lost"), "1");
+  EXPECT_EQ(co_await b.check(c, "c44", "bidder-b"), ENODATA);
+  EXPECT_EQ(x->server->cli("GET {budget:c44}:lost"), "budget lost by Redis: found by bidder-b");
+  EXPECT_EQ(x->server->cli("SET {budget:c44}:left 700"), "OK");
+  EXPECT_EQ(x->server->cli("DEL {budget:c44}:lost"), "1");
+  EXPECT_EQ(co_await b.check(c, "c44", "bidder-a"), 0) << b.why();
+  EXPECT_EQ(co_await b.lease(c, "c44", "bidder-a", 300, &got), 0) << b.why();
+  EXPECT_EQ(got, 300);
+  EXPECT_EQ(co_await b.left(c, "c44", &left), 0);
+  EXPECT_EQ(left, 400);
+  // Another campaign that was never opened: a fresh open still sets it.
+  EXPECT_EQ(co_await b.open(c, "c45", "bidder-a", 5, &created), 0) << b.why();
+  EXPECT_TRUE(created);
   x->finished = true;
 }
 
@@ -148,6 +193,15 @@ TEST(RedisBudgetLeaseTest, ConcurrentBiddersAreGrantedExactlyTheBudget) {
   EXPECT_EQ(calls[0] + calls[1] + calls[2], 143);  // 142 x 7 + 6
   for (int i = 0; i < 3; ++i) EXPECT_GT(calls[i], 10) << "bidder " << i << " was starved: not interleaved";
   EXPECT_EQ(server.cli("GET {budget:shared}:left"), "0");
+}
+
+TEST(RedisBudgetLeaseTest, ALostBudgetIsMarkedAndNeverSetAgainButByTheOperator) {
+  RedisServer server;
+  ASSERT_TRUE(server.ok());
+  Ctx x;
+  x.addr = server.addr();
+  x.server = &server;
+  run(lost_budget, &x);
 }
 
 }  // namespace

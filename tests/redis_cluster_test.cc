@@ -8,8 +8,10 @@
 // run through the cluster on their campaign's node. Every server and directory goes with the test.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <time.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +21,7 @@
 #include "redis/budget_lease.h"
 #include "redis/cluster.h"
 #include "runtime/kernel.h"
+#include "tests/redis_cluster.h"
 #include "tests/redis_server.h"
 
 namespace mnv::redis {
@@ -33,28 +36,17 @@ std::string text(const Reply& r) {
 }
 
 struct Fixture {
-  std::vector<std::unique_ptr<RedisServer>> servers;
-  RedisServer* by_port(int port) {
-    for (auto& s : servers) {
-      if (s->port() == port) return s.get();
-    }
-    return nullptr;
-  }
+  mnv::testing::RedisCluster* cluster = nullptr;
+  std::vector<std::unique_ptr<RedisServer>>& servers() { return cluster->servers(); }
+  RedisServer* by_port(int port) { return cluster->by_port(port); }
   bool finished = false;
 };
-
-bool all_ok(Fixture& f) {
-  for (auto& s : f.servers) {
-    if (s->cli("CLUSTER INFO").find("cluster_state:ok") == std::string::npos) return false;
-  }
-  return true;
-}
 
 Thread client(Fixture* f) {
   ClusterOptions opt;
   opt.connection.call_timeout_ns = 5'000'000'000;
   Cluster c(opt);
-  sockaddr_in seed = f->servers[0]->addr();
+  sockaddr_in seed = f->servers()[0]->addr();
   EXPECT_TRUE(c.add_seed(reinterpret_cast<const sockaddr*>(&seed), sizeof seed));
   EXPECT_EQ(co_await c.refresh(), 0) << c.why();
   EXPECT_EQ(c.nodes(), 3u);
@@ -63,7 +55,7 @@ Thread client(Fixture* f) {
   // Routing: keys on every node, and our slots agree with the server's.
   const char* keys[] = {"foo", "bar", "{user1000}.following", "{user1000}.followers", "a", "b", "c", "d"};
   for (const char* k : keys) {
-    EXPECT_EQ(std::to_string(key_slot(k)), f->servers[0]->cli(std::string("CLUSTER KEYSLOT '") + k + "'")) << k;
+    EXPECT_EQ(std::to_string(key_slot(k)), f->servers()[0]->cli(std::string("CLUSTER KEYSLOT '") + k + "'")) << k;
     EXPECT_EQ(co_await c.call_args(&r, k, "SET", k, k), 0) << c.why();
     EXPECT_EQ(text(r), "OK") << k;
   }
@@ -104,7 +96,7 @@ Thread client(Fixture* f) {
   EXPECT_EQ(co_await c.call_args(&r, "{foo}.2", "SET", "{foo}.2", "second"), 0);
   RedisServer* source = f->by_port(c.port(c.owner(slot)));
   RedisServer* target = nullptr;
-  for (auto& s : f->servers) {
+  for (auto& s : f->servers()) {
     if (s.get() != source) target = s.get();
   }
   EXPECT_TRUE(source != nullptr && target != nullptr);
@@ -137,7 +129,7 @@ Thread client(Fixture* f) {
 
   // The rest of the slot moves, and every node is told the target owns it.
   EXPECT_EQ(source->cli("MIGRATE 127.0.0.1 " + std::to_string(target->port()) + " {foo}.2 0 5000"), "OK");
-  for (auto& n : f->servers) EXPECT_EQ(n->cli("CLUSTER SETSLOT " + s + " NODE " + target_id), "OK");
+  for (auto& n : f->servers()) EXPECT_EQ(n->cli("CLUSTER SETSLOT " + s + " NODE " + target_id), "OK");
   const std::uint64_t refreshes = c.stats().refreshes;
   EXPECT_EQ(co_await c.call_args(&r, "{foo}.2", "GET", "{foo}.2"), 0) << c.why();
   EXPECT_EQ(text(r), "second");
@@ -160,26 +152,10 @@ Thread client(Fixture* f) {
 }
 
 TEST(RedisClusterTest, RoutesBySlotAndFollowsAskAndMovedWhileASlotMigrates) {
+  mnv::testing::RedisCluster cluster(3);
+  ASSERT_TRUE(cluster.ok()) << cluster.error();
   Fixture f;
-  for (int i = 0; i < 3; ++i) {
-    f.servers.push_back(std::make_unique<RedisServer>(std::vector<std::string>{
-        "--cluster-enabled", "yes", "--cluster-node-timeout", "5000", "--cluster-config-file", "nodes.conf",
-        // (its bus on a port of its own: the default, port + 10000, may be past 65535)
-        "--cluster-port", std::to_string(mnv::testing::free_loopback_port())}));
-    ASSERT_TRUE(f.servers.back()->ok()) << "redis-server (cluster-enabled) did not start";
-  }
-  std::string create = "--cluster create";
-  for (auto& s : f.servers) create += " 127.0.0.1:" + std::to_string(s->port());
-  create += " --cluster-replicas 0 --cluster-yes";
-  std::string out = f.servers[0]->cli(create);
-  ASSERT_NE(out.find("All 16384 slots covered"), std::string::npos) << out;
-  bool ok = false;
-  for (int i = 0; i < 200 && !(ok = all_ok(f)); ++i) {
-    timespec ts{0, 100'000'000};
-    ::nanosleep(&ts, nullptr);
-  }
-  ASSERT_TRUE(ok) << "the cluster did not reach cluster_state:ok within 20 s";
-
+  f.cluster = &cluster;
   KernelConfig kc;
   kc.max_fds = 256;
   kc.max_processes = 4;
@@ -190,6 +166,74 @@ TEST(RedisClusterTest, RoutesBySlotAndFollowsAskAndMovedWhileASlotMigrates) {
   k->start(pool, client, &f);
   k->run();
   EXPECT_TRUE(f.finished);
+}
+
+// A slot map larger than the receive ring (4080 bytes): the seed's view of the cluster is
+// fragmented into ~120 ranges (every other slot of its first 120 given to another master; they
+// hold no keys). CLUSTER SLOTS is the only reply the bidder reads that can grow past the ring
+// (the rest are integers, OK, short errors and SHA1s): refresh() says so and why, and a call
+// without a map fails with it rather than hanging or routing blindly.
+struct BigMap {
+  Cluster* cluster = nullptr;
+  sockaddr_in seed{};
+  int refreshed = -1, called = -1;
+  std::string why;
+};
+
+Thread big_map_client(BigMap* b) {
+  ClusterOptions opt;
+  opt.connection.call_timeout_ns = 5'000'000'000;
+  Cluster c(opt);
+  EXPECT_TRUE(c.add_seed(reinterpret_cast<const sockaddr*>(&b->seed), sizeof b->seed));
+  b->refreshed = co_await c.refresh();
+  b->why = c.why();
+  Reply r;
+  b->called = co_await c.call_args(&r, "k", "GET", "k");
+}
+
+TEST(RedisClusterTest, ASlotMapLargerThanTheReceiveRingIsAnExplicitError) {
+  mnv::testing::RedisCluster cluster(3);
+  ASSERT_TRUE(cluster.ok()) << cluster.error();
+  RedisServer& seed = *cluster.servers()[0];
+  const std::string other = cluster.servers()[1]->cli("CLUSTER MYID");
+  // The seed's own first slot (from CLUSTER NODES: "... connected FIRST-LAST"), and every other
+  // one of the next 240, to the other master in the seed's view.
+  std::string path = seed.dir() + "/setslots";
+  std::string commands;
+  std::string myid = seed.cli("CLUSTER MYID");
+  std::string nodes = seed.cli("CLUSTER NODES");
+  std::size_t at = nodes.find(myid);
+  ASSERT_NE(at, std::string::npos);
+  std::size_t eol = nodes.find('\n', at);
+  std::string line = nodes.substr(at, eol == std::string::npos ? std::string::npos : eol - at);
+  std::size_t dash = line.rfind('-');
+  std::size_t space = line.rfind(' ', dash);
+  ASSERT_NE(dash, std::string::npos) << line;
+  const int start = std::stoi(line.substr(space + 1, dash - space - 1));
+  for (int s = start; s < start + 240; s += 2) commands += "CLUSTER SETSLOT " + std::to_string(s) + " NODE " + other + "\n";
+  FILE* f = std::fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs(commands.c_str(), f);
+  std::fclose(f);
+  seed.cli("< " + path);
+  std::string slots = seed.cli("CLUSTER SLOTS");
+  ASSERT_GT(std::count(slots.begin(), slots.end(), '\n'), 4080 / 8) << "the map did not grow";
+
+  KernelConfig kc;
+  kc.max_fds = 64;
+  kc.max_processes = 4;
+  kc.exit_when_idle = true;
+  auto k = Kernel::create(kc);
+  ASSERT_NE(k, nullptr);
+  HeapPool pool(64, 2);
+  BigMap b;
+  b.seed = seed.addr();
+  k->start(pool, big_map_client, &b);
+  k->run();
+  EXPECT_EQ(b.refreshed, EMSGSIZE) << b.why;
+  EXPECT_NE(b.why.find("the slot map is larger than the 4080-byte receive ring"), std::string::npos) << b.why;
+  EXPECT_NE(b.why.find("redis-cli --cluster rebalance"), std::string::npos) << b.why;
+  EXPECT_EQ(b.called, EMSGSIZE);
 }
 
 }  // namespace

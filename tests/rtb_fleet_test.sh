@@ -25,20 +25,9 @@ RTB_BIN="$root/apps/rtb/rtb"
 LOAD="$root/perf/http_load"
 CAMPAIGNS="$root/apps/rtb/campaigns.toml"
 FLAGS=(--shards=2 --campaigns="$CAMPAIGNS" --hmac_key=fleet-test-notice-key --reservation_ms=300)
-fail=0
-check() {  # check WHAT CONDITION-AS-ARITHMETIC
-  if (( $2 )); then say "ok: $1"; else say "FAILED: $1 ($2)"; fail=1; fi
-}
 load() {  # load N RATE SECONDS: http_load's OpenRTB mix against bidder N, notices for every bid
   "$LOAD" --port="${BIDDER_ADDR[$1]##*:}" --rtb_mix=2000 --seed="$1" --rate="$2" --duration_s="$3" --conns=0 \
     --win_share=1 --timeout_s=5 >"$FLEET_TMP/load$1" 2>&1 || true
-}
-wait_for() {  # wait_for SECONDS 'SHELL CONDITION': until it holds (polls every 50 ms); 1 if it never does
-  local until=$((SECONDS + $1))
-  until eval "$2"; do
-    [ "$SECONDS" -lt "$until" ] || return 1
-    sleep 0.05
-  done
 }
 
 # A bad address is a config error naming the knob (exit 2), not a bidder that never leases.
@@ -83,9 +72,9 @@ check "the bidders spent something" "$spend1 > 0 && $spend2 > 0 && $spend3 > 0"
 check "the budgets ran dry (budget no-bids: $dry)" "$dry > 0"
 check "spend ≤ budget (spent $spend, budget $budget)" "$spend <= $budget"
 check "spend ≤ leased ≤ budget (leased $leased)" "$spend <= $leased && $leased <= $budget"
-held1=$(redis_leases_of "${BIDDER_PID[1]}")
 kill -KILL "${BIDDER_PID[1]}"
 wait "${BIDDER_PID[1]}" 2>/dev/null || true
+held1=$(redis_leases_of "${BIDDER_PID[1]}")  # (read after the kill: it may lease until then)
 for n in 2 3; do
   kill -TERM "${BIDDER_PID[$n]}"
   rc=0
@@ -144,5 +133,4 @@ left=$(redis_left_sum)
 say "spent $spend4, left $left of $budget; $(grep -h '^RESULT' "$FLEET_TMP/load4" | cut -c1-160)"
 check "spent + left ≤ budget" "$spend4 + $left <= $budget"
 check "the bidder spent something" "$spend4 > 0"
-[ "$fail" = 0 ] || { say "bidder stderr:"; tail -n 20 "$FLEET_TMP"/err* >&2; }
-exit "$fail"
+fleet_finish

@@ -64,7 +64,7 @@ struct RtbConfig {
   bool bill_at_win = false;
   bool fault_injection = false;
   std::int64_t cap_owner_delay_ms = 0;
-  std::string redis;  // budget leases from this Redis (lease_keeper.h); empty: local budgets
+  std::string redis;  // budget leases from this Redis or Cluster (lease_keeper.h); empty: local budgets
   LeaseKeeper::Options lease;
   bool caps_redis = false;  // [rtb] caps = "redis": caps shared through that Redis (redis_caps.h)
   std::int64_t caps_cache_ms = 100;
@@ -788,8 +788,14 @@ void add_knobs(Config& config) {
     return v.empty() || LeaseKeeper::parse_address(v, &a, why);
   }, "lease campaign budgets from this Redis, shared by a fleet of bidders (apps/rtb/lease_keeper.h); empty: "
      "each process spends its campaigns' whole budgets", true);
+  config.add_text("rtb", "redis_cluster", "", "host:port[,host:port...], or empty",
+                  [](std::string_view v, std::string* why) {
+    std::vector<sockaddr_in> seeds;
+    return v.empty() || LeaseKeeper::parse_seeds(v, &seeds, why);
+  }, "lease campaign budgets from this Redis Cluster (any of its nodes; the others are learnt), instead of one "
+     "Redis ([rtb] redis: set one or the other)", true);
   config.add_int("rtb", "redis_lease_micros", 10'000'000, 1, std::int64_t{1} << 50,
-                 "with redis: micro-USD a shard leases per campaign at a time (asked again below half)");
+                 "with redis or redis_cluster: micro-USD a shard leases per campaign at a time (asked again below half)");
   config.add_choice("rtb", "caps", "local", {"local", "redis"},
                     "frequency caps: counted by each user's owner shard in this process (local), or shared "
                     "by the fleet through [rtb] redis with the owner's table as a cache (apps/rtb/redis_caps.h)");
@@ -833,8 +839,22 @@ bool configure(const Config& config, std::string* error) {
   c.fault_injection = config.boolean("fault_injection");
   c.cap_owner_delay_ms = config.integer("cap_owner_delay_ms");
   c.redis = config.text("redis");
+  const std::string& cluster = config.text("redis_cluster");
+  if (!c.redis.empty() && !cluster.empty()) {
+    *error = config.at("redis") + " and " + config.at("redis_cluster") +
+             ": [rtb] redis (one Redis) and redis_cluster (a Redis Cluster) are both set; keep the one the "
+             "fleet's budgets live in";
+    return false;
+  }
+  if (!cluster.empty()) {
+    c.lease.redis_kind = LeaseKeeper::Options::Redis::kCluster;
+    if (!LeaseKeeper::parse_seeds(cluster, &c.lease.redis, error)) return false;
+    c.redis = cluster;
+  } else if (!c.redis.empty()) {
+    c.lease.redis.resize(1);
+    if (!LeaseKeeper::parse_address(c.redis, &c.lease.redis[0], error)) return false;
+  }
   if (!c.redis.empty()) {
-    if (!LeaseKeeper::parse_address(c.redis, &c.lease.redis, error)) return false;
     c.lease.lease = config.integer("redis_lease_micros");
     char host[64] = "bidder";
     ::gethostname(host, sizeof host - 1);

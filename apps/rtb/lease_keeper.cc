@@ -9,6 +9,7 @@
 
 #include "net/io.h"
 #include "redis/budget_lease.h"
+#include "redis/cluster.h"
 #include "redis/connection.h"
 #include "runtime/clock.h"
 #include "shard/shard.h"
@@ -25,7 +26,51 @@ void LeaseMetrics::add(metrics::Registry& reg) {
   leased = reg.counter("rtb_redis_leased_micros", "Micro-USD leased from Redis into this shard's slices.");
   returned = reg.counter("rtb_redis_returned_micros", "Micro-USD given back to Redis (on SIGTERM).");
   latency = reg.histogram("rtb_redis_lease_call_seconds", "Latency of a budget lease call to Redis.");
+  lost = reg.gauge("rtb_redis_budgets_lost",
+                   "Campaigns this shard stopped leasing because Redis lost their budgets (the operator re-seeds them: "
+                   "apps/rtb/lease_keeper.h).");
 }
+
+// What a keeper asks of Redis, the same on one Redis and on a Redis Cluster (budget_lease.h's
+// steps, on the client the store was made with).
+class LeaseStore {
+ public:
+  virtual ~LeaseStore() = default;
+  virtual Task<int> open(std::string_view campaign, std::string_view holder, Micros total, bool* created) = 0;
+  virtual Task<int> check(std::string_view campaign, std::string_view holder) = 0;
+  virtual Task<int> lease(std::string_view campaign, std::string_view holder, Micros want, Micros* granted) = 0;
+  virtual Task<int> give_back(std::string_view campaign, std::string_view holder, Micros unspent,
+                              Micros* returned) = 0;
+  virtual const char* why() const = 0;
+};
+
+namespace {
+
+// The store on one client: redis::Connection (one Redis) or redis::Cluster.
+template <typename Client>
+class StoreOn final : public LeaseStore {
+ public:
+  explicit StoreOn(Client& c) : c_(c) {}
+  Task<int> open(std::string_view campaign, std::string_view holder, Micros total, bool* created) override {
+    co_return co_await leases_.open(c_, campaign, holder, total, created);
+  }
+  Task<int> check(std::string_view campaign, std::string_view holder) override {
+    co_return co_await leases_.check(c_, campaign, holder);
+  }
+  Task<int> lease(std::string_view campaign, std::string_view holder, Micros want, Micros* granted) override {
+    co_return co_await leases_.lease(c_, campaign, holder, want, granted);
+  }
+  Task<int> give_back(std::string_view campaign, std::string_view holder, Micros unspent, Micros* returned) override {
+    co_return co_await leases_.give_back(c_, campaign, holder, unspent, returned);
+  }
+  const char* why() const override { return leases_.why(); }
+
+ private:
+  Client& c_;
+  redis::BudgetLeases leases_;
+};
+
+}  // namespace
 
 bool LeaseKeeper::parse_address(std::string_view text, sockaddr_in* out, std::string* error) {
   std::size_t colon = text.rfind(':');
@@ -43,6 +88,28 @@ bool LeaseKeeper::parse_address(std::string_view text, sockaddr_in* out, std::st
     return false;
   }
   out->sin_port = htons(static_cast<std::uint16_t>(port));
+  return true;
+}
+
+bool LeaseKeeper::parse_seeds(std::string_view text, std::vector<sockaddr_in>* out, std::string* error) {
+  out->clear();
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    std::size_t comma = text.find(',', at);
+    std::string_view one = text.substr(at, comma == std::string_view::npos ? std::string_view::npos : comma - at);
+    sockaddr_in a;
+    std::string why;
+    if (!parse_address(one, &a, &why) || out->size() == redis::Cluster::kMaxNodes) {
+      *error = "[rtb] redis_cluster = \"" + std::string(text) + "\": must be host:port[,host:port...] (at most " +
+               std::to_string(redis::Cluster::kMaxNodes) +
+               " seeds, each an IPv4 address or localhost and a port, e.g. \"127.0.0.1:7000,127.0.0.1:7001\"), "
+               "or empty; \"" + std::string(one) + "\" is " + (out->size() == redis::Cluster::kMaxNodes ? "one too many" : "not one");
+      return false;
+    }
+    out->push_back(a);
+    if (comma == std::string_view::npos) break;
+    at = comma + 1;
+  }
   return true;
 }
 
@@ -72,14 +139,34 @@ Thread LeaseKeeper::main(LeaseKeeper* self) {
   co.call_timeout_ns = self->options_.call_timeout_ns;
   co.backoff_min_ns = 10'000'000;
   co.backoff_max_ns = 500'000'000;
-  redis::Connection c(co);
-  c.set_address(reinterpret_cast<const sockaddr*>(&self->options_.redis), sizeof self->options_.redis);
-  redis::BudgetLeases leases;
-  const LeaseMetrics* m = self->metrics_->on ? self->metrics_ : nullptr;
+  const std::vector<sockaddr_in>& nodes = self->options_.redis;
+  MNV_ASSERT(!nodes.empty());
+  // The one choice between the two: the client, and the store on it.
+  if (self->options_.redis_kind == Options::Redis::kCluster) {
+    redis::ClusterOptions opt;
+    opt.connection = co;
+    redis::Cluster cluster(opt);
+    for (const sockaddr_in& seed : nodes) cluster.add_seed(reinterpret_cast<const sockaddr*>(&seed), sizeof seed);
+    StoreOn<redis::Cluster> store(cluster);
+    co_await self->keep(store);
+  } else {
+    redis::Connection c(co);
+    c.set_address(reinterpret_cast<const sockaddr*>(&nodes[0]), sizeof nodes[0]);
+    StoreOn<redis::Connection> store(c);
+    co_await self->keep(store);
+  }
+  co_return;
+}
+
+Task<int> LeaseKeeper::keep(LeaseStore& store) {
+  const LeaseMetrics* m = metrics_->on ? metrics_ : nullptr;
   const metrics::ShardCells* cells = m != nullptr ? &Shard::current()->metrics() : nullptr;
   int last_error = 0;
+  std::int64_t lost = 0;
   // One call's bookkeeping: the up gauge, the counts and the latency; a new failure is logged.
+  // (ENODATA is an answer: Redis is up and says the campaign's budget is lost.)
   auto note = [&](int e, std::int64_t started) {
+    if (e == ENODATA) e = 0;
     if (cells != nullptr) {
       cells->add(e == 0 ? m->calls_ok : m->calls_failed);
       cells->set(m->up, e == 0 ? 1 : 0);
@@ -87,50 +174,84 @@ Thread LeaseKeeper::main(LeaseKeeper* self) {
     }
     if (e != 0 && e != last_error) {
       std::fprintf(stderr, "rtb: %s: budget leases: Redis: %s (campaigns bid on what they hold; retrying)\n",
-                   self->holder_.c_str(), leases.why()[0] != '\0' ? leases.why() : c.why());
+                   holder_.c_str(), store.why());
     } else if (e == 0 && last_error != 0) {
-      std::fprintf(stderr, "rtb: %s: budget leases: Redis answers again\n", self->holder_.c_str());
+      std::fprintf(stderr, "rtb: %s: budget leases: Redis answers again\n", holder_.c_str());
     }
     last_error = e;
   };
-  const Micros low = self->options_.lease / 2;
+  // A campaign found lost (or found again after the operator's re-seed).
+  auto set_lost = [&](Tracked& t, bool now_lost) {
+    if (t.lost == now_lost) return;
+    t.lost = now_lost;
+    lost += now_lost ? 1 : -1;
+    if (cells != nullptr) cells->set(m->lost, lost);
+    if (now_lost && !lost_logged_) {
+      lost_logged_ = true;
+      std::fprintf(stderr,
+                   "rtb: %s: budget leases: REDIS LOST THE BUDGETS (%s). No more leases for campaign %s nor any "
+                   "other found so (rtb_redis_budgets_lost); they bid what they hold, then no-bid (budget). "
+                   "The operator: for each campaign marked {budget:<id>}:lost in Redis, SET {budget:<id>}:left to "
+                   "what is left of its budget, then DEL {budget:<id>}:lost; the bidders lease again by "
+                   "themselves. Keep Redis's data across restarts (appendonly yes) so this does not happen.\n",
+                   holder_.c_str(), store.why(), t.id.c_str());
+    } else if (!now_lost) {
+      std::fprintf(stderr, "rtb: %s: budget leases: campaign %s: Redis holds its budget again (re-seeded): leasing\n",
+                   holder_.c_str(), t.id.c_str());
+    }
+  };
+  const Micros low = options_.lease / 2;
   Kernel* k = Kernel::current();
   while (!k->stopping()) {
     std::int64_t now = monotonic_ns();
-    for (Tracked& t : self->tracked_) {
+    for (Tracked& t : tracked_) {
       if (!t.opened) {
         bool created = false;
-        int e = co_await leases.open(c, t.id, t.total, &created);
+        int e = co_await store.open(t.id, holder_, t.total, &created);
         note(e, now);
-        if (e != 0) break;  // (Redis is away: the next tick tries again)
+        if (e != 0 && e != ENODATA) break;  // (Redis is away: the next tick tries again)
         t.opened = true;
+        t.check_at_ns = now + options_.check_ns;
+        set_lost(t, e == ENODATA);
+      } else if (t.check_at_ns <= now) {  // still there? (a Redis restarted empty, a re-seed)
+        std::int64_t started = monotonic_ns();
+        int e = co_await store.check(t.id, holder_);
+        note(e, started);
+        if (e != 0 && e != ENODATA) break;
+        t.check_at_ns = now + options_.check_ns;
+        set_lost(t, e == ENODATA);
       }
-      if (t.dry_until_ns > now || self->budget_->available(t.slot) >= low) continue;
+      if (t.lost || t.dry_until_ns > now || budget_->available(t.slot) >= low) continue;
       std::int64_t started = monotonic_ns();
-      std::int64_t granted = 0;
-      int e = co_await leases.lease(c, t.id, self->holder_, self->options_.lease, &granted);
+      Micros granted = 0;
+      int e = co_await store.lease(t.id, holder_, options_.lease, &granted);
       note(e, started);
+      if (e == ENODATA) {
+        set_lost(t, true);
+        continue;
+      }
       if (e != 0) break;
       if (granted > 0) {
-        self->budget_->deposit(t.slot, granted);
+        budget_->deposit(t.slot, granted);
         if (cells != nullptr) cells->add(m->leased, static_cast<std::uint64_t>(granted));
       } else {
         t.dry_until_ns = now + 1'000'000'000;
       }
     }
-    co_await sleep_until(monotonic_ns() + self->options_.tick_ns);
+    co_await sleep_until(monotonic_ns() + options_.tick_ns);
   }
-  // Stopping: give back what the slices have not reserved or spent.
-  for (Tracked& t : self->tracked_) {
-    if (!t.opened) continue;
-    Micros unspent = self->budget_->withdraw(t.slot);
+  // Stopping: give back what the slices have not reserved or spent (not to a lost budget: it
+  // would not take it).
+  for (Tracked& t : tracked_) {
+    if (!t.opened || t.lost) continue;
+    Micros unspent = budget_->withdraw(t.slot);
     std::int64_t started = monotonic_ns();
-    std::int64_t returned = 0;
-    int e = co_await leases.give_back(c, t.id, self->holder_, unspent, &returned);
+    Micros returned = 0;
+    int e = co_await store.give_back(t.id, holder_, unspent, &returned);
     note(e, started);
     if (e == 0 && cells != nullptr) cells->add(m->returned, static_cast<std::uint64_t>(returned));
   }
-  co_return;
+  co_return 0;
 }
 
 }  // namespace mnv::rtb
