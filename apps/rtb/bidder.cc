@@ -955,7 +955,7 @@ bool init_shard(Shard& shard, Server&, std::string* error) {
   s->caps->attach(shard);
   if (g_config.caps_redis) {
     auto rc = std::make_unique<RedisCaps>(
-        s->caps.get(), RedisCaps::Options{.redis = g_config.lease.redis, .max_slots = g_config.max_campaigns},
+        s->caps.get(), RedisCaps::Options{.redis = g_config.lease.redis[0], .max_slots = g_config.max_campaigns},
         &g_caps_metrics);
     s->redis_caps = rc.get();
     s->cap_keeper = std::move(rc);
