@@ -30,16 +30,6 @@ CAMPAIGNS="$root/apps/rtb/campaigns.toml"
 VIDEO="$root/apps/rtb/testdata/video.json"
 FLAGS=(--shards=2 --campaigns="$CAMPAIGNS" --hmac_key=caps-test-notice-key --caps=redis --shed_lag_ms=10000)
 fail=0
-check() {  # check WHAT CONDITION-AS-ARITHMETIC
-  if (( $2 )); then say "ok: $1"; else say "FAILED: $1 ($2)"; fail=1; fi
-}
-wait_for() {  # wait_for SECONDS 'SHELL CONDITION': until it holds (polls every 50 ms); 1 if it never does
-  local until=$((SECONDS + $1))
-  until eval "$2"; do
-    [ "$SECONDS" -lt "$until" ] || return 1
-    sleep 0.05
-  done
-}
 # bid N USER [nowin]: a video request for USER to bidder N; prints the campaign bid for ("" for
 # a 204) and, with a bid, sends its win notice to the bidder that made it (nowin: keeps its URL in
 # $FLEET_TMP/nurl for `win`). The request's time as curl measured it (connect to the last byte,
