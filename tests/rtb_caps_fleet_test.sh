@@ -19,14 +19,10 @@
 #     /healthz answers, a win is counted locally; Redis continued: new users bid again and
 #     rtb_caps_redis_up is back to 1 by itself.
 set -euo pipefail
-say() { printf 'rtb_caps_fleet_test: %s\n' "$*" >&2; }
 root="${TEST_SRCDIR:-}/${TEST_WORKSPACE:-}"
 [ -f "$root/tests/rtb_fleet_lib.sh" ] || root="$(cd "$(dirname "$0")/.." && pwd)"
-command -v redis-server >/dev/null || { say "redis-server is not installed (Debian redis-server)"; exit 1; }
-RTB_BIN="$root/apps/rtb/rtb"
 # shellcheck source=tests/rtb_fleet_lib.sh
 . "$root/tests/rtb_fleet_lib.sh"
-CAMPAIGNS="$root/apps/rtb/campaigns.toml"
 VIDEO="$root/apps/rtb/testdata/video.json"
 FLAGS=(--shards=2 --campaigns="$CAMPAIGNS" --hmac_key=caps-test-notice-key --caps=redis --shed_lag_ms=10000)
 fail=0

@@ -9,15 +9,10 @@
 # the budget (overspend bound 0) after both are SIGTERMed and give back. A malformed seed list,
 # and both [rtb] redis and redis_cluster, are config errors (exit 2) naming the knob.
 set -euo pipefail
-say() { printf 'rtb_fleet_cluster_test: %s\n' "$*" >&2; }
 root="${TEST_SRCDIR:-}/${TEST_WORKSPACE:-}"
 [ -f "$root/tests/rtb_fleet_lib.sh" ] || root="$(cd "$(dirname "$0")/.." && pwd)"
-command -v redis-server >/dev/null || { say "redis-server is not installed (Debian redis-server)"; exit 1; }
-RTB_BIN="$root/apps/rtb/rtb"
 # shellcheck source=tests/rtb_fleet_lib.sh
 . "$root/tests/rtb_fleet_lib.sh"
-LOAD="$root/perf/http_load"
-CAMPAIGNS="$root/apps/rtb/campaigns.toml"
 FLAGS=(--campaigns="$CAMPAIGNS" --hmac_key=fleet-test-notice-key --reservation_ms=300 --redis_lease_micros=100000)
 refused() {  # refused FLAG EXPECTED-TEXT: the bidder exits 2 naming it
   local rc=0 err

@@ -1,8 +1,12 @@
 # shellcheck shell=bash
 # tests/rtb_fleet_lib.sh — shell helpers for a bidder fleet sharing budgets through Redis
-# (apps/rtb/lease_keeper.h): tests/rtb_fleet_test.sh and tools/demo_fleet.sh source it after
-# defining `say`. Everything it starts lives under $FLEET_TMP (a fresh temporary directory) and
-# is stopped, by its pid, when the script exits.
+# (apps/rtb/lease_keeper.h): the tests/rtb_*fleet*_test.sh and tools/demo_fleet.sh source it.
+# Everything it starts lives under $FLEET_TMP (a fresh temporary directory) and is stopped, by
+# its pid, when the script exits.
+#
+# What a script may set before sourcing it, else defaulted here: `say` (a line on stderr, named
+# after the script), RTB_BIN, LOAD (perf/http_load) and CAMPAIGNS (apps/rtb/campaigns.toml), from
+# the tree or runfiles this file lies in. It exits 1 when redis-server is not installed.
 #
 #   fleet_start_redis                redis-server on a free loopback port, no persistence (unless
 #                                    REDIS_AOF=yes: an append-only file, fsync always), its own
@@ -37,7 +41,12 @@ fleet_cleanup() {
 trap fleet_cleanup EXIT
 trap 'exit 130' INT TERM
 
-RTB_BIN=${RTB_BIN:-}
+FLEET_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+declare -F say >/dev/null || say() { printf '%s: %s\n' "$(basename "$0" .sh)" "$*" >&2; }
+command -v redis-server >/dev/null || { say "redis-server is not installed (Debian redis-server: tools/mnv setup)"; exit 1; }
+RTB_BIN=${RTB_BIN:-$FLEET_ROOT/apps/rtb/rtb}
+LOAD=${LOAD:-$FLEET_ROOT/perf/http_load}
+CAMPAIGNS=${CAMPAIGNS:-$FLEET_ROOT/apps/rtb/campaigns.toml}
 fail=0
 check() {
   if (( $2 )); then say "ok: $1"; else say "FAILED: $1 ($2)"; fail=1; fi

@@ -10,15 +10,10 @@
 #  * the operator's re-seed (SET {budget:<id>}:left, DEL {budget:<id>}:lost) is picked up by the
 #    running bidders without a restart; SIGTERM: exit 0.
 set -euo pipefail
-say() { printf 'rtb_fleet_lost_test: %s\n' "$*" >&2; }
 root="${TEST_SRCDIR:-}/${TEST_WORKSPACE:-}"
 [ -f "$root/tests/rtb_fleet_lib.sh" ] || root="$(cd "$(dirname "$0")/.." && pwd)"
-command -v redis-server >/dev/null || { say "redis-server is not installed (Debian redis-server)"; exit 1; }
-RTB_BIN="$root/apps/rtb/rtb"
 # shellcheck source=tests/rtb_fleet_lib.sh
 . "$root/tests/rtb_fleet_lib.sh"
-LOAD="$root/perf/http_load"
-CAMPAIGNS="$root/apps/rtb/campaigns.toml"
 FLAGS=(--campaigns="$CAMPAIGNS" --hmac_key=fleet-test-notice-key --reservation_ms=300 --redis_lease_micros=50000)
 keys() { rcli --scan --pattern "{budget:*}:$1" | wc -l; }
 sum_all() {  # sum_all REGEX: over the bidders started

@@ -15,15 +15,10 @@
 # Short runs (a few thousand requests each, well under 60 s), not the issue's 1,000,000: the
 # budgets are small so that they run dry in that time.
 set -euo pipefail
-say() { printf 'rtb_fleet_test: %s\n' "$*" >&2; }
 root="${TEST_SRCDIR:-}/${TEST_WORKSPACE:-}"
 [ -f "$root/tests/rtb_fleet_lib.sh" ] || root="$(cd "$(dirname "$0")/.." && pwd)"
-command -v redis-server >/dev/null || { say "redis-server is not installed (Debian redis-server)"; exit 1; }
-RTB_BIN="$root/apps/rtb/rtb"
 # shellcheck source=tests/rtb_fleet_lib.sh
 . "$root/tests/rtb_fleet_lib.sh"
-LOAD="$root/perf/http_load"
-CAMPAIGNS="$root/apps/rtb/campaigns.toml"
 FLAGS=(--shards=2 --campaigns="$CAMPAIGNS" --hmac_key=fleet-test-notice-key --reservation_ms=300)
 load() {  # load N RATE SECONDS: http_load's OpenRTB mix against bidder N, notices for every bid
   "$LOAD" --port="${BIDDER_ADDR[$1]##*:}" --rtb_mix=2000 --seed="$1" --rate="$2" --duration_s="$3" --conns=0 \
