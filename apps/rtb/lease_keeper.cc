@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "apps/rtb/fleet_redis.h"
 #include "net/io.h"
 #include "redis/budget_lease.h"
 #include "redis/cluster.h"
@@ -134,11 +135,7 @@ bool LeaseKeeper::start(Kernel& kernel, std::string* error) {
 }
 
 Thread LeaseKeeper::main(LeaseKeeper* self) {
-  redis::ConnectionOptions co;
-  co.connect_timeout_ns = self->options_.call_timeout_ns;
-  co.call_timeout_ns = self->options_.call_timeout_ns;
-  co.backoff_min_ns = 10'000'000;
-  co.backoff_max_ns = 500'000'000;
+  const redis::ConnectionOptions co = fleet_connection_options(self->options_.call_timeout_ns);
   const std::vector<sockaddr_in>& nodes = self->options_.redis;
   MNV_ASSERT(!nodes.empty());
   // The one choice between the two: the client, and the store on it.

@@ -8,6 +8,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "apps/rtb/hex.h"
+
 namespace mnv::rtb {
 
 struct NoticeSigner::Keyed {
@@ -16,19 +18,9 @@ struct NoticeSigner::Keyed {
 
 namespace {
 
-constexpr char kHex[] = "0123456789abcdef";
-
 std::size_t put_u64(char* p, std::uint64_t v) {
   auto r = std::to_chars(p, p + 20, v);
   return static_cast<std::size_t>(r.ptr - p);
-}
-
-std::size_t put_hex64(char* p, std::uint64_t v) {
-  for (int i = 15; i >= 0; --i) {
-    p[i] = kHex[v & 15];
-    v >>= 4;
-  }
-  return 16;
 }
 
 bool get_u64(std::string_view s, std::uint64_t* v, int base = 10) {
@@ -101,8 +93,8 @@ std::size_t NoticeSigner::mac_hex(NoticeKind kind, const NoticeFields& f, char* 
   SHA256_Update(&c, digest, sizeof digest);
   SHA256_Final(digest, &c);
   for (std::size_t i = 0; i < kMacHex / 2; ++i) {
-    out[2 * i] = kHex[digest[i] >> 4];
-    out[2 * i + 1] = kHex[digest[i] & 15];
+    out[2 * i] = kHexDigits[digest[i] >> 4];
+    out[2 * i + 1] = kHexDigits[digest[i] & 15];
   }
   return kMacHex;
 }

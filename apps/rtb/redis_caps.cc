@@ -3,9 +3,12 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <span>
 #include <string_view>
 
+#include "apps/rtb/fleet_redis.h"
+#include "apps/rtb/hex.h"
 #include "mem/log.h"
 #include "redis/connection.h"
 #include "runtime/blocking_op.h"
@@ -140,10 +143,17 @@ RedisCaps::RedisCaps(FreqCaps* owner_side, const Options& options, const CapsMet
 RedisCaps::~RedisCaps() = default;
 
 std::size_t RedisCaps::write_key(std::uint64_t user, std::uint64_t campaign_key, char* out) {
-  int n = std::snprintf(out, kKeyLen, "cap:{%016llx}:%016llx", static_cast<unsigned long long>(user),
-                        static_cast<unsigned long long>(campaign_key));
-  MNV_ASSERT(n > 0 && static_cast<std::size_t>(n) < kKeyLen);
-  return static_cast<std::size_t>(n);
+  // "cap:{<user, 16 hex>}:<campaign, 16 hex>" (per check: no snprintf)
+  char* p = out;
+  std::memcpy(p, "cap:{", 5);
+  p += 5;
+  p += put_hex64(p, user);
+  std::memcpy(p, "}:", 2);
+  p += 2;
+  p += put_hex64(p, campaign_key);
+  *p = '\0';
+  MNV_ASSERT(static_cast<std::size_t>(p - out) < kKeyLen);
+  return static_cast<std::size_t>(p - out);
 }
 
 bool RedisCaps::start(Kernel& kernel, std::string* error) {
@@ -257,12 +267,7 @@ bool parse_count(const redis::Reply& r, std::uint32_t* out) {
 }  // namespace
 
 Thread RedisCaps::main(RedisCaps* self) {
-  redis::ConnectionOptions co;
-  co.connect_timeout_ns = self->options_.call_timeout_ns;
-  co.call_timeout_ns = self->options_.call_timeout_ns;
-  co.backoff_min_ns = 10'000'000;
-  co.backoff_max_ns = 500'000'000;
-  redis::Connection c(co);
+  redis::Connection c(fleet_connection_options(self->options_.call_timeout_ns));
   c.set_address(reinterpret_cast<const sockaddr*>(&self->options_.redis), sizeof self->options_.redis);
   const CapsMetrics* m = self->metrics_->on ? self->metrics_ : nullptr;
   const metrics::ShardCells* cells = m != nullptr ? &Shard::current()->metrics() : nullptr;
